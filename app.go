@@ -1,0 +1,217 @@
+package live
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/golivestream/live/ingest"
+	"github.com/golivestream/live/origin"
+)
+
+// Config configures an App.
+type Config struct {
+	// RTMPAddr is where publishers connect. Empty means ":1935".
+	RTMPAddr string
+	// HTTPAddr is where players connect. Empty means ":8080".
+	HTTPAddr string
+	// Demo publishes the bundled clip in a loop as stream DemoStream.
+	Demo bool
+	// Origin configures the origin; its Logger and Registerer are set by New.
+	Origin origin.Config
+	// ShutdownTimeout bounds the wait for HTTP requests in flight at
+	// shutdown. Zero means 10 s.
+	ShutdownTimeout time.Duration
+	// Logger receives everything the parts log. Nil means discard.
+	Logger *slog.Logger
+}
+
+// DemoStream is the name of the demo stream.
+const DemoStream = "demo"
+
+// App is the all-in-one server: RTMP ingest, packager and origin in one
+// process.
+type App struct {
+	cfg    Config
+	log    *slog.Logger
+	ingest *ingest.Server
+	origin *origin.Server
+	httpLn net.Listener
+	http   *http.Server
+}
+
+// New builds the parts and opens both listeners.
+func New(cfg Config) (*App, error) {
+	if cfg.RTMPAddr == "" {
+		cfg.RTMPAddr = ":1935"
+	}
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = ":8080"
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	ocfg := cfg.Origin
+	ocfg.Logger = cfg.Logger.With("part", "origin")
+	ocfg.Registerer = reg
+	org, err := origin.New(ocfg)
+	if err != nil {
+		return nil, err
+	}
+	in, err := ingest.New(ingest.Config{
+		Addr:    cfg.RTMPAddr,
+		Handler: handler{org},
+		Logger:  cfg.Logger.With("part", "ingest"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("listen http: %w", err), closeIngest(in))
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", org)
+	return &App{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		ingest: in,
+		origin: org,
+		httpLn: ln,
+		http: &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+		},
+	}, nil
+}
+
+// closeIngest releases an ingest server that will never Run.
+func closeIngest(in *ingest.Server) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return in.Run(ctx)
+}
+
+// handler adapts the origin to ingest.Handler.
+type handler struct{ o *origin.Server }
+
+func (h handler) Publish(name string, tracks []codecs.Codec) (ingest.Session, error) {
+	s, err := h.o.Publish(name, tracks)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// RTMPAddr returns the address publishers connect to.
+func (a *App) RTMPAddr() net.Addr { return a.ingest.Addr() }
+
+// HTTPAddr returns the address players connect to.
+func (a *App) HTTPAddr() net.Addr { return a.httpLn.Addr() }
+
+// Origin returns the origin, for status queries.
+func (a *App) Origin() *origin.Server { return a.origin }
+
+// Run serves until ctx is done, then shuts down gracefully: publishers are
+// disconnected (their streams end with EXT-X-ENDLIST), then HTTP requests
+// in flight are given ShutdownTimeout to finish.
+func (a *App) Run(ctx context.Context) error {
+	ingestCtx, stopIngest := context.WithCancel(context.Background())
+	defer stopIngest()
+	g, gctx := errgroup.WithContext(ctx)
+
+	g.Go(func() error { return a.ingest.Run(ingestCtx) })
+	g.Go(func() error {
+		if err := a.http.Serve(a.httpLn); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve http: %w", err)
+		}
+		return nil
+	})
+	if a.cfg.Demo {
+		g.Go(func() error { return a.runDemo(gctx) })
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		a.log.Info("shutting down")
+		stopIngest()
+		a.origin.Close()
+		sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+		defer cancel()
+		if err := a.http.Shutdown(sctx); err != nil {
+			a.http.Close()
+			return fmt.Errorf("http shutdown: %w", err)
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// runDemo publishes the bundled clip over RTMP to our own ingest, in a
+// loop, reconnecting after failures, until ctx is done.
+func (a *App) runDemo(ctx context.Context) error {
+	clip, err := ingest.LoadClip(DemoClip())
+	if err != nil {
+		return fmt.Errorf("demo clip: %w", err)
+	}
+	url := "rtmp://" + loopbackAddr(a.RTMPAddr()) + "/live/" + DemoStream
+	log := a.log.With("part", "demo")
+	for {
+		err := ingest.Publish(ctx, ingest.PublisherConfig{URL: url, Clip: clip, Logger: log})
+		if ctx.Err() != nil {
+			return nil
+		}
+		log.Warn("demo publisher stopped; restarting", "error", err)
+		t := time.NewTimer(time.Second)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// loopbackAddr turns a listening address into one we can dial: an
+// unspecified IP becomes 127.0.0.1.
+func loopbackAddr(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return addr.String()
+	}
+	host := "127.0.0.1"
+	if !tcp.IP.IsUnspecified() && tcp.IP != nil {
+		host = tcp.IP.String()
+	}
+	return net.JoinHostPort(host, strconv.Itoa(tcp.Port))
+}
+
+// URLs returns where to publish and where to play, for humans.
+func (a *App) URLs() (publish, play string) {
+	return "rtmp://" + loopbackAddr(a.RTMPAddr()) + "/live/{stream}",
+		"http://" + loopbackAddr(a.HTTPAddr()) + "/live/{stream}/index.m3u8 (HLS), /live/{stream}/manifest.mpd (DASH)"
+}

@@ -1,0 +1,56 @@
+// Command live is the all-in-one server: RTMP ingest, CMAF packager and
+// HLS/DASH origin in one process, with a demo stream.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/golivestream/live"
+	"github.com/golivestream/live/origin"
+)
+
+func main() {
+	rtmpAddr := flag.String("rtmp", ":1935", "RTMP listen address for publishers")
+	httpAddr := flag.String("http", ":8080", "HTTP listen address for players")
+	demo := flag.Bool("demo", true, "publish the bundled test clip in a loop as stream \"demo\"")
+	window := flag.Duration("window", 30*time.Second, "media described by playlists per rendition")
+	segment := flag.Duration("segment", time.Second, "target segment duration")
+	flag.Parse()
+
+	os.Exit(run(live.Config{
+		RTMPAddr: *rtmpAddr,
+		HTTPAddr: *httpAddr,
+		Demo:     *demo,
+		Origin:   origin.Config{Window: *window, SegmentDuration: *segment},
+	}))
+}
+
+func run(cfg live.Config) int {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	cfg.Logger = log
+	app, err := live.New(cfg)
+	if err != nil {
+		log.Error("start", "error", err)
+		return 1
+	}
+	publish, play := app.URLs()
+	fmt.Printf("publish: %s\nplay:    %s\n", publish, play)
+	if cfg.Demo {
+		fmt.Printf("demo:    http://%s/live/%s/index.m3u8\n", app.HTTPAddr(), live.DemoStream)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := app.Run(ctx); err != nil {
+		log.Error("run", "error", err)
+		return 1
+	}
+	return 0
+}

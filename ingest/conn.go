@@ -1,0 +1,231 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"regexp"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
+	"github.com/bluenviron/gortmplib"
+	"github.com/bluenviron/gortmplib/pkg/amf0"
+	rtmpcodecs "github.com/bluenviron/gortmplib/pkg/codecs"
+	"github.com/bluenviron/gortmplib/pkg/message"
+)
+
+// Errors a publisher can be refused with; the handler may return others.
+var (
+	ErrBadName          = errors.New("invalid stream name")
+	ErrStreamBusy       = errors.New("stream is already being published")
+	ErrUnsupportedCodec = errors.New("unsupported codec")
+	ErrPlayUnsupported  = errors.New("playback over RTMP is not supported: use HLS or DASH")
+)
+
+// validName is the shape of a stream name: it becomes a path segment of
+// every URL, so it is kept to a safe alphabet.
+var validName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// ParseStreamPath returns the stream name of an RTMP path "/{app}/{name}",
+// or ErrBadName.
+func ParseStreamPath(app, path string) (string, error) {
+	rest, ok := strings.CutPrefix(path, "/"+app+"/")
+	if !ok {
+		return "", fmt.Errorf("%w: publish to /%s/{name}, not %q", ErrBadName, app, path)
+	}
+	if !validName.MatchString(rest) {
+		return "", fmt.Errorf("%w: %q must match [A-Za-z0-9_-]{1,64}", ErrBadName, rest)
+	}
+	return rest, nil
+}
+
+// conn is one RTMP connection.
+type conn struct {
+	srv  *Server
+	nc   net.Conn
+	log  *slog.Logger
+	name string // set once reserved
+}
+
+func (c *conn) run() {
+	defer c.srv.release(c)
+	defer c.nc.Close()
+	defer func() {
+		// The RTMP and codec parsers are third-party code fed by the
+		// network: a bug there must cost this connection, not the process.
+		if p := recover(); p != nil {
+			c.log.Error("rtmp connection panicked", "panic", p, "stack", string(debug.Stack()))
+		}
+	}()
+
+	err := c.runInner()
+	switch {
+	case err == nil:
+		c.log.Info("rtmp publisher finished")
+	case c.name != "":
+		c.log.Info("rtmp publisher disconnected", "stream", c.name, "reason", err)
+	default:
+		c.log.Warn("rtmp connection refused", "reason", err)
+	}
+}
+
+func (c *conn) runInner() error {
+	timeout := c.srv.cfg.ReadTimeout
+	c.nc.SetDeadline(time.Now().Add(timeout))
+
+	sc := &gortmplib.ServerConn{RW: c.nc}
+	if err := sc.Initialize(); err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	if err := sc.Accept(); err != nil {
+		return fmt.Errorf("accept: %w", err)
+	}
+	if !sc.Publish {
+		return c.refuse(sc, "NetStream.Play.Failed", ErrPlayUnsupported)
+	}
+
+	name, err := ParseStreamPath(c.srv.cfg.App, sc.URL.Path)
+	if err != nil {
+		return c.refuse(sc, "NetStream.Publish.BadName", err)
+	}
+	if !c.srv.reserve(name, c) {
+		return c.refuse(sc, "NetStream.Publish.BadName", fmt.Errorf("%w: %s", ErrStreamBusy, name))
+	}
+	c.name = name
+	c.log = c.log.With("stream", name)
+	c.log.Info("rtmp publisher connected")
+
+	r := &gortmplib.Reader{Conn: sc}
+	if err := r.Initialize(); err != nil {
+		return fmt.Errorf("read tracks: %w", err)
+	}
+
+	tracks, err := convertTracks(r.Tracks())
+	if err != nil {
+		return c.refuse(sc, "NetStream.Publish.Rejected", err)
+	}
+	sess, err := c.srv.cfg.Handler.Publish(name, tracks)
+	if err != nil {
+		return c.refuse(sc, "NetStream.Publish.Rejected", err)
+	}
+	defer sess.Close()
+
+	// The reader calls these from r.Read, on this goroutine. A callback
+	// cannot return an error, so the first one is kept and ends the loop.
+	var writeErr error
+	for i, t := range r.Tracks() {
+		switch t.Codec.(type) {
+		case *rtmpcodecs.H264:
+			r.OnDataH264(t, func(pts, dts time.Duration, au [][]byte) {
+				if writeErr == nil {
+					writeErr = sess.WriteVideo(i, pts, dts, au)
+				}
+			})
+		case *rtmpcodecs.H265:
+			r.OnDataH265(t, func(pts, dts time.Duration, au [][]byte) {
+				if writeErr == nil {
+					writeErr = sess.WriteVideo(i, pts, dts, au)
+				}
+			})
+		case *rtmpcodecs.MPEG4Audio:
+			r.OnDataMPEG4Audio(t, func(pts time.Duration, au []byte) {
+				if writeErr == nil {
+					writeErr = sess.WriteAudio(i, pts, au)
+				}
+			})
+		}
+	}
+
+	for {
+		// Both directions: reading also writes acknowledgements.
+		c.nc.SetDeadline(time.Now().Add(timeout))
+		if err := r.Read(); err != nil {
+			return fmt.Errorf("read: %w", err)
+		}
+		if writeErr != nil {
+			return c.refuse(sc, "NetStream.Publish.Failed", writeErr)
+		}
+	}
+}
+
+// refuse tells the publisher why it is being dropped, with an onStatus
+// error that ffmpeg and OBS print, and returns the reason.
+func (c *conn) refuse(sc *gortmplib.ServerConn, code string, reason error) error {
+	c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.ReadTimeout))
+	werr := sc.Write(&message.CommandAMF0{
+		ChunkStreamID:   5,
+		MessageStreamID: 0x1000000,
+		Name:            "onStatus",
+		Arguments: []any{
+			nil,
+			amf0.Object{
+				{Key: "level", Value: "error"},
+				{Key: "code", Value: code},
+				{Key: "description", Value: reason.Error()},
+			},
+		},
+	})
+	if werr != nil {
+		return fmt.Errorf("%w (telling the publisher failed: %v)", reason, werr)
+	}
+	return reason
+}
+
+// convertTracks maps the announced tracks to the codecs we package: exactly
+// one track of H.264 or H.265 video and at most one of AAC audio, or the
+// other way round with audio only.
+func convertTracks(in []*gortmplib.Track) ([]codecs.Codec, error) {
+	var out []codecs.Codec
+	var video, audio int
+	for _, t := range in {
+		if t == nil || t.Codec == nil {
+			return nil, fmt.Errorf("%w: a track was announced without its configuration", ErrUnsupportedCodec)
+		}
+		switch c := t.Codec.(type) {
+		case *rtmpcodecs.H264:
+			video++
+			out = append(out, &codecs.H264{SPS: c.SPS, PPS: c.PPS})
+		case *rtmpcodecs.H265:
+			video++
+			out = append(out, &codecs.H265{VPS: c.VPS, SPS: c.SPS, PPS: c.PPS})
+		case *rtmpcodecs.MPEG4Audio:
+			if c.Config == nil {
+				return nil, fmt.Errorf("%w: AAC track without AudioSpecificConfig", ErrUnsupportedCodec)
+			}
+			audio++
+			out = append(out, &codecs.MPEG4Audio{Config: *c.Config})
+		default:
+			return nil, fmt.Errorf("%w: %s (supported: H.264, H.265, AAC)", ErrUnsupportedCodec, codecName(t.Codec))
+		}
+	}
+	if video > 1 || audio > 1 {
+		return nil, fmt.Errorf("%w: %d video and %d audio tracks (at most one of each)", ErrUnsupportedCodec, video, audio)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: no tracks", ErrUnsupportedCodec)
+	}
+	return out, nil
+}
+
+func codecName(c rtmpcodecs.Codec) string {
+	switch c.(type) {
+	case *rtmpcodecs.AV1:
+		return "AV1"
+	case *rtmpcodecs.VP9:
+		return "VP9"
+	case *rtmpcodecs.Opus:
+		return "Opus"
+	case *rtmpcodecs.MPEG1Audio:
+		return "MP3"
+	case *rtmpcodecs.AC3:
+		return "AC-3"
+	case *rtmpcodecs.G711:
+		return "G.711"
+	case *rtmpcodecs.LPCM:
+		return "LPCM"
+	}
+	return fmt.Sprintf("%T", c)
+}

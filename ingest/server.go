@@ -1,0 +1,185 @@
+// Package ingest is the RTMP side of the server: it accepts publishers on
+// rtmp://HOST:PORT/live/{stream}, checks what they send, and hands their
+// access units to a Handler. It also holds a publisher (Publish) that pushes
+// a file over RTMP, used by the demo stream, by tests and by load generators.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
+)
+
+// Handler receives the streams that publishers push. It is declared here, by
+// its consumer; the origin implements it.
+type Handler interface {
+	// Publish is called once a publisher has announced its tracks (in the
+	// order video, audio). A non-nil error refuses the stream: its text is
+	// sent to the publisher.
+	Publish(name string, tracks []codecs.Codec) (Session, error)
+}
+
+// Session receives one publisher's access units. Its methods are called from
+// one goroutine; track indexes refer to the slice given to Publish.
+type Session interface {
+	// WriteVideo adds a video access unit (NAL units without prefixes).
+	WriteVideo(track int, pts, dts time.Duration, au [][]byte) error
+	// WriteAudio adds an audio access unit.
+	WriteAudio(track int, pts time.Duration, au []byte) error
+	// Close ends the stream: the publisher has gone.
+	Close()
+}
+
+// Config configures a Server.
+type Config struct {
+	// Addr is the TCP address to listen on. Empty means ":1935".
+	Addr string
+	// Listener, when not nil, is used instead of listening on Addr.
+	Listener net.Listener
+	// Handler receives published streams. Required.
+	Handler Handler
+	// App is the RTMP application publishers must use. Empty means "live".
+	App string
+	// MaxConns bounds concurrent RTMP connections. Zero means 1000.
+	MaxConns int
+	// ReadTimeout bounds the wait for the next message from a publisher (and
+	// for the handshake). Zero means 10 s.
+	ReadTimeout time.Duration
+	// Logger receives connection events. Nil means discard.
+	Logger *slog.Logger
+}
+
+// Server is an RTMP server accepting publishers. It is safe for concurrent use.
+type Server struct {
+	cfg Config
+	ln  net.Listener
+	log *slog.Logger
+
+	mu sync.Mutex
+	// active maps stream names to the connection publishing them; guarded by mu.
+	active map[string]*conn
+	// conns holds every open connection, so Run can close them; guarded by mu.
+	conns map[*conn]struct{}
+
+	wg sync.WaitGroup // connection goroutines
+}
+
+// New validates cfg and starts listening; Run serves.
+func New(cfg Config) (*Server, error) {
+	if cfg.Handler == nil {
+		return nil, errors.New("ingest: Handler is required")
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = ":1935"
+	}
+	if cfg.App == "" {
+		cfg.App = "live"
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 1000
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	ln := cfg.Listener
+	if ln == nil {
+		var err error
+		ln, err = net.Listen("tcp", cfg.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("ingest: listen: %w", err)
+		}
+	}
+	return &Server{
+		cfg:    cfg,
+		ln:     ln,
+		log:    cfg.Logger,
+		active: make(map[string]*conn),
+		conns:  make(map[*conn]struct{}),
+	}, nil
+}
+
+// Addr returns the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Run accepts connections until ctx is done, then closes every connection
+// (ending their streams cleanly) and waits for them.
+func (s *Server) Run(ctx context.Context) error {
+	stop := make(chan struct{})
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		select {
+		case <-ctx.Done():
+		case <-stop:
+		}
+		s.ln.Close()
+	}()
+
+	var err error
+	for {
+		var nc net.Conn
+		nc, err = s.ln.Accept()
+		if err != nil {
+			break
+		}
+		c := &conn{srv: s, nc: nc, log: s.log.With("remote", nc.RemoteAddr().String())}
+		s.mu.Lock()
+		if len(s.conns) >= s.cfg.MaxConns {
+			s.mu.Unlock()
+			s.log.Warn("rtmp connection refused: too many connections", "remote", nc.RemoteAddr().String(), "max", s.cfg.MaxConns)
+			nc.Close()
+			continue
+		}
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			c.run()
+		}()
+	}
+	close(stop)
+
+	s.mu.Lock()
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+
+	if ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("ingest: accept: %w", err)
+}
+
+// reserve claims name for c; it fails when another connection publishes it.
+func (s *Server) reserve(name string, c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, busy := s.active[name]; busy {
+		return false
+	}
+	s.active[name] = c
+	return true
+}
+
+// release forgets c and the name it held.
+func (s *Server) release(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.name != "" && s.active[c.name] == c {
+		delete(s.active, c.name)
+	}
+	delete(s.conns, c)
+}

@@ -1,0 +1,89 @@
+package origin
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+)
+
+// StreamInfo is one stream as GET /api/streams describes it.
+type StreamInfo struct {
+	Name    string  `json:"name"`
+	Live    bool    `json:"live"`
+	Started string  `json:"started"` // RFC 3339, when the current publisher started
+	Uptime  float64 `json:"uptime_seconds"`
+	// HLS and DASH are the manifest paths, relative to the server root.
+	HLS        string          `json:"hls"`
+	DASH       string          `json:"dash"`
+	Renditions []RenditionInfo `json:"renditions"`
+}
+
+// RenditionInfo is one rendition of a stream, measured over its window.
+type RenditionInfo struct {
+	ID         string  `json:"id"`
+	Type       string  `json:"type"` // "video" or "audio"
+	Codec      string  `json:"codec"`
+	Width      int     `json:"width,omitempty"`
+	Height     int     `json:"height,omitempty"`
+	FPS        float64 `json:"fps,omitempty"`
+	SampleRate int     `json:"sample_rate,omitempty"`
+	Channels   int     `json:"channels,omitempty"`
+	Bitrate    int     `json:"bitrate"`      // average bits per second
+	PeakRate   int     `json:"peak_bitrate"` // highest segment bits per second
+	Segments   int     `json:"segments"`     // listed in the playlists
+	LastNumber *uint64 `json:"last_segment,omitempty"`
+}
+
+// Streams describes every stream the origin holds, live or lingering.
+func (s *Server) Streams() []StreamInfo {
+	now := time.Now()
+	var out []StreamInfo
+	for _, st := range s.list() {
+		st.mu.Lock()
+		started := st.sessionStart
+		st.mu.Unlock()
+		sn := st.snap.Load()
+		si := StreamInfo{
+			Name:       st.name,
+			Live:       !sn.ended,
+			Started:    started.UTC().Format(time.RFC3339),
+			HLS:        "/live/" + st.name + "/index.m3u8",
+			DASH:       "/live/" + st.name + "/manifest.mpd",
+			Renditions: []RenditionInfo{},
+		}
+		if !sn.ended {
+			si.Uptime = now.Sub(started).Seconds()
+		}
+		for _, r := range sn.renditions {
+			ms := measure(r)
+			ri := RenditionInfo{
+				ID: r.id, Type: kindOf(r.id), Codec: r.info.Codec,
+				Bitrate: ms.average, PeakRate: ms.peak, Segments: ms.segments,
+			}
+			if r.info.Video {
+				ri.Width, ri.Height, ri.FPS = r.info.Width, r.info.Height, ms.fps
+			} else {
+				ri.SampleRate, ri.Channels = r.info.SampleRate, r.info.Channels
+			}
+			if n := len(r.entries); n > 0 {
+				last := r.entries[n-1].seg.Number
+				ri.LastNumber = &last
+			}
+			si.Renditions = append(si.Renditions, ri)
+		}
+		out = append(out, si)
+	}
+	return out
+}
+
+func (s *Server) serveStreams(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	streams := s.Streams()
+	if streams == nil {
+		streams = []StreamInfo{}
+	}
+	json.NewEncoder(w).Encode(struct {
+		Streams []StreamInfo `json:"streams"`
+	}{streams})
+}

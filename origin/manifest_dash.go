@@ -1,0 +1,154 @@
+package origin
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/Eyevinn/dash-mpd/mpd"
+
+	"github.com/golivestream/live/packager"
+)
+
+// TimePath is where the origin serves its clock, named by the MPD's
+// UTCTiming element.
+const TimePath = "/time"
+
+// buildMPD renders the stream's dynamic MPD (ISO/IEC 23009-1, DASH-IF live
+// profile): one Period, one AdaptationSet per media type, SegmentTemplate
+// with $Number$ and a SegmentTimeline per Representation, addressing the
+// same files as the HLS playlists.
+func buildMPD(st *stream, snap *snapshot, cfg Config, now time.Time) ([]byte, error) {
+	dynamic := "dynamic"
+	m := &mpd.MPD{
+		XMLNs:                 "urn:mpeg:dash:schema:mpd:2011",
+		Profiles:              mpd.ListOfProfilesType(mpd.PROFILE_LIVE),
+		Type:                  &dynamic,
+		AvailabilityStartTime: mpd.DateTime(st.ast.UTC().Format("2006-01-02T15:04:05.000Z")),
+		PublishTime:           mpd.DateTime(now.UTC().Format("2006-01-02T15:04:05.000Z")),
+		MinBufferTime:         durPtr(2 * cfg.SegmentDuration),
+		TimeShiftBufferDepth:  durPtr(cfg.Window),
+		// A player starts this far behind the live edge: three segments.
+		SuggestedPresentationDelay: durPtr(3 * cfg.SegmentDuration),
+		// DASH-IF IOP 4.7: players synchronise their clock with ours.
+		UTCTimings: []*mpd.DescriptorType{
+			mpd.NewDescriptor("urn:mpeg:dash:utc:http-iso:2014", TimePath, ""),
+		},
+	}
+	var maxSeg time.Duration
+	if snap.ended {
+		// ISO/IEC 23009-1 5.4: with no minimumUpdatePeriod the MPD does not
+		// change any more; mediaPresentationDuration ends the presentation.
+		m.MediaPresentationDuration = durPtr(snap.end())
+	} else {
+		m.MinimumUpdatePeriod = durPtr(cfg.SegmentDuration)
+	}
+
+	period := &mpd.Period{Id: "0", Start: durPtr(0)}
+	m.Periods = []*mpd.Period{period}
+	var video, audio *mpd.AdaptationSetType
+	for _, r := range snap.renditions {
+		listed := r.listed()
+		ms := measure(r)
+		rep := &mpd.RepresentationType{
+			Id:        r.id,
+			Bandwidth: uint32(min(ms.peak, 1<<32-1)),
+		}
+		rep.Codecs = r.info.Codec
+		rep.SegmentTemplate = segmentTemplate(st, r, listed)
+		for _, e := range listed {
+			maxSeg = max(maxSeg, packager.Duration(e.seg.Duration, e.seg.Timescale))
+		}
+		if r.info.Video {
+			rep.Width, rep.Height = uint32(r.info.Width), uint32(r.info.Height)
+			if ms.fps > 0 {
+				rep.FrameRate = frameRate(ms.fps)
+			}
+			if video == nil {
+				video = adaptationSet(uint32(len(period.AdaptationSets)), "video", typeMP4)
+				period.AdaptationSets = append(period.AdaptationSets, video)
+			}
+			video.Representations = append(video.Representations, rep)
+			continue
+		}
+		sr := mpd.UIntVectorType(strconv.Itoa(r.info.SampleRate))
+		rep.AudioSamplingRate = &sr
+		rep.AudioChannelConfigurations = []*mpd.DescriptorType{
+			mpd.NewDescriptor("urn:mpeg:dash:23003:3:audio_channel_configuration:2011", strconv.Itoa(r.info.Channels), ""),
+		}
+		if audio == nil {
+			audio = adaptationSet(uint32(len(period.AdaptationSets)), "audio", typeM4A)
+			audio.Lang = "und"
+			period.AdaptationSets = append(period.AdaptationSets, audio)
+		}
+		audio.Representations = append(audio.Representations, rep)
+	}
+	m.MaxSegmentDuration = durPtr(maxSeg)
+
+	var buf bytes.Buffer
+	if _, err := m.Write(&buf, "  ", true); err != nil {
+		return nil, fmt.Errorf("write MPD: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func adaptationSet(id uint32, contentType, mimeType string) *mpd.AdaptationSetType {
+	as := &mpd.AdaptationSetType{
+		Id:               &id,
+		ContentType:      mpd.RFC6838ContentTypeType(contentType),
+		SegmentAlignment: true,
+	}
+	as.MimeType = mimeType
+	as.StartWithSAP = 1
+	return as
+}
+
+// segmentTemplate describes r's listed segments: $Number$ addressing (the
+// same file names as HLS) with an explicit SegmentTimeline, runs of equal
+// durations folded with @r.
+func segmentTemplate(st *stream, r *rendition, listed []*entry) *mpd.SegmentTemplateType {
+	ts := r.info.Timescale
+	start := uint32(listed[0].seg.Number)
+	tpl := &mpd.SegmentTemplateType{
+		Initialization: st.epoch + "/$RepresentationID$/init.mp4",
+		Media:          st.epoch + "/$RepresentationID$/$Number$.m4s",
+	}
+	tpl.Timescale = &ts
+	tpl.StartNumber = &start
+	tl := &mpd.SegmentTimelineType{}
+	var last *mpd.S
+	var lastEnd int64 = -1
+	for _, e := range listed {
+		d := uint64(e.seg.Duration)
+		if last != nil && last.D == d && e.seg.Start == lastEnd {
+			last.R++
+		} else {
+			t := uint64(e.seg.Start)
+			last = &mpd.S{T: &t, D: d}
+			tl.S = append(tl.S, last)
+		}
+		lastEnd = e.end()
+	}
+	tpl.SegmentTimeline = tl
+	return tpl
+}
+
+// frameRate renders fps as an MPD frameRate: an integer, or N/1001 for the
+// NTSC rates, or a millihertz fraction.
+func frameRate(fps float64) mpd.FrameRateType {
+	if fps == float64(int(fps)) {
+		return mpd.FrameRateType(strconv.Itoa(int(fps)))
+	}
+	for _, base := range []int{24, 30, 60} {
+		if ntsc := float64(base*1000) / 1001; fps > ntsc-0.01 && fps < ntsc+0.01 {
+			return mpd.FrameRateType(fmt.Sprintf("%d/1001", base*1000))
+		}
+	}
+	return mpd.FrameRateType(fmt.Sprintf("%d/1000", int(fps*1000+0.5)))
+}
+
+func durPtr(d time.Duration) *mpd.Duration {
+	v := mpd.Duration(d)
+	return &v
+}

@@ -1,0 +1,168 @@
+package origin
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/Eyevinn/dash-mpd/mpd"
+	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
+
+	"github.com/golivestream/live/packager"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
+
+// goldenDir holds the playlists and MPDs the builders must produce.
+const goldenDir = "../testdata/golden"
+
+// fixture builds a stream snapshot by hand: a video rendition with 1-s
+// segments (one of them after a reconnect) and an audio rendition.
+func fixture(window time.Duration, ended bool) (*stream, *snapshot, Config) {
+	ast := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	st := &stream{name: "cam1", epoch: "mf0epoch", ast: ast}
+	cfg := Config{Window: window, SegmentDuration: time.Second}
+
+	video := &rendition{id: "v0", targetDuration: 1, info: packager.Info{
+		Codec: "avc1.64001e", Video: true, Width: 640, Height: 360, Timescale: 90000,
+	}}
+	audio := &rendition{id: "a0", targetDuration: 1, info: packager.Info{
+		Codec: "mp4a.40.2", SampleRate: 48000, Channels: 2, Timescale: 48000,
+	}}
+	s := &Server{cfg: cfg}
+	vstart, astart := int64(0), int64(0)
+	for n := uint64(0); n < 8; n++ {
+		vdur, adur := int64(90000), int64(48*1024)
+		disc := n == 6
+		if disc { // a publisher reconnected 2.5 s later
+			vstart += 225000
+			astart += 120000
+		}
+		video.entries = s.slide(video, &entry{seg: &packager.Segment{
+			Number: n, Start: vstart, Duration: vdur, Timescale: 90000,
+			Data: make([]byte, 100000+int(n)*1000), Samples: 30,
+		}, disc: disc, listed: true})
+		audio.entries = s.slide(audio, &entry{seg: &packager.Segment{
+			Number: n, Start: astart, Duration: adur, Timescale: 48000,
+			Data: make([]byte, 16000), Samples: 48,
+		}, disc: disc, listed: true})
+		video.next, audio.next = n+1, n+1
+		vstart += vdur
+		astart += adur
+	}
+	snap := &snapshot{renditions: []*rendition{video, audio}, ended: ended}
+	for _, r := range snap.renditions {
+		r.playlist = newObject(mediaPlaylist(st, r, ended), typeM3U8, ast, false)
+	}
+	return st, snap, cfg
+}
+
+func TestManifestsGolden(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		window time.Duration
+		ended  bool
+	}{
+		{"live", 30 * time.Second, false},
+		{"sliding", 4 * time.Second, false},
+		{"ended", 30 * time.Second, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, snap, cfg := fixture(tc.window, tc.ended)
+			now := st.ast.Add(10 * time.Second)
+			mpdBody, err := buildMPD(st, snap, cfg, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files := map[string][]byte{
+				tc.name + "_index.m3u8":   multivariantPlaylist(st, snap),
+				tc.name + "_v0.m3u8":      snap.rendition("v0").playlist.body,
+				tc.name + "_a0.m3u8":      snap.rendition("a0").playlist.body,
+				tc.name + "_manifest.mpd": mpdBody,
+			}
+			for name, got := range files {
+				checkGolden(t, name, got)
+			}
+
+			// Parse back with the real libraries.
+			var mv playlist.Multivariant
+			if err := mv.Unmarshal(files[tc.name+"_index.m3u8"]); err != nil {
+				t.Fatalf("multivariant: %v", err)
+			}
+			if len(mv.Variants) != 1 || mv.Variants[0].Audio != "audio" || mv.Variants[0].Resolution != "640x360" {
+				t.Errorf("variants = %+v", mv.Variants)
+			}
+			var media playlist.Media
+			if err := media.Unmarshal(files[tc.name+"_v0.m3u8"]); err != nil {
+				t.Fatalf("media: %v", err)
+			}
+			if media.Endlist != tc.ended {
+				t.Errorf("endlist = %v, want %v", media.Endlist, tc.ended)
+			}
+			m, err := mpd.ReadFromString(string(mpdBody))
+			if err != nil {
+				t.Fatalf("mpd: %v", err)
+			}
+			if got := len(m.Periods[0].AdaptationSets); got != 2 {
+				t.Errorf("%d adaptation sets, want 2", got)
+			}
+			if tc.ended != (m.MinimumUpdatePeriod == nil) {
+				t.Errorf("minimumUpdatePeriod = %v with ended = %v", m.MinimumUpdatePeriod, tc.ended)
+			}
+		})
+	}
+}
+
+// TestSlidingWindow checks the listing and retention rules on the fixture
+// with a 4-s window. The window is media time: the stream ends at 10.5 s
+// (8 segments and a 2.5-s gap before segment 6), so segments starting at
+// 6.5 s or later are listed (6 and 7), and those ending after 1.5 s
+// (Window + one segment earlier) are kept.
+func TestSlidingWindow(t *testing.T) {
+	_, snap, _ := fixture(4*time.Second, false)
+	v := snap.rendition("v0")
+	listed := v.listed()
+	if len(listed) != 2 || listed[0].seg.Number != 6 {
+		t.Fatalf("listed %d segments from %d, want 2 from 6", len(listed), listed[0].seg.Number)
+	}
+	if first := v.entries[0].seg.Number; first != 1 {
+		t.Errorf("retained from %d, want 1", first)
+	}
+	if v.discSeq != 0 {
+		t.Errorf("discSeq = %d; the discontinuity is still listed", v.discSeq)
+	}
+	for _, n := range []uint64{1, 3, 7} {
+		if e := v.find(n); e == nil || e.seg.Number != n {
+			t.Errorf("find(%d) = %v", n, e)
+		}
+	}
+	for _, n := range []uint64{0, 8} {
+		if e := v.find(n); e != nil {
+			t.Errorf("find(%d) = %v, want nil", n, e)
+		}
+	}
+}
+
+func checkGolden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join(goldenDir, name)
+	if *update {
+		if err := os.MkdirAll(goldenDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./origin -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file:\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}

@@ -1,0 +1,66 @@
+package origin
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the origin's Prometheus collectors.
+type metrics struct {
+	publishes    prometheus.Counter
+	segments     *prometheus.CounterVec
+	segmentBytes *prometheus.CounterVec
+	availability prometheus.Histogram
+	requests     *prometheus.CounterVec
+	bytesServed  *prometheus.CounterVec
+	held         prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		publishes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "live_origin_publishes_total",
+			Help: "Publisher sessions accepted.",
+		}),
+		segments: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "live_origin_segments_total",
+			Help: "Media segments packaged, by kind.",
+		}, []string{"kind"}),
+		segmentBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "live_origin_segment_bytes_total",
+			Help: "Bytes of media segments packaged, by kind.",
+		}, []string{"kind"}),
+		availability: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "live_origin_segment_availability_seconds",
+			Help:    "Time from the arrival at ingest of the access unit that closes a segment to the segment being listed in the playlists.",
+			Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25},
+		}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "live_origin_requests_total",
+			Help: "HTTP requests answered, by object class and status.",
+		}, []string{"class", "code"}),
+		bytesServed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "live_origin_bytes_served_total",
+			Help: "Body bytes served, by object class.",
+		}, []string{"class"}),
+		held: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "live_origin_held_requests",
+			Help: "Requests waiting for a segment or playlist that is not produced yet.",
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.publishes, m.segments, m.segmentBytes, m.availability, m.requests, m.bytesServed, m.held} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				return nil, fmt.Errorf("register metrics: %w (one origin per registry)", err)
+			}
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,160 @@
+package origin
+
+import (
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
+
+	"github.com/golivestream/live/packager"
+)
+
+// hlsVersion is the EXT-X-VERSION of our playlists: 7 for EXT-X-MAP in
+// playlists without I-frames only (RFC 8216bis section 8).
+const hlsVersion = 7
+
+// stats are a rendition's figures measured over its listed segments.
+type stats struct {
+	peak, average int     // bits per second
+	fps           float64 // video only
+	segments      int
+}
+
+// measure computes r's stats from what was packaged.
+func measure(r *rendition) stats {
+	var st stats
+	var bytes, ticks int64
+	var samples int
+	for _, e := range r.listed() {
+		st.segments++
+		bytes += int64(len(e.seg.Data))
+		ticks += e.seg.Duration
+		samples += e.seg.Samples
+		if e.seg.Duration > 0 {
+			bps := float64(len(e.seg.Data)) * 8 * float64(e.seg.Timescale) / float64(e.seg.Duration)
+			st.peak = max(st.peak, int(math.Ceil(bps)))
+		}
+	}
+	if ticks > 0 {
+		secs := float64(ticks) / float64(r.info.Timescale)
+		st.average = int(math.Ceil(float64(bytes) * 8 / secs))
+		if r.info.Video {
+			st.fps = math.Round(float64(samples)/secs*1000) / 1000
+		}
+	}
+	return st
+}
+
+// segmentPath is the URI of segment n relative to the rendition directory.
+func segmentPath(n uint64) string { return strconv.FormatUint(n, 10) + ".m4s" }
+
+// mediaPlaylist renders r's media playlist.
+func mediaPlaylist(st *stream, r *rendition, ended bool) []byte {
+	listed := r.listed()
+	pl := playlist.Media{
+		Version:             hlsVersion,
+		IndependentSegments: true,
+		TargetDuration:      r.targetDuration,
+		MediaSequence:       int(listed[0].seg.Number),
+		Map:                 &playlist.MediaMap{URI: "init.mp4"},
+		Endlist:             ended,
+	}
+	if r.discSeq > 0 || hasDisc(listed) {
+		ds := r.discSeq
+		pl.DiscontinuitySequence = &ds
+	}
+	for _, e := range listed {
+		// RFC 8216bis 4.4.4.6: EXT-X-PROGRAM-DATE-TIME maps the segment's
+		// first sample to the wall clock; ours is the availability start
+		// time plus its position on the stream timeline.
+		pdt := st.ast.Add(packager.Duration(e.seg.Start, e.seg.Timescale)).UTC()
+		pl.Segments = append(pl.Segments, &playlist.MediaSegment{
+			Duration:      packager.Duration(e.seg.Duration, e.seg.Timescale),
+			URI:           segmentPath(e.seg.Number),
+			Discontinuity: e.disc,
+			DateTime:      &pdt,
+		})
+	}
+	b, _ := pl.Marshal() // Marshal of a filled-in Media cannot fail
+	return b
+}
+
+func hasDisc(es []*entry) bool {
+	for _, e := range es {
+		if e.disc {
+			return true
+		}
+	}
+	return false
+}
+
+// multivariantPlaylist renders the stream's multivariant playlist: one
+// variant per video rendition, audio in an EXT-X-MEDIA group (RFC 8216bis
+// 4.4.6.1), or a single audio-only variant.
+func multivariantPlaylist(st *stream, snap *snapshot) []byte {
+	pl := playlist.Multivariant{Version: hlsVersion, IndependentSegments: true}
+	var audio *rendition
+	for _, r := range snap.renditions {
+		if !r.info.Video {
+			audio = r
+			break
+		}
+	}
+	var audioStats stats
+	if audio != nil {
+		audioStats = measure(audio)
+		channels := strconv.Itoa(max(audio.info.Channels, 1))
+		uri := st.epoch + "/" + audio.id + "/index.m3u8"
+		pl.Renditions = append(pl.Renditions, &playlist.MultivariantRendition{
+			Type:       playlist.MultivariantRenditionTypeAudio,
+			GroupID:    "audio",
+			Name:       audio.id,
+			Default:    true,
+			Autoselect: true,
+			Channels:   &channels,
+			URI:        &uri,
+		})
+	}
+	for _, r := range snap.renditions {
+		if !r.info.Video {
+			continue
+		}
+		vs := measure(r)
+		avg := vs.average + audioStats.average
+		v := &playlist.MultivariantVariant{
+			Bandwidth:        vs.peak + audioStats.peak,
+			AverageBandwidth: &avg,
+			Codecs:           []string{r.info.Codec},
+			Resolution:       strconv.Itoa(r.info.Width) + "x" + strconv.Itoa(r.info.Height),
+			URI:              st.epoch + "/" + r.id + "/index.m3u8",
+		}
+		if vs.fps > 0 {
+			fps := vs.fps
+			v.FrameRate = &fps
+		}
+		if audio != nil {
+			v.Codecs = append(v.Codecs, audio.info.Codec)
+			v.Audio = "audio"
+		}
+		pl.Variants = append(pl.Variants, v)
+	}
+	if len(pl.Variants) == 0 && audio != nil {
+		avg := audioStats.average
+		pl.Renditions = nil
+		pl.Variants = append(pl.Variants, &playlist.MultivariantVariant{
+			Bandwidth:        audioStats.peak,
+			AverageBandwidth: &avg,
+			Codecs:           []string{audio.info.Codec},
+			URI:              st.epoch + "/" + audio.id + "/index.m3u8",
+		})
+	}
+	b, _ := pl.Marshal() // Marshal of a filled-in Multivariant cannot fail
+	return b
+}
+
+// maxAge is the Cache-Control max-age of playlists and MPDs: about half a
+// segment, at least one second (the header counts whole seconds).
+func maxAge(segment time.Duration) int {
+	return max(1, int(math.Round(segment.Seconds()/2)))
+}

@@ -1,0 +1,218 @@
+package origin
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Paths served, relative to the stream directory /live/{stream}/:
+//
+//	index.m3u8                    HLS multivariant playlist
+//	manifest.mpd                  DASH MPD
+//	{epoch}/{rendition}/index.m3u8  HLS media playlist
+//	{epoch}/{rendition}/init.mp4    CMAF init segment
+//	{epoch}/{rendition}/{n}.m4s     CMAF media segment n
+//
+// The epoch names one instance of a stream, so that an immutable file is
+// never replaced at its URL even when a stream name is reused.
+func (s *Server) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /live/{stream}/{file}", s.serveManifest)
+	mux.HandleFunc("GET /live/{stream}/{epoch}/{rendition}/{file}", s.serveRendition)
+	mux.HandleFunc("OPTIONS /", serveOptions)
+	mux.HandleFunc("GET "+TimePath, serveTime)
+	mux.HandleFunc("GET /api/streams", s.serveStreams)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Write([]byte("ok\n"))
+	})
+	return mux
+}
+
+// ServeHTTP serves the origin's HTTP API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setCORS(w.Header())
+	s.mux.ServeHTTP(w, r)
+}
+
+// setCORS lets players on other origins read our responses, and the
+// headers they use for clock and cache decisions (Date for latency).
+func setCORS(h http.Header) {
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Expose-Headers", "Date, ETag, Last-Modified, Age, Content-Length")
+}
+
+func serveOptions(w http.ResponseWriter, _ *http.Request) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Range, If-None-Match, If-Modified-Since")
+	h.Set("Access-Control-Max-Age", "86400")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// serveTime answers the clock named by UTCTiming (urn:mpeg:dash:utc:http-iso:2014).
+func serveTime(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write([]byte(time.Now().UTC().Format("2006-01-02T15:04:05.000Z")))
+}
+
+// notFound answers 404 with a reason; not cached by shared caches, so a
+// segment that appears a moment later is not hidden by a stale 404.
+func (s *Server) notFound(w http.ResponseWriter, class, reason string) {
+	s.metrics.requests.WithLabelValues(class, "404").Inc()
+	w.Header().Set("Cache-Control", "no-store")
+	http.Error(w, reason, http.StatusNotFound)
+}
+
+func (s *Server) serveManifest(w http.ResponseWriter, r *http.Request) {
+	name, file := r.PathValue("stream"), r.PathValue("file")
+	var pick func(*snapshot) *object
+	switch file {
+	case "index.m3u8":
+		pick = func(sn *snapshot) *object { return sn.multivariant }
+	case "manifest.mpd":
+		pick = func(sn *snapshot) *object { return sn.mpd }
+	default:
+		s.notFound(w, "manifest", "no such file")
+		return
+	}
+	st := s.lookup(name)
+	if st == nil {
+		s.notFound(w, "manifest", "no such stream")
+		return
+	}
+	// A stream that just started has no segment yet: hold the request
+	// until it has one rather than answer 404.
+	obj := s.await(r.Context(), st, func(sn *snapshot) (*object, bool) {
+		o := pick(sn)
+		return o, o != nil || sn.ended
+	})
+	if obj == nil {
+		s.notFound(w, "manifest", "stream has no segments yet")
+		return
+	}
+	s.serveObject(w, r, "manifest", obj)
+}
+
+func (s *Server) serveRendition(w http.ResponseWriter, r *http.Request) {
+	st := s.lookup(r.PathValue("stream"))
+	if st == nil || r.PathValue("epoch") != st.epoch {
+		s.notFound(w, "segment", "no such stream")
+		return
+	}
+	rid, file := r.PathValue("rendition"), r.PathValue("file")
+	if st.snap.Load().rendition(rid) == nil {
+		s.notFound(w, "segment", "no such rendition")
+		return
+	}
+	switch {
+	case file == "init.mp4":
+		s.serveObject(w, r, "init", st.snap.Load().rendition(rid).init)
+	case file == "index.m3u8":
+		obj := s.await(r.Context(), st, func(sn *snapshot) (*object, bool) {
+			rd := sn.rendition(rid)
+			return rd.playlist, rd.playlist != nil || sn.ended
+		})
+		if obj == nil {
+			s.notFound(w, "playlist", "rendition has no segments yet")
+			return
+		}
+		s.serveObject(w, r, "playlist", obj)
+	case strings.HasSuffix(file, ".m4s"):
+		n, err := strconv.ParseUint(strings.TrimSuffix(file, ".m4s"), 10, 64)
+		if err != nil {
+			s.notFound(w, "segment", "no such segment")
+			return
+		}
+		s.serveSegment(w, r, st, rid, n)
+	default:
+		s.notFound(w, "segment", "no such file")
+	}
+}
+
+// serveSegment answers segment n, holding the request when n is the one
+// being produced or the one after it, until it is complete.
+func (s *Server) serveSegment(w http.ResponseWriter, r *http.Request, st *stream, rid string, n uint64) {
+	var reason string
+	obj := s.await(r.Context(), st, func(sn *snapshot) (*object, bool) {
+		rd := sn.rendition(rid)
+		if rd == nil {
+			reason = "no such rendition"
+			return nil, true
+		}
+		if e := rd.find(n); e != nil {
+			return e.obj, true
+		}
+		switch {
+		case len(rd.entries) > 0 && n < rd.entries[0].seg.Number, n < rd.next:
+			reason = "segment expired"
+		case sn.ended:
+			reason = "stream ended"
+		case n > rd.next+1:
+			reason = "segment too far ahead"
+		default:
+			return nil, false // the next one or the one after: wait
+		}
+		return nil, true
+	})
+	if obj == nil {
+		if reason == "" {
+			reason = "segment not ready in time"
+		}
+		s.notFound(w, "segment", reason)
+		return
+	}
+	s.serveObject(w, r, "segment", obj)
+}
+
+// await returns what pick finds in st's snapshot, waiting for newer
+// snapshots while pick says it is not final, for at most three segment
+// durations or until the client leaves.
+func (s *Server) await(ctx context.Context, st *stream, pick func(*snapshot) (*object, bool)) *object {
+	sn := st.snap.Load()
+	if obj, final := pick(sn); final {
+		return obj
+	}
+	s.metrics.held.Inc()
+	defer s.metrics.held.Dec()
+	timer := time.NewTimer(3 * s.cfg.SegmentDuration)
+	defer timer.Stop()
+	for {
+		select {
+		case <-sn.changed:
+		case <-timer.C:
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+		sn = st.snap.Load()
+		if obj, final := pick(sn); final {
+			return obj
+		}
+	}
+}
+
+// serveObject writes obj with its caching headers; ServeContent handles
+// HEAD, Range and conditional requests (If-None-Match, If-Modified-Since).
+func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, class string, obj *object) {
+	h := w.Header()
+	h.Set("Content-Type", obj.contentType)
+	h.Set("ETag", obj.etag)
+	if obj.immutable {
+		h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	} else {
+		h.Set("Cache-Control", "public, max-age="+strconv.Itoa(maxAge(s.cfg.SegmentDuration)))
+	}
+	s.metrics.requests.WithLabelValues(class, "200").Inc()
+	s.metrics.bytesServed.WithLabelValues(class).Add(float64(len(obj.body)))
+	http.ServeContent(w, r, "", obj.modTime, bytes.NewReader(obj.body))
+}
+
+// lookup returns the stream named name, or nil. Names only index a map:
+// nothing a client sends reaches the filesystem.
+func (s *Server) lookup(name string) *stream { return s.stream(name) }

@@ -1,0 +1,228 @@
+package origin
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
+
+	"github.com/golivestream/live/packager"
+)
+
+// Session is one publisher feeding a stream. Its Write methods are called
+// from one goroutine (the publisher's); Close may be called from any.
+type Session struct {
+	srv    *Server
+	st     *stream
+	log    *slog.Logger
+	tracks []*sessionTrack
+
+	// zero is the publisher's first timestamp, mapped to base on the
+	// stream timeline.
+	zero     time.Duration
+	haveZero bool
+	base     time.Duration
+	// arrival is when the access unit being written reached us; it dates
+	// the segments that access unit closes.
+	arrival time.Time
+
+	closeOnce sync.Once
+	mu        sync.Mutex // serialises writes with Close
+	closed    bool       // guarded by mu
+}
+
+type sessionTrack struct {
+	rid string
+	pk  *packager.Track
+	// disc marks the next segment as following a discontinuity.
+	disc bool
+}
+
+// newSession builds the packagers for tracks and attaches them to the
+// stream old (resuming it when the tracks are unchanged) or to a new
+// stream instance. The caller holds s.mu.
+func newSession(s *Server, old *stream, name string, tracks []codecs.Codec, now time.Time) (*Session, error) {
+	sess := &Session{srv: s, log: s.log.With("stream", name)}
+	ids := renditionIDs(tracks)
+
+	build := func(first func(rid string) uint64) error {
+		sess.tracks = sess.tracks[:0]
+		for i, c := range tracks {
+			rid := ids[i]
+			pk, err := packager.New(packager.Config{
+				Codec:           c,
+				SegmentDuration: s.cfg.SegmentDuration,
+				ChunkDuration:   s.cfg.ChunkDuration,
+				FirstNumber:     first(rid),
+				OnSegment:       func(seg *packager.Segment) { sess.onSegment(rid, seg) },
+			})
+			if err != nil {
+				return fmt.Errorf("track %d: %w", i, err)
+			}
+			sess.tracks = append(sess.tracks, &sessionTrack{rid: rid, pk: pk})
+		}
+		return nil
+	}
+	if err := build(func(string) uint64 { return 0 }); err != nil {
+		return nil, err
+	}
+
+	if old != nil && sess.sameTracks(old.snap.Load()) {
+		// Resume: numbers go on, and the timeline jumps to the wall clock so
+		// that availability times stay true (ISO/IEC 23009-1 5.3.9.5).
+		prev := old.snap.Load()
+		if err := build(func(rid string) uint64 { return prev.rendition(rid).next }); err != nil {
+			return nil, err
+		}
+		sess.st = old
+		sess.base = max(prev.end(), now.Sub(old.ast))
+		for _, t := range sess.tracks {
+			t.disc = len(prev.rendition(t.rid).entries) > 0
+		}
+		sess.log.Info("stream resumed", "epoch", old.epoch, "timeline", sess.base)
+	} else {
+		sess.st = newStream(name, now)
+		if old != nil {
+			sess.log.Info("stream restarted with new tracks", "old_epoch", old.epoch, "epoch", sess.st.epoch)
+		} else {
+			sess.log.Info("stream started", "epoch", sess.st.epoch)
+		}
+	}
+
+	st := sess.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.session = sess
+	st.sessionStart = now
+	prev := st.snap.Load()
+	next := &snapshot{}
+	for _, t := range sess.tracks {
+		r := &rendition{id: t.rid, info: t.pk.Info()}
+		if p := prev.rendition(t.rid); p != nil {
+			*r = *p
+		}
+		r.init = &object{
+			body:        t.pk.Init(),
+			contentType: contentType(r.info),
+			etag:        fmt.Sprintf(`"%s-%s-init"`, st.epoch, t.rid),
+			modTime:     now,
+			immutable:   true,
+		}
+		next.renditions = append(next.renditions, r)
+	}
+	s.rebuildLocked(st, next, now)
+	st.publishLocked(next)
+	return sess, nil
+}
+
+// sameTracks reports whether the session's tracks would produce the same
+// renditions, with identical init segments, as the stream in snap.
+func (sess *Session) sameTracks(snap *snapshot) bool {
+	if len(snap.renditions) != len(sess.tracks) {
+		return false
+	}
+	for _, t := range sess.tracks {
+		r := snap.rendition(t.rid)
+		if r == nil || r.init == nil || !bytes.Equal(r.init.body, t.pk.Init()) {
+			return false
+		}
+	}
+	return true
+}
+
+// renditionIDs names tracks by kind and order: v0, a0.
+func renditionIDs(tracks []codecs.Codec) []string {
+	ids := make([]string, len(tracks))
+	var v, a int
+	for i, c := range tracks {
+		if c.IsVideo() {
+			ids[i] = fmt.Sprintf("v%d", v)
+			v++
+		} else {
+			ids[i] = fmt.Sprintf("a%d", a)
+			a++
+		}
+	}
+	return ids
+}
+
+// timeline maps a publisher timestamp onto the stream timeline.
+func (sess *Session) timeline(t time.Duration) time.Duration {
+	if !sess.haveZero {
+		sess.zero, sess.haveZero = t, true
+	}
+	return t - sess.zero + sess.base
+}
+
+// WriteVideo adds a video access unit of track.
+func (sess *Session) WriteVideo(track int, pts, dts time.Duration, au [][]byte) error {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if sess.closed {
+		return errSessionClosed
+	}
+	if track < 0 || track >= len(sess.tracks) {
+		return fmt.Errorf("no track %d", track)
+	}
+	sess.arrival = time.Now()
+	d := sess.timeline(dts)
+	return sess.tracks[track].pk.WriteVideo(d+(pts-dts), d, au)
+}
+
+// WriteAudio adds an audio access unit of track.
+func (sess *Session) WriteAudio(track int, pts time.Duration, au []byte) error {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if sess.closed {
+		return errSessionClosed
+	}
+	if track < 0 || track >= len(sess.tracks) {
+		return fmt.Errorf("no track %d", track)
+	}
+	sess.arrival = time.Now()
+	return sess.tracks[track].pk.WriteAudio(sess.timeline(pts), au)
+}
+
+var errSessionClosed = fmt.Errorf("session closed")
+
+// onSegment receives a finished segment from a packager.
+func (sess *Session) onSegment(rid string, seg *packager.Segment) {
+	var disc bool
+	for _, t := range sess.tracks {
+		if t.rid == rid {
+			disc, t.disc = t.disc, false
+		}
+	}
+	sess.srv.addSegment(sess.st, rid, seg, disc, sess.arrival)
+}
+
+// Close flushes the last segments and marks the stream ended; it lingers
+// for Config.Linger, or until a publisher resumes it.
+func (sess *Session) Close() {
+	sess.closeOnce.Do(func() {
+		sess.mu.Lock()
+		sess.closed = true
+		sess.arrival = time.Now()
+		for _, t := range sess.tracks {
+			t.pk.Flush()
+		}
+		sess.mu.Unlock()
+
+		s, st := sess.srv, sess.st
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		if st.session != sess {
+			return
+		}
+		st.session = nil
+		next := *st.snap.Load()
+		next.ended = true
+		s.rebuildLocked(st, &next, time.Now())
+		st.publishLocked(&next)
+		st.endTimer = time.AfterFunc(s.cfg.Linger, func() { s.forget(st) })
+		sess.log.Info("stream ended", "uptime", time.Since(st.sessionStart).Round(time.Millisecond))
+	})
+}

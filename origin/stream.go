@@ -1,0 +1,152 @@
+package origin
+
+import (
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/golivestream/live/packager"
+)
+
+// entry is one media segment in a rendition's window.
+type entry struct {
+	seg *packager.Segment
+	obj *object
+	// disc marks the first segment after a publisher reconnected: the
+	// timeline jumped forward and the encoder state is new.
+	disc bool
+	// listed is false once the segment has left the playlists; it stays
+	// retrievable for a while (RFC 8216bis section 6.2.2).
+	listed bool
+}
+
+// end returns the decode time just after the segment, in its timescale.
+func (e *entry) end() int64 { return e.seg.Start + e.seg.Duration }
+
+// rendition is the immutable state of one track of a stream at one moment.
+type rendition struct {
+	id      string // "v0", "a0": the directory of its files
+	info    packager.Info
+	init    *object
+	entries []*entry // oldest first; the listed ones are a suffix
+	// next is the number of the segment being produced.
+	next uint64
+	// targetDuration is the HLS EXT-X-TARGETDURATION: it only grows.
+	targetDuration int
+	// discSeq counts discontinuities that have left the window.
+	discSeq  int
+	playlist *object
+}
+
+// listed returns the entries the playlists describe.
+func (r *rendition) listed() []*entry {
+	for i, e := range r.entries {
+		if e.listed {
+			return r.entries[i:]
+		}
+	}
+	return nil
+}
+
+// find returns the entry with segment number n, or nil.
+func (r *rendition) find(n uint64) *entry {
+	if len(r.entries) == 0 {
+		return nil
+	}
+	first := r.entries[0].seg.Number
+	if n < first || n-first >= uint64(len(r.entries)) {
+		return nil
+	}
+	e := r.entries[n-first]
+	if e.seg.Number != n { // numbers are consecutive; be safe anyway
+		return nil
+	}
+	return e
+}
+
+// snapshot is everything readers need about a stream at one moment. It is
+// never modified after being published; a new one replaces it.
+type snapshot struct {
+	renditions   []*rendition
+	multivariant *object // nil until every rendition has a segment
+	mpd          *object
+	ended        bool
+	// changed is closed when a newer snapshot replaces this one.
+	changed chan struct{}
+}
+
+// rendition returns the rendition with id, or nil.
+func (s *snapshot) rendition(id string) *rendition {
+	for _, r := range s.renditions {
+		if r.id == id {
+			return r
+		}
+	}
+	return nil
+}
+
+// ready reports whether every rendition has at least one listed segment.
+func (s *snapshot) ready() bool {
+	for _, r := range s.renditions {
+		if len(r.listed()) == 0 {
+			return false
+		}
+	}
+	return len(s.renditions) > 0
+}
+
+// stream is one live stream: its renditions' windows and manifests.
+// Readers load the current snapshot without locking; writers (one publisher
+// session at a time) serialise on mu.
+type stream struct {
+	name  string
+	epoch string // path prefix of this stream instance's immutable files
+	// ast is the wall-clock time of timeline zero: the MPD's
+	// availabilityStartTime and the base of EXT-X-PROGRAM-DATE-TIME.
+	ast     time.Time
+	created time.Time
+
+	snap atomic.Pointer[snapshot]
+
+	mu sync.Mutex
+	// session is the publisher feeding the stream, nil once it left; guarded by mu.
+	session *Session
+	// endTimer drops the stream once it has been over for a while; guarded by mu.
+	endTimer *time.Timer
+	// sessionStart is when the current or last publisher started; guarded by mu.
+	sessionStart time.Time
+}
+
+func newStream(name string, now time.Time) *stream {
+	st := &stream{
+		name:    name,
+		epoch:   strconv.FormatInt(now.UnixMilli(), 36),
+		ast:     now,
+		created: now,
+	}
+	st.snap.Store(&snapshot{changed: make(chan struct{})})
+	return st
+}
+
+// publishLocked replaces the snapshot and wakes everyone waiting on the old
+// one. The caller holds st.mu.
+func (st *stream) publishLocked(next *snapshot) {
+	next.changed = make(chan struct{})
+	old := st.snap.Swap(next)
+	close(old.changed)
+}
+
+// end returns the decode time just after the newest segment of any
+// rendition, as a duration on the stream timeline.
+func (s *snapshot) end() time.Duration {
+	var end time.Duration
+	for _, r := range s.renditions {
+		if n := len(r.entries); n > 0 {
+			if d := packager.Duration(r.entries[n-1].end(), r.info.Timescale); d > end {
+				end = d
+			}
+		}
+	}
+	return end
+}
