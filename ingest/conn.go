@@ -3,6 +3,7 @@ package ingest
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"regexp"
@@ -66,7 +67,7 @@ func (c *conn) run() {
 	case err == nil:
 		c.log.Info("rtmp publisher finished")
 	case c.name != "":
-		c.log.Info("rtmp publisher disconnected", "stream", c.name, "reason", err)
+		c.log.Info("rtmp publisher disconnected", "reason", err)
 	default:
 		c.log.Warn("rtmp connection refused", "reason", err)
 	}
@@ -171,8 +172,24 @@ func (c *conn) refuse(sc *gortmplib.ServerConn, code string, reason error) error
 	if werr != nil {
 		return fmt.Errorf("%w (telling the publisher failed: %v)", reason, werr)
 	}
+	// Closing now would reset the connection while the publisher is still
+	// sending, and a reset discards our message before it reads it (ffmpeg
+	// reads server messages between its writes). So signal the end of our
+	// side and drain what it sends until it hangs up, for a short while.
+	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		tc.CloseWrite()
+	}
+	c.nc.SetReadDeadline(time.Now().Add(refuseLinger))
+	io.Copy(io.Discard, io.LimitReader(c.nc, refuseDrainMax))
 	return reason
 }
+
+// A refused publisher gets refuseLinger to read why, during which at most
+// refuseDrainMax bytes it sends are read and dropped.
+const (
+	refuseLinger   = 3 * time.Second
+	refuseDrainMax = 64 << 20
+)
 
 // convertTracks maps the announced tracks to the codecs we package: exactly
 // one track of H.264 or H.265 video and at most one of AAC audio, or the

@@ -166,3 +166,17 @@ func checkGolden(t *testing.T, name string, got []byte) {
 		t.Errorf("%s differs from the golden file:\n--- got\n%s\n--- want\n%s", name, got, want)
 	}
 }
+
+func TestSnapRate(t *testing.T) {
+	for _, tc := range []struct{ in, want float64 }{
+		{30, 30}, {30.006, 30}, {29.97, 29.97}, {29.9701, 29.97}, {29.95, 29.95},
+		{25.01, 25}, {25.02, 25.02}, {59.94, 59.94}, {60.02, 60}, {12.5, 12.5}, {23.976, 23.976},
+	} {
+		if got := snapRate(tc.in); got != tc.want {
+			t.Errorf("snapRate(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+	if got := frameRate(snapRate(29.97)); got != "30000/1001" {
+		t.Errorf("frameRate(29.97) = %s", got)
+	}
+}

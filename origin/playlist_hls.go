@@ -2,6 +2,7 @@ package origin
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -25,25 +26,43 @@ type stats struct {
 func measure(r *rendition) stats {
 	var st stats
 	var bytes, ticks int64
-	var samples int
+	var rates []float64
 	for _, e := range r.listed() {
 		st.segments++
 		bytes += int64(len(e.seg.Data))
 		ticks += e.seg.Duration
-		samples += e.seg.Samples
 		if e.seg.Duration > 0 {
-			bps := float64(len(e.seg.Data)) * 8 * float64(e.seg.Timescale) / float64(e.seg.Duration)
-			st.peak = max(st.peak, int(math.Ceil(bps)))
+			secs := float64(e.seg.Duration) / float64(e.seg.Timescale)
+			st.peak = max(st.peak, int(math.Ceil(float64(len(e.seg.Data))*8/secs)))
+			rates = append(rates, float64(e.seg.Samples)/secs)
 		}
 	}
 	if ticks > 0 {
 		secs := float64(ticks) / float64(r.info.Timescale)
 		st.average = int(math.Ceil(float64(bytes) * 8 / secs))
-		if r.info.Video {
-			st.fps = math.Round(float64(samples)/secs*1000) / 1000
-		}
+	}
+	if r.info.Video && len(rates) > 0 {
+		// The median segment, so that one segment stretched by a gap in
+		// the source does not skew the rate.
+		slices.Sort(rates)
+		st.fps = snapRate(rates[len(rates)/2])
 	}
 	return st
+}
+
+// standardRates are the frame rates players expect to see exactly.
+var standardRates = []float64{24000.0 / 1001, 24, 25, 30000.0 / 1001, 30, 50, 60000.0 / 1001, 60}
+
+// snapRate rounds a measured frame rate to the nearest standard one within
+// 0.05% (29.97 and 30 are 0.1% apart), else to 1/1000.
+func snapRate(fps float64) float64 {
+	best, bestDiff := fps, math.Inf(1)
+	for _, r := range standardRates {
+		if d := math.Abs(fps - r); d <= r*0.0005 && d < bestDiff {
+			best, bestDiff = r, d
+		}
+	}
+	return math.Round(best*1000) / 1000
 }
 
 // segmentPath is the URI of segment n relative to the rendition directory.

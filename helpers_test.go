@@ -1,0 +1,186 @@
+package live
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golivestream/live/origin"
+)
+
+// testApp is an App running on loopback ports for one test.
+type testApp struct {
+	*App
+	base string // http://127.0.0.1:port
+	rtmp string // rtmp://127.0.0.1:port/live/
+}
+
+// startApp runs an App on 127.0.0.1:0 until the test ends, logging into
+// the test's output.
+func startApp(t *testing.T, cfg Config) *testApp {
+	t.Helper()
+	cfg.RTMPAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	tw := &testWriter{t: t}
+	t.Cleanup(tw.stop) // registered first, so it runs after the app stopped
+	cfg.Logger = slog.New(slog.NewTextHandler(tw, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	app, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("app.Run: %v", err)
+		}
+	})
+	return &testApp{
+		App:  app,
+		base: "http://" + app.HTTPAddr().String(),
+		rtmp: "rtmp://" + app.RTMPAddr().String() + "/live/",
+	}
+}
+
+// testWriter sends log lines to t.Log, and drops them once the test is
+// over (t.Log panics then).
+type testWriter struct {
+	t    *testing.T
+	mu   sync.Mutex
+	done bool // guarded by mu
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimSpace(string(p)))
+	}
+	return len(p), nil
+}
+
+func (w *testWriter) stop() {
+	w.mu.Lock()
+	w.done = true
+	w.mu.Unlock()
+}
+
+// get fetches url and returns the status and body.
+func get(t *testing.T, url string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: read body: %v", url, err)
+	}
+	return resp.StatusCode, body
+}
+
+// mustGet fetches url and fails the test unless it answers 200.
+func mustGet(t *testing.T, url string) []byte {
+	t.Helper()
+	code, body := get(t, url)
+	if code != http.StatusOK {
+		t.Fatalf("GET %s: status %d: %s", url, code, body)
+	}
+	return body
+}
+
+// streams returns what /api/streams says.
+func (a *testApp) streams(t *testing.T) map[string]origin.StreamInfo {
+	t.Helper()
+	var resp struct{ Streams []origin.StreamInfo }
+	if err := json.Unmarshal(mustGet(t, a.base+"/api/streams"), &resp); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]origin.StreamInfo{}
+	for _, s := range resp.Streams {
+		out[s.Name] = s
+	}
+	return out
+}
+
+// waitFor asks cond every 50 ms until it holds, failing the test after
+// timeout. It is for conditions seen only through another process or the
+// HTTP API, where there is no event to wait on.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		<-tick.C
+	}
+}
+
+// waitLive waits until stream name is live with a segment in every rendition.
+func (a *testApp) waitLive(t *testing.T, name string, timeout time.Duration) {
+	t.Helper()
+	waitFor(t, timeout, "stream "+name+" to go live", func() bool {
+		s, ok := a.streams(t)[name]
+		if !ok || !s.Live || len(s.Renditions) == 0 {
+			return false
+		}
+		for _, r := range s.Renditions {
+			if r.LastNumber == nil {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// waitEnded waits until stream name has ended (its playlists carry ENDLIST).
+func (a *testApp) waitEnded(t *testing.T, name string, timeout time.Duration) {
+	t.Helper()
+	waitFor(t, timeout, "stream "+name+" to end", func() bool {
+		s, ok := a.streams(t)[name]
+		return ok && !s.Live
+	})
+}
+
+// ffmpegPath returns the path of tool (ffmpeg, ffprobe). Missing tools skip
+// the test on a developer machine, and fail it in CI, where the test
+// command installs them.
+func ffmpegPath(t *testing.T, tool string) string {
+	t.Helper()
+	p, err := exec.LookPath(tool)
+	if err == nil {
+		return p
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is required in CI: %v", tool, err)
+	}
+	t.Skipf("%s not installed (the README's test command installs it)", tool)
+	return ""
+}
+
+// runCmd runs a command with a deadline, returning its combined output.
+func runCmd(ctx context.Context, timeout time.Duration, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	out, err := cmd.CombinedOutput()
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return string(out), fmt.Errorf("%s timed out after %v", name, timeout)
+	}
+	return string(out), err
+}
