@@ -207,7 +207,9 @@ func TestClipEndToEnd(t *testing.T) {
 	}
 
 	// DASH: the MPD must address the very same files, with the same times.
-	m, err := mpd.ReadFromString(string(mustGet(t, a.base+"/live/clip/manifest.mpd")))
+	mpdBody := mustGet(t, a.base+"/live/clip/manifest.mpd")
+	validateMPD(t, mpdBody)
+	m, err := mpd.ReadFromString(string(mpdBody))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,6 +293,7 @@ func TestHeldRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	last := pl.MediaSequence + len(pl.Segments) - 1
+	validateMPD(t, mustGet(t, a.base+"/live/held/manifest.mpd"))
 	segURL := func(n int) string {
 		return plURL.ResolveReference(&url.URL{Path: fmt.Sprintf("%d.m4s", n)}).String()
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -183,4 +184,31 @@ func runCmd(ctx context.Context, timeout time.Duration, name string, args ...str
 		return string(out), fmt.Errorf("%s timed out after %v", name, timeout)
 	}
 	return string(out), err
+}
+
+// validateMPD checks an MPD against the MPEG-DASH XML schema with xmllint.
+// The schema lives in the shared folder beside the repository, not in it.
+func validateMPD(t *testing.T, body []byte) {
+	t.Helper()
+	xsd, err := filepath.Abs("../shared/schemas/dash/DASH-MPD.xsd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	xmllint, lerr := exec.LookPath("xmllint")
+	_, serr := os.Stat(xsd)
+	if lerr != nil || serr != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("MPD schema check needs xmllint and %s: %v %v", xsd, lerr, serr)
+		}
+		t.Logf("MPD schema check skipped: %v %v", lerr, serr)
+		return
+	}
+	f := filepath.Join(t.TempDir(), "manifest.mpd")
+	if err := os.WriteFile(f, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCmd(context.Background(), time.Minute, xmllint, "--noout", "--schema", xsd, f)
+	if err != nil {
+		t.Errorf("MPD does not validate against DASH-MPD.xsd: %v\n%s\n%s", err, out, body)
+	}
 }

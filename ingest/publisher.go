@@ -140,10 +140,8 @@ func Publish(ctx context.Context, cfg PublisherConfig) error {
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case s.rejected != nil:
-		log.Warn("rtmp publish rejected", "reason", s.rejected)
 		return s.rejected
 	case werr != nil:
-		log.Warn("rtmp publish failed", "reason", werr)
 		return werr
 	}
 	log.Info("rtmp publish done")
@@ -230,7 +228,8 @@ type publishSession struct {
 	// rejected is the server's refusal; written by readLoop before it
 	// returns, read after it has.
 	rejected error
-	// readErr is why readLoop stopped; same rules as rejected.
+	// readErr is why readLoop stopped (never nil once it has); same rules
+	// as rejected.
 	readErr error
 }
 
@@ -303,7 +302,7 @@ func (s *publishSession) readLoop() {
 			return
 		}
 		if rej := rejection(msg); rej != nil {
-			s.rejected = rej
+			s.rejected, s.readErr = rej, rej
 			return
 		}
 		s.log.Debug("rtmp message from server", "type", fmt.Sprintf("%T", msg))
