@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
+)
+
+// TestMainDemoAndSIGTERM runs the real binary as a user would: it prints
+// where to play, the demo stream plays with no other software, and SIGTERM
+// ends it cleanly (exit 0, the demo stream ended first).
+func TestMainDemoAndSIGTERM(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "live")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-rtmp", "127.0.0.1:0", "-http", "127.0.0.1:0")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+
+	// "demo:    http://127.0.0.1:PORT/live/demo/index.m3u8"
+	var demoURL string
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() {
+		if rest, ok := strings.CutPrefix(lines.Text(), "demo:"); ok {
+			demoURL = strings.TrimSpace(rest)
+			break
+		}
+	}
+	go io.Copy(io.Discard, stdout)
+	if demoURL == "" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("no demo URL printed; stderr:\n%s", stderr.String())
+	}
+
+	// The demo stream becomes playable: its multivariant playlist is
+	// held until the first segments exist, so a few tries cover the
+	// publisher's start-up.
+	var mv playlist.Multivariant
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(demoURL)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 && mv.Unmarshal(body) == nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("demo stream not playable at %s: %v; stderr:\n%s", demoURL, err, stderr.String())
+		}
+		// Another process is starting the stream; nothing to wait on but HTTP.
+		time.Sleep(200 * time.Millisecond)
+	}
+	if len(mv.Variants) != 1 {
+		t.Errorf("demo multivariant has %d variants", len(mv.Variants))
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v; stderr:\n%s", err, stderr.String())
+	}
+	log := stderr.String()
+	for _, want := range []string{"shutting down", `msg="stream ended" part=origin stream=demo`} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+}
+
+// syncBuffer collects a process's output while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
