@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"math/bits"
 	"slices"
 	"time"
 
@@ -14,6 +13,8 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/codecs"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+
+	"github.com/golivestream/live/packager"
 )
 
 // maxClipSeconds bounds every timestamp LoadClip accepts, so that tick
@@ -71,10 +72,10 @@ type rawSample struct {
 // DTS is zero. The sample data is copied: data may be reused afterwards.
 //
 // data is untrusted: LoadClip returns an error, never panics, on a
-// malformed file, and allocates at most a small multiple of len(data).
+// malformed file, and its allocations grow with len(data), not with the
+// counts the file claims.
 func LoadClip(data []byte) (*Clip, error) {
-	// Lazy mode leaves mdat payloads in data, where LoadClip reads them.
-	f, err := mp4.DecodeFile(bytes.NewReader(data), mp4.WithDecodeMode(mp4.DecModeLazyMdat))
+	f, err := decodeMP4(data)
 	if err != nil {
 		return nil, fmt.Errorf("decode mp4: %w", err)
 	}
@@ -103,6 +104,19 @@ func LoadClip(data []byte) (*Clip, error) {
 		return nil, errors.New("no video or audio track")
 	}
 	return buildClip(data, tracks)
+}
+
+// decodeMP4 parses the box tree. Lazy mode leaves mdat payloads in data,
+// where LoadClip reads them. mp4ff has a decoder for each of hundreds of box
+// types: a panic in one, fed untrusted bytes, is turned into an error here
+// (fuzzing has found none so far).
+func decodeMP4(data []byte) (f *mp4.File, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			f, err = nil, fmt.Errorf("mp4ff panicked: %v", p)
+		}
+	}()
+	return mp4.DecodeFile(bytes.NewReader(data), mp4.WithDecodeMode(mp4.DecModeLazyMdat))
 }
 
 // newClipTrack describes trak, or returns nil if it is neither video nor
@@ -204,160 +218,10 @@ func editShift(movieTimescale uint32, edts *mp4.EdtsBox, timescale uint32) (int6
 		if e.MediaTime < 0 || e.MediaTime > maxTicks(timescale) {
 			return 0, fmt.Errorf("edit list media time %d out of range", e.MediaTime)
 		}
-		d, ok := scale(delay, uint64(timescale), uint64(movieTimescale))
-		if !ok {
-			return 0, errors.New("edit list delay out of range")
-		}
-		return int64(d) - e.MediaTime, nil
+		d := packager.Ticks(packager.Duration(int64(delay), movieTimescale), timescale)
+		return d - e.MediaTime, nil
 	}
 	return 0, nil
-}
-
-// readSampleTable appends the samples described by a progressive sample
-// table (ISO/IEC 14496-12 8.6.1.2 stts, 8.6.1.3 ctts, 8.7.3 stsz, 8.7.4
-// stsc, 8.7.5 stco/co64). An empty table (fragmented file) adds nothing.
-func (t *clipTrack) readSampleTable(stbl *mp4.StblBox, budget *int) error {
-	if stbl.Stsz == nil || stbl.Stsz.SampleNumber == 0 {
-		return nil
-	}
-	n := int(stbl.Stsz.SampleNumber)
-	if n > *budget {
-		return fmt.Errorf("%d samples in a %d-byte file", n, *budget)
-	}
-	*budget -= n
-	if stbl.Stts == nil || stbl.Stsc == nil || len(stbl.Stsc.Entries) == 0 {
-		return errors.New("incomplete sample table")
-	}
-	var chunks []uint64
-	switch {
-	case stbl.Stco != nil:
-		for _, o := range stbl.Stco.ChunkOffset {
-			chunks = append(chunks, uint64(o))
-		}
-	case stbl.Co64 != nil:
-		chunks = stbl.Co64.ChunkOffset
-	default:
-		return errors.New("no chunk offsets")
-	}
-
-	samples := make([]rawSample, 0, n)
-	stsc := stbl.Stsc.Entries
-	entry := 0
-	for chunk := 1; chunk <= len(chunks) && len(samples) < n; chunk++ {
-		for entry+1 < len(stsc) && int64(stsc[entry+1].FirstChunk) <= int64(chunk) {
-			entry++
-		}
-		offset := chunks[chunk-1]
-		for j := uint32(0); j < stsc[entry].SamplesPerChunk && len(samples) < n; j++ {
-			size := uint64(stbl.Stsz.GetSampleSize(len(samples) + 1))
-			samples = append(samples, rawSample{offset: offset, size: size})
-			offset += size
-		}
-	}
-	if len(samples) < n {
-		return fmt.Errorf("chunks hold %d of %d samples", len(samples), n)
-	}
-
-	i, dts := 0, int64(0)
-	for run, count := range stbl.Stts.SampleCount {
-		delta := int64(stbl.Stts.SampleTimeDelta[run])
-		for k := uint32(0); k < count && i < n; k++ {
-			samples[i].dts, samples[i].dur = dts, delta
-			if dts += delta; dts > maxTicks(t.timescale) {
-				return errors.New("timestamps out of range")
-			}
-			i++
-		}
-	}
-	if i < n {
-		return fmt.Errorf("stts times %d of %d samples", i, n)
-	}
-	if ctts := stbl.Ctts; ctts != nil {
-		for run, offset := range ctts.SampleOffset {
-			if run+1 >= len(ctts.EndSampleNr) {
-				break
-			}
-			start, end := int(min(ctts.EndSampleNr[run], uint32(n))), int(min(ctts.EndSampleNr[run+1], uint32(n)))
-			for k := start; k < end; k++ {
-				samples[k].cto = int64(offset)
-			}
-		}
-	}
-	t.samples = append(t.samples, samples...)
-	return nil
-}
-
-// readFragments appends the track's samples from the movie fragments
-// (ISO/IEC 14496-12 8.8.7 tfhd, 8.8.8 trun, 8.8.12 tfdt).
-func (t *clipTrack) readFragments(f *mp4.File, budget *int) error {
-	var trex *mp4.TrexBox
-	if f.Moov.Mvex != nil {
-		for _, x := range f.Moov.Mvex.Trexs {
-			if x.TrackID == t.id {
-				trex = x
-			}
-		}
-	}
-	var next int64 // decode time following the last sample read
-	if k := len(t.samples); k > 0 {
-		next = t.samples[k-1].dts + t.samples[k-1].dur
-	}
-	for _, seg := range f.Segments {
-		for _, frag := range seg.Fragments {
-			if frag.Moof == nil {
-				continue
-			}
-			for _, traf := range frag.Moof.Trafs {
-				if traf.Tfhd == nil || traf.Tfhd.TrackID != t.id {
-					continue
-				}
-				dts := next
-				if traf.Tfdt != nil {
-					base := traf.Tfdt.BaseMediaDecodeTime()
-					if base > uint64(maxTicks(t.timescale)) {
-						return errors.New("tfdt out of range")
-					}
-					dts = int64(base)
-				}
-				// 8.8.7.1: without base_data_offset, data offsets are
-				// relative to the enclosing moof.
-				base := frag.Moof.StartPos
-				if traf.Tfhd.HasBaseDataOffset() {
-					base = traf.Tfhd.BaseDataOffset
-				}
-				pos := base
-				for _, trun := range traf.Truns {
-					trun.AddSampleDefaultValues(traf.Tfhd, trex)
-					if trun.HasDataOffset() {
-						p := int64(base) + int64(trun.DataOffset)
-						if base > 1<<62 || p < 0 {
-							return errors.New("trun data offset out of range")
-						}
-						pos = uint64(p)
-					}
-					if len(trun.Samples) > *budget {
-						return errors.New("more samples than bytes in the file")
-					}
-					*budget -= len(trun.Samples)
-					for _, s := range trun.Samples {
-						if pos > 1<<62 {
-							return errors.New("sample offset out of range")
-						}
-						t.samples = append(t.samples, rawSample{
-							dts: dts, cto: int64(s.CompositionTimeOffset), dur: int64(s.Dur),
-							offset: pos, size: uint64(s.Size),
-						})
-						pos += uint64(s.Size)
-						if dts += int64(s.Dur); dts > maxTicks(t.timescale) {
-							return errors.New("timestamps out of range")
-						}
-					}
-				}
-				next = dts
-			}
-		}
-	}
-	return nil
 }
 
 // buildClip copies the samples out of data, splits video into NAL units,
@@ -391,8 +255,8 @@ func buildClip(data []byte, tracks []*clipTrack) (*Clip, error) {
 			payload := payloads[start:len(payloads):len(payloads)]
 			cs := ClipSample{
 				Track: ti,
-				DTS:   ticksToDuration(s.dts+t.shift, t.timescale),
-				PTS:   ticksToDuration(s.dts+s.cto+t.shift, t.timescale),
+				DTS:   packager.Duration(s.dts+t.shift, t.timescale),
+				PTS:   packager.Duration(s.dts+s.cto+t.shift, t.timescale),
 			}
 			if t.video {
 				var au h264.AVCC
@@ -410,7 +274,7 @@ func buildClip(data []byte, tracks []*clipTrack) (*Clip, error) {
 		if dur <= 0 && len(t.samples) > 1 {
 			dur = last.dts - t.samples[len(t.samples)-2].dts // repeat the previous spacing
 		}
-		c.Duration = max(c.Duration, ticksToDuration(last.dts+max(dur, 1)-first.dts, t.timescale))
+		c.Duration = max(c.Duration, packager.Duration(last.dts+max(dur, 1)-first.dts, t.timescale))
 	}
 
 	// Stable: samples were appended track by track, so ties keep track order.
@@ -426,32 +290,4 @@ func buildClip(data []byte, tracks []*clipTrack) (*Clip, error) {
 // maxTicks is the largest timestamp accepted for a track, in its ticks.
 func maxTicks(timescale uint32) int64 {
 	return maxClipSeconds * int64(timescale)
-}
-
-// ticksToDuration converts a media time to a Duration without overflow for
-// any |ticks| up to maxTicks(timescale), rounding toward zero.
-func ticksToDuration(ticks int64, timescale uint32) time.Duration {
-	neg := ticks < 0
-	if neg {
-		ticks = -ticks
-	}
-	d, _ := scale(uint64(ticks), uint64(time.Second), uint64(timescale))
-	if neg {
-		return -time.Duration(d)
-	}
-	return time.Duration(d)
-}
-
-// scale returns v*num/den rounded down, and false if den is zero or the
-// result does not fit in 63 bits.
-func scale(v, num, den uint64) (uint64, bool) {
-	if den == 0 {
-		return 0, false
-	}
-	hi, lo := bits.Mul64(v, num)
-	if hi >= den {
-		return 0, false
-	}
-	q, _ := bits.Div64(hi, lo, den)
-	return q, q <= 1<<63-1
 }

@@ -169,14 +169,18 @@ func TestLoadClipFragmented(t *testing.T) {
 	}
 }
 
-func TestLoadClipErrors(t *testing.T) {
+// clipBadInput is a file that LoadClip must refuse.
+type clipBadInput struct {
+	name string
+	data []byte
+	want string // in the error
+}
+
+// clipBadInputs are the error cases, also seeds of FuzzLoadClip.
+func clipBadInputs(t testing.TB) []clipBadInput {
 	demo := clipReadDemo(t)
 	mdat := bytes.Index(demo, []byte("mdat")) - 4
-	for _, tc := range []struct {
-		name string
-		data []byte
-		want string // in the error
-	}{
+	return []clipBadInput{
 		{"empty", nil, "no moov"},
 		{"not mp4", []byte("this is not an mp4 file, not at all"), "decode mp4"},
 		{"truncated moov", demo[:3000], "decode mp4"},
@@ -192,7 +196,11 @@ func TestLoadClipErrors(t *testing.T) {
 		{"HE-AAC is fine but no samples", clipInit(t, func(init *mp4.InitSegment) error {
 			return init.AddEmptyTrack(48000, "audio", "und").SetAACDescriptor(aac.HEAACv1, 24000)
 		}), "no samples"},
-	} {
+	}
+}
+
+func TestLoadClipErrors(t *testing.T) {
+	for _, tc := range clipBadInputs(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := LoadClip(tc.data)
 			if err == nil {
@@ -213,8 +221,11 @@ func FuzzLoadClip(f *testing.F) {
 	}
 	f.Add(demo)
 	f.Add(clipFragment(f, clip, []int{0, 1}))
-	for _, n := range []int{0, 8, 100, 2000, len(demo) / 2, len(demo) - 1} {
+	for _, n := range []int{8, 100, 2000, len(demo) / 2, len(demo) - 1} {
 		f.Add(demo[:n])
+	}
+	for _, tc := range clipBadInputs(f) {
+		f.Add(tc.data)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := LoadClip(data)
