@@ -1,0 +1,256 @@
+package pop
+
+import (
+	"context"
+	"errors"
+	"hash/maphash"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"golang.org/x/sync/singleflight"
+)
+
+// object is one response held by a cache: status, the headers to replay,
+// and a body that may still be arriving. Everything but requests is
+// immutable once the object is published.
+type object struct {
+	key    string
+	class  class
+	status int
+	header http.Header
+	body   *fill
+	stored time.Time
+	// expires is when the object stops being fresh; ttl is its lifetime.
+	expires time.Time
+	ttl     time.Duration
+	// cacheable is false for responses that are shared only by the
+	// requests of one flight (5xx, no-store).
+	cacheable bool
+	// requests counts the requests this object answered.
+	requests atomic.Int64
+}
+
+func (o *object) fresh(now time.Time) bool { return now.Before(o.expires) }
+
+// usableStale reports whether o may stand in for a failed refresh: a
+// playlist is served stale for at most one more lifetime.
+func (o *object) usableStale(now time.Time) bool {
+	return o.class.isManifest() && o.status == http.StatusOK && now.Before(o.expires.Add(o.ttl))
+}
+
+// fetchFunc starts an upstream request for key and returns as soon as its
+// headers are in: the object (its body an empty fill whose cancel stops
+// the request) and the response body to copy into it.
+type fetchFunc func(key string, class class) (*object, io.ReadCloser, error)
+
+// lookup is how a cache answered.
+type lookup int
+
+const (
+	lookupHit       lookup = iota // complete and fresh
+	lookupCoalesced               // joined a fill in progress
+	lookupMiss                    // this request started the fill
+	lookupStale                   // upstream failed; an expired playlist stood in
+)
+
+func (l lookup) String() string {
+	return [...]string{"hit", "coalesced", "miss", "stale"}[l]
+}
+
+// cache is a set of shards, each a byte-bounded LRU with its own lock and
+// its own singleflight group, picked by key hash: no lock is shared by all
+// keys. It is safe for concurrent use.
+type cache struct {
+	name   string
+	shards []*shard
+	seed   maphash.Seed
+	// admit decides, when a fill completes, whether to keep it.
+	admit   func(*object) bool
+	metrics *metrics
+	// wg owns the goroutines that copy response bodies into fills.
+	wg *sync.WaitGroup
+	// onComplete, when not nil, sees every object whose body completed.
+	onComplete func(*object)
+}
+
+// shard is one partition of a cache.
+type shard struct {
+	c        *cache
+	maxBytes int64
+	group    singleflight.Group
+
+	mu sync.Mutex
+	// lru holds complete objects; guarded by mu.
+	lru *simplelru.LRU[string, *object]
+	// bytes is the size of the bodies in lru; guarded by mu.
+	bytes int64
+	// filling holds objects whose body is still arriving; guarded by mu.
+	filling map[string]*object
+}
+
+// newCache returns a cache of n shards sharing maxBytes.
+func newCache(name string, n int, maxBytes int64, admit func(*object) bool, m *metrics, wg *sync.WaitGroup) *cache {
+	c := &cache{name: name, seed: maphash.MakeSeed(), admit: admit, metrics: m, wg: wg}
+	for range n {
+		sh := &shard{c: c, maxBytes: maxBytes / int64(n), filling: map[string]*object{}}
+		// The count bound is never reached: bytes decide evictions.
+		sh.lru, _ = simplelru.NewLRU[string, *object](1<<30, sh.onEvict)
+		c.shards = append(c.shards, sh)
+	}
+	return c
+}
+
+func (c *cache) shard(key string) *shard {
+	return c.shards[maphash.String(c.seed, key)%uint64(len(c.shards))]
+}
+
+// get returns the object for key: from the cache if fresh, else from one
+// upstream fetch shared by every concurrent request for key. The fetch
+// runs detached from ctx: a requester leaving does not stop it for others.
+func (c *cache) get(ctx context.Context, key string, cl class, fetch fetchFunc) (*object, lookup, error) {
+	sh := c.shard(key)
+	stale, res := sh.lookup(key, time.Now())
+	if res != nil {
+		o, how := res, lookupHit
+		if _, complete := o.body.bytes(); !complete {
+			how = lookupCoalesced
+		}
+		return o, how, nil
+	}
+
+	c.metrics.held.WithLabelValues(c.name).Inc()
+	ch := sh.group.DoChan(key, func() (any, error) {
+		// Someone may have filled it while we queued for the flight.
+		if _, o := sh.lookup(key, time.Now()); o != nil {
+			return o, nil
+		}
+		o, body, err := fetch(key, cl)
+		if err != nil {
+			return nil, err
+		}
+		sh.startFill(o, body)
+		return o, nil
+	})
+	var r singleflight.Result
+	select {
+	case r = <-ch:
+		c.metrics.held.WithLabelValues(c.name).Dec()
+	case <-ctx.Done():
+		c.metrics.held.WithLabelValues(c.name).Dec()
+		return nil, lookupMiss, ctx.Err()
+	}
+	if r.Err != nil {
+		if stale != nil && stale.usableStale(time.Now()) {
+			return stale, lookupStale, nil
+		}
+		return nil, lookupMiss, r.Err
+	}
+	o := r.Val.(*object)
+	if o.status >= 500 && stale != nil && stale.usableStale(time.Now()) {
+		return stale, lookupStale, nil
+	}
+	how := lookupMiss
+	if r.Shared {
+		how = lookupCoalesced
+	}
+	return o, how, nil
+}
+
+// lookup returns the fresh object for key, filling or complete, or nil;
+// and, when the complete one has expired, that stale object.
+func (sh *shard) lookup(key string, now time.Time) (stale, fresh *object) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if o, ok := sh.filling[key]; ok {
+		return nil, o
+	}
+	o, ok := sh.lru.Get(key)
+	if !ok {
+		return nil, nil
+	}
+	if o.fresh(now) {
+		return nil, o
+	}
+	return o, nil
+}
+
+// startFill publishes o as filling and copies body into it; once the body
+// is complete, o moves into the LRU (or is dropped).
+func (sh *shard) startFill(o *object, body io.ReadCloser) {
+	sh.mu.Lock()
+	sh.filling[o.key] = o
+	sh.mu.Unlock()
+	sh.c.wg.Add(1)
+	go func() {
+		defer sh.c.wg.Done()
+		o.body.readFrom(body)
+		body.Close()
+		if sh.complete(o) && sh.c.onComplete != nil {
+			sh.c.onComplete(o)
+		}
+	}()
+}
+
+// complete files a finished object: into the LRU if it succeeded and may
+// be kept, evicting the oldest objects beyond the byte bound. It reports
+// whether the body is complete.
+func (sh *shard) complete(o *object) bool {
+	_, _, err, _ := o.body.next(1 << 62)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.filling[o.key] == o {
+		delete(sh.filling, o.key)
+	}
+	if err != nil {
+		if !errors.Is(err, errAborted) {
+			sh.c.metrics.upstreamErrors.WithLabelValues(sh.c.name).Inc()
+		}
+		return false
+	}
+	if !o.cacheable || !sh.c.admit(o) {
+		return true
+	}
+	body, _ := o.body.bytes()
+	size := int64(len(body)) + objectOverhead
+	if size > sh.maxBytes {
+		return true
+	}
+	if _, ok := sh.lru.Peek(o.key); ok {
+		sh.lru.Remove(o.key)
+	}
+	sh.lru.Add(o.key, o)
+	sh.bytes += size
+	for sh.bytes > sh.maxBytes {
+		if _, _, ok := sh.lru.RemoveOldest(); !ok {
+			break
+		}
+	}
+	return true
+}
+
+// objectOverhead is what an object costs besides its body (headers, key,
+// bookkeeping), counted against the byte bound.
+const objectOverhead = 1024
+
+// onEvict keeps the byte count; it runs with sh.mu held (simplelru calls it
+// from Add, Remove and RemoveOldest).
+func (sh *shard) onEvict(_ string, o *object) {
+	body, _ := o.body.bytes()
+	sh.bytes -= int64(len(body)) + objectOverhead
+	sh.c.metrics.evictions.WithLabelValues(sh.c.name).Inc()
+}
+
+// size returns the bytes held by complete objects.
+func (c *cache) size() int64 {
+	var n int64
+	for _, sh := range c.shards {
+		sh.mu.Lock()
+		n += sh.bytes
+		sh.mu.Unlock()
+	}
+	return n
+}

@@ -1,0 +1,65 @@
+package pop
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are a PoP node's Prometheus collectors.
+type metrics struct {
+	requests       *prometheus.CounterVec
+	fetches        *prometheus.CounterVec
+	upstreamErrors *prometheus.CounterVec
+	bytesServed    *prometheus.CounterVec
+	evictions      *prometheus.CounterVec
+	held           *prometheus.GaugeVec
+	aborted        prometheus.Counter
+	prefetches     prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "live_pop_requests_total",
+			Help: "Requests answered, by object class and result: hit, coalesced (joined a fill in progress), miss (started a fill), stale, error.",
+		}, []string{"class", "result"}),
+		fetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "live_pop_upstream_fetches_total",
+			Help: "Upstream fetches started, by object class and target (origin or peer).",
+		}, []string{"class", "target"}),
+		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "live_pop_upstream_errors_total",
+			Help: "Upstream failures: unreachable, or a body cut short, by where (origin, peer, local or proxy cache).",
+		}, []string{"where"}),
+		bytesServed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "live_pop_bytes_served_total",
+			Help: "Body bytes sent to clients, by object class.",
+		}, []string{"class"}),
+		evictions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "live_pop_evictions_total",
+			Help: "Objects removed from a cache layer to stay within its bytes.",
+		}, []string{"layer"}),
+		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "live_pop_held_requests",
+			Help: "Requests waiting for an upstream fetch to answer, by cache layer.",
+		}, []string{"layer"}),
+		aborted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "live_pop_aborted_responses_total",
+			Help: "Responses cut off because the upstream body failed after the headers were sent.",
+		}),
+		prefetches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "live_pop_prefetches_total",
+			Help: "Segments fetched ahead because a playlist refresh listed them.",
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.fetches, m.upstreamErrors, m.bytesServed, m.evictions, m.held, m.aborted, m.prefetches} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,154 @@
+package pop
+
+import (
+	"context"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/Eyevinn/dash-mpd/mpd"
+	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+)
+
+// prefetcher fetches segments ahead of the players: when a playlist or MPD
+// refresh lists a new last segment, that segment and the next one are
+// fetched at once (the origin holds the request for the next one until it
+// exists), so the first players to ask find them cached or in flight.
+type prefetcher struct {
+	s  *Server
+	mu sync.Mutex
+	// done remembers the keys already prefetched; guarded by mu.
+	done *simplelru.LRU[string, struct{}]
+}
+
+func newPrefetcher(s *Server) *prefetcher {
+	done, _ := simplelru.NewLRU[string, struct{}](4096, nil)
+	return &prefetcher{s: s, done: done}
+}
+
+// onComplete looks at a completed object; manifests trigger prefetches.
+func (p *prefetcher) onComplete(o *object) {
+	if o.status != 200 || !o.class.isManifest() {
+		return
+	}
+	body, ok := o.body.bytes()
+	if !ok {
+		return
+	}
+	var keys []string
+	if o.class == classPlaylist {
+		keys = nextFromPlaylist(o.key, body)
+	} else {
+		keys = nextFromMPD(o.key, body)
+	}
+	for _, k := range keys {
+		p.mu.Lock()
+		_, seen := p.done.Get(k)
+		if !seen {
+			p.done.Add(k, struct{}{})
+		}
+		p.mu.Unlock()
+		if !seen {
+			p.fetch(k)
+		}
+	}
+}
+
+// fetch fills key in the background, detached from any client.
+func (p *prefetcher) fetch(key string) {
+	s := p.s
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.FetchTimeout)
+		defer cancel()
+		o, how, err := s.get(ctx, key, classify(key), false)
+		if err != nil {
+			return
+		}
+		if how == lookupMiss {
+			s.metrics.prefetches.Inc()
+		}
+		o.body.attach()
+		defer o.body.detach()
+		o.body.wait(ctx)
+	}()
+}
+
+// nextFromPlaylist returns, for an HLS media playlist at key, the keys of
+// its last segment and of the one after it.
+func nextFromPlaylist(key string, body []byte) []string {
+	var pl playlist.Media
+	if err := pl.Unmarshal(body); err != nil || len(pl.Segments) == 0 || pl.Endlist {
+		return nil
+	}
+	return lastAndNext(key, pl.Segments[len(pl.Segments)-1].URI)
+}
+
+// nextFromMPD returns, for every Representation of a dynamic MPD at key
+// addressed by $Number$ and a SegmentTimeline, the keys of its last
+// segment and of the one after it.
+func nextFromMPD(key string, body []byte) []string {
+	m, err := mpd.ReadFromString(string(body))
+	if err != nil || m.GetType() != mpd.DYNAMIC_TYPE || len(m.Periods) == 0 {
+		return nil
+	}
+	var out []string
+	for _, as := range m.Periods[len(m.Periods)-1].AdaptationSets {
+		for _, rep := range as.Representations {
+			tpl := rep.SegmentTemplate
+			if tpl == nil {
+				tpl = as.SegmentTemplate
+			}
+			if tpl == nil || tpl.SegmentTimeline == nil || tpl.StartNumber == nil || !strings.Contains(tpl.Media, "$Number$") {
+				continue
+			}
+			n := uint64(*tpl.StartNumber)
+			for _, s := range tpl.SegmentTimeline.S {
+				n += uint64(max(s.R, 0)) + 1
+			}
+			if n == uint64(*tpl.StartNumber) {
+				continue
+			}
+			uri := strings.NewReplacer("$RepresentationID$", rep.Id, "$Number$", strconv.FormatUint(n-1, 10)).Replace(tpl.Media)
+			out = append(out, lastAndNext(key, uri)...)
+		}
+	}
+	return out
+}
+
+// lastAndNext resolves uri against the manifest key, and derives the next
+// segment's key by incrementing the number that ends its file name
+// ("41.m4s" -> "42.m4s"); only the first is returned when there is none.
+func lastAndNext(key, uri string) []string {
+	base, err := url.Parse(key)
+	if err != nil {
+		return nil
+	}
+	ref, err := url.Parse(uri)
+	if err != nil || ref.IsAbs() || ref.Host != "" {
+		return nil
+	}
+	last := base.ResolveReference(ref)
+	out := []string{last.RequestURI()}
+	dir, file := path.Split(last.Path)
+	ext := path.Ext(file)
+	num := strings.TrimSuffix(file, ext)
+	i := len(num)
+	for i > 0 && num[i-1] >= '0' && num[i-1] <= '9' {
+		i--
+	}
+	if i == len(num) {
+		return out
+	}
+	n, err := strconv.ParseUint(num[i:], 10, 64)
+	if err != nil {
+		return out
+	}
+	next := *last
+	next.Path = dir + num[:i] + strconv.FormatUint(n+1, 10) + ext
+	return append(out, next.RequestURI())
+}

@@ -1,0 +1,231 @@
+// Package pop is a PoP (edge) cache for live HLS and DASH: a transparent
+// HTTP cache for the origin's URL layout, built so that one request per
+// object reaches upstream however many players ask at once.
+//
+// A PoP has two layers. The proxy layer takes client requests and finds
+// the object's owner by consistent hashing of the URL over the PoP's nodes
+// (Config.Peers); the cache layer is a byte-bounded LRU split in shards,
+// each with its own singleflight group. Concurrent requests for a missing
+// object share one upstream fetch whose body they read while it arrives.
+// A node that does not own a key forwards to its owner, through a proxy
+// layer cache that keeps hot objects, so one owner's NIC is not the limit.
+package pop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// HopHeader marks a request forwarded by a PoP node to the key's owner; the
+// owner serves it from its own cache and never forwards it again.
+const HopHeader = "X-Pop-Hop"
+
+// Config configures a Server.
+type Config struct {
+	// Origins are the base URLs to fill from (another PoP works too), in
+	// order of preference; each is health-checked and the next is tried
+	// when one fails. Required.
+	Origins []string
+	// CacheBytes bounds the bytes of cached bodies (plus a small overhead
+	// per object). Zero means 1 GiB.
+	CacheBytes int64
+	// Shards is the number of cache partitions in this process. Zero means 16.
+	Shards int
+	// Peers are the base URLs of every node sharing this PoP's key space,
+	// this one included; empty means this process is the whole PoP.
+	Peers []string
+	// Self is this node's URL as it appears in Peers. Required with Peers.
+	Self string
+	// HotThreshold is how many requests one fill of a key owned by another
+	// node must answer before this node keeps a copy. Zero means 4.
+	HotThreshold int
+	// MinTTL is the shortest lifetime of a cached playlist, used when the
+	// origin says max-age=0. Zero means 100 ms.
+	MinTTL time.Duration
+	// NegativeTTL is how long a 404 is cached. Zero means 500 ms.
+	NegativeTTL time.Duration
+	// FetchTimeout bounds one upstream transfer. Zero means 30 s.
+	FetchTimeout time.Duration
+	// HealthInterval is the period of origin health checks. Zero means 2 s.
+	HealthInterval time.Duration
+	// Transport sends upstream requests. Nil means a transport tuned for
+	// many concurrent fills to few hosts.
+	Transport http.RoundTripper
+	// Logger receives events. Nil means discard.
+	Logger *slog.Logger
+	// Registerer receives the Prometheus metrics. Nil means not registered.
+	Registerer prometheus.Registerer
+}
+
+// Server is one PoP node. It is safe for concurrent use.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	origins *upstream
+	client  *http.Client
+
+	// ring and proxy are nil when the node is a whole PoP by itself.
+	ring  *ring
+	self  string
+	local *cache
+	proxy *cache
+
+	prefetcher *prefetcher
+
+	// ctx is the parent of every upstream fetch; stop cancels it.
+	ctx  context.Context
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+}
+
+// New validates cfg and returns a Server ready to serve; Run checks the
+// origins' health and, when its context ends, stops every fetch.
+func New(cfg Config) (*Server, error) {
+	targets, err := parseTargets(cfg.Origins)
+	if err != nil {
+		return nil, fmt.Errorf("pop: %w", err)
+	}
+	if len(targets) == 0 {
+		return nil, errors.New("pop: at least one origin is required")
+	}
+	if cfg.CacheBytes <= 0 {
+		cfg.CacheBytes = 1 << 30
+	}
+	if cfg.Shards <= 0 {
+		cfg.Shards = 16
+	}
+	if cfg.HotThreshold <= 0 {
+		cfg.HotThreshold = 4
+	}
+	if cfg.MinTTL <= 0 {
+		cfg.MinTTL = 100 * time.Millisecond
+	}
+	if cfg.NegativeTTL <= 0 {
+		cfg.NegativeTTL = 500 * time.Millisecond
+	}
+	if cfg.FetchTimeout <= 0 {
+		cfg.FetchTimeout = 30 * time.Second
+	}
+	if cfg.HealthInterval <= 0 {
+		cfg.HealthInterval = 2 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Transport == nil {
+		cfg.Transport = &http.Transport{
+			Proxy:                 nil,
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:          1024,
+			MaxIdleConnsPerHost:   256,
+			IdleConnTimeout:       90 * time.Second,
+			ResponseHeaderTimeout: 15 * time.Second, // above the origin's 3-segment hold
+			DisableCompression:    true,
+		}
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("pop: %w", err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		metrics: m,
+		client:  &http.Client{Transport: cfg.Transport, CheckRedirect: noRedirects},
+		ctx:     ctx,
+		stop:    stop,
+	}
+	s.origins = &upstream{targets: targets, client: s.client, log: s.log}
+	s.prefetcher = newPrefetcher(s)
+
+	localBytes := cfg.CacheBytes
+	if len(cfg.Peers) > 0 {
+		if !contains(cfg.Peers, cfg.Self) {
+			stop()
+			return nil, fmt.Errorf("pop: Self %q is not among Peers %v", cfg.Self, cfg.Peers)
+		}
+		s.ring = newRing(cfg.Peers, 64)
+		s.self = cfg.Self
+		// An eighth of the budget keeps hot copies of other nodes' keys.
+		hotBytes := cfg.CacheBytes / 8
+		localBytes -= hotBytes
+		s.proxy = newCache("proxy", max(cfg.Shards/4, 1), hotBytes, func(o *object) bool {
+			return o.requests.Load() >= int64(cfg.HotThreshold)
+		}, m, &s.wg)
+	}
+	s.local = newCache("local", cfg.Shards, localBytes, func(*object) bool { return true }, m, &s.wg)
+	// Only the owner of a manifest prefetches what it lists.
+	s.local.onComplete = s.prefetcher.onComplete
+	if cfg.Registerer != nil {
+		size := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "live_pop_cache_bytes",
+			Help: "Bytes held by the node's caches, against -cache-bytes.",
+		}, func() float64 { return float64(s.CacheSize()) })
+		if err := cfg.Registerer.Register(size); err != nil {
+			stop()
+			return nil, fmt.Errorf("pop: register metrics: %w", err)
+		}
+	}
+	return s, nil
+}
+
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Run checks the origins' health until ctx is done, then stops every
+// upstream fetch and waits for their goroutines.
+func (s *Server) Run(ctx context.Context) error {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.origins.checkHealth(s.ctx, s.cfg.HealthInterval)
+	}()
+	<-ctx.Done()
+	s.stop()
+	s.wg.Wait()
+	return nil
+}
+
+// CacheSize returns the bytes held by both layers' caches.
+func (s *Server) CacheSize() int64 {
+	n := s.local.size()
+	if s.proxy != nil {
+		n += s.proxy.size()
+	}
+	return n
+}
+
+// get finds key in the layer that should hold it: the local cache for
+// keys this node owns (or that a peer forwarded), else the proxy layer
+// filled from the owner.
+func (s *Server) get(ctx context.Context, key string, cl class, forwarded bool) (*object, lookup, error) {
+	if s.ring == nil || forwarded {
+		return s.local.get(ctx, key, cl, s.fetchOrigin)
+	}
+	owner := s.ring.get(key)
+	if owner == s.self {
+		return s.local.get(ctx, key, cl, s.fetchOrigin)
+	}
+	return s.proxy.get(ctx, key, cl, func(key string, cl class) (*object, io.ReadCloser, error) {
+		return s.fetchPeer(owner, key, cl)
+	})
+}

@@ -1,0 +1,225 @@
+package pop
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestClientLeavesMidTransfer: the first client hanging up while the body
+// arrives does not hurt the others, nor stop the fill they share.
+func TestClientLeavesMidTransfer(t *testing.T) {
+	const path = "/live/s/e1/v0/1.m4s"
+	body := randomBody(200 << 10)
+	release := make(chan struct{})
+	origin := newStubOrigin(t, gated(body, release))
+	_, base := startPoP(t, Config{Origins: []string{origin.URL}})
+	c := newClient()
+
+	// The first client reads a little and leaves.
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+	first, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(first.Body, make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	headers, bodies, errs := herd(t, c, []string{base}, path, 10)
+	for range 10 {
+		<-headers
+	}
+	cancel()
+	first.Body.Close()
+	close(release)
+	for range 10 {
+		select {
+		case b := <-bodies:
+			if !bytes.Equal(b, body) {
+				t.Fatalf("body of %d bytes, want %d", len(b), len(body))
+			}
+		case err := <-errs:
+			t.Fatal(err)
+		}
+	}
+	if got := origin.count(path); got != 1 {
+		t.Errorf("origin saw %d requests, want 1", got)
+	}
+}
+
+// TestOriginDiesMidBody: an upstream failure after the headers reaches
+// every waiter as a broken transfer, never a clean short body, and is not
+// cached: the next request fetches again.
+func TestOriginDiesMidBody(t *testing.T) {
+	const path = "/live/s/e1/v0/2.m4s"
+	body := randomBody(200 << 10)
+	release := make(chan struct{})
+	var healthy atomic.Bool
+	origin := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if healthy.Load() {
+			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+			w.Write(body)
+			return
+		}
+		half := len(body) / 2
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write(body[:half])
+		w.(http.Flusher).Flush()
+		<-release
+		panic(http.ErrAbortHandler) // the origin dies mid-body
+	})
+	_, base := startPoP(t, Config{Origins: []string{origin.URL}})
+	c := newClient()
+
+	headers, bodies, errs := herd(t, c, []string{base}, path, 20)
+	for range 20 {
+		<-headers
+	}
+	close(release)
+	for range 20 {
+		select {
+		case b := <-bodies:
+			t.Fatalf("a waiter got a clean body of %d bytes from a dead origin", len(b))
+		case err := <-errs:
+			if !strings.Contains(err.Error(), "unexpected EOF") {
+				t.Errorf("waiter error %v, want unexpected EOF", err)
+			}
+		}
+	}
+
+	healthy.Store(true)
+	resp, err := c.Get(base + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("after the failure: %d bytes, %v", len(got), err)
+	}
+	if n := origin.count(path); n != 2 {
+		t.Errorf("origin saw %d requests, want 2 (the failed body was not cached)", n)
+	}
+}
+
+// TestCacheBytesBound: a stream of new segments never makes the cache hold
+// more than CacheBytes, nor the heap grow with the number of segments.
+func TestCacheBytesBound(t *testing.T) {
+	const limit = 4 << 20
+	const size = 100 << 10
+	origin := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		w.Write(bytes.Repeat([]byte{byte(len(r.URL.Path))}, size))
+	})
+	s, base := startPoP(t, Config{Origins: []string{origin.URL}, CacheBytes: limit, Shards: 4})
+	c := newClient()
+
+	var baseline runtime.MemStats
+	for i := range 600 {
+		resp, err := c.Get(base + "/live/s/e1/v0/" + strconv.Itoa(i) + ".m4s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if n != size {
+			t.Fatalf("segment %d: %d bytes", i, n)
+		}
+		if got := s.CacheSize(); got > limit {
+			t.Fatalf("after %d segments the cache holds %d bytes, above %d", i+1, got, limit)
+		}
+		if i == 100 {
+			runtime.GC()
+			runtime.ReadMemStats(&baseline)
+		}
+	}
+	var end runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&end)
+	if growth := int64(end.HeapAlloc) - int64(baseline.HeapAlloc); growth > limit {
+		t.Errorf("heap grew by %d bytes over 500 segments with a %d-byte cache", growth, limit)
+	}
+}
+
+// TestPlaylistCoalescing: playlist refreshes are coalesced even with
+// max-age=0, refresh at the origin's millisecond TTL, and a failed refresh
+// is covered by the stale playlist for one more lifetime only.
+func TestPlaylistCoalescing(t *testing.T) {
+	fail := make(chan struct{})
+	var version atomic.Int64
+	origin := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-fail:
+			http.Error(w, "boom", http.StatusInternalServerError)
+			return
+		default:
+		}
+		v := version.Add(1)
+		w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
+		if strings.Contains(r.URL.Path, "zero") {
+			w.Header().Set("Cache-Control", "max-age=0")
+		} else {
+			w.Header().Set("Cache-Control", "public, max-age=1, "+TTLDirective+"=300")
+		}
+		w.Write([]byte("#EXTM3U\n#v" + strconv.FormatInt(v, 10) + "\n"))
+	})
+	_, base := startPoP(t, Config{Origins: []string{origin.URL}, MinTTL: 200 * time.Millisecond})
+	c := newClient()
+
+	// max-age=0: a herd still makes one fetch.
+	const zero = "/live/s/zero.m3u8"
+	headers, bodies, errs := herd(t, c, []string{base}, zero, 200)
+	for range 200 {
+		<-headers
+		select {
+		case <-bodies:
+		case err := <-errs:
+			t.Fatal(err)
+		}
+	}
+	if n := origin.count(zero); n != 1 {
+		t.Errorf("max-age=0 playlist: %d origin fetches for 200 concurrent requests, want 1", n)
+	}
+
+	const pl = "/live/s/index.m3u8"
+	get := func() (string, string) {
+		resp, err := c.Get(base + pl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b), resp.Header.Get("X-Cache")
+	}
+	first, _ := get()
+	if again, how := get(); again != first || how != "hit" {
+		t.Errorf("within the TTL: %q (%s), want the cached %q", again, how, first)
+	}
+	waitExpiry := time.NewTimer(350 * time.Millisecond) // past the 300 ms TTL
+	<-waitExpiry.C
+	if fresh, _ := get(); fresh == first {
+		t.Errorf("after the TTL the playlist was not refreshed")
+	}
+	close(fail)
+	<-time.After(350 * time.Millisecond)
+	if stale, how := get(); how != "stale" || !strings.HasPrefix(stale, "#EXTM3U") {
+		t.Errorf("origin failing within one refresh: %q (%s), want the stale playlist", stale, how)
+	}
+	<-time.After(350 * time.Millisecond)
+	resp, err := c.Get(base + pl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("origin failing past one refresh: status %d, want the origin's 500", resp.StatusCode)
+	}
+}

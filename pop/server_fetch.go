@@ -1,0 +1,82 @@
+package pop
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// endToEnd are the response headers a cache replays (RFC 9110 7.6.1:
+// hop-by-hop ones are not; CORS headers are the PoP's own).
+var endToEnd = []string{
+	"Content-Type", "Content-Length", "Cache-Control", "Etag", "Last-Modified", "Expires", "Content-Encoding",
+}
+
+// fetchOrigin starts fetching key from the origins.
+func (s *Server) fetchOrigin(key string, cl class) (*object, io.ReadCloser, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.FetchTimeout)
+	resp, err := s.origins.get(ctx, key, nil)
+	if err != nil {
+		cancel()
+		s.metrics.upstreamErrors.WithLabelValues("origin").Inc()
+		return nil, nil, fmt.Errorf("fetch %s: %w", key, err)
+	}
+	s.metrics.fetches.WithLabelValues(cl.String(), "origin").Inc()
+	return s.newObject(key, cl, resp, cancel), cancelOnClose{resp.Body, cancel}, nil
+}
+
+// fetchPeer starts fetching key from the node that owns it; if the owner
+// cannot answer, from the origins directly.
+func (s *Server) fetchPeer(owner, key string, cl class) (*object, io.ReadCloser, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.FetchTimeout)
+	resp, err := doGet(ctx, s.client, owner+key, http.Header{HopHeader: {s.self}})
+	if err == nil && resp.StatusCode < 500 {
+		s.metrics.fetches.WithLabelValues(cl.String(), "peer").Inc()
+		return s.newObject(key, cl, resp, cancel), cancelOnClose{resp.Body, cancel}, nil
+	}
+	if err == nil {
+		resp.Body.Close()
+		err = fmt.Errorf("status %d", resp.StatusCode)
+	}
+	cancel()
+	s.metrics.upstreamErrors.WithLabelValues("peer").Inc()
+	s.log.Warn("peer failed; filling from the origin", "peer", owner, "key", key, "error", err)
+	return s.fetchOrigin(key, cl)
+}
+
+// newObject wraps an upstream response whose body is about to be copied.
+func (s *Server) newObject(key string, cl class, resp *http.Response, cancel context.CancelFunc) *object {
+	now := time.Now()
+	fr := parseFreshness(cl, resp.Header, resp.StatusCode, s.cfg.MinTTL, s.cfg.NegativeTTL)
+	h := make(http.Header, len(endToEnd))
+	for _, k := range endToEnd {
+		if v := resp.Header.Values(k); len(v) > 0 {
+			h[k] = v
+		}
+	}
+	return &object{
+		key:       key,
+		class:     cl,
+		status:    resp.StatusCode,
+		header:    h,
+		body:      newFill(resp.ContentLength, cancel),
+		stored:    now,
+		expires:   now.Add(fr.ttl),
+		ttl:       fr.ttl,
+		cacheable: fr.cacheable,
+	}
+}
+
+// cancelOnClose releases a fetch's context once its body is read.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}

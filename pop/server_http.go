@@ -1,0 +1,133 @@
+package pop
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"time"
+)
+
+// maxKeyLength bounds the path and query of a request.
+const maxKeyLength = 2048
+
+// ServeHTTP is the proxy layer: it answers GET and HEAD for the live URL
+// layout from the caches, and passes anything else under the origin's
+// paths (APIs, the clock) through uncached.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Expose-Headers", "Date, ETag, Last-Modified, Age, Content-Length, X-Cache")
+	switch {
+	case r.Method == http.MethodOptions:
+		h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+		h.Set("Access-Control-Allow-Headers", "Range, If-None-Match, If-Modified-Since")
+		h.Set("Access-Control-Max-Age", "86400")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		h.Set("Allow", "GET, HEAD, OPTIONS")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	case r.URL.Path == "/healthz":
+		h.Set("Cache-Control", "no-store")
+		w.Write([]byte("ok\n"))
+		return
+	}
+	key := r.URL.RequestURI()
+	if len(key) > maxKeyLength {
+		http.Error(w, "URI too long", http.StatusRequestURITooLong)
+		return
+	}
+	cl := classify(r.URL.Path)
+	if cl == classOther {
+		s.passThrough(w, r)
+		return
+	}
+
+	o, how, err := s.get(r.Context(), key, cl, r.Header.Get(HopHeader) != "")
+	if err != nil {
+		if r.Context().Err() != nil {
+			return // the client left
+		}
+		s.metrics.requests.WithLabelValues(cl.String(), "error").Inc()
+		s.log.Warn("upstream failed", "key", key, "error", err)
+		h.Set("Cache-Control", "no-store")
+		http.Error(w, "upstream unavailable", http.StatusBadGateway)
+		return
+	}
+	s.serve(w, r, o, how)
+}
+
+// serve writes o: its headers, then its body as it arrives. An upstream
+// failure after the headers aborts the connection, so the client sees a
+// broken transfer, never a clean short body.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *object, how lookup) {
+	o.requests.Add(1)
+	s.metrics.requests.WithLabelValues(o.class.String(), how.String()).Inc()
+	h := w.Header()
+	for k, v := range o.header {
+		h[k] = v
+	}
+	h["Age"] = []string{strconv.Itoa(int(time.Since(o.stored) / time.Second))}
+	h["X-Cache"] = []string{how.String()}
+
+	if etag := o.header.Get("Etag"); etag != "" && o.status == http.StatusOK && r.Header.Get("If-None-Match") == etag {
+		delete(h, "Content-Length")
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.WriteHeader(o.status)
+	if r.Method == http.MethodHead {
+		return
+	}
+	o.body.attach()
+	defer o.body.detach()
+	var flush func()
+	if f, ok := w.(http.Flusher); ok {
+		flush = f.Flush
+	}
+	cw := &countingWriter{w: w}
+	err := o.body.writeTo(r.Context(), cw, flush)
+	s.metrics.bytesServed.WithLabelValues(o.class.String()).Add(float64(cw.n))
+	if err != nil && r.Context().Err() == nil && !errors.Is(err, context.Canceled) {
+		s.metrics.aborted.Inc()
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// countingWriter counts what reaches the client.
+type countingWriter struct {
+	w http.ResponseWriter
+	n int
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += n
+	return n, err
+}
+
+// passThrough proxies a request outside the cached layout to the first
+// healthy origin, uncached.
+func (s *Server) passThrough(w http.ResponseWriter, r *http.Request) {
+	target := s.origins.order()[0].base
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.SetXForwarded()
+		},
+		Transport: s.client.Transport,
+		ModifyResponse: func(resp *http.Response) error {
+			resp.Header.Del("Access-Control-Allow-Origin") // ours is set
+			resp.Header.Del("Access-Control-Expose-Headers")
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			s.log.Warn("pass-through failed", "path", r.URL.Path, "error", err)
+			http.Error(w, "upstream unavailable", http.StatusBadGateway)
+		},
+	}
+	rp.ServeHTTP(w, r)
+}
