@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -15,8 +14,7 @@ import (
 )
 
 // object is one response held by a cache: status, the headers to replay,
-// and a body that may still be arriving. Everything but requests is
-// immutable once the object is published.
+// and a body that may still be arriving. It is immutable once published.
 type object struct {
 	key    string
 	class  class
@@ -30,8 +28,6 @@ type object struct {
 	// cacheable is false for responses that are shared only by the
 	// requests of one flight (5xx, no-store).
 	cacheable bool
-	// requests counts the requests this object answered.
-	requests atomic.Int64
 }
 
 func (o *object) fresh(now time.Time) bool { return now.Before(o.expires) }
@@ -68,9 +64,11 @@ type cache struct {
 	name   string
 	shards []*shard
 	seed   maphash.Seed
-	// admit decides, when a fill completes, whether to keep it.
-	admit   func(*object) bool
-	metrics *metrics
+	// admit decides, when a fill completes, whether to keep it, given how
+	// many requests its key has had (counted only when countKeys is set).
+	admit     func(o *object, requests int) bool
+	countKeys bool
+	metrics   *metrics
 	// wg owns the goroutines that copy response bodies into fills.
 	wg *sync.WaitGroup
 	// onComplete, when not nil, sees every object whose body completed.
@@ -90,15 +88,21 @@ type shard struct {
 	bytes int64
 	// filling holds objects whose body is still arriving; guarded by mu.
 	filling map[string]*object
+	// counts holds recent keys' request counts, when the cache counts;
+	// guarded by mu.
+	counts *simplelru.LRU[string, int]
 }
 
 // newCache returns a cache of n shards sharing maxBytes.
-func newCache(name string, n int, maxBytes int64, admit func(*object) bool, m *metrics, wg *sync.WaitGroup) *cache {
-	c := &cache{name: name, seed: maphash.MakeSeed(), admit: admit, metrics: m, wg: wg}
+func newCache(name string, n int, maxBytes int64, countKeys bool, admit func(*object, int) bool, m *metrics, wg *sync.WaitGroup) *cache {
+	c := &cache{name: name, seed: maphash.MakeSeed(), admit: admit, countKeys: countKeys, metrics: m, wg: wg}
 	for range n {
 		sh := &shard{c: c, maxBytes: maxBytes / int64(n), filling: map[string]*object{}}
 		// The count bound is never reached: bytes decide evictions.
 		sh.lru, _ = simplelru.NewLRU[string, *object](1<<30, sh.onEvict)
+		if countKeys {
+			sh.counts, _ = simplelru.NewLRU[string, int](16384, nil)
+		}
 		c.shards = append(c.shards, sh)
 	}
 	return c
@@ -113,7 +117,7 @@ func (c *cache) shard(key string) *shard {
 // runs detached from ctx: a requester leaving does not stop it for others.
 func (c *cache) get(ctx context.Context, key string, cl class, fetch fetchFunc) (*object, lookup, error) {
 	sh := c.shard(key)
-	stale, res := sh.lookup(key, time.Now())
+	stale, res := sh.lookup(key, time.Now(), true)
 	if res != nil {
 		o, how := res, lookupHit
 		if _, complete := o.body.bytes(); !complete {
@@ -125,7 +129,7 @@ func (c *cache) get(ctx context.Context, key string, cl class, fetch fetchFunc) 
 	c.metrics.held.WithLabelValues(c.name).Inc()
 	ch := sh.group.DoChan(key, func() (any, error) {
 		// Someone may have filled it while we queued for the flight.
-		if _, o := sh.lookup(key, time.Now()); o != nil {
+		if _, o := sh.lookup(key, time.Now(), false); o != nil {
 			return o, nil
 		}
 		o, body, err := fetch(key, cl)
@@ -161,10 +165,15 @@ func (c *cache) get(ctx context.Context, key string, cl class, fetch fetchFunc) 
 }
 
 // lookup returns the fresh object for key, filling or complete, or nil;
-// and, when the complete one has expired, that stale object.
-func (sh *shard) lookup(key string, now time.Time) (stale, fresh *object) {
+// and, when the complete one has expired, that stale object. A request
+// (count) is counted against key when the cache counts.
+func (sh *shard) lookup(key string, now time.Time, count bool) (stale, fresh *object) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if count && sh.counts != nil {
+		n, _ := sh.counts.Get(key)
+		sh.counts.Add(key, n+1)
+	}
 	if o, ok := sh.filling[key]; ok {
 		return nil, o
 	}
@@ -211,7 +220,11 @@ func (sh *shard) complete(o *object) bool {
 		}
 		return false
 	}
-	if !o.cacheable || !sh.c.admit(o) {
+	var requests int
+	if sh.counts != nil {
+		requests, _ = sh.counts.Peek(o.key)
+	}
+	if !o.cacheable || !sh.c.admit(o, requests) {
 		return true
 	}
 	body, _ := o.body.bytes()

@@ -2,13 +2,13 @@ package pop
 
 import (
 	"context"
+	"encoding/xml"
 	"net/url"
 	"path"
 	"strconv"
 	"strings"
 	"sync"
 
-	"github.com/Eyevinn/dash-mpd/mpd"
 	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
@@ -91,9 +91,14 @@ func nextFromPlaylist(key string, body []byte) []string {
 // nextFromMPD returns, for every Representation of a dynamic MPD at key
 // addressed by $Number$ and a SegmentTimeline, the keys of its last
 // segment and of the one after it.
+//
+// It reads only the few fields it needs with encoding/xml: dash-mpd's own
+// XML decoder loops forever on some malformed input (found by
+// FuzzNextFromManifests, corpus entry 8a4cafdbcf4d825a), and MPDs here
+// come from upstream.
 func nextFromMPD(key string, body []byte) []string {
-	m, err := mpd.ReadFromString(string(body))
-	if err != nil || m.GetType() != mpd.DYNAMIC_TYPE || len(m.Periods) == 0 {
+	var m mpdPrefetchView
+	if err := xml.Unmarshal(body, &m); err != nil || m.Type != "dynamic" || len(m.Periods) == 0 {
 		return nil
 	}
 	var out []string
@@ -103,21 +108,47 @@ func nextFromMPD(key string, body []byte) []string {
 			if tpl == nil {
 				tpl = as.SegmentTemplate
 			}
-			if tpl == nil || tpl.SegmentTimeline == nil || tpl.StartNumber == nil || !strings.Contains(tpl.Media, "$Number$") {
+			if tpl == nil || tpl.Timeline == nil || tpl.StartNumber == nil || !strings.Contains(tpl.Media, "$Number$") {
 				continue
 			}
-			n := uint64(*tpl.StartNumber)
-			for _, s := range tpl.SegmentTimeline.S {
-				n += uint64(max(s.R, 0)) + 1
+			count := uint64(0)
+			for _, s := range tpl.Timeline.S {
+				count += uint64(max(s.R, 0)) + 1
 			}
-			if n == uint64(*tpl.StartNumber) {
+			if count == 0 {
 				continue
 			}
-			uri := strings.NewReplacer("$RepresentationID$", rep.Id, "$Number$", strconv.FormatUint(n-1, 10)).Replace(tpl.Media)
+			last := *tpl.StartNumber + count - 1
+			uri := strings.NewReplacer("$RepresentationID$", rep.ID, "$Number$", strconv.FormatUint(last, 10)).Replace(tpl.Media)
 			out = append(out, lastAndNext(key, uri)...)
 		}
 	}
 	return out
+}
+
+// mpdPrefetchView is the part of an MPD (ISO/IEC 23009-1 5.3) that
+// nextFromMPD reads.
+type mpdPrefetchView struct {
+	Type    string `xml:"type,attr"`
+	Periods []struct {
+		AdaptationSets []struct {
+			SegmentTemplate *templateView `xml:"SegmentTemplate"`
+			Representations []struct {
+				ID              string        `xml:"id,attr"`
+				SegmentTemplate *templateView `xml:"SegmentTemplate"`
+			} `xml:"Representation"`
+		} `xml:"AdaptationSet"`
+	} `xml:"Period"`
+}
+
+type templateView struct {
+	Media       string  `xml:"media,attr"`
+	StartNumber *uint64 `xml:"startNumber,attr"`
+	Timeline    *struct {
+		S []struct {
+			R int `xml:"r,attr"`
+		} `xml:"S"`
+	} `xml:"SegmentTimeline"`
 }
 
 // lastAndNext resolves uri against the manifest key, and derives the next

@@ -45,8 +45,8 @@ type Config struct {
 	Peers []string
 	// Self is this node's URL as it appears in Peers. Required with Peers.
 	Self string
-	// HotThreshold is how many requests one fill of a key owned by another
-	// node must answer before this node keeps a copy. Zero means 4.
+	// HotThreshold is how many requests for a key owned by another node
+	// this node must see before it keeps a copy. Zero means 4.
 	HotThreshold int
 	// MinTTL is the shortest lifetime of a cached playlist, used when the
 	// origin says max-age=0. Zero means 100 ms.
@@ -160,11 +160,11 @@ func New(cfg Config) (*Server, error) {
 		// An eighth of the budget keeps hot copies of other nodes' keys.
 		hotBytes := cfg.CacheBytes / 8
 		localBytes -= hotBytes
-		s.proxy = newCache("proxy", max(cfg.Shards/4, 1), hotBytes, func(o *object) bool {
-			return o.requests.Load() >= int64(cfg.HotThreshold)
+		s.proxy = newCache("proxy", max(cfg.Shards/4, 1), hotBytes, true, func(_ *object, requests int) bool {
+			return requests >= cfg.HotThreshold
 		}, m, &s.wg)
 	}
-	s.local = newCache("local", cfg.Shards, localBytes, func(*object) bool { return true }, m, &s.wg)
+	s.local = newCache("local", cfg.Shards, localBytes, false, func(*object, int) bool { return true }, m, &s.wg)
 	// Only the owner of a manifest prefetches what it lists.
 	s.local.onComplete = s.prefetcher.onComplete
 	if cfg.Registerer != nil {

@@ -64,7 +64,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // failure after the headers aborts the connection, so the client sees a
 // broken transfer, never a clean short body.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *object, how lookup) {
-	o.requests.Add(1)
 	s.metrics.requests.WithLabelValues(o.class.String(), how.String()).Inc()
 	h := w.Header()
 	for k, v := range o.header {
