@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/golivestream/live/ingest"
 	"github.com/golivestream/live/origin"
+	"github.com/golivestream/live/pop"
 )
 
 // Config configures an App.
@@ -31,6 +31,10 @@ type Config struct {
 	Demo bool
 	// Origin configures the origin; its Logger and Registerer are set by New.
 	Origin origin.Config
+	// PoP, when not nil, puts a PoP cache in front of the origin: HTTPAddr
+	// serves the PoP and the origin listens on a loopback port of its own.
+	// Its Origins, Logger and Registerer are set by New.
+	PoP *pop.Config
 	// ShutdownTimeout bounds the wait for HTTP requests in flight at
 	// shutdown. Zero means 10 s.
 	ShutdownTimeout time.Duration
@@ -42,17 +46,24 @@ type Config struct {
 const DemoStream = "demo"
 
 // App is the all-in-one server: RTMP ingest, packager and origin in one
-// process.
+// process, optionally behind a PoP.
 type App struct {
 	cfg    Config
 	log    *slog.Logger
 	ingest *ingest.Server
 	origin *origin.Server
-	httpLn net.Listener
-	http   *http.Server
+	pop    *pop.Server // nil without a PoP
+	// servers are the HTTP servers, the players' one first.
+	servers []*httpServer
 }
 
-// New builds the parts and opens both listeners.
+// httpServer is an HTTP server with its listener.
+type httpServer struct {
+	ln  net.Listener
+	srv *http.Server
+}
+
+// New builds the parts and opens the listeners.
 func New(cfg Config) (*App, error) {
 	if cfg.RTMPAddr == "" {
 		cfg.RTMPAddr = ":1935"
@@ -64,7 +75,7 @@ func New(cfg Config) (*App, error) {
 		cfg.ShutdownTimeout = 10 * time.Second
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -76,45 +87,78 @@ func New(cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	a := &App{cfg: cfg, log: cfg.Logger, origin: org}
+	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+
+	if cfg.PoP == nil {
+		if err := a.listen(cfg.HTTPAddr, org, metricsHandler); err != nil {
+			return nil, err
+		}
+	} else {
+		// The origin first, on loopback, so the PoP knows where it is.
+		if err := a.listen("127.0.0.1:0", org, nil); err != nil {
+			return nil, err
+		}
+		pcfg := *cfg.PoP
+		pcfg.Origins = []string{"http://" + a.servers[0].ln.Addr().String()}
+		pcfg.Logger = cfg.Logger.With("part", "pop")
+		pcfg.Registerer = reg
+		p, err := pop.New(pcfg)
+		if err != nil {
+			return nil, errors.Join(err, a.closeListeners())
+		}
+		a.pop = p
+		if err := a.listen(cfg.HTTPAddr, p, metricsHandler); err != nil {
+			return nil, err
+		}
+		// The players' server comes first.
+		a.servers[0], a.servers[1] = a.servers[1], a.servers[0]
+	}
+
 	in, err := ingest.New(ingest.Config{
 		Addr:    cfg.RTMPAddr,
 		Handler: handler{org},
 		Logger:  cfg.Logger.With("part", "ingest"),
 	})
 	if err != nil {
-		return nil, err
+		return nil, errors.Join(err, a.closeListeners())
 	}
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return nil, errors.Join(fmt.Errorf("listen http: %w", err), closeIngest(in))
-	}
-
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.Handle("/", org)
-	return &App{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		ingest: in,
-		origin: org,
-		httpLn: ln,
-		http: &http.Server{
-			Handler:           mux,
-			ReadHeaderTimeout: 10 * time.Second,
-			ReadTimeout:       30 * time.Second,
-			WriteTimeout:      60 * time.Second,
-			IdleTimeout:       120 * time.Second,
-			MaxHeaderBytes:    64 << 10,
-			ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
-		},
-	}, nil
+	a.ingest = in
+	return a, nil
 }
 
-// closeIngest releases an ingest server that will never Run.
-func closeIngest(in *ingest.Server) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	return in.Run(ctx)
+// listen opens an HTTP listener on addr for h, with /metrics when metrics
+// is not nil.
+func (a *App) listen(addr string, h http.Handler, metrics http.Handler) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return errors.Join(fmt.Errorf("listen http: %w", err), a.closeListeners())
+	}
+	if metrics != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metrics)
+		mux.Handle("/", h)
+		h = mux
+	}
+	a.servers = append(a.servers, &httpServer{ln: ln, srv: &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}})
+	return nil
+}
+
+// closeListeners releases the listeners of an App that will never Run.
+func (a *App) closeListeners() error {
+	var errs []error
+	for _, s := range a.servers {
+		errs = append(errs, s.ln.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // handler adapts the origin to ingest.Handler.
@@ -132,26 +176,36 @@ func (h handler) Publish(name string, tracks []codecs.Codec) (ingest.Session, er
 func (a *App) RTMPAddr() net.Addr { return a.ingest.Addr() }
 
 // HTTPAddr returns the address players connect to.
-func (a *App) HTTPAddr() net.Addr { return a.httpLn.Addr() }
+func (a *App) HTTPAddr() net.Addr { return a.servers[0].ln.Addr() }
+
+// OriginAddr returns the origin's HTTP address: HTTPAddr without a PoP.
+func (a *App) OriginAddr() net.Addr { return a.servers[len(a.servers)-1].ln.Addr() }
 
 // Origin returns the origin, for status queries.
 func (a *App) Origin() *origin.Server { return a.origin }
 
 // Run serves until ctx is done, then shuts down gracefully: publishers are
 // disconnected (their streams end with EXT-X-ENDLIST), then HTTP requests
-// in flight are given ShutdownTimeout to finish.
+// in flight are given ShutdownTimeout to finish, the players' first.
 func (a *App) Run(ctx context.Context) error {
 	ingestCtx, stopIngest := context.WithCancel(context.Background())
 	defer stopIngest()
+	popCtx, stopPoP := context.WithCancel(context.Background())
+	defer stopPoP()
 	g, gctx := errgroup.WithContext(ctx)
 
 	g.Go(func() error { return a.ingest.Run(ingestCtx) })
-	g.Go(func() error {
-		if err := a.http.Serve(a.httpLn); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serve http: %w", err)
-		}
-		return nil
-	})
+	if a.pop != nil {
+		g.Go(func() error { return a.pop.Run(popCtx) })
+	}
+	for _, s := range a.servers {
+		g.Go(func() error {
+			if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve http: %w", err)
+			}
+			return nil
+		})
+	}
 	if a.cfg.Demo {
 		g.Go(func() error { return a.runDemo(gctx) })
 	}
@@ -162,11 +216,15 @@ func (a *App) Run(ctx context.Context) error {
 		a.origin.Close()
 		sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 		defer cancel()
-		if err := a.http.Shutdown(sctx); err != nil {
-			a.http.Close()
-			return fmt.Errorf("http shutdown: %w", err)
+		var errs []error
+		for _, s := range a.servers {
+			if err := s.srv.Shutdown(sctx); err != nil {
+				s.srv.Close()
+				errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+			}
 		}
-		return nil
+		stopPoP()
+		return errors.Join(errs...)
 	})
 	return g.Wait()
 }

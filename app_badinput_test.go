@@ -14,6 +14,7 @@ import (
 
 	"github.com/golivestream/live/ingest"
 	"github.com/golivestream/live/origin"
+	"github.com/golivestream/live/pop"
 )
 
 // lastSegment returns the newest segment number of stream's first rendition.
@@ -31,7 +32,7 @@ func (a *testApp) lastSegment(t *testing.T, name string) uint64 {
 // already playing keeps producing segments throughout.
 func TestBadPublishers(t *testing.T) {
 	ffmpeg := ffmpegPath(t, "ffmpeg")
-	a := startApp(t, Config{Demo: true, Origin: origin.Config{Window: 10 * time.Second}})
+	a := startApp(t, Config{Demo: true, Origin: origin.Config{Window: 10 * time.Second}, PoP: &pop.Config{}})
 	a.waitLive(t, DemoStream, 15*time.Second)
 	before := a.lastSegment(t, DemoStream)
 

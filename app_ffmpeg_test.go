@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/golivestream/live/origin"
+	"github.com/golivestream/live/pop"
 )
 
 // ffmpegSource returns ffmpeg arguments publishing seconds of a test
@@ -68,7 +69,7 @@ func probe(t *testing.T, ffprobe, url string) (video, audio []probePacket) {
 // timestamps have no gap. ffprobe's exit code alone would prove nothing.
 func TestFFmpegInterop(t *testing.T) {
 	ffmpeg, ffprobe := ffmpegPath(t, "ffmpeg"), ffmpegPath(t, "ffprobe")
-	a := startApp(t, Config{Origin: origin.Config{Window: time.Minute}})
+	a := startApp(t, Config{Origin: origin.Config{Window: time.Minute}, PoP: &pop.Config{}})
 	const seconds, fps = 6, 30
 
 	cases := []struct {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/golivestream/live/ingest"
 	"github.com/golivestream/live/origin"
+	"github.com/golivestream/live/pop"
 )
 
 // track is what a test reads back of one rendition.
@@ -131,7 +132,7 @@ func checkTimeline(t *testing.T, name string, tr *track, video bool) int {
 // an in-process server, reads HLS and DASH back over HTTP and parses every
 // playlist, manifest and segment with gohlslib, dash-mpd and mp4ff.
 func TestClipEndToEnd(t *testing.T) {
-	a := startApp(t, Config{Origin: origin.Config{Window: time.Minute}})
+	a := startApp(t, Config{Origin: origin.Config{Window: time.Minute}, PoP: &pop.Config{}})
 	clip, err := ingest.LoadClip(DemoClip())
 	if err != nil {
 		t.Fatal(err)
@@ -266,9 +267,10 @@ func checkDASH(t *testing.T, mpdDir string, rep *mpd.RepresentationType, tr *tra
 }
 
 // TestHeldRequests checks that the next segment is held until it is
-// complete, and that far-ahead and expired segments get a fast 404.
+// complete (through the PoP, which holds it too), and that far-ahead and
+// expired segments get a fast 404 from the origin.
 func TestHeldRequests(t *testing.T) {
-	a := startApp(t, Config{Origin: origin.Config{Window: 3 * time.Second}})
+	a := startApp(t, Config{Origin: origin.Config{Window: 3 * time.Second}, PoP: &pop.Config{}})
 	clip, err := ingest.LoadClip(DemoClip())
 	if err != nil {
 		t.Fatal(err)
@@ -297,6 +299,7 @@ func TestHeldRequests(t *testing.T) {
 	segURL := func(n int) string {
 		return plURL.ResolveReference(&url.URL{Path: fmt.Sprintf("%d.m4s", n)}).String()
 	}
+	originURL := func(n int) string { return a.origin + strings.TrimPrefix(segURL(n), a.base) }
 
 	// The next segment is not listed yet: the request is held, then served.
 	code, body := get(t, segURL(last+1))
@@ -305,7 +308,7 @@ func TestHeldRequests(t *testing.T) {
 	}
 	// Far ahead: 404 at once, with the reason.
 	start := time.Now()
-	code, body = get(t, segURL(last+10))
+	code, body = get(t, originURL(last+10))
 	if code != 404 || !strings.Contains(string(body), "too far ahead") {
 		t.Errorf("segment %d: status %d %q, want 404 too far ahead", last+10, code, body)
 	}
@@ -314,10 +317,10 @@ func TestHeldRequests(t *testing.T) {
 	}
 	// Wait until segment 0 has left the retention (3 s listed + 4 s kept).
 	waitFor(t, 20*time.Second, "segment 0 to expire", func() bool {
-		code, _ := get(t, segURL(0))
+		code, _ := get(t, originURL(0))
 		return code == 404
 	})
-	code, body = get(t, segURL(0))
+	code, body = get(t, originURL(0))
 	if code != 404 || !strings.Contains(string(body), "expired") {
 		t.Errorf("segment 0: status %d %q, want 404 expired", code, body)
 	}

@@ -22,8 +22,9 @@ import (
 // testApp is an App running on loopback ports for one test.
 type testApp struct {
 	*App
-	base string // http://127.0.0.1:port
-	rtmp string // rtmp://127.0.0.1:port/live/
+	base   string // http://127.0.0.1:port, the players' address
+	origin string // the origin's address (base without a PoP)
+	rtmp   string // rtmp://127.0.0.1:port/live/
 }
 
 // startApp runs an App on 127.0.0.1:0 until the test ends, logging into
@@ -49,8 +50,9 @@ func startApp(t *testing.T, cfg Config) *testApp {
 	})
 	return &testApp{
 		App:  app,
-		base: "http://" + app.HTTPAddr().String(),
-		rtmp: "rtmp://" + app.RTMPAddr().String() + "/live/",
+		base:   "http://" + app.HTTPAddr().String(),
+		origin: "http://" + app.OriginAddr().String(),
+		rtmp:   "rtmp://" + app.RTMPAddr().String() + "/live/",
 	}
 }
 

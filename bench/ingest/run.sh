@@ -1,0 +1,808 @@
+#!/usr/bin/env bash
+# Ingest benchmark: our origin (cmd/origin) against nginx-rtmp, in one run,
+# on this machine, over loopback only. See README.md beside this file for
+# what is measured and how to read the results.
+#
+#   bench/ingest/run.sh                      # the default, full run (~14 min)
+#   D=20 MEM_SECONDS=60 bench/ingest/run.sh  # a quick check (~3 min)
+#
+# Every setting is an environment variable; the flags below set the same.
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+usage: bench/ingest/run.sh [-n N] [-d D] [-w WARMUP] [-r ROUNDS]
+                           [-m MEM_STREAMS] [-t MEM_SECONDS] [-p PHASES]
+
+  -n N             streams published into each server in the CPU phase (10)
+  -d D             measured seconds per server, after the warm-up (60)
+  -w WARMUP        seconds between the start of the publishers and the start
+                   mark of the CPU measurement (10)
+  -r ROUNDS        CPU rounds; each round runs ours, then nginx (1)
+  -m MEM_STREAMS   streams published into ours in the memory phase (20)
+  -t MEM_SECONDS   length of the memory phase in seconds (600)
+  -p PHASES        comma-separated: cpu, mem (cpu,mem)
+
+Other environment variables: MEM_WARMUP (60: the RSS sample growth is
+measured from), RECONNECT_EVERY (60), HTTP_EVERY (60), HTTP_BURST (200),
+MEDIA_DIR (where nginx writes HLS/DASH; /dev/shm/... when writable),
+STRICT=1 (exit 3 when a goal is missed).
+EOF
+}
+
+N=${N:-10}
+D=${D:-60}
+WARMUP=${WARMUP:-10}
+ROUNDS=${ROUNDS:-1}
+MEM_STREAMS=${MEM_STREAMS:-20}
+MEM_SECONDS=${MEM_SECONDS:-600}
+MEM_WARMUP=${MEM_WARMUP:-60}
+MEM_INTERVAL=10
+RECONNECT_EVERY=${RECONNECT_EVERY:-60}
+HTTP_EVERY=${HTTP_EVERY:-60}
+HTTP_BURST=${HTTP_BURST:-200}
+PHASES=${PHASES:-cpu,mem}
+STRICT=${STRICT:-0}
+
+while getopts "n:d:w:r:m:t:p:h" opt; do
+  case $opt in
+    n) N=$OPTARG ;;
+    d) D=$OPTARG ;;
+    w) WARMUP=$OPTARG ;;
+    r) ROUNDS=$OPTARG ;;
+    m) MEM_STREAMS=$OPTARG ;;
+    t) MEM_SECONDS=$OPTARG ;;
+    p) PHASES=$OPTARG ;;
+    h) usage; exit 0 ;;
+    *) usage >&2; exit 2 ;;
+  esac
+done
+for v in N D WARMUP ROUNDS MEM_STREAMS MEM_SECONDS MEM_WARMUP RECONNECT_EVERY HTTP_EVERY HTTP_BURST; do
+  [[ ${!v} =~ ^[0-9]+$ ]] || { echo "run.sh: $v must be a whole number, not '${!v}'" >&2; exit 2; }
+done
+((N >= 1 && D >= 1 && ROUNDS >= 1 && MEM_STREAMS >= 1)) || { echo "run.sh: N, D, ROUNDS and MEM_STREAMS must be at least 1" >&2; exit 2; }
+# The growth is measured from the first sample at or after MEM_WARMUP; a
+# short check gets a baseline halfway through instead of none.
+if ((MEM_WARMUP >= MEM_SECONDS)); then
+  MEM_WARMUP=$(((MEM_SECONDS / 2) / MEM_INTERVAL * MEM_INTERVAL))
+fi
+do_phase() { [[ ,$PHASES, == *,$1,* ]]; }
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+OUT=$ROOT/bench/out
+RUN=$OUT/ingest-run # logs and configs of the latest run
+RESULTS=$OUT/ingest-results.txt
+SRC=$OUT/ingest-src-720p30-2500k-gop30-60s.flv
+BIN=$OUT/origin-bench
+HZ=$(getconf CLK_TCK)
+
+# Reproduce line: the settings that differ from no setting at all are all
+# spelled out, so the line runs the same benchmark wherever it is pasted.
+REPRO="N=$N D=$D WARMUP=$WARMUP ROUNDS=$ROUNDS MEM_STREAMS=$MEM_STREAMS MEM_SECONDS=$MEM_SECONDS PHASES=$PHASES"
+((MEM_WARMUP == 60)) || REPRO+=" MEM_WARMUP=$MEM_WARMUP"
+((RECONNECT_EVERY == 60)) || REPRO+=" RECONNECT_EVERY=$RECONNECT_EVERY"
+((HTTP_EVERY == 60)) || REPRO+=" HTTP_EVERY=$HTTP_EVERY"
+((HTTP_BURST == 200)) || REPRO+=" HTTP_BURST=$HTTP_BURST"
+[[ -z ${MEDIA_DIR:-} ]] || REPRO+=" MEDIA_DIR=$MEDIA_DIR"
+REPRO+=" bench/ingest/run.sh"
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+# report prints a line of results and keeps it in the results file.
+report() { printf '%s\n' "$*" | tee -a "$RESULTS"; }
+die() {
+  printf '\nFAIL: %s\n' "$*" | tee -a "$RESULTS" >&2
+  exit 1
+}
+
+# ---------------------------------------------------------------- cleanup
+PIDS=()       # every process this script started and may still be running
+MEDIA_OWNED="" # nginx output directory this script made, removed at exit
+cleanup() {
+  local rc=$? p alive t
+  trap - EXIT INT TERM
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for ((t = 0; t < 50; t++)); do # up to 10 s for graceful exits
+    alive=0
+    for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    ((alive)) || break
+    sleep 0.2
+  done
+  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  [[ -n $NAP_PID ]] && kill "$NAP_PID" 2>/dev/null
+  [[ -n $MEDIA_OWNED ]] && rm -rf "$MEDIA_OWNED"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted; stopping everything this script started"; exit 130' INT
+trap 'log "terminated; stopping everything this script started"; exit 143' TERM
+
+# stop ends one process this script started: TERM, then KILL after 10 s.
+# Its stderr is closed so that bash does not print "Killed" for a
+# publisher killed on purpose.
+stop() {
+  local p=$1 t
+  kill -TERM "$p" 2>/dev/null || true
+  for ((t = 0; t < 50; t++)); do
+    kill -0 "$p" 2>/dev/null || break
+    sleep 0.2
+  done
+  kill -KILL "$p" 2>/dev/null || true
+  wait "$p" 2>/dev/null || true
+} 2>/dev/null
+
+# ---------------------------------------------------------------- setup
+install_missing() {
+  local need=()
+  command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need+=(ffmpeg)
+  command -v nginx >/dev/null || need+=(nginx)
+  [[ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ]] || need+=(libnginx-mod-rtmp)
+  command -v jq >/dev/null || need+=(jq)
+  command -v curl >/dev/null || need+=(curl)
+  command -v ss >/dev/null || need+=(iproute2)
+  ((${#need[@]})) || return 0
+  log "installing: ${need[*]}"
+  local sudo=""
+  [[ $(id -u) == 0 ]] || sudo=sudo
+  $sudo apt-get update -qq
+  # The nginx package tries to start its service; where there is no init
+  # system that fails harmlessly, and we never use that service.
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+}
+
+rtmp_module() {
+  local f
+  if [[ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ]]; then
+    echo /usr/lib/nginx/modules/ngx_rtmp_module.so
+    return
+  fi
+  for f in /etc/nginx/modules-enabled/*rtmp*.conf; do
+    [[ -e $f ]] || continue
+    sed -n 's/^[[:space:]]*load_module[[:space:]]\+\([^;]*\);.*/\1/p' "$f" | head -n1
+    return
+  done
+  die "nginx rtmp module not found (/usr/lib/nginx/modules/ngx_rtmp_module.so, /etc/nginx/modules-enabled)"
+}
+
+# make_source encodes the test input once; later runs reuse it.
+make_source() {
+  if [[ -s $SRC ]] && ffprobe -v error "$SRC" >/dev/null 2>&1; then
+    return
+  fi
+  log "encoding the test input once: $SRC (about a minute)"
+  # testsrc2 alone compresses far below 2.5 Mb/s; light temporal noise
+  # lets the rate control spend the bit rate a camera picture would.
+  ffmpeg -nostdin -hide_banner -loglevel error -y \
+    -f lavfi -i "testsrc2=size=1280x720:rate=30,noise=alls=12:allf=t" \
+    -f lavfi -i "sine=frequency=440:sample_rate=48000" \
+    -t 60 \
+    -c:v libx264 -preset veryfast -profile:v high -pix_fmt yuv420p \
+    -b:v 2500k -maxrate 2500k -bufsize 2500k \
+    -g 30 -keyint_min 30 -sc_threshold 0 \
+    -c:a aac -b:a 128k -ac 2 \
+    -f flv "$SRC.tmp"
+  mv "$SRC.tmp" "$SRC"
+}
+
+# ---------------------------------------------------------------- helpers
+USED_PORTS=" "
+free_port() {
+  local p i
+  for ((i = 0; i < 100; i++)); do
+    p=$((20000 + RANDOM % 30000))
+    [[ $USED_PORTS == *" $p "* ]] && continue
+    if [[ -z $(ss -Htan "sport = :$p") ]]; then
+      USED_PORTS+="$p "
+      echo "$p"
+      return
+    fi
+  done
+  die "no free TCP port found on 127.0.0.1"
+}
+
+# wait_listening waits until 127.0.0.1:port is listened on by pid (or one
+# of its children), so that we never publish into someone else's server.
+wait_listening() {
+  local pid=$1 port=$2 what=$3 t owners
+  for ((t = 0; t < 100; t++)); do
+    kill -0 "$pid" 2>/dev/null || die "$what exited at start (see its log in $RUN)"
+    owners=$(ss -Htlnp "sport = :$port" 2>/dev/null || true)
+    if [[ -n $owners ]]; then
+      local c
+      for c in "$pid" $(pgrep -P "$pid" || true); do
+        [[ $owners == *"pid=$c,"* ]] && return 0
+      done
+      die "$what: 127.0.0.1:$port is listened on by another process: $owners"
+    fi
+    sleep 0.1
+  done
+  die "$what did not listen on 127.0.0.1:$port within 10 s"
+}
+
+# cpu_split prints the user and system CPU clock ticks used so far by pid
+# and its live children, plus those of its children already waited for.
+cpu_split() {
+  local pid=$1 user=0 sys=0 p line f
+  for p in "$pid" $(pgrep -P "$pid" || true); do
+    line=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+    # Fields after the command name, which is in parentheses and may
+    # hold spaces: f[0] is field 3 (state), so utime (14) is f[11].
+    read -r -a f <<<"${line##*) }"
+    user=$((user + f[11]))
+    sys=$((sys + f[12]))
+    if [[ $p == "$pid" ]]; then
+      user=$((user + f[13]))
+      sys=$((sys + f[14]))
+    fi
+  done
+  echo "$user $sys"
+}
+
+# cpu_ticks prints user+system clock ticks as cpu_split counts them.
+cpu_ticks() {
+  local user sys
+  read -r user sys < <(cpu_split "$1")
+  echo $((user + sys))
+}
+
+# pids_ticks sums cpu_ticks over a list of pids (the publishers).
+pids_ticks() {
+  local total=0 p
+  for p in "$@"; do total=$((total + $(cpu_ticks "$p"))); done
+  echo "$total"
+}
+
+# sys_busy prints busy and total clock ticks of the whole machine.
+sys_busy() {
+  local user nice system idle iowait irq softirq steal rest
+  read -r _ user nice system idle iowait irq softirq steal rest </proc/stat
+  echo "$((user + nice + system + irq + softirq + steal)) $((user + nice + system + idle + iowait + irq + softirq + steal))"
+}
+
+now() { echo "$EPOCHREALTIME"; }
+fmt() { awk -v x="$1" -v f="$2" 'BEGIN { printf f, x }'; }
+# calc evaluates an awk expression; the parentheses keep a ">" in it a
+# comparison rather than an output redirection.
+calc() { awk "BEGIN { printf \"%.10g\", ($1) }"; }
+
+# nap sleeps in the background so that INT and TERM are acted on at once.
+NAP_PID=""
+nap() {
+  sleep "$1" &
+  NAP_PID=$!
+  wait "$NAP_PID" || true
+  NAP_PID=""
+}
+
+# start_pub starts one publisher; its pid is left in PUB_PID.
+start_pub() {
+  local url=$1 logf=$2
+  ffmpeg -nostdin -hide_banner -loglevel warning -re -stream_loop -1 -i "$SRC" \
+    -c copy -f flv "$url" >>"$logf" 2>&1 &
+  PUB_PID=$!
+  PIDS+=("$PUB_PID")
+}
+
+# check_pubs fails when a publisher died: a dead publisher would make the
+# server look cheaper than it is.
+check_pubs() {
+  local what=$1 logdir=$2 i
+  shift 2
+  local pids=("$@")
+  for i in "${!pids[@]}"; do
+    if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+      tail -n 5 "$logdir/pub-s$i.log" >&2 || true
+      die "$what: publisher of s$i exited (log: $logdir/pub-s$i.log)"
+    fi
+  done
+}
+
+# metric prints the sum of the samples of a metric in a /metrics dump.
+metric() {
+  awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $2; n++ } END { if (n) printf "%.0f", s; else printf "0" }' "$2"
+}
+
+# hist_quantile prints "q_seconds count fraction_le_limit" of the
+# availability histogram between two /metrics dumps (the first may be
+# /dev/null), interpolating inside a bucket as Prometheus'
+# histogram_quantile does. A quantile in the +Inf bucket prints as "inf".
+hist_quantile() {
+  awk -v q="$3" -v lim="$4" '
+    function le(s,   a) { split(s, a, "\""); return a[2] }
+    /^live_origin_segment_availability_seconds_bucket/ {
+      if (FILENAME == ARGV[1]) { base[le($1)] = $2; next }
+      n++; bound[n] = le($1); cum[n] = $2 - base[le($1)]
+    }
+    END {
+      if (n == 0) { print "nan 0 nan"; exit }
+      total = cum[n]
+      if (total <= 0) { print "nan 0 nan"; exit }
+      rank = q * total; prev = 0; prevb = 0; res = "inf"; frac = "nan"
+      for (i = 1; i <= n; i++) {
+        if (bound[i] != "+Inf" && bound[i] + 0 == lim + 0) frac = cum[i] / total
+        if (res == "inf" && cum[i] >= rank) {
+          if (bound[i] == "+Inf") break
+          res = prevb + (bound[i] - prevb) * (rank - prev) / (cum[i] - prev)
+        }
+        if (bound[i] != "+Inf") { prev = cum[i]; prevb = bound[i] }
+      }
+      printf "%s %d %s\n", res, total, frac
+    }' "$1" "$2"
+}
+
+# ---------------------------------------------------------------- servers
+ORIGIN_PID=""
+ORIGIN_HTTP=""
+ORIGIN_RTMP=""
+start_origin() {
+  local logf=$1 rp hp
+  rp=$(free_port)
+  hp=$(free_port)
+  "$BIN" -rtmp "127.0.0.1:$rp" -http "127.0.0.1:$hp" >"$logf" 2>&1 &
+  ORIGIN_PID=$!
+  PIDS+=("$ORIGIN_PID")
+  wait_listening "$ORIGIN_PID" "$rp" "our origin (rtmp)"
+  wait_listening "$ORIGIN_PID" "$hp" "our origin (http)"
+  ORIGIN_RTMP="rtmp://127.0.0.1:$rp/live"
+  ORIGIN_HTTP="http://127.0.0.1:$hp"
+}
+
+NGINX_PID=""
+NGINX_RTMP=""
+start_nginx() {
+  local dir=$1 rp
+  rp=$(free_port)
+  mkdir -p "$dir/logs" "$MEDIA/hls" "$MEDIA/dash"
+  rm -rf "${MEDIA:?}/hls/"* "${MEDIA:?}/dash/"*
+  # nginx's workers run as an unprivileged user when started by root.
+  chmod 0777 "$MEDIA/hls" "$MEDIA/dash"
+  cat >"$dir/nginx.conf" <<EOF
+# Written by bench/ingest/run.sh; nginx-rtmp as the reference ingest.
+load_module $RTMP_MODULE;
+daemon off;
+master_process on;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 1024; }
+rtmp {
+    server {
+        listen 127.0.0.1:$rp;
+        chunk_size 4096;
+        application live {
+            live on;
+            record off;
+            hls on;
+            hls_path $MEDIA/hls;
+            hls_fragment 1s;
+            hls_playlist_length 30s;
+            dash on;
+            dash_path $MEDIA/dash;
+            dash_fragment 1s;
+            dash_playlist_length 30s;
+        }
+    }
+}
+EOF
+  nginx -t -q -p "$dir/" -e "$dir/logs/error.log" -c "$dir/nginx.conf" 2>"$dir/logs/configtest.log" ||
+    die "nginx rejected its config: $(cat "$dir/logs/configtest.log")"
+  nginx -p "$dir/" -e "$dir/logs/error.log" -c "$dir/nginx.conf" >"$dir/logs/stdout.log" 2>&1 &
+  NGINX_PID=$!
+  PIDS+=("$NGINX_PID")
+  wait_listening "$NGINX_PID" "$rp" "nginx-rtmp"
+  NGINX_RTMP="rtmp://127.0.0.1:$rp/live"
+}
+
+# ours_live prints how many streams s0..s{n-1} our origin lists as live
+# with segments in every rendition.
+ours_live() {
+  curl -fsS --max-time 5 "$ORIGIN_HTTP/api/streams" 2>/dev/null | jq -r --argjson n "$1" '
+    [.streams[] | select((.name | test("^s[0-9]+$")) and ((.name[1:] | tonumber) < $n)
+      and .live and (.renditions | length) >= 2 and all(.renditions[]; .segments > 0))] | length' 2>/dev/null || echo 0
+}
+
+# nginx_live prints how many streams have an HLS playlist listing a
+# fragment and a DASH manifest on disk.
+nginx_live() {
+  local n=$1 i c=0
+  for ((i = 0; i < n; i++)); do
+    [[ -s $MEDIA/hls/s$i.m3u8 && -s $MEDIA/dash/s$i.mpd ]] || continue
+    grep -q '\.ts$' "$MEDIA/hls/s$i.m3u8" 2>/dev/null || continue
+    c=$((c + 1))
+  done
+  echo "$c"
+}
+
+# check_ours_output fails unless every stream is live with segments and its
+# HLS playlists, DASH manifest and newest segment are served.
+check_ours_output() {
+  local n=$1 live i mv media seg
+  live=$(ours_live "$n")
+  ((live == n)) || {
+    curl -sS --max-time 5 "$ORIGIN_HTTP/api/streams" >"$RUN/api-streams-fail.json" 2>&1 || true
+    die "ours: /api/streams lists $live of $n streams live with segments ($RUN/api-streams-fail.json)"
+  }
+  for ((i = 0; i < n; i++)); do
+    mv=$(curl -fsS --max-time 5 "$ORIGIN_HTTP/live/s$i/index.m3u8") || die "ours: no HLS playlist for s$i"
+    curl -fsS --max-time 5 -o /dev/null "$ORIGIN_HTTP/live/s$i/manifest.mpd" || die "ours: no DASH manifest for s$i"
+  done
+  media=$(grep -v '^#' <<<"$mv" | grep . | head -n1)
+  seg=$(curl -fsS --max-time 5 "$ORIGIN_HTTP/live/s$((n - 1))/$media" | grep -v '^#' | grep . | tail -n1) ||
+    die "ours: no media playlist for s$((n - 1))"
+  curl -fsS --max-time 5 -o /dev/null "$ORIGIN_HTTP/live/s$((n - 1))/${media%/*}/$seg" ||
+    die "ours: newest segment of s$((n - 1)) not served"
+}
+
+check_nginx_output() {
+  local n=$1 live
+  live=$(nginx_live "$n")
+  ((live == n)) || {
+    ls -la "$MEDIA/hls" "$MEDIA/dash" >"$RUN/nginx-media-fail.txt" 2>&1 || true
+    die "nginx: $live of $n streams have an .m3u8 with fragments and an .mpd ($RUN/nginx-media-fail.txt)"
+  }
+}
+
+# log_problems prints counts of warnings and errors in our origin's log.
+log_problems() {
+  local logf=$1 e w
+  e=$(grep -c 'level=ERROR' "$logf" || true)
+  w=$(grep -c 'level=WARN' "$logf" || true)
+  echo "$e errors, $w warnings"
+}
+
+# ---------------------------------------------------------------- CPU phase
+# cpu_phase SERVER ROUND runs N publishers into one server and measures it.
+# It sets CPU_<server> (CPU-s per stream-second of this round) and appends
+# to the per-server totals.
+declare -A TOT_TICKS=([ours]=0 [nginx]=0) TOT_SECS=([ours]=0 [nginx]=0)
+declare -A OTHER_CORES=() PUB_CORES=()
+AVAIL_LINE=""
+AVAIL_P99=""
+AVAIL_FRAC=""
+cpu_phase() {
+  local srv=$1 round=$2 dir=$RUN/cpu-$1-r$2 url pid i
+  mkdir -p "$dir"
+  if [[ $srv == ours ]]; then
+    start_origin "$dir/origin.log"
+    pid=$ORIGIN_PID url=$ORIGIN_RTMP
+  else
+    start_nginx "$dir"
+    pid=$NGINX_PID url=$NGINX_RTMP
+  fi
+  log "$srv (round $round): $N publishers, warm-up ${WARMUP}s, then ${D}s measured"
+  local pubs=()
+  for ((i = 0; i < N; i++)); do
+    start_pub "$url/s$i" "$dir/pub-s$i.log"
+    pubs+=("$PUB_PID")
+  done
+  nap "$WARMUP"
+  check_pubs "$srv" "$dir" "${pubs[@]}"
+  if [[ $srv == ours ]]; then
+    local live
+    live=$(ours_live "$N")
+    ((live == N)) || die "ours: after the ${WARMUP}s warm-up, $live of $N streams are live with segments"
+    curl -fsS --max-time 5 "$ORIGIN_HTTP/metrics" >"$dir/metrics-start.txt" || die "ours: /metrics failed"
+  else
+    check_nginx_output "$N"
+  fi
+
+  # Start mark.
+  local t0 c0 p0 s0 tot0
+  t0=$(now)
+  local u0 k0 u1 k1
+  read -r u0 k0 < <(cpu_split "$pid")
+  c0=$((u0 + k0))
+  p0=$(pids_ticks "${pubs[@]}")
+  read -r s0 tot0 < <(sys_busy)
+  nap "$D"
+  # End mark.
+  local t1 c1 p1 s1 tot1
+  t1=$(now)
+  read -r u1 k1 < <(cpu_split "$pid")
+  c1=$((u1 + k1))
+  p1=$(pids_ticks "${pubs[@]}")
+  read -r s1 tot1 < <(sys_busy)
+
+  check_pubs "$srv" "$dir" "${pubs[@]}"
+  if [[ $srv == ours ]]; then
+    curl -fsS --max-time 5 "$ORIGIN_HTTP/metrics" >"$dir/metrics-end.txt" || die "ours: /metrics failed"
+    check_ours_output "$N"
+  else
+    check_nginx_output "$N"
+  fi
+
+  local secs ticks per cores
+  secs=$(calc "$t1 - $t0")
+  ticks=$((c1 - c0))
+  per=$(calc "$ticks / $HZ / ($N * $secs)")
+  TOT_TICKS[$srv]=$((TOT_TICKS[$srv] + ticks))
+  TOT_SECS[$srv]=$(calc "${TOT_SECS[$srv]} + $secs")
+  # Cores busy on average: the server, the publishers, and everything else
+  # on the machine (other users' work shows up here and skews results).
+  local busy_cores
+  cores=$(calc "$ticks / $HZ / $secs")
+  busy_cores=$(calc "($s1 - $s0) / ($tot1 - $tot0) * $(nproc)")
+  PUB_CORES[$srv-$round]=$(calc "($p1 - $p0) / $HZ / $secs")
+  OTHER_CORES[$srv-$round]=$(calc "$busy_cores - $cores - ($p1 - $p0) / $HZ / $secs")
+  report "$(printf '%-6s round %d: %5.2f CPU-s (user %.2f, system %.2f) over %5.1f s with %d streams = %.5f CPU-s per stream-second' \
+    "$srv" "$round" "$(calc "$ticks / $HZ")" "$(calc "($u1 - $u0) / $HZ")" "$(calc "($k1 - $k0) / $HZ")" "$secs" "$N" "$per")"
+  report "$(printf '       cores busy on average: this server %.3f, its publishers %.3f, rest of machine %.3f' \
+    "$cores" "${PUB_CORES[$srv-$round]}" "${OTHER_CORES[$srv-$round]}")"
+
+  if [[ $srv == ours ]]; then
+    local q cnt frac segs
+    read -r q cnt frac < <(hist_quantile "$dir/metrics-start.txt" "$dir/metrics-end.txt" 0.99 0.02)
+    segs=$(($(metric live_origin_segments_total "$dir/metrics-end.txt") - $(metric live_origin_segments_total "$dir/metrics-start.txt")))
+    AVAIL_P99=$q AVAIL_FRAC=$frac
+    AVAIL_LINE=$(printf 'segment availability over the measured window: p99 %s over %d segments (%s%% at or under 20 ms); %d segments packaged (expected about %d)' \
+      "$(ms "$q")" "$cnt" "$(pct "$frac")" "$segs" "$(calc "int($N * $secs * 2)")")
+    report "       $AVAIL_LINE"
+    read -r q cnt frac < <(hist_quantile /dev/null "$dir/metrics-end.txt" 0.99 0.02)
+    report "       segment availability since start (incl. warm-up): p99 $(ms "$q") over $cnt segments"
+    report "       our log: $(log_problems "$dir/origin.log")"
+    for i in "${pubs[@]}"; do stop "$i"; done
+    stop "$ORIGIN_PID"
+  else
+    local errs
+    errs=$(grep -c '\[error\]\|\[alert\]\|\[emerg\]\|\[crit\]' "$dir/logs/error.log" || true)
+    report "       nginx error.log: $errs error lines"
+    for i in "${pubs[@]}"; do stop "$i"; done
+    stop "$NGINX_PID"
+  fi
+}
+
+ms() {
+  case $1 in
+    inf) echo "> 250 ms (+Inf bucket)" ;;
+    nan | "") echo "n/a" ;;
+    *) fmt "$(calc "$1 * 1000")" '%.2f ms' ;;
+  esac
+}
+pct() {
+  case $1 in
+    nan | "") echo "n/a" ;;
+    *) fmt "$(calc "$1 * 100")" '%.2f' ;;
+  esac
+}
+
+# ---------------------------------------------------------------- memory phase
+MEM_GROWTH="" MEM_GROWTH_HALF="" MEM_TARGET_HALF="" MEM_HALF_T=""
+mem_phase() {
+  local dir=$RUN/mem i
+  mkdir -p "$dir"
+  start_origin "$dir/origin.log"
+  log "memory: ours with $MEM_STREAMS streams for ${MEM_SECONDS}s (reconnect every ${RECONNECT_EVERY}s, $HTTP_BURST requests every ${HTTP_EVERY}s)"
+  local pubs=()
+  for ((i = 0; i < MEM_STREAMS; i++)); do
+    start_pub "$ORIGIN_RTMP/s$i" "$dir/pub-s$i.log"
+    pubs+=("$PUB_PID")
+  done
+
+  report ""
+  report "memory phase: $MEM_STREAMS streams into ours, RSS every ${MEM_INTERVAL}s for ${MEM_SECONDS}s"
+  report "  (heap: Go heap in use; GC target: the heap size that triggers the next GC, twice the live heap at the last GC)"
+  report "$(printf '  %6s %8s %8s %9s %10s %7s %6s %8s  %s' t RSS_MB heap_MB target_MB goroutines live reconn requests events)"
+  local start next=0 reconnects=0 burst_pid="" bursts=0 rss heap target gor live note="" sig wait_s
+  : >"$dir/http-codes.txt"
+  : >"$dir/samples.txt"
+  start=$(now)
+  # One tick every 5 s: a sample every MEM_INTERVAL, then the events due.
+  # Events are noted on the next sample's line.
+  while :; do
+    if ((next % MEM_INTERVAL == 0)); then
+      curl -fsS --max-time 5 "$ORIGIN_HTTP/metrics" >"$dir/metrics-now.txt" 2>/dev/null || : >"$dir/metrics-now.txt"
+      rss=$(awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$ORIGIN_PID/status" 2>/dev/null) || rss=""
+      [[ -n $rss ]] || die "ours exited during the memory phase (log: $dir/origin.log)"
+      heap=$(calc "$(metric go_memstats_heap_inuse_bytes "$dir/metrics-now.txt") / 1048576")
+      target=$(calc "$(metric go_memstats_next_gc_bytes "$dir/metrics-now.txt") / 1048576")
+      gor=$(metric go_goroutines "$dir/metrics-now.txt")
+      live=$(ours_live "$MEM_STREAMS")
+      report "$(printf '  %6s %8.1f %8.1f %9.1f %10s %7s %6d %8d  %s' "${next}s" "$rss" "$heap" "$target" "$gor" "$live/$MEM_STREAMS" "$reconnects" "$(wc -l <"$dir/http-codes.txt")" "$note")"
+      note=""
+      echo "$next $rss $target $gor" >>"$dir/samples.txt"
+    fi
+    ((next >= MEM_SECONDS)) && break
+    # Reconnect one publisher: alternately a clean exit (TERM: ffmpeg
+    # closes the stream) and an abrupt one (KILL: the socket just drops).
+    if ((next > 0 && next % RECONNECT_EVERY == 0)); then
+      i=$((reconnects % MEM_STREAMS))
+      sig=TERM
+      ((reconnects % 2)) && sig=KILL
+      kill "-$sig" "${pubs[$i]}" 2>/dev/null || true
+      stop "${pubs[$i]}"
+      start_pub "$ORIGIN_RTMP/s$i" "$dir/pub-s$i.log"
+      pubs[i]=$PUB_PID
+      reconnects=$((reconnects + 1))
+      note+="${next}s: s$i reconnected ($sig); "
+    fi
+    # A burst of player requests, half a period after each reconnect.
+    if ((next % HTTP_EVERY == HTTP_EVERY / 2)); then
+      if [[ -n $burst_pid ]] && kill -0 "$burst_pid" 2>/dev/null; then
+        note+="${next}s: burst skipped, previous one still running; "
+      else
+        burst "$ORIGIN_HTTP" "$MEM_STREAMS" "$HTTP_BURST" "$dir/http-codes.txt" &
+        burst_pid=$!
+        PIDS+=("$burst_pid")
+        bursts=$((bursts + 1))
+        note+="${next}s: HTTP burst $bursts; "
+      fi
+    fi
+    next=$((next + MEM_INTERVAL / 2))
+    wait_s=$(calc "$start + $next - $(now)")
+    if (($(calc "$wait_s > 0"))); then nap "$wait_s"; fi
+  done
+  if [[ -n $burst_pid ]]; then wait "$burst_pid" 2>/dev/null || true; fi
+
+  # Still all live after the reconnects?
+  live=$(ours_live "$MEM_STREAMS")
+  ((live == MEM_STREAMS)) || die "ours: after the memory phase $live of $MEM_STREAMS streams are live with segments"
+  check_pubs "memory phase" "$dir" "${pubs[@]}"
+
+  local codes publishes half=$(((MEM_SECONDS / 2) / MEM_INTERVAL * MEM_INTERVAL))
+  codes=$(sort "$dir/http-codes.txt" | uniq -c | awk '{ printf "%s%s x%s", (NR > 1 ? ", " : ""), $2, $1 }')
+  curl -fsS --max-time 5 "$ORIGIN_HTTP/metrics" >"$dir/metrics-end.txt" || die "ours: /metrics failed"
+  publishes=$(metric live_origin_publishes_total "$dir/metrics-end.txt")
+  # growth FROM COLUMN prints "from_t from to_t to delta pct trend" for the
+  # samples from FROM seconds on: end points, and the least-squares slope
+  # per 10 min, which depends less on where the GC happened to be.
+  growth() {
+    awk -v from="$1" -v col="$2" '$1 >= from {
+        if (n == 0) { t0 = $1; v0 = $col }
+        n++; t1 = $1; v1 = $col; sx += $1; sy += $col; sxx += $1 * $1; sxy += $1 * $col
+      }
+      END {
+        if (n < 2) { print "nan nan nan nan nan nan nan"; exit }
+        d = n * sxx - sx * sx
+        printf "%d %.1f %d %.1f %+.1f %+.1f %+.1f\n", t0, v0, t1, v1, v1 - v0, (v0 ? (v1 - v0) / v0 * 100 : 0), (d ? (n * sxy - sx * sy) / d * 600 : 0)
+      }' "$dir/samples.txt"
+  }
+  local ft fv tt tv dv dp tr
+  read -r ft fv tt tv dv dp tr < <(growth "$MEM_WARMUP" 2)
+  MEM_GROWTH="$dv MB ($dp%)"
+  report "  RSS growth from t=${ft}s to t=${tt}s: $fv -> $tv MB = $dv MB ($dp%); trend $tr MB per 10 min"
+  read -r ft fv tt tv dv dp tr < <(growth "$half" 2)
+  MEM_GROWTH_HALF="$dv MB ($dp%)" MEM_HALF_T=$ft
+  report "  RSS growth over the second half, t=${ft}s to t=${tt}s: $fv -> $tv MB = $dv MB ($dp%); trend $tr MB per 10 min"
+  read -r ft fv tt tv dv dp tr < <(growth "$half" 3)
+  MEM_TARGET_HALF="$dv MB ($dp%)"
+  report "  GC target over the second half, t=${ft}s to t=${tt}s: $fv -> $tv MB = $dv MB ($dp%); trend $tr MB per 10 min"
+  report "  goroutines: $(awk '{ print $4 }' "$dir/samples.txt" | sort -n | uniq -c | awk '{ printf "%s%s in %d samples", (NR > 1 ? ", " : ""), $2, $1 }')"
+  report "  reconnects: $reconnects (publishes counted by ours: $publishes); HTTP requests: $(wc -l <"$dir/http-codes.txt") in $bursts bursts ($codes)"
+  report "  our log: $(log_problems "$dir/origin.log")"
+  for i in "${pubs[@]}"; do stop "$i"; done
+  stop "$ORIGIN_PID"
+}
+
+# burst makes about COUNT player requests round-robin over the streams:
+# multivariant playlist, MPD, both media playlists, the video init segment
+# and the newest segments, as a player joining the live edge does. Each
+# status code is appended to CODES; every request is bounded by 5 s.
+burst() {
+  local base=$1 n=$2 count=$3 codes=$4 made=0 i=0 s mv vpl apl vdir adir seg tmp
+  tmp=$(mktemp)
+  get() { # get URL [save]: one request, its status to CODES
+    local code
+    code=$(curl -s --max-time 5 -o "${2:-/dev/null}" -w '%{http_code}' "$1" 2>/dev/null) || true
+    echo "${code:-000}" >>"$codes"
+    made=$((made + 1))
+  }
+  while ((made < count)); do
+    s="s$((i % n))"
+    i=$((i + 1))
+    get "$base/live/$s/index.m3u8" "$tmp"
+    mv=$(grep -v '^#' "$tmp" | grep . | head -n1 || true)
+    vdir=${mv%/*}
+    adir=$(sed -n 's/.*TYPE=AUDIO.*URI="\([^"]*\)\/index.m3u8".*/\1/p' "$tmp" | head -n1 || true)
+    : >"$tmp"
+    ((made < count)) && get "$base/live/$s/manifest.mpd"
+    [[ -n $vdir ]] || continue
+    ((made < count)) && get "$base/live/$s/$vdir/index.m3u8" "$tmp"
+    vpl=$(grep -v '^#' "$tmp" | grep . | tail -n3 || true)
+    ((made < count)) && get "$base/live/$s/$vdir/init.mp4"
+    for seg in $vpl; do ((made < count)) && get "$base/live/$s/$vdir/$seg"; done
+    if [[ -n $adir ]]; then
+      : >"$tmp"
+      ((made < count)) && get "$base/live/$s/$adir/index.m3u8" "$tmp"
+      apl=$(grep -v '^#' "$tmp" | grep . | tail -n2 || true)
+      for seg in $apl; do ((made < count)) && get "$base/live/$s/$adir/$seg"; done
+    fi
+  done
+  rm -f "$tmp"
+}
+
+# ---------------------------------------------------------------- main
+main() {
+  install_missing
+  RTMP_MODULE=$(rtmp_module)
+  mkdir -p "$OUT"
+  rm -rf "$RUN"
+  mkdir -p "$RUN"
+  : >"$RESULTS"
+
+  if [[ -n ${MEDIA_DIR:-} ]]; then
+    MEDIA=$MEDIA_DIR
+    mkdir -p "$MEDIA"
+  elif [[ -d /dev/shm && -w /dev/shm ]]; then
+    MEDIA=$(mktemp -d /dev/shm/ingest-bench.XXXXXX)
+    MEDIA_OWNED=$MEDIA
+  else
+    MEDIA=$RUN/nginx-media
+    mkdir -p "$MEDIA"
+  fi
+  chmod 0755 "$MEDIA"
+
+  log "building our origin"
+  (cd "$ROOT" && go build -o "$BIN" ./cmd/origin)
+  make_source
+
+  local srcinfo others
+  srcinfo=$(ffprobe -v error -show_entries format=duration,bit_rate -of default=nw=1:nk=1 "$SRC" | paste -sd' ' |
+    awk '{ printf "%.1f s, %.2f Mb/s total", $1, $2 / 1e6 }')
+  report "ingest benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
+  report "  ours:  $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && [[ -n $(git status --porcelain -- . ':!bench' 2>/dev/null) ]] && echo ' (+ uncommitted changes)'), $(go version | awk '{ print $3 }')"
+  report "  nginx: $(nginx -v 2>&1 | sed 's/.*version: //'), rtmp module $(dpkg-query -W -f '${Version}' libnginx-mod-rtmp 2>/dev/null || echo '?'), output in $MEDIA"
+  report "  input: $SRC (1280x720 30 fps H.264 2.5 Mb/s, keyframe every 1 s, AAC 128k; $srcinfo), looped with ffmpeg -re -c copy"
+  # Other work on the machine skews a CPU comparison: say how much there is.
+  local b0 t0 b1 t1 load
+  read -r b0 t0 < <(sys_busy)
+  nap 3
+  read -r b1 t1 < <(sys_busy)
+  load=$(calc "($b1 - $b0) / ($t1 - $t0) * $(nproc)")
+  report "  machine busy before the start: $(fmt "$load" %.2f) of $(nproc) cores"
+  if (($(calc "$load > 0.2"))); then
+    others=$(ps -eo pid=,pcpu=,args= --sort=-pcpu | head -n 3 | cut -c1-100 | paste -sd';')
+    report "  WARNING: the machine is not idle (top by lifetime %CPU: $others)."
+    report "           CPU-seconds are counted per process, but contention still skews them; see 'rest of machine'."
+  fi
+  report ""
+
+  if do_phase cpu; then
+    report "CPU phase: N=$N streams, warm-up ${WARMUP}s, ${D}s measured per server, $ROUNDS round(s), servers one at a time"
+    local r
+    for ((r = 1; r <= ROUNDS; r++)); do
+      cpu_phase ours "$r"
+      cpu_phase nginx "$r"
+    done
+  fi
+  if do_phase mem; then
+    mem_phase
+  fi
+
+  # ---- summary
+  local ours_per="" nginx_per="" ratio="" verdict_cpu="-" verdict_avail="-" missed=0
+  report ""
+  report "summary"
+  report "$(printf '  %-44s %-20s %-16s %-8s %s' metric ours nginx-rtmp goal verdict)"
+  if do_phase cpu; then
+    ours_per=$(calc "${TOT_TICKS[ours]} / $HZ / ($N * ${TOT_SECS[ours]})")
+    nginx_per=$(calc "${TOT_TICKS[nginx]} / $HZ / ($N * ${TOT_SECS[nginx]})")
+    if (($(calc "${TOT_TICKS[nginx]} > 0"))); then
+      ratio=$(calc "$ours_per / $nginx_per")
+      if (($(calc "$ratio <= 0.7"))); then verdict_cpu=PASS; else verdict_cpu=MISS missed=1; fi
+    fi
+    report "$(printf '  %-44s %-20s %-16s %-8s %s' "CPU-s per stream-second (N=$N)" "$(fmt "$ours_per" %.5f)" "$(fmt "$nginx_per" %.5f)" "" "")"
+    report "$(printf '  %-44s %-20s %-16s %-8s %s' "  = % of one core per stream" "$(fmt "$(calc "$ours_per * 100")" %.2f)%" "$(fmt "$(calc "$nginx_per * 100")" %.2f)%" "" "")"
+    report "$(printf '  %-44s %-20s %-16s %-8s %s' "CPU ratio ours/nginx" "${ratio:+$(fmt "$ratio" %.3f)}" "" "<= 0.7" "$verdict_cpu")"
+    if [[ $AVAIL_P99 != nan && -n $AVAIL_P99 ]]; then
+      if [[ $AVAIL_P99 != inf ]] && (($(calc "$AVAIL_P99 <= 0.02"))); then verdict_avail=PASS; else verdict_avail=MISS missed=1; fi
+    fi
+    report "$(printf '  %-44s %-20s %-16s %-8s %s' "segment availability p99 (last round)" "$(ms "$AVAIL_P99")" "n/a" "<= 20 ms" "$verdict_avail")"
+    report "$(printf '  %-44s %-20s %-16s' "  segments listed within 20 ms" "$(pct "$AVAIL_FRAC")%" "n/a")"
+    local r
+    for ((r = 1; r <= ROUNDS; r++)); do
+      report "$(printf '  %-44s %-20s %-16s' "rest of machine busy, round $r (cores)" "$(fmt "${OTHER_CORES[ours-$r]}" %.2f)" "$(fmt "${OTHER_CORES[nginx-$r]}" %.2f)")"
+    done
+  fi
+  if do_phase mem; then
+    report "$(printf '  %-44s %-20s %-16s' "RSS growth t=${MEM_WARMUP}..${MEM_SECONDS}s ($MEM_STREAMS streams)" "$MEM_GROWTH" "not measured")"
+    report "$(printf '  %-44s %-20s %-16s' "RSS growth t=${MEM_HALF_T}..${MEM_SECONDS}s" "$MEM_GROWTH_HALF" "not measured")"
+    report "$(printf '  %-44s %-20s %-16s' "GC target growth t=${MEM_HALF_T}..${MEM_SECONDS}s" "$MEM_TARGET_HALF" "not measured")"
+  fi
+  report ""
+  report "results: $RESULTS; logs: $RUN"
+  report "reproduce (from the repository root): $REPRO"
+  ((STRICT && missed)) && exit 3
+  return 0
+}
+
+main
