@@ -214,9 +214,9 @@ func TestClipEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.UTCTimings == nil || m.MinimumUpdatePeriod != nil || m.MediaPresentationDuration == nil {
-		t.Errorf("ended MPD: UTCTiming %v, minimumUpdatePeriod %v, mediaPresentationDuration %v",
-			m.UTCTimings, m.MinimumUpdatePeriod, m.MediaPresentationDuration)
+	if m.GetType() != "static" || m.MinimumUpdatePeriod != nil || m.MediaPresentationDuration == nil {
+		t.Errorf("ended MPD: type %s, minimumUpdatePeriod %v, mediaPresentationDuration %v",
+			m.GetType(), m.MinimumUpdatePeriod, m.MediaPresentationDuration)
 	}
 	byType := map[string]*track{"video": video, "audio": audio}
 	for _, as := range m.Periods[0].AdaptationSets {

@@ -38,9 +38,14 @@ func buildMPD(st *stream, snap *snapshot, cfg Config, now time.Time) ([]byte, er
 	}
 	var maxSeg time.Duration
 	if snap.ended {
-		// ISO/IEC 23009-1 5.4: with no minimumUpdatePeriod the MPD does not
-		// change any more; mediaPresentationDuration ends the presentation.
+		// ISO/IEC 23009-1 5.4: a dynamic MPD may become static. Players
+		// then treat the window as on-demand content that ends at
+		// mediaPresentationDuration, instead of waiting at the live edge
+		// for segments that will never come.
+		static := "static"
+		m.Type = &static
 		m.MediaPresentationDuration = durPtr(snap.end())
+		m.TimeShiftBufferDepth, m.SuggestedPresentationDelay = nil, nil
 	} else {
 		m.MinimumUpdatePeriod = durPtr(cfg.SegmentDuration)
 	}

@@ -109,8 +109,8 @@ func TestManifestsGolden(t *testing.T) {
 			if got := len(m.Periods[0].AdaptationSets); got != 2 {
 				t.Errorf("%d adaptation sets, want 2", got)
 			}
-			if tc.ended != (m.MinimumUpdatePeriod == nil) {
-				t.Errorf("minimumUpdatePeriod = %v with ended = %v", m.MinimumUpdatePeriod, tc.ended)
+			if tc.ended != (m.MinimumUpdatePeriod == nil) || tc.ended != (m.GetType() == "static") {
+				t.Errorf("type %s, minimumUpdatePeriod = %v with ended = %v", m.GetType(), m.MinimumUpdatePeriod, tc.ended)
 			}
 		})
 	}
