@@ -49,7 +49,7 @@ func startApp(t *testing.T, cfg Config) *testApp {
 		}
 	})
 	return &testApp{
-		App:  app,
+		App:    app,
 		base:   "http://" + app.HTTPAddr().String(),
 		origin: "http://" + app.OriginAddr().String(),
 		rtmp:   "rtmp://" + app.RTMPAddr().String() + "/live/",

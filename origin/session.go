@@ -2,6 +2,7 @@ package origin
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -159,21 +160,21 @@ func (sess *Session) timeline(t time.Duration) time.Duration {
 
 // WriteVideo adds a video access unit of track.
 func (sess *Session) WriteVideo(track int, pts, dts time.Duration, au [][]byte) error {
-	sess.mu.Lock()
-	defer sess.mu.Unlock()
-	if sess.closed {
-		return errSessionClosed
-	}
-	if track < 0 || track >= len(sess.tracks) {
-		return fmt.Errorf("no track %d", track)
-	}
-	sess.arrival = time.Now()
-	d := sess.timeline(dts)
-	return sess.tracks[track].pk.WriteVideo(d+(pts-dts), d, au)
+	return sess.write(track, func(pk *packager.Track) error {
+		d := sess.timeline(dts)
+		return pk.WriteVideo(d+(pts-dts), d, au)
+	})
 }
 
 // WriteAudio adds an audio access unit of track.
 func (sess *Session) WriteAudio(track int, pts time.Duration, au []byte) error {
+	return sess.write(track, func(pk *packager.Track) error {
+		return pk.WriteAudio(sess.timeline(pts), au)
+	})
+}
+
+// write hands an access unit that has just arrived to the packager of track.
+func (sess *Session) write(track int, w func(*packager.Track) error) error {
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
 	if sess.closed {
@@ -183,10 +184,10 @@ func (sess *Session) WriteAudio(track int, pts time.Duration, au []byte) error {
 		return fmt.Errorf("no track %d", track)
 	}
 	sess.arrival = time.Now()
-	return sess.tracks[track].pk.WriteAudio(sess.timeline(pts), au)
+	return w(sess.tracks[track].pk)
 }
 
-var errSessionClosed = fmt.Errorf("session closed")
+var errSessionClosed = errors.New("session closed")
 
 // onSegment receives a finished segment from a packager.
 func (sess *Session) onSegment(rid string, seg *packager.Segment) {

@@ -3,13 +3,8 @@
 package main
 
 import (
-	"context"
 	"flag"
-	"fmt"
-	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/golivestream/live"
@@ -23,32 +18,9 @@ func main() {
 	segment := flag.Duration("segment", time.Second, "target segment duration")
 	flag.Parse()
 
-	os.Exit(run(live.Config{
+	os.Exit(live.Main(live.Config{
 		RTMPAddr: *rtmpAddr,
 		HTTPAddr: *httpAddr,
 		Origin:   origin.Config{Window: *window, SegmentDuration: *segment},
-	}))
-}
-
-func run(cfg live.Config) int {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	cfg.Logger = log
-	app, err := live.New(cfg)
-	if err != nil {
-		log.Error("start", "error", err)
-		return 1
-	}
-	publish, play := app.URLs()
-	fmt.Printf("publish: %s\nplay:    %s\n", publish, play)
-	if cfg.Demo {
-		fmt.Printf("demo:    http://%s/live/%s/index.m3u8\n", app.HTTPAddr(), live.DemoStream)
-	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := app.Run(ctx); err != nil {
-		log.Error("run", "error", err)
-		return 1
-	}
-	return 0
+	}, os.Stdout))
 }

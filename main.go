@@ -1,0 +1,37 @@
+package live
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Main runs an App as a command does: logs to stderr, tells stdout where
+// to publish and play, and stops gracefully on SIGINT or SIGTERM. It
+// returns the exit code.
+func Main(cfg Config, stdout io.Writer) int {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	cfg.Logger = log
+	app, err := New(cfg)
+	if err != nil {
+		log.Error("start", "error", err)
+		return 1
+	}
+	publish, play := app.URLs()
+	fmt.Fprintf(stdout, "publish: %s\nplay:    %s\n", publish, play)
+	if cfg.Demo {
+		fmt.Fprintf(stdout, "demo:    http://%s/live/%s/index.m3u8\n", loopbackAddr(app.HTTPAddr()), DemoStream)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := app.Run(ctx); err != nil {
+		log.Error("run", "error", err)
+		return 1
+	}
+	return 0
+}
