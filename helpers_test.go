@@ -29,7 +29,7 @@ type testApp struct {
 
 // startApp runs an App on 127.0.0.1:0 until the test ends, logging into
 // the test's output.
-func startApp(t *testing.T, cfg Config) *testApp {
+func startApp(t testing.TB, cfg Config) *testApp {
 	t.Helper()
 	cfg.RTMPAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
 	tw := &testWriter{t: t}
@@ -59,7 +59,7 @@ func startApp(t *testing.T, cfg Config) *testApp {
 // testWriter sends log lines to t.Log, and drops them once the test is
 // over (t.Log panics then).
 type testWriter struct {
-	t    *testing.T
+	t    testing.TB
 	mu   sync.Mutex
 	done bool // guarded by mu
 }

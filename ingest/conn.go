@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -77,7 +78,12 @@ func (c *conn) runInner() error {
 	timeout := c.srv.cfg.ReadTimeout
 	c.nc.SetDeadline(time.Now().Add(timeout))
 
-	sc := &gortmplib.ServerConn{RW: c.nc}
+	// A read buffer that holds a whole video frame: one read system call
+	// per burst instead of one per 4 KB (gortmplib's own buffer).
+	sc := &gortmplib.ServerConn{RW: struct {
+		io.Reader
+		io.Writer
+	}{bufio.NewReaderSize(c.nc, 64<<10), c.nc}}
 	if err := sc.Initialize(); err != nil {
 		return fmt.Errorf("handshake: %w", err)
 	}
@@ -140,9 +146,14 @@ func (c *conn) runInner() error {
 		}
 	}
 
+	var deadline time.Time
 	for {
-		// Both directions: reading also writes acknowledgements.
-		c.nc.SetDeadline(time.Now().Add(timeout))
+		// Both directions: reading also writes acknowledgements. Moving
+		// the deadline costs system calls, so it moves once a second.
+		if now := time.Now(); deadline.Sub(now) < timeout-time.Second {
+			deadline = now.Add(timeout)
+			c.nc.SetDeadline(deadline)
+		}
 		if err := r.Read(); err != nil {
 			return fmt.Errorf("read: %w", err)
 		}

@@ -55,7 +55,7 @@ func fixture(window time.Duration, ended bool) (*stream, *snapshot, Config) {
 	}
 	snap := &snapshot{renditions: []*rendition{video, audio}, ended: ended}
 	for _, r := range snap.renditions {
-		r.playlist = newObject(mediaPlaylist(st, r, ended), typeM3U8, ast, false)
+		r.playlist = newLazy(func() *object { return newObject(mediaPlaylist(st, r, ended), typeM3U8, ast, false) })
 	}
 	return st, snap, cfg
 }
@@ -79,8 +79,8 @@ func TestManifestsGolden(t *testing.T) {
 			}
 			files := map[string][]byte{
 				tc.name + "_index.m3u8":   multivariantPlaylist(st, snap),
-				tc.name + "_v0.m3u8":      snap.rendition("v0").playlist.body,
-				tc.name + "_a0.m3u8":      snap.rendition("a0").playlist.body,
+				tc.name + "_v0.m3u8":      snap.rendition("v0").playlist.get().body,
+				tc.name + "_a0.m3u8":      snap.rendition("a0").playlist.get().body,
 				tc.name + "_manifest.mpd": mpdBody,
 			}
 			for name, got := range files {

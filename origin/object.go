@@ -3,6 +3,7 @@ package origin
 import (
 	"fmt"
 	"hash/fnv"
+	"sync"
 	"time"
 )
 
@@ -36,4 +37,24 @@ func newObject(body []byte, contentType string, modTime time.Time, immutable boo
 		modTime:     modTime,
 		immutable:   immutable,
 	}
+}
+
+// lazyObject is an object built on first use, once: manifests are rebuilt
+// for every snapshot, but only those someone asks for cost anything.
+type lazyObject struct {
+	once  sync.Once
+	build func() *object
+	obj   *object
+}
+
+func newLazy(build func() *object) *lazyObject { return &lazyObject{build: build} }
+
+// get returns the object, building it on the first call. A nil lazyObject
+// gives nil.
+func (l *lazyObject) get() *object {
+	if l == nil {
+		return nil
+	}
+	l.once.Do(func() { l.obj = l.build() })
+	return l.obj
 }

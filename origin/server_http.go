@@ -74,9 +74,9 @@ func (s *Server) serveManifest(w http.ResponseWriter, r *http.Request) {
 	var pick func(*snapshot) *object
 	switch file {
 	case "index.m3u8":
-		pick = func(sn *snapshot) *object { return sn.multivariant }
+		pick = func(sn *snapshot) *object { return sn.multivariant.get() }
 	case "manifest.mpd":
-		pick = func(sn *snapshot) *object { return sn.mpd }
+		pick = func(sn *snapshot) *object { return sn.mpd.get() }
 	default:
 		s.notFound(w, "manifest", "no such file")
 		return
@@ -116,7 +116,8 @@ func (s *Server) serveRendition(w http.ResponseWriter, r *http.Request) {
 	case file == "index.m3u8":
 		obj := s.await(r.Context(), st, func(sn *snapshot) (*object, bool) {
 			rd := sn.rendition(rid)
-			return rd.playlist, rd.playlist != nil || sn.ended
+			o := rd.playlist.get()
+			return o, o != nil || sn.ended
 		})
 		if obj == nil {
 			s.notFound(w, "playlist", "rendition has no segments yet")

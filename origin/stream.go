@@ -36,7 +36,7 @@ type rendition struct {
 	targetDuration int
 	// discSeq counts discontinuities that have left the window.
 	discSeq  int
-	playlist *object
+	playlist *lazyObject // nil until the rendition has a listed segment
 }
 
 // listed returns the entries the playlists describe.
@@ -69,8 +69,8 @@ func (r *rendition) find(n uint64) *entry {
 // never modified after being published; a new one replaces it.
 type snapshot struct {
 	renditions   []*rendition
-	multivariant *object // nil until every rendition has a segment
-	mpd          *object
+	multivariant *lazyObject // nil until every rendition has a segment
+	mpd          *lazyObject
 	ended        bool
 	// changed is closed when a newer snapshot replaces this one.
 	changed chan struct{}

@@ -78,28 +78,35 @@ func (s *Server) slide(r *rendition, e *entry) []*entry {
 	return append(out, e)
 }
 
-// rebuildLocked regenerates the manifests of next from its renditions.
-// The caller holds st.mu.
+// rebuildLocked sets up the manifests of next, from its renditions: each
+// is built when first asked for. The caller holds st.mu.
 func (s *Server) rebuildLocked(st *stream, next *snapshot, now time.Time) {
 	for i, r := range next.renditions {
 		if len(r.listed()) == 0 {
 			continue
 		}
 		c := *r
-		c.playlist = newObject(mediaPlaylist(st, &c, next.ended), typeM3U8, now, false)
+		ended := next.ended
+		c.playlist = newLazy(func() *object {
+			return newObject(mediaPlaylist(st, &c, ended), typeM3U8, now, false)
+		})
 		next.renditions[i] = &c
 	}
 	if !next.ready() {
 		return
 	}
-	next.multivariant = newObject(multivariantPlaylist(st, next), typeM3U8, now, false)
-	mpd, err := buildMPD(st, next, s.cfg, now)
-	if err != nil {
-		// Only a bug can get here: the MPD is built from our own types.
-		s.log.Error("build MPD", "stream", st.name, "error", err)
-		return
-	}
-	next.mpd = newObject(mpd, typeMPD, now, false)
+	next.multivariant = newLazy(func() *object {
+		return newObject(multivariantPlaylist(st, next), typeM3U8, now, false)
+	})
+	next.mpd = newLazy(func() *object {
+		mpd, err := buildMPD(st, next, s.cfg, now)
+		if err != nil {
+			// Only a bug can get here: the MPD is built from our own types.
+			s.log.Error("build MPD", "stream", st.name, "error", err)
+			return nil
+		}
+		return newObject(mpd, typeMPD, now, false)
+	})
 }
 
 // kindOf returns "video" or "audio" for a rendition id.
