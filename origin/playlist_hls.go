@@ -172,8 +172,15 @@ func multivariantPlaylist(st *stream, snap *snapshot) []byte {
 	return b
 }
 
-// maxAge is the Cache-Control max-age of playlists and MPDs: about half a
-// segment, at least one second (the header counts whole seconds).
-func maxAge(segment time.Duration) int {
-	return max(1, int(math.Round(segment.Seconds()/2)))
+// TTLDirective is our Cache-Control extension giving a lifetime in
+// milliseconds: max-age counts whole seconds, too coarse for playlists of
+// 1-second segments. RFC 9111 5.2.3 lets other caches ignore it.
+const TTLDirective = "live-ttl-ms"
+
+// manifestCacheControl is the Cache-Control of playlists and MPDs: a
+// lifetime of half a segment, in milliseconds for our PoPs, rounded to
+// whole seconds (at least one) for everyone else.
+func manifestCacheControl(segment time.Duration) string {
+	secs := max(1, int(math.Round(segment.Seconds()/2)))
+	return "public, max-age=" + strconv.Itoa(secs) + ", " + TTLDirective + "=" + strconv.FormatInt((segment/2).Milliseconds(), 10)
 }

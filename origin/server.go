@@ -49,6 +49,8 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	mux     *http.ServeMux
+	// manifestCacheControl is the Cache-Control of playlists and MPDs.
+	manifestCacheControl string
 
 	mu sync.Mutex
 	// streams maps names to streams, live or lingering; guarded by mu.
@@ -87,6 +89,7 @@ func New(cfg Config) (*Server, error) {
 		streams: make(map[string]*stream),
 	}
 	s.mux = s.routes()
+	s.manifestCacheControl = manifestCacheControl(cfg.SegmentDuration)
 	return s, nil
 }
 

@@ -207,7 +207,7 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, class strin
 	if obj.immutable {
 		h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	} else {
-		h.Set("Cache-Control", "public, max-age="+strconv.Itoa(maxAge(s.cfg.SegmentDuration)))
+		h.Set("Cache-Control", s.manifestCacheControl)
 	}
 	s.metrics.requests.WithLabelValues(class, "200").Inc()
 	s.metrics.bytesServed.WithLabelValues(class).Add(float64(len(obj.body)))

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/golivestream/live/origin"
 )
 
 // class is the kind of object a URL names; it decides caching defaults and
@@ -53,11 +55,9 @@ type freshness struct {
 	cacheable bool
 }
 
-// TTLDirective is our Cache-Control extension giving a lifetime in
-// milliseconds (RFC 9111 5.2.3 lets caches ignore unknown directives, and
-// max-age counts whole seconds): the origin sets it to half a segment so
-// that PoPs refresh playlists that often.
-const TTLDirective = "live-ttl-ms"
+// TTLDirective is the origin's Cache-Control extension giving a lifetime in
+// milliseconds: half a segment for playlists, so PoPs refresh them that often.
+const TTLDirective = origin.TTLDirective
 
 // parseFreshness reads the lifetime of a response of class c: our
 // millisecond extension, then s-maxage, then max-age (RFC 9111 5.2.2); with

@@ -73,7 +73,9 @@ OUT=$ROOT/bench/out
 RUN=$OUT/ingest-run # logs and configs of the latest run
 RESULTS=$OUT/ingest-results.txt
 SRC=$OUT/ingest-src-720p30-2500k-gop30-60s.flv
-BIN=$OUT/origin-bench
+# ORIGIN_BIN runs a prebuilt binary (with cmd/origin's -rtmp and -http
+# flags) instead of building ./cmd/origin, e.g. to compare two builds.
+BIN=${ORIGIN_BIN:-$OUT/origin-bench}
 HZ=$(getconf CLK_TCK)
 
 # Reproduce line: the settings that differ from no setting at all are all
@@ -84,6 +86,7 @@ REPRO="N=$N D=$D WARMUP=$WARMUP ROUNDS=$ROUNDS MEM_STREAMS=$MEM_STREAMS MEM_SECO
 ((HTTP_EVERY == 60)) || REPRO+=" HTTP_EVERY=$HTTP_EVERY"
 ((HTTP_BURST == 200)) || REPRO+=" HTTP_BURST=$HTTP_BURST"
 [[ -z ${MEDIA_DIR:-} ]] || REPRO+=" MEDIA_DIR=$MEDIA_DIR"
+[[ -z ${ORIGIN_BIN:-} ]] || REPRO+=" ORIGIN_BIN=$ORIGIN_BIN"
 REPRO+=" bench/ingest/run.sh"
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -567,6 +570,7 @@ pct() {
 
 # ---------------------------------------------------------------- memory phase
 MEM_GROWTH="" MEM_GROWTH_HALF="" MEM_TARGET_HALF="" MEM_HALF_T=""
+FAILURES=() # checks that failed where the run could still report numbers
 mem_phase() {
   local dir=$RUN/mem i
   mkdir -p "$dir"
@@ -581,8 +585,9 @@ mem_phase() {
   report ""
   report "memory phase: $MEM_STREAMS streams into ours, RSS every ${MEM_INTERVAL}s for ${MEM_SECONDS}s"
   report "  (heap: Go heap in use; GC target: the heap size that triggers the next GC, twice the live heap at the last GC)"
-  report "$(printf '  %6s %8s %8s %9s %10s %7s %6s %8s  %s' t RSS_MB heap_MB target_MB goroutines live reconn requests events)"
+  report "$(printf '  %6s %8s %8s %8s %9s %10s %7s %6s %8s  %s' t clock RSS_MB heap_MB target_MB goroutines live reconn requests events)"
   local start next=0 reconnects=0 burst_pid="" bursts=0 rss heap target gor live note="" sig wait_s
+  local -a gone=() # publishers seen exited on their own
   : >"$dir/http-codes.txt"
   : >"$dir/samples.txt"
   start=$(now)
@@ -597,7 +602,15 @@ mem_phase() {
       target=$(calc "$(metric go_memstats_next_gc_bytes "$dir/metrics-now.txt") / 1048576")
       gor=$(metric go_goroutines "$dir/metrics-now.txt")
       live=$(ours_live "$MEM_STREAMS")
-      report "$(printf '  %6s %8.1f %8.1f %9.1f %10s %7s %6d %8d  %s' "${next}s" "$rss" "$heap" "$target" "$gor" "$live/$MEM_STREAMS" "$reconnects" "$(wc -l <"$dir/http-codes.txt")" "$note")"
+      # A publisher that exited by itself means ours dropped it (the
+      # reason is in its log); it is not restarted, so that it shows.
+      for i in "${!pubs[@]}"; do
+        if [[ -z ${gone[i]:-} ]] && ! kill -0 "${pubs[$i]}" 2>/dev/null; then
+          gone[i]=1
+          note+="s$i publisher EXITED: $(grep "stream=s$i " "$dir/origin.log" | grep 'disconnected' | tail -n1 | sed -n 's/.*reason=//p'); "
+        fi
+      done
+      report "$(printf '  %6s %8s %8.1f %8.1f %9.1f %10s %7s %6d %8d  %s' "${next}s" "$(date +%T)" "$rss" "$heap" "$target" "$gor" "$live/$MEM_STREAMS" "$reconnects" "$(wc -l <"$dir/http-codes.txt")" "$note")"
       note=""
       echo "$next $rss $target $gor" >>"$dir/samples.txt"
     fi
@@ -633,13 +646,19 @@ mem_phase() {
   done
   if [[ -n $burst_pid ]]; then wait "$burst_pid" 2>/dev/null || true; fi
 
-  # Still all live after the reconnects?
+  # Still all live after the reconnects? Reported after the numbers,
+  # which are still worth reading, and the run then fails.
   live=$(ours_live "$MEM_STREAMS")
-  ((live == MEM_STREAMS)) || die "ours: after the memory phase $live of $MEM_STREAMS streams are live with segments"
-  check_pubs "memory phase" "$dir" "${pubs[@]}"
+  ((live == MEM_STREAMS)) || FAILURES+=("ours: after the memory phase $live of $MEM_STREAMS streams are live with segments")
+  for i in "${!pubs[@]}"; do
+    kill -0 "${pubs[$i]}" 2>/dev/null ||
+      FAILURES+=("memory phase: the publisher of s$i exited; ours logged: $(grep "stream=s$i " "$dir/origin.log" | grep 'disconnected' | tail -n1 | sed -n 's/.*reason=//p')")
+  done
 
   local codes publishes half=$(((MEM_SECONDS / 2) / MEM_INTERVAL * MEM_INTERVAL))
-  codes=$(sort "$dir/http-codes.txt" | uniq -c | awk '{ printf "%s%s x%s", (NR > 1 ? ", " : ""), $2, $1 }')
+  codes=$(awk '{ print $1 }' "$dir/http-codes.txt" | sort | uniq -c | awk '{ printf "%s%s x%s", (NR > 1 ? ", " : ""), $2, $1 }')
+  local slow
+  slow=$(awk '$2 > 1 { n++ } $2 > max { max = $2 } END { printf "%d over 1 s, slowest %.3f s", n, max }' "$dir/http-codes.txt")
   curl -fsS --max-time 5 "$ORIGIN_HTTP/metrics" >"$dir/metrics-end.txt" || die "ours: /metrics failed"
   publishes=$(metric live_origin_publishes_total "$dir/metrics-end.txt")
   # growth FROM COLUMN prints "from_t from to_t to delta pct trend" for the
@@ -667,7 +686,7 @@ mem_phase() {
   MEM_TARGET_HALF="$dv MB ($dp%)"
   report "  GC target over the second half, t=${ft}s to t=${tt}s: $fv -> $tv MB = $dv MB ($dp%); trend $tr MB per 10 min"
   report "  goroutines: $(awk '{ print $4 }' "$dir/samples.txt" | sort -n | uniq -c | awk '{ printf "%s%s in %d samples", (NR > 1 ? ", " : ""), $2, $1 }')"
-  report "  reconnects: $reconnects (publishes counted by ours: $publishes); HTTP requests: $(wc -l <"$dir/http-codes.txt") in $bursts bursts ($codes)"
+  report "  reconnects: $reconnects (publishes counted by ours: $publishes); HTTP requests: $(wc -l <"$dir/http-codes.txt") in $bursts bursts ($codes; $slow; each in $dir/http-codes.txt)"
   report "  our log: $(log_problems "$dir/origin.log")"
   for i in "${pubs[@]}"; do stop "$i"; done
   stop "$ORIGIN_PID"
@@ -680,10 +699,13 @@ mem_phase() {
 burst() {
   local base=$1 n=$2 count=$3 codes=$4 made=0 i=0 s mv vpl apl vdir adir seg tmp
   tmp=$(mktemp)
-  get() { # get URL [save]: one request, its status to CODES
-    local code
-    code=$(curl -s --max-time 5 -o "${2:-/dev/null}" -w '%{http_code}' "$1" 2>/dev/null) || true
-    echo "${code:-000}" >>"$codes"
+  get() { # get URL [save]: one request, its status to CODES; a body
+    # other than a 200's is not kept, so nothing is parsed from an error.
+    local code secs
+    : >"$tmp"
+    read -r code secs < <(curl -s --max-time 5 -o "${2:-/dev/null}" -w '%{http_code} %{time_total}\n' "$1" 2>/dev/null || true)
+    echo "${code:-000} ${secs:-5} $(date +%T) $1" >>"$codes"
+    [[ $code == 200 ]] || : >"$tmp"
     made=$((made + 1))
   }
   while ((made < count)); do
@@ -732,14 +754,20 @@ main() {
   chmod 0755 "$MEDIA"
 
   log "building our origin"
-  (cd "$ROOT" && go build -o "$BIN" ./cmd/origin)
+  if [[ -n ${ORIGIN_BIN:-} ]]; then
+    [[ -x $BIN ]] || die "ORIGIN_BIN=$BIN is not an executable"
+    log "using the prebuilt $BIN"
+  else
+    (cd "$ROOT" && go build -o "$BIN" ./cmd/origin)
+  fi
   make_source
 
   local srcinfo others
   srcinfo=$(ffprobe -v error -show_entries format=duration,bit_rate -of default=nw=1:nk=1 "$SRC" | paste -sd' ' |
     awk '{ printf "%.1f s, %.2f Mb/s total", $1, $2 / 1e6 }')
   report "ingest benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
-  report "  ours:  $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && [[ -n $(git status --porcelain -- . ':!bench' 2>/dev/null) ]] && echo ' (+ uncommitted changes)'), $(go version | awk '{ print $3 }')"
+  [[ -n ${ORIGIN_BIN:-} ]] && report "  ours:  prebuilt $BIN"
+  report "  tree:  $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && [[ -n $(git status --porcelain -- . ':!bench' 2>/dev/null) ]] && echo ' (+ uncommitted changes)'), $(go version | awk '{ print $3 }')"
   report "  nginx: $(nginx -v 2>&1 | sed 's/.*version: //'), rtmp module $(dpkg-query -W -f '${Version}' libnginx-mod-rtmp 2>/dev/null || echo '?'), output in $MEDIA"
   report "  input: $SRC (1280x720 30 fps H.264 2.5 Mb/s, keyframe every 1 s, AAC 128k; $srcinfo), looped with ffmpeg -re -c copy"
   # Other work on the machine skews a CPU comparison: say how much there is.
@@ -801,6 +829,11 @@ main() {
   report ""
   report "results: $RESULTS; logs: $RUN"
   report "reproduce (from the repository root): $REPRO"
+  if ((${#FAILURES[@]})); then
+    local f
+    for f in "${FAILURES[@]}"; do report "FAIL: $f"; done
+    exit 1
+  fi
   ((STRICT && missed)) && exit 3
   return 0
 }
