@@ -147,12 +147,16 @@ func (c *conn) runInner() error {
 	}
 
 	var deadline time.Time
+	lowat := lowatTuner{received: sc.BytesReceived()}
 	for {
 		// Both directions: reading also writes acknowledgements. Moving
 		// the deadline costs system calls, so it moves once a second.
 		if now := time.Now(); deadline.Sub(now) < timeout-time.Second {
 			deadline = now.Add(timeout)
 			c.nc.SetDeadline(deadline)
+			if n, ok := lowat.update(now, sc.BytesReceived()); ok {
+				setRcvLowat(c.nc, n)
+			}
 		}
 		if err := r.Read(); err != nil {
 			return fmt.Errorf("read: %w", err)
@@ -161,6 +165,36 @@ func (c *conn) runInner() error {
 			return c.refuse(sc, "NetStream.Publish.Failed", writeErr)
 		}
 	}
+}
+
+// lowatTuner sizes the socket's receive low-water mark to what the
+// publisher sends in lowatDelay, so reads happen in bursts while data is
+// held back at most that long (a keyframe, which closes segments, is larger
+// and is never held). It only grows and shrinks by re-measuring each second.
+type lowatTuner struct {
+	at       time.Time
+	received uint64
+}
+
+// lowatDelay bounds how long the kernel may hold received bytes back.
+const (
+	lowatDelay = 20 * time.Millisecond
+	lowatMax   = 64 << 10
+)
+
+// update returns the low-water mark for the rate seen since the last call.
+func (l *lowatTuner) update(now time.Time, received uint64) (int, bool) {
+	if l.at.IsZero() {
+		l.at, l.received = now, received
+		return 0, false
+	}
+	elapsed := now.Sub(l.at)
+	if elapsed <= 0 {
+		return 0, false
+	}
+	rate := float64(received-l.received) / elapsed.Seconds()
+	l.at, l.received = now, received
+	return min(int(rate*lowatDelay.Seconds()), lowatMax), true
 }
 
 // refuse tells the publisher why it is being dropped, with an onStatus
