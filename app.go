@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/golivestream/live/ingest"
 	"github.com/golivestream/live/origin"
 	"github.com/golivestream/live/pop"
+	"github.com/golivestream/live/web"
 )
 
 // Config configures an App.
@@ -88,15 +90,16 @@ func New(cfg Config) (*App, error) {
 		return nil, err
 	}
 	a := &App{cfg: cfg, log: cfg.Logger, origin: org}
-	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
-
-	if cfg.PoP == nil {
-		if err := a.listen(cfg.HTTPAddr, org, metricsHandler); err != nil {
-			return nil, err
-		}
-	} else {
+	wcfg := web.Config{
+		Streams:    func(context.Context) ([]origin.StreamInfo, error) { return org.Streams(), nil },
+		Logger:     cfg.Logger.With("part", "web"),
+		Registerer: reg,
+	}
+	// front is what players reach: the PoP, or the origin itself.
+	var front http.Handler = org
+	if cfg.PoP != nil {
 		// The origin first, on loopback, so the PoP knows where it is.
-		if err := a.listen("127.0.0.1:0", org, nil); err != nil {
+		if err := a.listen("127.0.0.1:0", org); err != nil {
 			return nil, err
 		}
 		pcfg := *cfg.PoP
@@ -107,13 +110,22 @@ func New(cfg Config) (*App, error) {
 		if err != nil {
 			return nil, errors.Join(err, a.closeListeners())
 		}
-		a.pop = p
-		if err := a.listen(cfg.HTTPAddr, p, metricsHandler); err != nil {
-			return nil, err
-		}
-		// The players' server comes first.
-		a.servers[0], a.servers[1] = a.servers[1], a.servers[0]
+		a.pop, front = p, p
+		wcfg.PoP = p.StreamStats
 	}
+	pages, err := web.New(wcfg)
+	if err != nil {
+		return nil, errors.Join(err, a.closeListeners())
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	pages.Handle(mux)
+	mux.Handle("/", front)
+	if err := a.listen(cfg.HTTPAddr, mux); err != nil {
+		return nil, err
+	}
+	// The players' server comes first.
+	slices.Reverse(a.servers)
 
 	in, err := ingest.New(ingest.Config{
 		Addr:    cfg.RTMPAddr,
@@ -127,18 +139,11 @@ func New(cfg Config) (*App, error) {
 	return a, nil
 }
 
-// listen opens an HTTP listener on addr for h, with /metrics when metrics
-// is not nil.
-func (a *App) listen(addr string, h http.Handler, metrics http.Handler) error {
+// listen opens an HTTP listener on addr for h.
+func (a *App) listen(addr string, h http.Handler) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return errors.Join(fmt.Errorf("listen http: %w", err), a.closeListeners())
-	}
-	if metrics != nil {
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", metrics)
-		mux.Handle("/", h)
-		h = mux
 	}
 	a.servers = append(a.servers, &httpServer{ln: ln, srv: &http.Server{
 		Handler:           h,

@@ -32,6 +32,10 @@ type RenditionInfo struct {
 	PeakRate   int     `json:"peak_bitrate"` // highest segment bits per second
 	Segments   int     `json:"segments"`     // listed in the playlists
 	LastNumber *uint64 `json:"last_segment,omitempty"`
+	// RecentFPS and RecentBitrate are measured over the last 3 segments:
+	// what ingest brings now. Zero while a stream has ended.
+	RecentFPS     float64 `json:"recent_fps,omitempty"`
+	RecentBitrate int     `json:"recent_bitrate,omitempty"`
 }
 
 // Streams describes every stream the origin holds, live or lingering.
@@ -59,6 +63,10 @@ func (s *Server) Streams() []StreamInfo {
 			ri := RenditionInfo{
 				ID: r.id, Type: kindOf(r.id), Codec: r.info.Codec,
 				Bitrate: ms.average, PeakRate: ms.peak, Segments: ms.segments,
+			}
+			if !sn.ended {
+				recent := measureRecent(r)
+				ri.RecentFPS, ri.RecentBitrate = recent.fps, recent.average
 			}
 			if r.info.Video {
 				ri.Width, ri.Height, ri.FPS = r.info.Width, r.info.Height, ms.fps

@@ -22,12 +22,22 @@ type stats struct {
 	segments      int
 }
 
-// measure computes r's stats from what was packaged.
-func measure(r *rendition) stats {
+// measure computes r's stats from what was packaged, over its listed
+// segments.
+func measure(r *rendition) stats { return measureEntries(r.listed(), r.info) }
+
+// measureRecent computes r's stats over its last few segments: what ingest
+// brings now.
+func measureRecent(r *rendition) stats {
+	listed := r.listed()
+	return measureEntries(listed[max(len(listed)-3, 0):], r.info)
+}
+
+func measureEntries(entries []*entry, info packager.Info) stats {
 	var st stats
 	var bytes, ticks int64
 	var rates []float64
-	for _, e := range r.listed() {
+	for _, e := range entries {
 		st.segments++
 		bytes += int64(len(e.seg.Data))
 		ticks += e.seg.Duration
@@ -38,10 +48,10 @@ func measure(r *rendition) stats {
 		}
 	}
 	if ticks > 0 {
-		secs := float64(ticks) / float64(r.info.Timescale)
+		secs := float64(ticks) / float64(info.Timescale)
 		st.average = int(math.Ceil(float64(bytes) * 8 / secs))
 	}
-	if r.info.Video && len(rates) > 0 {
+	if info.Video && len(rates) > 0 {
 		// The median segment, so that one segment stretched by a gap in
 		// the source does not skew the rate.
 		slices.Sort(rates)

@@ -16,6 +16,21 @@ type metrics struct {
 	held           *prometheus.GaugeVec
 	aborted        prometheus.Counter
 	prefetches     prometheus.Counter
+
+	// Resolved children of the vectors used on every request, so the hot
+	// path does not hash label values.
+	served [classSegment + 1][lookupStale + 1]prometheus.Counter
+	bytes  [classSegment + 1]prometheus.Counter
+}
+
+// resolve fills the per-request counters.
+func (m *metrics) resolve() {
+	for c := classOther; c <= classSegment; c++ {
+		for l := lookupHit; l <= lookupStale; l++ {
+			m.served[c][l] = m.requests.WithLabelValues(c.String(), l.String())
+		}
+		m.bytes[c] = m.bytesServed.WithLabelValues(c.String())
+	}
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -53,6 +68,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Segments fetched ahead because a playlist refresh listed them.",
 		}),
 	}
+	m.resolve()
 	if reg == nil {
 		return m, nil
 	}

@@ -81,6 +81,7 @@ type Server struct {
 	proxy *cache
 
 	prefetcher *prefetcher
+	stats      streamStats
 
 	// ctx is the parent of every upstream fetch; stop cancels it.
 	ctx  context.Context

@@ -24,6 +24,9 @@ func (s *Server) fetchOrigin(key string, cl class) (*object, io.ReadCloser, erro
 		return nil, nil, fmt.Errorf("fetch %s: %w", key, err)
 	}
 	s.metrics.fetches.WithLabelValues(cl.String(), "origin").Inc()
+	if c := s.stats.counters(key); c != nil {
+		c.originFetches.Add(1)
+	}
 	return s.newObject(key, cl, resp, cancel), cancelOnClose{resp.Body, cancel}, nil
 }
 

@@ -64,7 +64,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // failure after the headers aborts the connection, so the client sees a
 // broken transfer, never a clean short body.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *object, how lookup) {
-	s.metrics.requests.WithLabelValues(o.class.String(), how.String()).Inc()
+	s.metrics.served[o.class][how].Inc()
+	if c := s.stats.counters(o.key); c != nil {
+		c.requests.Add(1)
+		if how != lookupMiss {
+			c.hits.Add(1)
+		}
+	}
 	h := w.Header()
 	for k, v := range o.header {
 		h[k] = v
@@ -89,7 +95,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *object, how lo
 	}
 	cw := &countingWriter{w: w}
 	err := o.body.writeTo(r.Context(), cw, flush)
-	s.metrics.bytesServed.WithLabelValues(o.class.String()).Add(float64(cw.n))
+	s.metrics.bytes[o.class].Add(float64(cw.n))
 	if err != nil && r.Context().Err() == nil && !errors.Is(err, context.Canceled) {
 		s.metrics.aborted.Inc()
 		panic(http.ErrAbortHandler)

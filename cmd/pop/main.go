@@ -18,8 +18,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/golivestream/live"
 	"github.com/golivestream/live/pop"
 )
 
@@ -40,25 +40,21 @@ func main() {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	node, err := pop.New(pop.Config{
+	handler, node, err := live.NewPoPNode(pop.Config{
 		Origins:    split(*origins),
 		CacheBytes: *cacheBytes,
 		Peers:      split(*peers),
 		Self:       *self,
 		Shards:     *shards,
 		Logger:     log,
-		Registerer: reg,
-	})
+	}, reg)
 	if err != nil {
 		log.Error("start", "error", err)
 		os.Exit(1)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.Handle("/", node)
 	srv := &http.Server{
 		Addr:              *httpAddr,
-		Handler:           mux,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,

@@ -1,0 +1,296 @@
+package live
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/golivestream/live/ingest"
+	"github.com/golivestream/live/origin"
+	"github.com/golivestream/live/pop"
+	"github.com/golivestream/live/web"
+)
+
+// newBrowser starts Debian's headless Chromium for the test, allowed to
+// autoplay, with networking limited to what the page asks for.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	path := ffmpegPath(t, "chromium") // required in CI, like ffmpeg
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+		chromedp.Flag("mute-audio", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	if err := chromedp.Run(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// playerState is what the watch page publishes as window.__live, with the
+// video element's figures.
+type playerState struct {
+	Error       *string  `json:"error"`
+	Playing     bool     `json:"playing"`
+	Stalls      int      `json:"stalls"`
+	CurrentTime float64  `json:"currentTime"`
+	Frames      int      `json:"frames"`
+	FirstFrame  *float64 `json:"firstFrameMs"`
+}
+
+const playerStateJS = `(() => {
+	const v = document.getElementById('video');
+	const l = window.__live || {};
+	const q = v && v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality() : {totalVideoFrames: 0};
+	return {error: l.error || null, playing: !!l.playing, stalls: l.stalls || 0,
+		currentTime: v ? v.currentTime : 0, frames: q.totalVideoFrames, firstFrameMs: l.firstFrameMs ?? null};
+})()`
+
+func state(t *testing.T, ctx context.Context) playerState {
+	t.Helper()
+	var s playerState
+	if err := chromedp.Run(ctx, chromedp.Evaluate(playerStateJS, &s)); err != nil {
+		t.Fatalf("read player state: %v", err)
+	}
+	return s
+}
+
+// awaitPlaying waits, on the page's own events, until the video plays.
+func awaitPlaying(t *testing.T, ctx context.Context, timeout time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := chromedp.Run(ctx, chromedp.Poll(`window.__live && (window.__live.error || (window.__live.playing && document.getElementById('video').currentTime > 0))`, nil))
+	if err != nil {
+		t.Fatalf("video did not start within %v: %v", timeout, err)
+	}
+}
+
+// checkPlays opens the watch page at url and checks that the video plays:
+// currentTime advances by at least 6 s in 8 s, with no player error and
+// decoded frames.
+func checkPlays(t *testing.T, ctx context.Context, url string) {
+	t.Helper()
+	if err := chromedp.Run(ctx, chromedp.Navigate(url)); err != nil {
+		t.Fatal(err)
+	}
+	awaitPlaying(t, ctx, 30*time.Second)
+	before := state(t, ctx)
+	if before.Error != nil {
+		t.Fatalf("player error: %s", *before.Error)
+	}
+	<-time.After(8 * time.Second) // playback over time is what is measured
+	after := state(t, ctx)
+	if after.Error != nil {
+		t.Errorf("player error: %s", *after.Error)
+	}
+	if adv := after.CurrentTime - before.CurrentTime; adv < 6 {
+		t.Errorf("currentTime advanced %.2f s in 8 s (from %.2f), want at least 6", adv, before.CurrentTime)
+	}
+	if after.Frames <= 0 {
+		t.Errorf("no decoded frames")
+	}
+	if after.FirstFrame == nil {
+		t.Errorf("the page did not measure its first frame")
+	}
+}
+
+// TestBrowserPlayback opens the watch page in Chromium for HLS (hls.js) and
+// DASH (dash.js), on cmd/live's server (a PoP in front of the origin) and
+// through a separate PoP node as cmd/pop runs it.
+func TestBrowserPlayback(t *testing.T) {
+	a := startApp(t, Config{Demo: true, PoP: &pop.Config{}})
+	a.waitLive(t, DemoStream, 20*time.Second)
+	edge := startPoPNode(t, a.base)
+	ctx := newBrowser(t)
+	for _, tc := range []struct{ name, base string }{
+		{"live", a.base},
+		{"pop", edge},
+	} {
+		for _, format := range []string{"hls", "dash"} {
+			t.Run(tc.name+"/"+format, func(t *testing.T) {
+				checkPlays(t, ctx, fmt.Sprintf("%s/?stream=%s&format=%s", tc.base, DemoStream, format))
+			})
+		}
+	}
+	// The list page lists the demo stream.
+	var names []string
+	err := chromedp.Run(ctx, chromedp.Navigate(a.base+"/"),
+		chromedp.Poll(`document.querySelectorAll('a[href*="stream=demo"]').length > 0`, nil, chromedp.WithPollingTimeout(15*time.Second)),
+		chromedp.Evaluate(`[...document.querySelectorAll('a[href*="stream="]')].map(a => a.textContent)`, &names))
+	if err != nil {
+		t.Errorf("stream list page: %v", err)
+	}
+}
+
+// startPoPNode runs a PoP node as cmd/pop does, in front of upstream.
+func startPoPNode(t *testing.T, upstream string) string {
+	t.Helper()
+	h, node, err := NewPoPNode(pop.Config{Origins: []string{upstream}}, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { node.Run(ctx); close(done) }()
+	base := serveHTTP(t, h)
+	t.Cleanup(func() { cancel(); <-done })
+	return base
+}
+
+// pausableProxy relays one TCP connection and can stop relaying what the
+// client sends, like an encoder whose uplink froze.
+type pausableProxy struct {
+	ln     net.Listener
+	target string
+	pause  chan struct{} // closed: stop relaying the client's bytes
+	done   chan struct{} // closed: the test is over
+	once   sync.Once
+	wg     sync.WaitGroup
+}
+
+func newPausableProxy(t *testing.T, target string) *pausableProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pausableProxy{ln: ln, target: target, pause: make(chan struct{}), done: make(chan struct{})}
+	p.wg.Add(1)
+	go p.serve()
+	t.Cleanup(func() { ln.Close(); p.stop(); close(p.done); p.wg.Wait() })
+	return p
+}
+
+func (p *pausableProxy) stop() { p.once.Do(func() { close(p.pause) }) }
+
+func (p *pausableProxy) serve() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.wg.Add(2)
+		go func() { // server -> client, until either side closes
+			defer p.wg.Done()
+			io.Copy(c, s)
+			c.Close()
+		}()
+		go func() { // client -> server, until paused
+			defer p.wg.Done()
+			buf := make([]byte, 32<<10)
+			for {
+				select {
+				case <-p.pause:
+					// Frozen: the connection stays open, silent.
+					<-p.done
+					s.Close()
+					return
+				default:
+				}
+				c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+				n, err := c.Read(buf)
+				if n > 0 {
+					if _, werr := s.Write(buf[:n]); werr != nil {
+						return
+					}
+				}
+				if err != nil && !isTimeout(err) {
+					s.Close()
+					return
+				}
+			}
+		}()
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+// TestBrowserStallBeacon: the publisher's uplink freezes mid-play, the page
+// stalls, and its beacon puts a stalled user in the stream's one-minute
+// figures (API and metrics).
+func TestBrowserStallBeacon(t *testing.T) {
+	a := startApp(t, Config{PoP: &pop.Config{}, Origin: origin.Config{Window: 20 * time.Second}})
+	clip, err := ingest.LoadClip(DemoClip())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newPausableProxy(t, a.RTMPAddr().String())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pubDone := make(chan error, 1)
+	go func() {
+		pubDone <- ingest.Publish(ctx, ingest.PublisherConfig{
+			URL: "rtmp://" + proxy.ln.Addr().String() + "/live/stall", Clip: clip,
+		})
+	}()
+	a.waitLive(t, "stall", 20*time.Second)
+
+	browser := newBrowser(t)
+	if err := chromedp.Run(browser, chromedp.Navigate(a.base+"/?stream=stall&format=hls")); err != nil {
+		t.Fatal(err)
+	}
+	awaitPlaying(t, browser, 30*time.Second)
+	if s := state(t, browser); s.Error != nil || s.Stalls != 0 {
+		t.Fatalf("before the freeze: error %v, %d stalls", s.Error, s.Stalls)
+	}
+
+	proxy.stop() // the uplink freezes: no more segments, the buffer drains
+	sctx, scancel := context.WithTimeout(browser, 30*time.Second)
+	defer scancel()
+	if err := chromedp.Run(sctx, chromedp.Poll(`window.__live.stalls >= 1`, nil)); err != nil {
+		t.Fatalf("the page saw no stall: %v (%+v)", err, state(t, browser))
+	}
+	waitFor(t, 10*time.Second, "the stall in the one-minute figures", func() bool {
+		var body struct{ Streams []web.StreamView }
+		if err := json.Unmarshal(mustGet(t, a.base+"/api/streams"), &body); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range body.Streams {
+			if s.Name == "stall" {
+				return s.QoE.Stalled >= 1 && s.QoE.Users >= 1 && s.QoE.StallRate > 0
+			}
+		}
+		return false
+	})
+	code, metrics := get(t, a.base+"/metrics")
+	if code != http.StatusOK || !containsLine(string(metrics), `live_qoe_stalled_users{stream="stall"} 1`) {
+		t.Errorf("metrics lack the stalled user:\n%s", metrics)
+	}
+	cancel()
+	<-pubDone
+}
+
+func containsLine(text, line string) bool {
+	return slices.Contains(strings.Split(text, "\n"), line)
+}

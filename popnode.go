@@ -1,0 +1,37 @@
+package live
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/golivestream/live/pop"
+	"github.com/golivestream/live/web"
+)
+
+// NewPoPNode builds what cmd/pop serves: a PoP node with the watch page,
+// the dashboard and the QoE beacons next to it, and /metrics. The stream
+// list comes from the first origin's /api/streams. reg receives every
+// metric; it must also be a prometheus.Gatherer to be served.
+func NewPoPNode(cfg pop.Config, reg *prometheus.Registry) (http.Handler, *pop.Server, error) {
+	cfg.Registerer = reg
+	node, err := pop.New(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	pages, err := web.New(web.Config{
+		Streams:    web.RemoteStreams(&http.Client{}, cfg.Origins[0]),
+		PoP:        node.StreamStats,
+		Logger:     cfg.Logger,
+		Registerer: reg,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	pages.Handle(mux)
+	mux.Handle("/", node)
+	return mux, node, nil
+}

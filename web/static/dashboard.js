@@ -1,0 +1,132 @@
+// Dashboard: every stream from /api/streams, refreshed every 2 s.
+// Plain ES2018, no build step.
+'use strict';
+
+(function () {
+  const DASH = '–'; // shown for "no data"
+  const rows = document.getElementById('rows');
+  const refreshed = document.getElementById('refreshed');
+  const apiError = document.getElementById('api-error');
+  const floorLabel = document.getElementById('fps-floor');
+
+  function el(tag, props, ...children) {
+    const e = Object.assign(document.createElement(tag), props || {});
+    for (const c of children) {
+      if (c != null) e.append(c);
+    }
+    return e;
+  }
+
+  function num(x) { return typeof x === 'number' && isFinite(x); }
+  function kbps(bps) { return Math.round(bps / 1000) + ' kbps'; }
+  function pct(x) { return (x * 100).toFixed(1) + '%'; }
+
+  function fmtUptime(s) {
+    s = Math.max(0, Math.floor(s || 0));
+    const h = Math.floor(s / 3600), m = Math.floor(s / 60) % 60, sec = s % 60;
+    const mm = String(m).padStart(2, '0'), ss = String(sec).padStart(2, '0');
+    return h ? `${h}:${mm}:${ss}` : `${m}:${ss}`;
+  }
+
+  // One line per rendition. Frame rate and bitrate are the ingest figures:
+  // recent_* when known (non-zero), else the declared value; "N/A" when the
+  // stream is not live.
+  function renditionLine(r, live, fpsFloor) {
+    const line = el('div', { className: 'rend' });
+    const kind = r.type === 'audio' ? 'audio' : 'video';
+    line.append(el('span', { className: 'kind' }, (r.id || kind) + ' '));
+
+    let shape;
+    if (kind === 'video') shape = r.width && r.height ? `${r.width}x${r.height}` : '?x?';
+    else shape = (r.sample_rate ? (r.sample_rate / 1000) + ' kHz' : '? kHz') + (r.channels ? ` ${r.channels}ch` : '');
+    line.append(shape + ' ' + (r.codec || '?') + ' · ');
+
+    if (!live) {
+      line.append('N/A');
+      return line;
+    }
+    if (kind === 'video') {
+      const fps = r.recent_fps > 0 ? r.recent_fps : r.fps;
+      if (num(fps) && fps > 0) {
+        const low = num(fpsFloor) && fps < fpsFloor;
+        line.append(el('span', { className: low ? 'low' : '', title: low ? `below the ${fpsFloor} fps floor` : '' },
+          (Math.round(fps * 10) / 10) + ' fps'), ' · ');
+      } else {
+        line.append('? fps · ');
+      }
+    }
+    const br = r.recent_bitrate > 0 ? r.recent_bitrate : r.bitrate;
+    line.append(num(br) && br > 0 ? kbps(br) : '? kbps');
+    return line;
+  }
+
+  function row(s, fpsFloor) {
+    const q = s.qoe || null;
+    const pop = s.pop || null;
+    const rends = (s.renditions || []).slice()
+      .sort((a, b) => (a.type === b.type ? 0 : a.type === 'video' ? -1 : 1));
+
+    const watch = '/?stream=' + encodeURIComponent(s.name) + '&format=hls';
+    const started = s.started ? new Date(s.started) : null;
+
+    const ingest = el('td');
+    if (!s.live || !rends.length) {
+      // Still list the renditions of an ended stream, with N/A figures.
+      if (rends.length) rends.forEach((r) => ingest.append(renditionLine(r, false, fpsFloor)));
+      else ingest.append(el('span', { className: 'muted' }, 'N/A'));
+    } else {
+      rends.forEach((r) => ingest.append(renditionLine(r, true, fpsFloor)));
+    }
+
+    let firstFrame = DASH;
+    if (q && (q.first_frame_ms_p50 > 0 || q.first_frame_ms_p90 > 0)) {
+      const f = (x) => (x > 0 ? Math.round(x) : DASH);
+      firstFrame = `${f(q.first_frame_ms_p50)} / ${f(q.first_frame_ms_p90)} ms`;
+    }
+
+    let stall = DASH;
+    if (q && q.users_1m > 0) {
+      stall = pct((q.stalled_users_1m || 0) / q.users_1m) + ` (${q.stalled_users_1m || 0}/${q.users_1m})`;
+    }
+
+    return el('tr', null,
+      el('td', null, el('a', { href: watch }, s.name)),
+      el('td', null, el('span', { className: s.live ? 'badge live' : 'badge ended' }, s.live ? 'live' : 'ended')),
+      el('td', { className: 'num', title: started ? 'started ' + started.toLocaleString() : '' },
+        num(s.uptime_seconds) ? fmtUptime(s.uptime_seconds) : DASH),
+      ingest,
+      el('td', { className: 'num' }, num(s.viewers) ? String(s.viewers) : DASH),
+      el('td', { className: 'num' }, firstFrame),
+      el('td', { className: 'num' }, stall),
+      el('td', { className: 'num', title: pop && num(pop.requests) ? pop.requests + ' requests' : '' },
+        pop && num(pop.hit_ratio) ? pct(pop.hit_ratio) : DASH),
+      el('td', { className: 'num' }, pop && num(pop.origin_fetches) ? String(pop.origin_fetches) : DASH));
+  }
+
+  function render(data) {
+    const fpsFloor = data.fps_floor;
+    floorLabel.textContent = num(fpsFloor) ? `(floor ${fpsFloor} fps)` : '';
+    const streams = (data.streams || []).slice().sort((a, b) => a.name.localeCompare(b.name));
+    if (!streams.length) {
+      rows.replaceChildren(el('tr', null, el('td', { colSpan: 9, className: 'muted' }, 'No streams.')));
+      return;
+    }
+    rows.replaceChildren(...streams.map((s) => row(s, fpsFloor)));
+  }
+
+  async function refresh() {
+    try {
+      const res = await fetch('/api/streams', { cache: 'no-store' });
+      if (!res.ok) throw new Error('HTTP ' + res.status + ' ' + (await res.text()).slice(0, 200));
+      render(await res.json());
+      refreshed.textContent = 'Last refresh ' + new Date().toLocaleTimeString();
+      apiError.textContent = '';
+    } catch (err) {
+      // Keep the last good table on screen; just say it is stale.
+      apiError.textContent = 'API error: ' + err.message;
+    }
+    setTimeout(refresh, 2000); // chained, so a slow API never piles up requests
+  }
+
+  refresh();
+})();

@@ -1,0 +1,378 @@
+// Watch page: the list of live streams (no ?stream=), or an HLS/DASH player
+// with a stats overlay and QoE beacons (?stream=NAME&format=hls|dash).
+// Plain ES2018, no build step. The players are vendored under /static/vendor/.
+'use strict';
+
+(function () {
+  const params = new URLSearchParams(location.search);
+  const stream = params.get('stream');
+  if (stream) {
+    watch(stream, params.get('format') === 'dash' ? 'dash' : 'hls');
+  } else {
+    list();
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  function $(id) { return document.getElementById(id); }
+
+  // el('a', {href: '/x', className: 'y'}, 'text', childNode, ...)
+  function el(tag, props, ...children) {
+    const e = Object.assign(document.createElement(tag), props || {});
+    for (const c of children) {
+      if (c != null) e.append(c);
+    }
+    return e;
+  }
+
+  function watchURL(name, format) {
+    return '?stream=' + encodeURIComponent(name) + '&format=' + format;
+  }
+
+  function fmtUptime(s) {
+    s = Math.max(0, Math.floor(s || 0));
+    const h = Math.floor(s / 3600), m = Math.floor(s / 60) % 60, sec = s % 60;
+    const mm = String(m).padStart(2, '0'), ss = String(sec).padStart(2, '0');
+    return h ? `${h}:${mm}:${ss}` : `${m}:${ss}`;
+  }
+
+  // ------------------------------------------------------------ stream list
+
+  function list() {
+    $('list-view').hidden = false;
+    const status = $('list-status');
+    const box = $('list');
+
+    async function refresh() {
+      try {
+        const res = await fetch('/api/streams', { cache: 'no-store' });
+        if (!res.ok) throw new Error('HTTP ' + res.status);
+        const data = await res.json();
+        const live = (data.streams || []).filter((s) => s.live)
+          .sort((a, b) => a.name.localeCompare(b.name));
+        render(live);
+        status.className = 'status';
+        status.textContent = 'Updated ' + new Date().toLocaleTimeString();
+      } catch (err) {
+        status.className = 'status error';
+        status.textContent = 'Cannot load the stream list: ' + err.message;
+      }
+      // Chained timeout rather than setInterval: a slow API never piles up requests.
+      setTimeout(refresh, 5000);
+    }
+
+    function render(streams) {
+      if (!streams.length) {
+        box.replaceChildren(el('div', { className: 'empty' }, 'No live streams right now.'));
+        box.style.display = 'block';
+        return;
+      }
+      box.style.display = '';
+      box.replaceChildren(...streams.map((s) => {
+        const video = (s.renditions || []).filter((r) => r.type === 'video')
+          .sort((a, b) => (b.height || 0) - (a.height || 0))[0];
+        const meta = [
+          'up ' + fmtUptime(s.uptime_seconds),
+          video && video.width ? `${video.width}×${video.height}` : null,
+          (s.viewers || 0) + (s.viewers === 1 ? ' viewer' : ' viewers'),
+        ].filter(Boolean).join(' · ');
+        return el('div', { className: 'card' },
+          el('div', null, el('span', { className: 'badge live' }, 'live')),
+          el('a', { className: 'name', href: watchURL(s.name, 'hls') }, s.name),
+          el('div', { className: 'meta' }, meta),
+          el('div', { className: 'links' },
+            el('a', { href: watchURL(s.name, 'hls') }, 'HLS'),
+            el('a', { href: watchURL(s.name, 'dash') }, 'DASH')));
+      }));
+    }
+
+    refresh();
+  }
+
+  // ------------------------------------------------------------- watch view
+
+  function watch(name, format) {
+    $('watch-view').hidden = false;
+    document.title = name + ' · live';
+    $('title').textContent = name;
+    $('back').href = location.pathname; // the same page without a query: the list
+    $('fmt-hls').href = watchURL(name, 'hls');
+    $('fmt-dash').href = watchURL(name, 'dash');
+    $('fmt-' + format).className = 'on';
+
+    const video = $('video');
+    const overlay = $('overlay');
+    const base = '/live/' + encodeURIComponent(name);
+
+    // State for automated browser tests; always the same object, updated in place.
+    const state = window.__live = {
+      format: format,
+      error: null,
+      playing: false,
+      firstFrameMs: null,
+      stalls: 0,
+      bitrate: 0,
+      switches: 0,
+    };
+
+    // What the overlay and beacons need from whichever player is in use.
+    // rendition() → {width, height, bitrate} | null; latency() → seconds | null.
+    let probe = { rendition: () => null, latency: () => null };
+
+    // ---- QoE beacons
+
+    const session = randomId(24);
+
+    function randomId(n) {
+      const abc = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-';
+      const bytes = crypto.getRandomValues(new Uint8Array(n));
+      let s = '';
+      for (const b of bytes) s += abc[b & 63];
+      return s;
+    }
+
+    // Fire and forget: a failed or rejected beacon is never retried.
+    function beacon(event, fields) {
+      const body = Object.assign({ stream: name, session: session, event: event, format: format }, fields);
+      try {
+        fetch('/api/qoe', {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify(body),
+          keepalive: true,
+        }).catch(() => {});
+      } catch (e) { /* ignore */ }
+    }
+
+    // bitrate, buffer_s and latency_s, leaving out what is unknown.
+    function metrics() {
+      const m = {};
+      if (state.bitrate > 0) m.bitrate = Math.round(state.bitrate);
+      m.buffer_s = round2(bufferAhead());
+      const lat = safe(probe.latency);
+      if (lat != null) m.latency_s = round2(lat);
+      return m;
+    }
+
+    function round2(x) { return Math.round(x * 100) / 100; }
+
+    // Player getters may throw before the stream is initialised.
+    function safe(fn) {
+      try { return fn(); } catch (e) { return null; }
+    }
+
+    // ---- errors
+
+    function fail(msg) {
+      msg = String(msg).slice(0, 200);
+      console.error('player error:', msg);
+      if (state.error) return; // keep the first one; beacon once
+      state.error = msg;
+      beacon('error', { error: msg });
+      updateOverlay();
+    }
+
+    video.addEventListener('error', () => {
+      const e = video.error;
+      fail('video element: ' + (e ? `code ${e.code}${e.message ? ' ' + e.message : ''}` : 'unknown error'));
+    });
+
+    // ---- buffer, first frame, stalls
+
+    // Seconds of media buffered ahead of the playhead (0 when outside any range).
+    function bufferAhead() {
+      const t = video.currentTime, b = video.buffered;
+      for (let i = 0; i < b.length; i++) {
+        if (b.start(i) <= t + 0.05 && t < b.end(i)) return b.end(i) - t;
+      }
+      return 0;
+    }
+
+    // First frame: the time (since navigation start) of the first 'playing'
+    // event after which currentTime actually moves. A 'playing' that is
+    // followed by no progress (e.g. an immediate stall) is replaced by the next.
+    let playingAt = null; // {t, ct}
+    video.addEventListener('playing', () => {
+      if (state.firstFrameMs === null) playingAt = { t: performance.now(), ct: video.currentTime };
+    });
+    function checkFirstFrame() {
+      if (state.firstFrameMs !== null || !playingAt || video.currentTime === playingAt.ct) return;
+      state.firstFrameMs = Math.round(playingAt.t);
+      beacon('start', Object.assign({ first_frame_ms: state.firstFrameMs }, metrics()));
+    }
+    video.addEventListener('timeupdate', checkFirstFrame);
+
+    // A stall: after the first frame, not paused, and < 0.1 s buffered ahead.
+    // One 'stall' beacon per episode, when the episode reaches 2 s.
+    let stallSince = null, stallCounted = false;
+    setInterval(() => {
+      checkFirstFrame();
+      const started = state.firstFrameMs !== null;
+      const starving = started && !video.paused && !video.ended && bufferAhead() < 0.1;
+      const now = performance.now();
+      if (starving) {
+        if (stallSince === null) stallSince = now;
+        if (!stallCounted && now - stallSince >= 2000) {
+          stallCounted = true;
+          state.stalls++;
+          beacon('stall', Object.assign(metrics(), { stall_ms: 2000 }));
+        }
+      } else {
+        stallSince = null;
+        stallCounted = false;
+      }
+      state.playing = started && !starving && !video.paused && !video.ended;
+    }, 250);
+
+    function onSwitch(bitrate) {
+      state.switches++;
+      if (bitrate > 0) state.bitrate = bitrate;
+      beacon('switch', { bitrate: Math.round(bitrate) || undefined });
+    }
+
+    // ---- overlay
+
+    function updateOverlay() {
+      const r = safe(probe.rendition);
+      if (r && r.bitrate > 0) state.bitrate = r.bitrate;
+      const lat = safe(probe.latency);
+      let rend = '–';
+      if (r && r.width) rend = `${r.width}x${r.height}`;
+      else if (video.videoWidth) rend = `${video.videoWidth}x${video.videoHeight}`;
+      const lines = [
+        'format    ' + format.toUpperCase(),
+        'rendition ' + rend + (state.bitrate ? ` @ ${Math.round(state.bitrate / 1000)} kbps` : ''),
+        'buffer    ' + bufferAhead().toFixed(1) + ' s',
+        'latency   ' + (lat != null ? lat.toFixed(1) + ' s' : '–'),
+        'stalls    ' + state.stalls,
+        'first     ' + (state.firstFrameMs != null ? state.firstFrameMs + ' ms' : '–'),
+      ];
+      overlay.textContent = lines.join('\n');
+      if (state.error) overlay.append('\n', el('span', { className: 'error' }, 'error     ' + state.error));
+    }
+    setInterval(updateOverlay, 500);
+    updateOverlay();
+
+    setInterval(() => beacon('heartbeat', metrics()), 10000);
+
+    // ---- players
+
+    if (format === 'dash') {
+      loadScript('/static/vendor/dash.mediaplayer.min.js').then(startDash, fail);
+    } else {
+      loadScript('/static/vendor/hls.min.js').then(startHls, fail);
+    }
+
+    function loadScript(src) {
+      return new Promise((resolve, reject) => {
+        const s = el('script', { src: src });
+        s.onload = () => resolve();
+        s.onerror = () => reject(new Error('cannot load ' + src));
+        document.head.append(s);
+      });
+    }
+
+    function startHls() {
+      const url = base + '/index.m3u8';
+      const Hls = window.Hls;
+      if (!Hls || !Hls.isSupported()) {
+        // Safari (iOS in particular) plays HLS natively.
+        if (video.canPlayType('application/vnd.apple.mpegurl')) {
+          video.src = url;
+          probe = {
+            rendition: () => null, // the overlay falls back to videoWidth x videoHeight
+            latency: () => {
+              const s = video.seekable;
+              return s.length ? Math.max(0, s.end(s.length - 1) - video.currentTime) : null;
+            },
+          };
+        } else {
+          fail('HLS is not supported by this browser');
+        }
+        return;
+      }
+
+      const hls = new Hls({ lowLatencyMode: false, liveSyncDurationCount: 3 });
+      window.__hls = hls; // handy in the console
+      let triedRecovery = false;
+      let level = -1; // last switched-to level; -1 until the initial choice
+
+      hls.on(Hls.Events.MANIFEST_PARSED, () => {
+        const p = video.play();
+        if (p) p.catch(() => {}); // autoplay refusal is not an error (the video is muted anyway)
+      });
+      hls.on(Hls.Events.LEVEL_SWITCHED, (ev, data) => {
+        // The first LEVEL_SWITCHED is the initial choice, not a switch.
+        if (level !== -1 && data.level !== level) {
+          const l = hls.levels[data.level];
+          onSwitch(l ? l.bitrate : 0);
+        }
+        level = data.level;
+      });
+      hls.on(Hls.Events.ERROR, (ev, data) => {
+        if (!data.fatal) return; // hls.js handles (retries) these itself
+        if (data.type === Hls.ErrorTypes.MEDIA_ERROR && !triedRecovery) {
+          triedRecovery = true;
+          console.warn('hls media error, trying recoverMediaError():', data.details);
+          hls.recoverMediaError();
+          return;
+        }
+        fail(`hls ${data.type}: ${data.details}${data.error && data.error.message ? ' (' + data.error.message + ')' : ''}`);
+      });
+
+      probe = {
+        rendition: () => {
+          const l = hls.levels && hls.levels[hls.currentLevel];
+          return l ? { width: l.width, height: l.height, bitrate: l.bitrate } : null;
+        },
+        latency: () => {
+          const lat = hls.latency; // 0 until the first playlist is loaded
+          if (lat > 0 && isFinite(lat)) return lat;
+          const d = hls.playingDate; // from EXT-X-PROGRAM-DATE-TIME, if any
+          return d ? Math.max(0, (Date.now() - d.getTime()) / 1000) : null;
+        },
+      };
+
+      hls.loadSource(url);
+      hls.attachMedia(video);
+    }
+
+    function startDash() {
+      const dashjs = window.dashjs;
+      if (!dashjs) return fail('dash.js did not load');
+      const player = dashjs.MediaPlayer().create();
+      window.__dash = player; // handy in the console
+      const E = dashjs.MediaPlayer.events;
+
+      player.on(E.QUALITY_CHANGE_RENDERED, (e) => {
+        // The initial choice arrives with oldRepresentation null.
+        if (e.mediaType !== 'video' || !e.oldRepresentation || !e.newRepresentation) return;
+        if (e.oldRepresentation.id !== e.newRepresentation.id) onSwitch(e.newRepresentation.bandwidth);
+      });
+      player.on(E.ERROR, (e) => {
+        const err = e && e.error;
+        const text = err && typeof err === 'object'
+          ? `${err.code != null ? err.code + ' ' : ''}${err.message || ''}`
+          : String(err);
+        fail('dash: ' + text);
+      });
+
+      probe = {
+        rendition: () => {
+          // dash.js 5 API; throws before streaming is initialised (caught by safe()).
+          const r = player.getCurrentRepresentationForType('video') ||
+                    player.getCurrentRepresentationForType('audio');
+          return r ? { width: r.width, height: r.height, bitrate: r.bandwidth } : null;
+        },
+        latency: () => {
+          const lat = player.getCurrentLiveLatency(); // NaN when unknown
+          return isFinite(lat) ? lat : null;
+        },
+      };
+
+      // autoplay=true: dash.js starts playback itself once it has attached.
+      // Never call video.play() before that: it silently stalls live MPD refresh.
+      player.initialize(video, base + '/manifest.mpd', true);
+    }
+  }
+})();
