@@ -373,6 +373,11 @@
       // autoplay=true: dash.js starts playback itself once it has attached.
       // Never call video.play() before that: it silently stalls live MPD refresh.
       player.initialize(video, base + '/manifest.mpd', true);
+      // Without a <UTCTiming> in the MPD, dash.js would sync its clock against
+      // https://time.akamai.com. Drop that default (initialize() installs it, so
+      // this must come after; the MPD is fetched asynchronously, later): dash.js
+      // then uses the Date header of our own MPD response.
+      player.clearDefaultUTCTimingSources();
     }
   }
 })();
