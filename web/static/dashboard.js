@@ -60,6 +60,10 @@
     return line;
   }
 
+  // Column labels, also used as data-label for the narrow-screen card layout.
+  const LABELS = ['Stream', 'Status', 'Uptime', 'Ingest', 'Viewers', 'First frame p50 / p90',
+    'Stall rate (1 min)', 'PoP hit ratio', 'Origin fetches'];
+
   function row(s, fpsFloor) {
     const q = s.qoe || null;
     const pop = s.pop || null;
@@ -69,13 +73,12 @@
     const watch = '/?stream=' + encodeURIComponent(s.name) + '&format=hls';
     const started = s.started ? new Date(s.started) : null;
 
-    const ingest = el('td');
-    if (!s.live || !rends.length) {
-      // Still list the renditions of an ended stream, with N/A figures.
-      if (rends.length) rends.forEach((r) => ingest.append(renditionLine(r, false, fpsFloor)));
-      else ingest.append(el('span', { className: 'muted' }, 'N/A'));
+    const ingest = el('div'); // one box, so the narrow (flex) layout keeps lines stacked
+    if (!rends.length) {
+      ingest.append(el('span', { className: 'muted' }, 'N/A'));
     } else {
-      rends.forEach((r) => ingest.append(renditionLine(r, true, fpsFloor)));
+      // An ended stream still lists its renditions, with N/A figures.
+      rends.forEach((r) => ingest.append(renditionLine(r, s.live, fpsFloor)));
     }
 
     let firstFrame = DASH;
@@ -89,23 +92,25 @@
       stall = pct((q.stalled_users_1m || 0) / q.users_1m) + ` (${q.stalled_users_1m || 0}/${q.users_1m})`;
     }
 
-    return el('tr', null,
-      el('td', null, el('a', { href: watch }, s.name)),
+    const tr = el('tr', null,
+      el('td', { className: 'nowrap' }, el('a', { href: watch }, s.name)),
       el('td', null, el('span', { className: s.live ? 'badge live' : 'badge ended' }, s.live ? 'live' : 'ended')),
       el('td', { className: 'num', title: started ? 'started ' + started.toLocaleString() : '' },
         num(s.uptime_seconds) ? fmtUptime(s.uptime_seconds) : DASH),
-      ingest,
+      el('td', null, ingest),
       el('td', { className: 'num' }, num(s.viewers) ? String(s.viewers) : DASH),
       el('td', { className: 'num' }, firstFrame),
       el('td', { className: 'num' }, stall),
       el('td', { className: 'num', title: pop && num(pop.requests) ? pop.requests + ' requests' : '' },
         pop && num(pop.hit_ratio) ? pct(pop.hit_ratio) : DASH),
       el('td', { className: 'num' }, pop && num(pop.origin_fetches) ? String(pop.origin_fetches) : DASH));
+    Array.from(tr.cells).forEach((td, i) => { td.dataset.label = LABELS[i]; });
+    return tr;
   }
 
   function render(data) {
     const fpsFloor = data.fps_floor;
-    floorLabel.textContent = num(fpsFloor) ? `(floor ${fpsFloor} fps)` : '';
+    floorLabel.textContent = num(fpsFloor) ? ` · frame rates below ${fpsFloor} fps in red` : '';
     const streams = (data.streams || []).slice().sort((a, b) => a.name.localeCompare(b.name));
     if (!streams.length) {
       rows.replaceChildren(el('tr', null, el('td', { colSpan: 9, className: 'muted' }, 'No streams.')));
@@ -120,10 +125,11 @@
       if (!res.ok) throw new Error('HTTP ' + res.status + ' ' + (await res.text()).slice(0, 200));
       render(await res.json());
       refreshed.textContent = 'Last refresh ' + new Date().toLocaleTimeString();
-      apiError.textContent = '';
+      apiError.hidden = true;
     } catch (err) {
       // Keep the last good table on screen; just say it is stale.
-      apiError.textContent = 'API error: ' + err.message;
+      apiError.textContent = 'API error: ' + err.message + ' (figures above are from the last good refresh)';
+      apiError.hidden = false;
     }
     setTimeout(refresh, 2000); // chained, so a slow API never piles up requests
   }

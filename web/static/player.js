@@ -144,8 +144,16 @@
       } catch (e) { /* ignore */ }
     }
 
+    // The current rendition from the player; also keeps state.bitrate fresh.
+    function rendition() {
+      const r = safe(probe.rendition);
+      if (r && r.bitrate > 0) state.bitrate = r.bitrate;
+      return r;
+    }
+
     // bitrate, buffer_s and latency_s, leaving out what is unknown.
     function metrics() {
+      rendition();
       const m = {};
       if (state.bitrate > 0) m.bitrate = Math.round(state.bitrate);
       m.buffer_s = round2(bufferAhead());
@@ -233,8 +241,7 @@
     // ---- overlay
 
     function updateOverlay() {
-      const r = safe(probe.rendition);
-      if (r && r.bitrate > 0) state.bitrate = r.bitrate;
+      const r = rendition();
       const lat = safe(probe.latency);
       let rend = '–';
       if (r && r.width) rend = `${r.width}x${r.height}`;
