@@ -67,6 +67,9 @@ func (c *conn) run() {
 	switch {
 	case err == nil:
 		c.log.Info("rtmp publisher finished")
+	case c.name != "" && isTimeout(err):
+		// The publisher went silent: its stream ends, which viewers see.
+		c.log.Warn("rtmp publisher timed out", "reason", err)
 	case c.name != "":
 		c.log.Info("rtmp publisher disconnected", "reason", err)
 	default:
@@ -165,6 +168,12 @@ func (c *conn) runInner() error {
 			return c.refuse(sc, "NetStream.Publish.Failed", writeErr)
 		}
 	}
+}
+
+// isTimeout reports whether err is a deadline expiring.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // lowatTuner sizes the socket's receive low-water mark to what the

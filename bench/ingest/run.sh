@@ -23,9 +23,10 @@ usage: bench/ingest/run.sh [-n N] [-d D] [-w WARMUP] [-r ROUNDS]
   -t MEM_SECONDS   length of the memory phase in seconds (600)
   -p PHASES        comma-separated: cpu, mem (cpu,mem)
 
-Other environment variables: MEM_WARMUP (60: the RSS sample growth is
-measured from), RECONNECT_EVERY (60), HTTP_EVERY (60), HTTP_BURST (200),
+Other environment variables: MEM_WARMUP (60: the sample that memory growth
+is measured from), RECONNECT_EVERY (60), HTTP_EVERY (60), HTTP_BURST (200),
 MEDIA_DIR (where nginx writes HLS/DASH; /dev/shm/... when writable),
+ORIGIN_BIN (a prebuilt binary to run instead of building ./cmd/origin),
 STRICT=1 (exit 3 when a goal is missed).
 EOF
 }
@@ -78,8 +79,8 @@ SRC=$OUT/ingest-src-720p30-2500k-gop30-60s.flv
 BIN=${ORIGIN_BIN:-$OUT/origin-bench}
 HZ=$(getconf CLK_TCK)
 
-# Reproduce line: the settings that differ from no setting at all are all
-# spelled out, so the line runs the same benchmark wherever it is pasted.
+# Reproduce line: the main settings always, the others when not default,
+# so that the line runs the same benchmark wherever it is pasted.
 REPRO="N=$N D=$D WARMUP=$WARMUP ROUNDS=$ROUNDS MEM_STREAMS=$MEM_STREAMS MEM_SECONDS=$MEM_SECONDS PHASES=$PHASES"
 ((MEM_WARMUP == 60)) || REPRO+=" MEM_WARMUP=$MEM_WARMUP"
 ((RECONNECT_EVERY == 60)) || REPRO+=" RECONNECT_EVERY=$RECONNECT_EVERY"
@@ -98,21 +99,37 @@ die() {
 }
 
 # ---------------------------------------------------------------- cleanup
+# mine says whether pid is a running child of this shell. Every signal and
+# liveness check goes through it: a pid that ended may already have been
+# given to someone else's process (pid_max is often 32768).
+mine() {
+  local line f
+  line=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  read -r -a f <<<"${line##*) }" # f[0] state, f[1] parent pid
+  [[ ${f[1]} == "$$" && ${f[0]} != Z ]]
+}
+
+# signal SIG PID sends SIG to PID only while PID is ours.
+signal() {
+  mine "$2" || return 0
+  kill "-$1" "$2" 2>/dev/null || true
+}
+
 PIDS=()       # every process this script started and may still be running
 MEDIA_OWNED="" # nginx output directory this script made, removed at exit
 cleanup() {
   local rc=$? p alive t
   trap - EXIT INT TERM
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do signal TERM "$p"; done
   for ((t = 0; t < 50; t++)); do # up to 10 s for graceful exits
     alive=0
-    for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    for p in "${PIDS[@]}"; do mine "$p" && alive=1; done
     ((alive)) || break
     sleep 0.2
   done
-  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do signal KILL "$p"; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  [[ -n $NAP_PID ]] && kill "$NAP_PID" 2>/dev/null
+  [[ -z $NAP_PID ]] || signal TERM "$NAP_PID"
   [[ -n $MEDIA_OWNED ]] && rm -rf "$MEDIA_OWNED"
   exit "$rc"
 }
@@ -125,12 +142,12 @@ trap 'log "terminated; stopping everything this script started"; exit 143' TERM
 # publisher killed on purpose.
 stop() {
   local p=$1 t
-  kill -TERM "$p" 2>/dev/null || true
+  signal TERM "$p"
   for ((t = 0; t < 50; t++)); do
-    kill -0 "$p" 2>/dev/null || break
+    mine "$p" || break
     sleep 0.2
   done
-  kill -KILL "$p" 2>/dev/null || true
+  signal KILL "$p"
   wait "$p" 2>/dev/null || true
 } 2>/dev/null
 
@@ -208,7 +225,7 @@ free_port() {
 wait_listening() {
   local pid=$1 port=$2 what=$3 t owners
   for ((t = 0; t < 100; t++)); do
-    kill -0 "$pid" 2>/dev/null || die "$what exited at start (see its log in $RUN)"
+    mine "$pid" || die "$what exited at start (see its log in $RUN)"
     owners=$(ss -Htlnp "sport = :$port" 2>/dev/null || true)
     if [[ -n $owners ]]; then
       local c
@@ -293,7 +310,7 @@ check_pubs() {
   shift 2
   local pids=("$@")
   for i in "${!pids[@]}"; do
-    if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+    if ! mine "${pids[$i]}"; then
       tail -n 5 "$logdir/pub-s$i.log" >&2 || true
       die "$what: publisher of s$i exited (log: $logdir/pub-s$i.log)"
     fi
@@ -445,12 +462,14 @@ check_nginx_output() {
   }
 }
 
-# log_problems prints counts of warnings and errors in our origin's log.
+# log_problems prints counts of warnings and errors in our origin's log,
+# and of publishers it dropped for a read timeout, which it logs as INFO.
 log_problems() {
-  local logf=$1 e w
+  local logf=$1 e w t
   e=$(grep -c 'level=ERROR' "$logf" || true)
   w=$(grep -c 'level=WARN' "$logf" || true)
-  echo "$e errors, $w warnings"
+  t=$(grep 'publisher disconnected' "$logf" | grep -c 'i/o timeout' || true)
+  echo "$e errors, $w warnings, $t publishers dropped for a read timeout"
 }
 
 # ---------------------------------------------------------------- CPU phase
@@ -605,7 +624,7 @@ mem_phase() {
       # A publisher that exited by itself means ours dropped it (the
       # reason is in its log); it is not restarted, so that it shows.
       for i in "${!pubs[@]}"; do
-        if [[ -z ${gone[i]:-} ]] && ! kill -0 "${pubs[$i]}" 2>/dev/null; then
+        if [[ -z ${gone[i]:-} ]] && ! mine "${pubs[$i]}"; then
           gone[i]=1
           note+="s$i publisher EXITED: $(grep "stream=s$i " "$dir/origin.log" | grep 'disconnected' | tail -n1 | sed -n 's/.*reason=//p'); "
         fi
@@ -621,7 +640,7 @@ mem_phase() {
       i=$((reconnects % MEM_STREAMS))
       sig=TERM
       ((reconnects % 2)) && sig=KILL
-      kill "-$sig" "${pubs[$i]}" 2>/dev/null || true
+      signal "$sig" "${pubs[$i]}"
       stop "${pubs[$i]}"
       start_pub "$ORIGIN_RTMP/s$i" "$dir/pub-s$i.log"
       pubs[i]=$PUB_PID
@@ -630,7 +649,7 @@ mem_phase() {
     fi
     # A burst of player requests, half a period after each reconnect.
     if ((next % HTTP_EVERY == HTTP_EVERY / 2)); then
-      if [[ -n $burst_pid ]] && kill -0 "$burst_pid" 2>/dev/null; then
+      if [[ -n $burst_pid ]] && mine "$burst_pid"; then
         note+="${next}s: burst skipped, previous one still running; "
       else
         burst "$ORIGIN_HTTP" "$MEM_STREAMS" "$HTTP_BURST" "$dir/http-codes.txt" &
@@ -651,7 +670,7 @@ mem_phase() {
   live=$(ours_live "$MEM_STREAMS")
   ((live == MEM_STREAMS)) || FAILURES+=("ours: after the memory phase $live of $MEM_STREAMS streams are live with segments")
   for i in "${!pubs[@]}"; do
-    kill -0 "${pubs[$i]}" 2>/dev/null ||
+    mine "${pubs[$i]}" ||
       FAILURES+=("memory phase: the publisher of s$i exited; ours logged: $(grep "stream=s$i " "$dir/origin.log" | grep 'disconnected' | tail -n1 | sed -n 's/.*reason=//p')")
   done
 
@@ -753,11 +772,12 @@ main() {
   fi
   chmod 0755 "$MEDIA"
 
-  log "building our origin"
   if [[ -n ${ORIGIN_BIN:-} ]]; then
     [[ -x $BIN ]] || die "ORIGIN_BIN=$BIN is not an executable"
+    BIN=$(realpath "$BIN")
     log "using the prebuilt $BIN"
   else
+    log "building our origin"
     (cd "$ROOT" && go build -o "$BIN" ./cmd/origin)
   fi
   make_source
@@ -767,7 +787,12 @@ main() {
     awk '{ printf "%.1f s, %.2f Mb/s total", $1, $2 / 1e6 }')
   report "ingest benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
   [[ -n ${ORIGIN_BIN:-} ]] && report "  ours:  prebuilt $BIN"
-  report "  tree:  $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && [[ -n $(git status --porcelain -- . ':!bench' 2>/dev/null) ]] && echo ' (+ uncommitted changes)'), $(go version | awk '{ print $3 }')"
+  # The tree can change under a long run (and between runs): name the
+  # binary by its hash, and the uncommitted files it may have been built with.
+  local dirty
+  dirty=$(cd "$ROOT" && git status --porcelain -- . ':!bench' 2>/dev/null | awk '{ print $2 }' | paste -sd' ' | cut -c1-300)
+  report "  tree:  $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')${dirty:+ + uncommitted: $dirty}, $(go version | awk '{ print $3 }')"
+  report "  binary: $BIN, sha256 $(sha256sum "$BIN" | cut -c1-16)"
   report "  nginx: $(nginx -v 2>&1 | sed 's/.*version: //'), rtmp module $(dpkg-query -W -f '${Version}' libnginx-mod-rtmp 2>/dev/null || echo '?'), output in $MEDIA"
   report "  input: $SRC (1280x720 30 fps H.264 2.5 Mb/s, keyframe every 1 s, AAC 128k; $srcinfo), looped with ffmpeg -re -c copy"
   # Other work on the machine skews a CPU comparison: say how much there is.
