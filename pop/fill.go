@@ -156,19 +156,21 @@ func (f *fill) wait(ctx context.Context) error {
 
 // writeTo streams the body to w as it arrives, calling flush after each
 // piece that is not the last, so a waiter gets bytes while they arrive. It
-// returns the fill's error, ctx's error if the reader left, or w's error.
-func (f *fill) writeTo(ctx context.Context, w io.Writer, flush func()) error {
+// returns the bytes written and the fill's error, ctx's error if the
+// reader left, or w's error.
+func (f *fill) writeTo(ctx context.Context, w io.Writer, flush func()) (int, error) {
 	off := 0
 	for {
 		p, over, err, more := f.next(off)
 		if over {
-			return err
+			return off, err
 		}
 		if len(p) > 0 {
-			if _, werr := w.Write(p); werr != nil {
-				return werr
+			n, werr := w.Write(p)
+			off += n
+			if werr != nil {
+				return off, werr
 			}
-			off += len(p)
 			if more != nil && flush != nil {
 				flush()
 			}
@@ -177,7 +179,7 @@ func (f *fill) writeTo(ctx context.Context, w io.Writer, flush func()) error {
 		select {
 		case <-more:
 		case <-ctx.Done():
-			return ctx.Err()
+			return off, ctx.Err()
 		}
 	}
 }

@@ -82,6 +82,9 @@ type Server struct {
 
 	prefetcher *prefetcher
 	stats      streamStats
+	// fetchFromOrigin is s.fetchOrigin, bound once: a method value made
+	// per request would allocate.
+	fetchFromOrigin fetchFunc
 
 	// ctx is the parent of every upstream fetch; stop cancels it.
 	ctx  context.Context
@@ -148,6 +151,7 @@ func New(cfg Config) (*Server, error) {
 		stop:    stop,
 	}
 	s.origins = &upstream{targets: targets, client: s.client, log: s.log}
+	s.fetchFromOrigin = s.fetchOrigin
 	s.prefetcher = newPrefetcher(s)
 
 	localBytes := cfg.CacheBytes
@@ -220,11 +224,11 @@ func (s *Server) CacheSize() int64 {
 // filled from the owner.
 func (s *Server) get(ctx context.Context, key string, cl class, forwarded bool) (*object, lookup, error) {
 	if s.ring == nil || forwarded {
-		return s.local.get(ctx, key, cl, s.fetchOrigin)
+		return s.local.get(ctx, key, cl, s.fetchFromOrigin)
 	}
 	owner := s.ring.get(key)
 	if owner == s.self {
-		return s.local.get(ctx, key, cl, s.fetchOrigin)
+		return s.local.get(ctx, key, cl, s.fetchFromOrigin)
 	}
 	return s.proxy.get(ctx, key, cl, func(key string, cl class) (*object, io.ReadCloser, error) {
 		return s.fetchPeer(owner, key, cl)

@@ -17,8 +17,8 @@ const maxKeyLength = 2048
 // paths (APIs, the clock) through uncached.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Access-Control-Expose-Headers", "Date, ETag, Last-Modified, Age, Content-Length, X-Cache")
+	h["Access-Control-Allow-Origin"] = corsOrigin
+	h["Access-Control-Expose-Headers"] = corsExpose
 	switch {
 	case r.Method == http.MethodOptions:
 		h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
@@ -35,7 +35,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 		return
 	}
-	key := r.URL.RequestURI()
+	key := r.URL.EscapedPath() // as sent; no allocation for a plain path
+	if r.URL.RawQuery != "" {
+		key += "?" + r.URL.RawQuery
+	}
 	if len(key) > maxKeyLength {
 		http.Error(w, "URI too long", http.StatusRequestURITooLong)
 		return
@@ -60,6 +63,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.serve(w, r, o, how)
 }
 
+// Header values shared by every response: net/http only reads them, and
+// sharing them keeps the cache-hit path free of allocations.
+var (
+	corsOrigin  = []string{"*"}
+	corsExpose  = []string{"Date, ETag, Last-Modified, Age, Content-Length, X-Cache"}
+	xCacheValue = [...][]string{{"hit"}, {"coalesced"}, {"miss"}, {"stale"}}
+	ageValues   = func() (v [120][]string) {
+		for i := range v {
+			v[i] = []string{strconv.Itoa(i)}
+		}
+		return v
+	}()
+)
+
 // serve writes o: its headers, then its body as it arrives. An upstream
 // failure after the headers aborts the connection, so the client sees a
 // broken transfer, never a clean short body.
@@ -75,8 +92,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *object, how lo
 	for k, v := range o.header {
 		h[k] = v
 	}
-	h["Age"] = []string{strconv.Itoa(int(time.Since(o.stored) / time.Second))}
-	h["X-Cache"] = []string{how.String()}
+	if age := int(time.Since(o.stored) / time.Second); age < len(ageValues) {
+		h["Age"] = ageValues[age]
+	} else {
+		h["Age"] = []string{strconv.Itoa(age)}
+	}
+	h["X-Cache"] = xCacheValue[how]
 
 	if etag := o.header.Get("Etag"); etag != "" && o.status == http.StatusOK && r.Header.Get("If-None-Match") == etag {
 		delete(h, "Content-Length")
@@ -87,31 +108,23 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *object, how lo
 	if r.Method == http.MethodHead {
 		return
 	}
+	if body, complete := o.body.bytes(); complete {
+		n, _ := w.Write(body) // a client gone mid-body is no one else's problem
+		s.metrics.bytes[o.class].Add(float64(n))
+		return
+	}
 	o.body.attach()
 	defer o.body.detach()
 	var flush func()
 	if f, ok := w.(http.Flusher); ok {
 		flush = f.Flush
 	}
-	cw := &countingWriter{w: w}
-	err := o.body.writeTo(r.Context(), cw, flush)
-	s.metrics.bytes[o.class].Add(float64(cw.n))
+	n, err := o.body.writeTo(r.Context(), w, flush)
+	s.metrics.bytes[o.class].Add(float64(n))
 	if err != nil && r.Context().Err() == nil && !errors.Is(err, context.Canceled) {
 		s.metrics.aborted.Inc()
 		panic(http.ErrAbortHandler)
 	}
-}
-
-// countingWriter counts what reaches the client.
-type countingWriter struct {
-	w http.ResponseWriter
-	n int
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += n
-	return n, err
 }
 
 // passThrough proxies a request outside the cached layout to the first
