@@ -121,7 +121,7 @@ func New(cfg Config) (*App, error) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	pages.Handle(mux)
 	mux.Handle("/", front)
-	if err := a.listen(cfg.HTTPAddr, mux); err != nil {
+	if err := a.listen(cfg.HTTPAddr, liveFirst(front, mux)); err != nil {
 		return nil, err
 	}
 	// The players' server comes first.

@@ -2,6 +2,7 @@ package live
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -33,5 +34,17 @@ func NewPoPNode(cfg pop.Config, reg *prometheus.Registry) (http.Handler, *pop.Se
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	pages.Handle(mux)
 	mux.Handle("/", node)
-	return mux, node, nil
+	return liveFirst(node, mux), node, nil
+}
+
+// liveFirst sends the media paths (/live/...), nearly every request a PoP
+// gets, straight to the cache, without a trip through the mux's routing.
+func liveFirst(live, rest http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/live/") {
+			live.ServeHTTP(w, r)
+			return
+		}
+		rest.ServeHTTP(w, r)
+	})
 }
