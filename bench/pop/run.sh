@@ -450,6 +450,13 @@ run_wrk() {
 
 # ---------------------------------------------------------------- main
 mkdir -p "$OUT" "$BINDIR"
+# One run at a time: two would share bench/out/pop-run, the binaries and
+# the CPUs. The lock goes with this shell (and the servers it starts).
+exec 9>"$OUT/pop-run.lock"
+if ! flock -n 9; then
+  log "another bench/pop/run.sh is running; waiting up to ${WAIT_MAX}s"
+  flock -w "$WAIT_MAX" 9 || { echo "run.sh: another bench/pop/run.sh still runs after ${WAIT_MAX}s" >&2; exit 1; }
+fi
 : >"$RESULTS"
 install_missing
 wait_for_quiet
