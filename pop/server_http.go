@@ -49,7 +49,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	o, how, err := s.get(r.Context(), key, cl, r.Header.Get(HopHeader) != "")
+	o, how, err := s.get(r.Context(), key, cl, s.fromPeer(r))
 	if err != nil {
 		if r.Context().Err() != nil {
 			return // the client left
@@ -76,6 +76,14 @@ var (
 		return v
 	}()
 )
+
+// fromPeer reports whether r was forwarded by another node of this PoP.
+// The header is only believed when it names a configured peer: a client
+// that sets it must not make every node fetch from the origin.
+func (s *Server) fromPeer(r *http.Request) bool {
+	hop := r.Header.Get(HopHeader)
+	return hop != "" && hop != s.self && s.ring != nil && contains(s.cfg.Peers, hop)
+}
 
 // serve writes o: its headers, then its body as it arrives. An upstream
 // failure after the headers aborts the connection, so the client sees a

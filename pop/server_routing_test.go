@@ -165,3 +165,27 @@ func TestHotReplication(t *testing.T) {
 		t.Errorf("after 3 requests the key was not replicated at the non-owner: %s", how)
 	}
 }
+
+// TestForgedHopHeader: a client sending X-Pop-Hop itself to every node does
+// not bypass the key's owner: the origin still sees one fetch.
+func TestForgedHopHeader(t *testing.T) {
+	origin := newStubOrigin(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		w.Write([]byte("segment"))
+	})
+	bases := startNodes(t, 3, Config{Origins: []string{origin.URL}})
+	const path = "/live/s/e/v0/5.m4s"
+	for _, b := range bases {
+		req, _ := http.NewRequest(http.MethodGet, b+path, nil)
+		req.Header.Set(HopHeader, "http://attacker.example")
+		resp, err := newClient().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if n := origin.count(path); n != 1 {
+		t.Errorf("origin saw %d fetches with a forged %s header, want 1", n, HopHeader)
+	}
+}
