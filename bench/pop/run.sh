@@ -26,6 +26,9 @@ usage: [VAR=value ...] bench/pop/run.sh
   DELAY_MS=220       the stub origin's delay before a segment
   WAIT_MAX=1200      seconds to wait for other benchmarks to end (polls every 10 s)
   POP_BIN=path       a prebuilt cmd/pop binary (e.g. a profiling build)
+  OURS3_PROCS=n      GOMAXPROCS of each ours3 node (default: Go's, the number
+                     of cores; 3 nodes on 2 cores then run 6 Ps: 1 is
+                     closer to 3 machines)
   STRICT=1           exit 3 when a goal of ours is missed
 EOF
 }
@@ -44,11 +47,13 @@ PHASES=${PHASES:-herd,wrk}
 DELAY_MS=${DELAY_MS:-220}
 WAIT_MAX=${WAIT_MAX:-1200}
 STRICT=${STRICT:-0}
+OURS3_PROCS=${OURS3_PROCS:-}
 SEG_BYTES=$((250 << 10))
 
 for v in ROUNDS HOT WRK_D WRK_T WRK_C WRK_ROUNDS DELAY_MS WAIT_MAX; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "run.sh: $v must be a whole number, not '${!v}'" >&2; exit 2; }
 done
+[[ -z $OURS3_PROCS || $OURS3_PROCS =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: OURS3_PROCS must be a positive number" >&2; exit 2; }
 [[ $NS =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "run.sh: NS must be numbers separated by commas, not '$NS'" >&2; exit 2; }
 IFS=, read -r -a NLIST <<<"$NS"
 IFS=, read -r -a SYSLIST <<<"$SYSTEMS"
@@ -70,6 +75,7 @@ HERD=$BINDIR/herd
 REPRO="NS=$NS ROUNDS=$ROUNDS HOT=$HOT WRK_D=$WRK_D WRK_T=$WRK_T WRK_C=$WRK_C WRK_ROUNDS=$WRK_ROUNDS SYSTEMS=$SYSTEMS PHASES=$PHASES"
 ((DELAY_MS == 220)) || REPRO+=" DELAY_MS=$DELAY_MS"
 [[ -z ${POP_BIN:-} ]] || REPRO+=" POP_BIN=$POP_BIN"
+[[ -z $OURS3_PROCS ]] || REPRO+=" OURS3_PROCS=$OURS3_PROCS"
 REPRO+=" bench/pop/run.sh"
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -238,8 +244,10 @@ start_ours3() {
   done
   URLS[ours3]=$peers
   PIDS_OF[ours3]=""
+  local env=()
+  [[ -z $OURS3_PROCS ]] || env=(env "GOMAXPROCS=$OURS3_PROCS")
   for i in 0 1 2; do
-    "$POP" -http "127.0.0.1:${ports[$i]}" -origin "$ORIGIN" -peers "$peers" -self "http://127.0.0.1:${ports[$i]}" \
+    "${env[@]}" "$POP" -http "127.0.0.1:${ports[$i]}" -origin "$ORIGIN" -peers "$peers" -self "http://127.0.0.1:${ports[$i]}" \
       >"$RUN/ours3-node$i.log" 2>&1 &
     PIDS+=("$!")
     PIDS_OF[ours3]+="$! "
@@ -479,7 +487,7 @@ RUN_ID=$(date +%s)
 dirty=$(cd "$ROOT" && git status --porcelain -- pop cmd/pop 2>/dev/null | wc -l)
 report "PoP benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), ulimit -n $(ulimit -n)"
 report "  tree:    $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$( ((dirty > 0)) && echo " + $dirty uncommitted file(s) under pop/ or cmd/pop/"), $(go version | awk '{ print $3 }')"
-report "  ours:    $POP (sha256 $(sha256sum "$POP" | cut -c1-16)), 16 shards, 1 GiB cache per node"
+report "  ours:    $POP (sha256 $(sha256sum "$POP" | cut -c1-16)), 16 shards, 1 GiB cache per node; ours3 GOMAXPROCS ${OURS3_PROCS:-default ($(nproc))} per node"
 report "  nginx:   $(nginx -v 2>&1 | sed 's/.*version: //'), proxy_cache on disk in $RUN/nginx/cache, proxy_cache_lock on, worker_processes auto"
 report "  varnish: $(varnishd -V 2>&1 | head -n1 | sed 's/^varnishd (//; s/ revision.*//'), -s malloc,512m, built-in VCL"
 report "  origin:  stub (bench/pop/herd -mode origin): segments $SEG_BYTES bytes after ${DELAY_MS} ms, immutable; playlists 600 bytes, max-age=60"

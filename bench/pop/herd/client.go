@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -71,6 +69,16 @@ type herdResult struct {
 	// herd (-1: not asked or no answer).
 	OriginCount int            `json:"origin_count"`
 	XCache      map[string]int `json:"x_cache"`
+	// ByNode splits the latencies by node when a system has several.
+	ByNode map[string]nodeResult `json:"by_node,omitempty"`
+}
+
+// nodeResult is the part of a herd that one node answered.
+type nodeResult struct {
+	OK     int     `json:"ok"`
+	P50    float64 `json:"p50_ms"`
+	P99    float64 `json:"p99_ms"`
+	TTFB50 float64 `json:"ttfb_p50_ms"`
 }
 
 func runClient(cfg clientConfig) error {
@@ -160,119 +168,6 @@ func herdSystem(cfg clientConfig, t target, round int, enc *json.Encoder) error 
 	return nil
 }
 
-// conn is one client connection, reused across herds (keep-alive).
-type conn struct {
-	addr string
-	c    net.Conn
-	fb   *firstByte
-	br   *bufio.Reader
-	dead bool
-}
-
-// firstByte records when the first byte after a reset arrived.
-type firstByte struct {
-	r  io.Reader
-	at time.Time
-}
-
-func (f *firstByte) Read(p []byte) (int, error) {
-	n, err := f.r.Read(p)
-	if n > 0 && f.at.IsZero() {
-		f.at = time.Now()
-	}
-	return n, err
-}
-
-func dial(addr string) (*conn, error) {
-	var err error
-	for attempt := range 5 {
-		var c net.Conn
-		if c, err = net.DialTimeout("tcp", addr, 5*time.Second); err == nil {
-			fb := &firstByte{r: c}
-			return &conn{addr: addr, c: c, fb: fb, br: bufio.NewReaderSize(fb, 16<<10)}, nil
-		}
-		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
-	}
-	return nil, fmt.Errorf("dial %s: %w", addr, err)
-}
-
-// dialAll opens n connections spread evenly over addrs, a few at a time so
-// that no listen backlog overflows.
-func dialAll(addrs []string, n int) ([]*conn, error) {
-	conns := make([]*conn, n)
-	errs := make([]error, n)
-	parallel(n, 64, func(i int) { conns[i], errs[i] = dial(addrs[i%len(addrs)]) })
-	if err := errors.Join(errs...); err != nil {
-		for _, c := range conns {
-			if c != nil {
-				c.c.Close()
-			}
-		}
-		return nil, err
-	}
-	return conns, nil
-}
-
-// redialDead replaces the connections that a server closed while idle.
-func redialDead(conns []*conn) error {
-	errs := make([]error, len(conns))
-	parallel(len(conns), 64, func(i int) {
-		c := conns[i]
-		if !c.dead && alive(c.c) {
-			return
-		}
-		c.c.Close()
-		nc, err := dial(c.addr)
-		if err != nil {
-			errs[i] = err
-			return
-		}
-		conns[i] = nc
-	})
-	return errors.Join(errs...)
-}
-
-// alive peeks at the socket without blocking: EOF or an error means the
-// peer closed it.
-func alive(c net.Conn) bool {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return true
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	ok = true
-	var b [1]byte
-	raw.Read(func(fd uintptr) bool {
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		ok = n > 0 || errors.Is(err, syscall.EAGAIN)
-		return true
-	})
-	return ok
-}
-
-// parallel runs f(0..n-1) on at most workers goroutines.
-func parallel(n, workers int, f func(int)) {
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range min(workers, n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				f(i)
-			}
-		}()
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-}
-
 // reqResult is one request of a herd.
 type reqResult struct {
 	send, first, end time.Time
@@ -306,7 +201,8 @@ func herd(conns []*conn, path string, timeout time.Duration, size int) herdResul
 
 	res := herdResult{Path: path, XCache: map[string]int{}, Seconds: wall.Seconds()}
 	var lat, ttfb, fromStart []time.Duration
-	for _, r := range results {
+	nodeLat, nodeTTFB := map[string][]time.Duration{}, map[string][]time.Duration{}
+	for i, r := range results {
 		res.Bytes += r.bytes
 		if r.err != nil {
 			res.Errors++
@@ -321,6 +217,18 @@ func herd(conns []*conn, path string, timeout time.Duration, size int) herdResul
 		ttfb = append(ttfb, r.first.Sub(r.send))
 		fromStart = append(fromStart, r.end.Sub(t0))
 		res.SendSpread = max(res.SendSpread, ms(r.send.Sub(t0)))
+		a := conns[i].addr
+		nodeLat[a] = append(nodeLat[a], r.end.Sub(r.send))
+		nodeTTFB[a] = append(nodeTTFB[a], r.first.Sub(r.send))
+	}
+	if len(nodeLat) > 1 {
+		res.ByNode = map[string]nodeResult{}
+		for a, l := range nodeLat {
+			slices.Sort(l)
+			t := nodeTTFB[a]
+			slices.Sort(t)
+			res.ByNode[a] = nodeResult{OK: len(l), P50: pct(l, 50), P99: pct(l, 99), TTFB50: pct(t, 50)}
+		}
 	}
 	slices.Sort(lat)
 	slices.Sort(ttfb)
@@ -427,6 +335,15 @@ func (r herdResult) line() string {
 		r.P99Start, r.SendSpread, r.OriginCount, strings.Join(xc, " "), float64(r.Bytes)/1e9, r.Seconds)
 	if r.FirstError != "" {
 		s += " | first error: " + r.FirstError
+	}
+	var nodes []string
+	for a := range r.ByNode {
+		nodes = append(nodes, a)
+	}
+	slices.Sort(nodes)
+	for _, a := range nodes {
+		nr := r.ByNode[a]
+		s += fmt.Sprintf("\n    node %s: ok %d p50 %.1f p99 %.1f ttfb p50 %.1f ms", a, nr.OK, nr.P50, nr.P99, nr.TTFB50)
 	}
 	return s
 }
