@@ -31,7 +31,7 @@ func (a *testApp) lastSegment(t *testing.T, name string) uint64 {
 // malicious ones send on purpose. Each gets a clear error, and the stream
 // already playing keeps producing segments throughout.
 func TestBadPublishers(t *testing.T) {
-	ffmpeg := ffmpegPath(t, "ffmpeg")
+	ffmpeg := requireTool(t, "ffmpeg")
 	a := startApp(t, Config{Demo: true, Origin: origin.Config{Window: 10 * time.Second}, PoP: &pop.Config{}})
 	a.waitLive(t, DemoStream, 15*time.Second)
 	before := a.lastSegment(t, DemoStream)

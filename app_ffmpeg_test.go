@@ -68,7 +68,7 @@ func probe(t *testing.T, ffprobe, url string) (video, audio []probePacket) {
 // over HLS: every frame arrives, keyframes are one second apart and
 // timestamps have no gap. ffprobe's exit code alone would prove nothing.
 func TestFFmpegInterop(t *testing.T) {
-	ffmpeg, ffprobe := ffmpegPath(t, "ffmpeg"), ffmpegPath(t, "ffprobe")
+	ffmpeg, ffprobe := requireTool(t, "ffmpeg"), requireTool(t, "ffprobe")
 	a := startApp(t, Config{Origin: origin.Config{Window: time.Minute}, PoP: &pop.Config{}})
 	const seconds, fps = 6, 30
 

@@ -57,7 +57,7 @@ func serveHTTP(t *testing.T, h http.Handler) string {
 // PoP with ffprobe (and the DASH manifest too), and checks that the origin
 // saw exactly one request per segment per rendition.
 func TestStreamThroughPoP(t *testing.T) {
-	ffmpeg, ffprobe := ffmpegPath(t, "ffmpeg"), ffmpegPath(t, "ffprobe")
+	ffmpeg, ffprobe := requireTool(t, "ffmpeg"), requireTool(t, "ffprobe")
 	a := startApp(t, Config{Origin: origin.Config{Window: time.Minute}})
 	target, _ := url.Parse(a.origin)
 	counter := &countingProxy{counts: map[string]int{}, rp: httputil.NewSingleHostReverseProxy(target)}

@@ -26,7 +26,7 @@ import (
 // autoplay, with networking limited to what the page asks for.
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
-	path := ffmpegPath(t, "chromium") // required in CI, like ffmpeg
+	path := requireTool(t, "chromium") // required in CI, like ffmpeg
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox,

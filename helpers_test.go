@@ -163,7 +163,7 @@ func (a *testApp) waitEnded(t *testing.T, name string, timeout time.Duration) {
 // ffmpegPath returns the path of tool (ffmpeg, ffprobe). Missing tools skip
 // the test on a developer machine, and fail it in CI, where the test
 // command installs them.
-func ffmpegPath(t *testing.T, tool string) string {
+func requireTool(t *testing.T, tool string) string {
 	t.Helper()
 	p, err := exec.LookPath(tool)
 	if err == nil {

@@ -112,11 +112,15 @@ func (t *Track) setupH264(is *mp4.InitSegment, c *codecs.H264) error {
 		rec.BitDepthChromaMinus1 = byte(sps.BitDepthChromaMinus8 & 7)
 	}
 
+	t.addVideoTrak(is, c, "avc1", w, h, &mp4.AvcCBox{DecConfRec: rec})
+	return nil
+}
+
+// addVideoTrak adds the video trak with its sample entry and sets t.info.
+func (t *Track) addVideoTrak(is *mp4.InitSegment, c codecs.Codec, entry string, w, h int, config mp4.Box) {
 	trak := addTrak(is, VideoTimescale, "video")
 	setTkhdSize(trak, w, h)
-	trak.Mdia.Minf.Stbl.Stsd.AddChild(
-		mp4.CreateVisualSampleEntryBox("avc1", uint16(w), uint16(h), &mp4.AvcCBox{DecConfRec: rec}))
-
+	trak.Mdia.Minf.Stbl.Stsd.AddChild(mp4.CreateVisualSampleEntryBox(entry, uint16(w), uint16(h), config))
 	t.info = Info{
 		Codec:     codecparams.Marshal(c),
 		Video:     true,
@@ -124,7 +128,6 @@ func (t *Track) setupH264(is *mp4.InitSegment, c *codecs.H264) error {
 		Height:    h,
 		Timescale: VideoTimescale,
 	}
-	return nil
 }
 
 // setupH265 adds an hvc1 sample entry built from the VPS, SPS and PPS.
@@ -148,17 +151,7 @@ func (t *Track) setupH265(is *mp4.InitSegment, c *codecs.H265) error {
 		return fmt.Errorf("h265: build hvcC: %w", err)
 	}
 
-	trak := addTrak(is, VideoTimescale, "video")
-	setTkhdSize(trak, w, h)
-	trak.Mdia.Minf.Stbl.Stsd.AddChild(mp4.CreateVisualSampleEntryBox("hvc1", uint16(w), uint16(h), hvcC))
-
-	t.info = Info{
-		Codec:     codecparams.Marshal(c),
-		Video:     true,
-		Width:     w,
-		Height:    h,
-		Timescale: VideoTimescale,
-	}
+	t.addVideoTrak(is, c, "hvc1", w, h, hvcC)
 	return nil
 }
 
