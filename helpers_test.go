@@ -160,7 +160,7 @@ func (a *testApp) waitEnded(t *testing.T, name string, timeout time.Duration) {
 	})
 }
 
-// ffmpegPath returns the path of tool (ffmpeg, ffprobe). Missing tools skip
+// requireTool returns the path of tool (ffmpeg, ffprobe, chromium). Missing tools skip
 // the test on a developer machine, and fail it in CI, where the test
 // command installs them.
 func requireTool(t *testing.T, tool string) string {
