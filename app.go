@@ -20,6 +20,7 @@ import (
 	"github.com/golivestream/live/ingest"
 	"github.com/golivestream/live/origin"
 	"github.com/golivestream/live/pop"
+	"github.com/golivestream/live/transcode"
 	"github.com/golivestream/live/web"
 )
 
@@ -37,6 +38,10 @@ type Config struct {
 	// serves the PoP and the origin listens on a loopback port of its own.
 	// Its Origins, Logger and Registerer are set by New.
 	PoP *pop.Config
+	// Transcode, when not nil, adds a transcoded ladder to every stream (see
+	// package transcode); nil passes streams through as published. Its
+	// Origin, SegmentDuration, Logger and Registerer are set by New.
+	Transcode *transcode.Config
 	// ShutdownTimeout bounds the wait for HTTP requests in flight at
 	// shutdown. Zero means 10 s.
 	ShutdownTimeout time.Duration
@@ -54,7 +59,9 @@ type App struct {
 	log    *slog.Logger
 	ingest *ingest.Server
 	origin *origin.Server
-	pop    *pop.Server // nil without a PoP
+	// transcoder is nil without Config.Transcode.
+	transcoder *transcode.Transcoder
+	pop        *pop.Server // nil without a PoP
 	// servers are the HTTP servers, the players' one first.
 	servers []*httpServer
 }
@@ -127,9 +134,22 @@ func New(cfg Config) (*App, error) {
 	// The players' server comes first.
 	slices.Reverse(a.servers)
 
+	var streams ingest.Handler = handler{org}
+	if cfg.Transcode != nil {
+		tcfg := *cfg.Transcode
+		tcfg.Origin = org
+		tcfg.SegmentDuration = org.SegmentDuration()
+		tcfg.Logger = cfg.Logger.With("part", "transcode")
+		tcfg.Registerer = reg
+		tc, err := transcode.New(tcfg)
+		if err != nil {
+			return nil, errors.Join(err, a.closeListeners())
+		}
+		a.transcoder, streams = tc, tc
+	}
 	in, err := ingest.New(ingest.Config{
 		Addr:    cfg.RTMPAddr,
-		Handler: handler{org},
+		Handler: streams,
 		Logger:  cfg.Logger.With("part", "ingest"),
 	})
 	if err != nil {
@@ -186,6 +206,9 @@ func (a *App) HTTPAddr() net.Addr { return a.servers[0].ln.Addr() }
 // OriginAddr returns the origin's HTTP address: HTTPAddr without a PoP.
 func (a *App) OriginAddr() net.Addr { return a.servers[len(a.servers)-1].ln.Addr() }
 
+// Transcoder returns the transcoder, nil when streams are not transcoded.
+func (a *App) Transcoder() *transcode.Transcoder { return a.transcoder }
+
 // Origin returns the origin, for status queries.
 func (a *App) Origin() *origin.Server { return a.origin }
 
@@ -218,6 +241,9 @@ func (a *App) Run(ctx context.Context) error {
 		<-gctx.Done()
 		a.log.Info("shutting down")
 		stopIngest()
+		if a.transcoder != nil {
+			a.transcoder.Close() // the ladders end where they are
+		}
 		a.origin.Close()
 		sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 		defer cancel()

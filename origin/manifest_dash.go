@@ -53,7 +53,8 @@ func buildMPD(st *stream, snap *snapshot, cfg Config, now time.Time) ([]byte, er
 	period := &mpd.Period{Id: "0", Start: durPtr(0)}
 	m.Periods = []*mpd.Period{period}
 	var video, audio *mpd.AdaptationSetType
-	for _, r := range snap.renditions {
+	var videos []*rendition
+	for _, r := range snap.playable() {
 		listed := r.listed()
 		ms := measure(r)
 		rep := &mpd.RepresentationType{
@@ -75,6 +76,7 @@ func buildMPD(st *stream, snap *snapshot, cfg Config, now time.Time) ([]byte, er
 				period.AdaptationSets = append(period.AdaptationSets, video)
 			}
 			video.Representations = append(video.Representations, rep)
+			videos = append(videos, r)
 			continue
 		}
 		sr := mpd.UIntVectorType(strconv.Itoa(r.info.SampleRate))
@@ -90,6 +92,9 @@ func buildMPD(st *stream, snap *snapshot, cfg Config, now time.Time) ([]byte, er
 		audio.Representations = append(audio.Representations, rep)
 	}
 	m.MaxSegmentDuration = durPtr(maxSeg)
+	if video != nil {
+		video.SegmentAlignment = aligned(videos)
+	}
 
 	var buf bytes.Buffer
 	if _, err := m.Write(&buf, "  ", true); err != nil {
@@ -107,6 +112,43 @@ func adaptationSet(id uint32, contentType, mimeType string) *mpd.AdaptationSetTy
 	as.MimeType = mimeType
 	as.StartWithSAP = 1
 	return as
+}
+
+// aligned reports whether no segment of one rendition overlaps a segment
+// with another number of another (ISO/IEC 23009-1 5.3.3.2,
+// @segmentAlignment), as with the transcoded ladder. A source passthrough
+// whose GOP is longer than the segment duration has longer segments, and
+// is not aligned.
+func aligned(rs []*rendition) bool {
+	for i := range rs {
+		for j := i + 1; j < len(rs); j++ {
+			if !pairAligned(rs[i].listed(), rs[j].listed()) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// pairAligned walks two renditions' segments in time order, looking for
+// overlapping segments with different numbers.
+func pairAligned(a, b []*entry) bool {
+	span := func(e *entry) (time.Duration, time.Duration) {
+		return packager.Duration(e.seg.Start, e.seg.Timescale), packager.Duration(e.end(), e.seg.Timescale)
+	}
+	for len(a) > 0 && len(b) > 0 {
+		as, ae := span(a[0])
+		bs, be := span(b[0])
+		if as < be && bs < ae && a[0].seg.Number != b[0].seg.Number {
+			return false
+		}
+		if ae <= be {
+			a = a[1:]
+		} else {
+			b = b[1:]
+		}
+	}
+	return true
 }
 
 // segmentTemplate describes r's listed segments: $Number$ addressing (the

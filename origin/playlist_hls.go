@@ -123,8 +123,9 @@ func hasDisc(es []*entry) bool {
 // 4.4.6.1), or a single audio-only variant.
 func multivariantPlaylist(st *stream, snap *snapshot) []byte {
 	pl := playlist.Multivariant{Version: hlsVersion, IndependentSegments: true}
+	renditions := snap.playable()
 	var audio *rendition
-	for _, r := range snap.renditions {
+	for _, r := range renditions {
 		if !r.info.Video {
 			audio = r
 			break
@@ -145,7 +146,7 @@ func multivariantPlaylist(st *stream, snap *snapshot) []byte {
 			URI:        &uri,
 		})
 	}
-	for _, r := range snap.renditions {
+	for _, r := range renditions {
 		if !r.info.Video {
 			continue
 		}

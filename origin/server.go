@@ -182,3 +182,6 @@ func (st *stream) stopTimer() {
 		st.endTimer = nil
 	}
 }
+
+// SegmentDuration returns the target segment duration in use.
+func (s *Server) SegmentDuration() time.Duration { return s.cfg.SegmentDuration }

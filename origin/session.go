@@ -26,6 +26,9 @@ type Session struct {
 	zero     time.Duration
 	haveZero bool
 	base     time.Duration
+	// last is each track's last decode time on the stream timeline, to
+	// notice jumps of the publisher's clock.
+	last []lastTime
 	// arrival is when the access unit being written reached us; it dates
 	// the segments that access unit closes.
 	arrival time.Time
@@ -93,6 +96,7 @@ func newSession(s *Server, old *stream, name string, tracks []codecs.Codec, now 
 		}
 	}
 
+	sess.last = make([]lastTime, len(sess.tracks))
 	st := sess.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -114,6 +118,11 @@ func newSession(s *Server, old *stream, name string, tracks []codecs.Codec, now 
 		}
 		next.renditions = append(next.renditions, r)
 	}
+	for _, r := range prev.renditions {
+		if r.ladder { // resumed: the transcoder will add to them again
+			next.renditions = append(next.renditions, r)
+		}
+	}
 	s.rebuildLocked(st, next, now)
 	st.publishLocked(next)
 	return sess, nil
@@ -122,7 +131,13 @@ func newSession(s *Server, old *stream, name string, tracks []codecs.Codec, now 
 // sameTracks reports whether the session's tracks would produce the same
 // renditions, with identical init segments, as the stream in snap.
 func (sess *Session) sameTracks(snap *snapshot) bool {
-	if len(snap.renditions) != len(sess.tracks) {
+	n := 0
+	for _, r := range snap.renditions {
+		if !r.ladder {
+			n++
+		}
+	}
+	if n != len(sess.tracks) {
 		return false
 	}
 	for _, t := range sess.tracks {
@@ -150,18 +165,54 @@ func renditionIDs(tracks []codecs.Codec) []string {
 	return ids
 }
 
-// timeline maps a publisher timestamp onto the stream timeline.
-func (sess *Session) timeline(t time.Duration) time.Duration {
+// maxClockJump is how far a track's timestamps may drift from the wall
+// clock between two of its access units before the session takes it for a
+// jump of the publisher's clock, not a gap in the media.
+const maxClockJump = 5 * time.Second
+
+// timeline maps a publisher decode timestamp of track onto the stream
+// timeline. When the publisher's clock jumps (an encoder restarted without
+// reconnecting, a wrapped 32-bit RTMP clock), the mapping moves so that the
+// track goes on after as much time as really passed; the other tracks,
+// which jump too, follow the moved mapping.
+func (sess *Session) timeline(track int, t time.Duration) time.Duration {
 	if !sess.haveZero {
 		sess.zero, sess.haveZero = t, true
 	}
-	return t - sess.zero + sess.base
+	d := t - sess.zero + sess.base
+	l := &sess.last[track]
+	if !l.at.IsZero() {
+		wall := sess.arrival.Sub(l.at)
+		if skew := d - l.d - wall; skew > maxClockJump || skew < -maxClockJump {
+			to := l.d + max(wall, time.Millisecond)
+			sess.zero += d - to
+			sess.log.Warn("publisher clock jumped; timeline follows the wall clock", "track", track, "jump", d-l.d, "elapsed", wall)
+			d = to
+		}
+	}
+	*l = lastTime{d: d, at: sess.arrival}
+	return d
+}
+
+// lastTime is where a track was on the stream timeline, and when.
+type lastTime struct {
+	d  time.Duration
+	at time.Time
+}
+
+// TimelineOffset returns what to add to a publisher timestamp to get its
+// place on the stream timeline, as of the last access unit written. A
+// transcoder uses it to feed its encoder on the stream timeline.
+func (sess *Session) TimelineOffset() time.Duration {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	return sess.base - sess.zero
 }
 
 // WriteVideo adds a video access unit of track.
 func (sess *Session) WriteVideo(track int, pts, dts time.Duration, au [][]byte) error {
 	return sess.write(track, func(pk *packager.Track) error {
-		d := sess.timeline(dts)
+		d := sess.timeline(track, dts)
 		return pk.WriteVideo(d+(pts-dts), d, au)
 	})
 }
@@ -169,7 +220,7 @@ func (sess *Session) WriteVideo(track int, pts, dts time.Duration, au [][]byte) 
 // WriteAudio adds an audio access unit of track.
 func (sess *Session) WriteAudio(track int, pts time.Duration, au []byte) error {
 	return sess.write(track, func(pk *packager.Track) error {
-		return pk.WriteAudio(sess.timeline(pts), au)
+		return pk.WriteAudio(sess.timeline(track, pts), au)
 	})
 }
 

@@ -26,8 +26,11 @@ func (e *entry) end() int64 { return e.seg.Start + e.seg.Duration }
 
 // rendition is the immutable state of one track of a stream at one moment.
 type rendition struct {
-	id      string // "v0", "a0": the directory of its files
-	info    packager.Info
+	id   string // "v0", "a0": the directory of its files
+	info packager.Info
+	// ladder marks a rendition made from the source by a transcoder, not
+	// sent by the publisher.
+	ladder  bool
 	init    *object
 	entries []*entry // oldest first; the listed ones are a suffix
 	// next is the number of the segment being produced.
@@ -86,14 +89,32 @@ func (s *snapshot) rendition(id string) *rendition {
 	return nil
 }
 
-// ready reports whether every rendition has at least one listed segment.
+// ready reports whether every source rendition has at least one listed
+// segment. Ladder renditions join the manifests once they have one.
 func (s *snapshot) ready() bool {
+	n := 0
 	for _, r := range s.renditions {
+		if r.ladder {
+			continue
+		}
 		if len(r.listed()) == 0 {
 			return false
 		}
+		n++
 	}
-	return len(s.renditions) > 0
+	return n > 0
+}
+
+// playable returns the renditions the manifests describe: those with a
+// listed segment.
+func (s *snapshot) playable() []*rendition {
+	out := make([]*rendition, 0, len(s.renditions))
+	for _, r := range s.renditions {
+		if len(r.listed()) > 0 {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // stream is one live stream: its renditions' windows and manifests.

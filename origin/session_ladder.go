@@ -1,0 +1,132 @@
+package origin
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
+
+	"github.com/golivestream/live/packager"
+)
+
+// ErrRenditionChanged refuses a ladder rendition whose codec setup differs
+// from the one the stream already lists under that name: players cached
+// its init segment as immutable.
+var ErrRenditionChanged = errors.New("rendition changed its codec setup")
+
+// Rendition is a video rendition made from a session's source by a
+// transcoder. Its access units are already on the stream timeline (see
+// Session.TimelineOffset). Its methods are called from one goroutine.
+type Rendition struct {
+	sess *Session
+	t    *sessionTrack
+
+	mu     sync.Mutex
+	closed bool // guarded by mu
+}
+
+// AddRendition adds ladder rung slot (0 for the first) of the session's
+// stream, coded as c, starting at start on the stream timeline: rendition
+// "v{n+slot}" after the publisher's n video tracks. A rendition that the
+// stream already has (its transcoder restarted, or the publisher came back)
+// goes on with the next segment number after a discontinuity; a new one
+// numbers its segments by their place on the timeline, so that they match
+// a source cut every segment duration.
+func (sess *Session) AddRendition(slot int, c codecs.Codec, start time.Duration) (*Rendition, error) {
+	if !c.IsVideo() || slot < 0 {
+		return nil, fmt.Errorf("add rendition %d: only video renditions can be added", slot)
+	}
+	sources := 0
+	for _, t := range sess.tracks {
+		if t.pk.Info().Video {
+			sources++
+		}
+	}
+	rid := fmt.Sprintf("v%d", sources+slot)
+	s, st := sess.srv, sess.st
+
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.session != sess {
+		return nil, fmt.Errorf("add rendition %s: %w", rid, errSessionClosed)
+	}
+	prev := st.snap.Load()
+	old := prev.rendition(rid)
+	if old != nil && !old.ladder {
+		return nil, fmt.Errorf("add rendition %s: the publisher sends it", rid)
+	}
+	first := uint64(max(0, math.Round(float64(start)/float64(s.cfg.SegmentDuration))))
+	if old != nil {
+		first = old.next
+	}
+	t := &sessionTrack{rid: rid, disc: old != nil && len(old.entries) > 0}
+	pk, err := packager.New(packager.Config{
+		Codec:           c,
+		SegmentDuration: s.cfg.SegmentDuration,
+		ChunkDuration:   s.cfg.ChunkDuration,
+		FirstNumber:     first,
+		OnSegment: func(seg *packager.Segment) {
+			disc := t.disc
+			t.disc = false
+			s.addSegment(st, rid, seg, disc, time.Time{})
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("add rendition %s: %w", rid, err)
+	}
+	t.pk = pk
+	if old != nil && old.init != nil && !bytes.Equal(old.init.body, pk.Init()) {
+		return nil, fmt.Errorf("add rendition %s: %w", rid, ErrRenditionChanged)
+	}
+
+	if old == nil {
+		now := time.Now()
+		info := pk.Info()
+		next := &snapshot{ended: prev.ended}
+		next.renditions = append(next.renditions, prev.renditions...)
+		next.renditions = append(next.renditions, &rendition{
+			id:     rid,
+			info:   info,
+			ladder: true,
+			init: &object{
+				body:        pk.Init(),
+				contentType: contentType(info),
+				etag:        fmt.Sprintf(`"%s-%s-init"`, st.epoch, rid),
+				modTime:     now,
+				immutable:   true,
+			},
+		})
+		s.rebuildLocked(st, next, now)
+		st.publishLocked(next)
+	}
+	sess.log.Info("rendition added", "rendition", rid, "first_segment", first, "resumed", old != nil)
+	return &Rendition{sess: sess, t: t}, nil
+}
+
+// ID returns the rendition's name in URLs: "v1", "v2"...
+func (r *Rendition) ID() string { return r.t.rid }
+
+// WriteVideo adds a video access unit, with times on the stream timeline.
+func (r *Rendition) WriteVideo(pts, dts time.Duration, au [][]byte) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return errSessionClosed
+	}
+	return r.t.pk.WriteVideo(pts, dts, au)
+}
+
+// Close flushes the rendition's last segment. The rendition stays listed;
+// AddRendition with the same slot goes on with it.
+func (r *Rendition) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.closed {
+		r.closed = true
+		r.t.pk.Flush()
+	}
+}
