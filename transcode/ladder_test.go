@@ -105,8 +105,8 @@ func TestOnBoundary(t *testing.T) {
 	}{
 		{0, true},
 		{3 * time.Second, true},
-		{3*time.Second + 33*ms, true},  // the first frame after the boundary
-		{3*time.Second - 1*ms, true},   // forced a hair early
+		{3*time.Second + 33*ms, true},   // the first frame after the boundary
+		{3*time.Second - 1*ms, true},    // forced a hair early
 		{3*time.Second + 100*ms, false}, // a tenth of a segment late
 		{3*time.Second + 500*ms, false},
 		{3*time.Second - 20*ms, false},
