@@ -1,6 +1,7 @@
 package live
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"github.com/golivestream/live/ingest"
 	"github.com/golivestream/live/origin"
 	"github.com/golivestream/live/pop"
+	"github.com/golivestream/live/transcode"
 	"github.com/golivestream/live/web"
 )
 
@@ -293,4 +295,65 @@ func TestBrowserStallBeacon(t *testing.T) {
 
 func containsLine(text, line string) bool {
 	return slices.Contains(strings.Split(text, "\n"), line)
+}
+
+// TestBrowserABRSwitch plays the demo stream's ladder (its 360p source and
+// a 240p rendition) with hls.js and forces a switch each way: each switch
+// happens (LEVEL_SWITCHED to the forced level) and playback goes on
+// without the video element ever waiting for data.
+func TestBrowserABRSwitch(t *testing.T) {
+	requireTool(t, "ffmpeg")
+	a := startApp(t, Config{Demo: true, PoP: &pop.Config{}, Transcode: &transcode.Config{}})
+	waitFor(t, 30*time.Second, "the demo's ladder rendition", func() bool {
+		code, body := get(t, a.base+"/live/"+DemoStream+"/index.m3u8")
+		return code == 200 && bytes.Count(body, []byte("#EXT-X-STREAM-INF")) == 2
+	})
+	ctx := newBrowser(t)
+	if err := chromedp.Run(ctx, chromedp.Navigate(a.base+"/?stream="+DemoStream+"&format=hls")); err != nil {
+		t.Fatal(err)
+	}
+	awaitPlaying(t, ctx, 30*time.Second)
+	var levels int
+	err := chromedp.Run(ctx, chromedp.Evaluate(`(() => {
+		window.__waits = 0;
+		document.getElementById('video').addEventListener('waiting', () => window.__waits++);
+		window.__switched = [];
+		window.__hls.on(Hls.Events.LEVEL_SWITCHED, (ev, d) => window.__switched.push(d.level));
+		return window.__hls.levels.length;
+	})()`, &levels))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if levels != 2 {
+		t.Fatalf("hls.js sees %d levels, want 2", levels)
+	}
+	for i := range 2 {
+		var target int
+		if err := chromedp.Run(ctx, chromedp.Evaluate(`(() => {
+			const h = window.__hls, to = h.currentLevel === 0 ? 1 : 0;
+			h.nextLevel = to; // switch at the next segment, as ABR does
+			return to;
+		})()`, &target)); err != nil {
+			t.Fatal(err)
+		}
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		err := chromedp.Run(sctx, chromedp.Poll(fmt.Sprintf(`window.__switched.includes(%d) && window.__hls.currentLevel === %d`, target, target), nil))
+		cancel()
+		if err != nil {
+			t.Fatalf("switch %d: hls.js did not switch to level %d: %v", i, target, err)
+		}
+		before := state(t, ctx)
+		<-time.After(4 * time.Second) // playback over time is what is measured
+		after := state(t, ctx)
+		if adv := after.CurrentTime - before.CurrentTime; adv < 3 {
+			t.Errorf("switch %d: currentTime advanced %.2f s in 4 s", i, adv)
+		}
+		var waits int
+		if err := chromedp.Run(ctx, chromedp.Evaluate(`window.__waits`, &waits)); err != nil {
+			t.Fatal(err)
+		}
+		if waits != 0 || after.Stalls != 0 || after.Error != nil {
+			t.Errorf("switch %d to level %d: %d waits, %d stalls, error %v", i, target, waits, after.Stalls, after.Error)
+		}
+	}
 }
