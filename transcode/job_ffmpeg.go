@@ -28,16 +28,24 @@ const keySlack = 8 * time.Millisecond
 // fed before it is taken for hung and killed.
 const stallTimeout = 10 * time.Second
 
-// args returns ffmpeg's command line for a run whose first frame is at t0
-// on the stream timeline.
+// args returns ffmpeg's command line for the job's run whose first frame
+// is at t0 on the stream timeline.
+func (j *job) args(t0 time.Duration) []string {
+	return Args(j.t.cfg.Preset, j.t.cfg.SegmentDuration, j.rungs, t0)
+}
+
+// Args returns the ffmpeg arguments of a transcode run: MPEG-TS with one
+// video track on stdin, whose first frame is at t0 on the stream
+// timeline; MPEG-TS with one H.264 track per rung on stdout. bench/
+// transcode runs them on a file.
 //
 // Timestamps are kept (-copyts, no muxer delay) so that the output is on
 // the stream timeline too. Keyframes are forced on the first frame at or
 // after every segment boundary of the timeline, and nowhere else (no scene
 // cuts, no B-frames, constant timestamps: -fps_mode passthrough). The
 // expression's t counts from the run's first frame, hence the t0 offset.
-func (j *job) args(t0 time.Duration) []string {
-	seg := j.t.cfg.SegmentDuration.Seconds()
+func Args(preset string, segment time.Duration, rungs []Rung, t0 time.Duration) []string {
+	seg := segment.Seconds()
 	first := seconds(t0)
 	// The boundaries are k*seg; the next one is forced as n_forced grows.
 	// ffmpeg measures t from its own idea of the first frame's time, which
@@ -47,11 +55,11 @@ func (j *job) args(t0 time.Duration) []string {
 		fmtSec(first), fmtSec(keySlack.Seconds()), fmtSec(first), fmtSec(seg), fmtSec(keySlack.Seconds()/seg), fmtSec(seg))
 
 	var filter strings.Builder
-	fmt.Fprintf(&filter, "[0:v]split=%d", len(j.rungs))
-	for i := range j.rungs {
+	fmt.Fprintf(&filter, "[0:v]split=%d", len(rungs))
+	for i := range rungs {
 		fmt.Fprintf(&filter, "[s%d]", i)
 	}
-	for i, r := range j.rungs {
+	for i, r := range rungs {
 		fmt.Fprintf(&filter, ";[s%d]scale=-2:%d,format=yuv420p[o%d]", i, r.Height, i)
 	}
 
@@ -60,17 +68,17 @@ func (j *job) args(t0 time.Duration) []string {
 		"-copyts", "-analyzeduration", "1000000", "-f", "mpegts", "-i", "pipe:0",
 		"-filter_complex", filter.String(),
 	}
-	for i := range j.rungs {
+	for i := range rungs {
 		a = append(a, "-map", fmt.Sprintf("[o%d]", i))
 	}
 	a = append(a,
-		"-c:v", "libx264", "-preset", j.t.cfg.Preset, "-tune", "zerolatency", "-profile:v", "high",
+		"-c:v", "libx264", "-preset", preset, "-tune", "zerolatency", "-profile:v", "high",
 		"-bf", "0", "-sc_threshold", "0", "-force_key_frames", force,
 		// Passthrough timestamps in a 90 kHz encoder time base: the default,
 		// 1/frame rate, would round them onto a frame grid.
 		"-fps_mode", "passthrough", "-enc_time_base", "1:90000",
 	)
-	for i, r := range j.rungs {
+	for i, r := range rungs {
 		b := strconv.Itoa(r.Bitrate)
 		a = append(a, "-b:v:"+strconv.Itoa(i), b, "-maxrate:v:"+strconv.Itoa(i), b, "-bufsize:v:"+strconv.Itoa(i), b)
 	}
