@@ -309,3 +309,55 @@ func TestTranscodeRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestTranscodeReconnect publishes the clip, stops, and publishes it again
+// under the same name: the stream resumes, and so does its ladder
+// rendition, after a discontinuity, its timeline still locked to the
+// source's.
+func TestTranscodeReconnect(t *testing.T) {
+	requireTool(t, "ffmpeg")
+	a := startApp(t, Config{Transcode: &transcode.Config{}})
+	clip, err := ingest.LoadClip(DemoClip())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 {
+		if err := ingest.Publish(context.Background(), ingest.PublisherConfig{URL: a.rtmp + "again", Clip: clip, Loops: 1}); err != nil {
+			t.Fatalf("publish %d: %v", round, err)
+		}
+		a.waitEnded(t, "again", 20*time.Second)
+	}
+	base, mv := a.variants(t, "again")
+	if len(mv.Variants) != 2 {
+		t.Fatalf("%d variants, want the source and 240p", len(mv.Variants))
+	}
+	src, spl := readRendition(t, renditionURL(t, base, mv, "v0"))
+	lad, lpl := readRendition(t, renditionURL(t, base, mv, "v1"))
+	disc := func(pl *playlist.Media, tr *track) (int, uint64) {
+		n, at := 0, uint64(0)
+		for i, s := range pl.Segments {
+			if s.Discontinuity {
+				n, at = n+1, tr.segs[i].tfdt
+			}
+		}
+		return n, at
+	}
+	sn, sat := disc(spl, src)
+	ln, lat := disc(lpl, lad)
+	if sn != 1 || ln != 1 {
+		t.Fatalf("discontinuities: source %d, ladder %d; want one each", sn, ln)
+	}
+	// The ladder resumes on the resumed source timeline, on a boundary at
+	// or after the source's restart.
+	if lat < sat || lat-sat > 2*uint64(src.timescale) || lat%uint64(lad.timescale) > uint64(lad.timescale)/10 {
+		t.Errorf("ladder resumed at %d, source at %d", lat, sat)
+	}
+	for i := 1; i < len(lad.segs); i++ {
+		if lad.segs[i].number != lad.segs[i-1].number+1 || lad.segs[i].tfdt < lad.segs[i-1].tfdt+lad.segs[i-1].duration {
+			t.Errorf("ladder segment %d after %d: numbers or times go back", lad.segs[i].number, lad.segs[i-1].number)
+		}
+	}
+	if !lpl.Endlist || !spl.Endlist {
+		t.Errorf("ended stream: ENDLIST source %v, ladder %v", spl.Endlist, lpl.Endlist)
+	}
+}

@@ -54,7 +54,7 @@ type job struct {
 func newJob(t *Transcoder, name string, sess *origin.Session, src source, rungs []Rung, log *slog.Logger) *job {
 	return &job{
 		t: t, name: name, sess: sess, src: src, rungs: rungs,
-		log:  log.With("part", "transcode"),
+		log:  log,
 		in:   make(chan frame, queueFrames),
 		done: make(chan struct{}),
 	}
