@@ -358,7 +358,7 @@ start_origin() {
   local logf=$1 rp hp
   rp=$(free_port)
   hp=$(free_port)
-  "$BIN" -rtmp "127.0.0.1:$rp" -http "127.0.0.1:$hp" >"$logf" 2>&1 &
+  "$BIN" -rtmp "127.0.0.1:$rp" -http "127.0.0.1:$hp" -transcode=false >"$logf" 2>&1 &
   ORIGIN_PID=$!
   PIDS+=("$ORIGIN_PID")
   wait_listening "$ORIGIN_PID" "$rp" "our origin (rtmp)"

@@ -1,14 +1,17 @@
-// Command origin runs RTMP ingest, the CMAF packager and the HLS/DASH
-// origin, without a demo stream: the datacenter side of the system.
+// Command origin runs RTMP ingest, the transcoding ladder, the CMAF
+// packager and the HLS/DASH origin, without a demo stream: the datacenter
+// side of the system.
 package main
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"time"
 
 	"github.com/golivestream/live"
 	"github.com/golivestream/live/origin"
+	"github.com/golivestream/live/transcode"
 )
 
 func main() {
@@ -16,11 +19,18 @@ func main() {
 	httpAddr := flag.String("http", ":8080", "HTTP listen address for players")
 	window := flag.Duration("window", 30*time.Second, "media described by playlists per rendition")
 	segment := flag.Duration("segment", time.Second, "target segment duration")
+	tflags := transcode.AddFlags(flag.CommandLine)
 	flag.Parse()
+	tcfg, err := tflags.Config()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "origin:", err)
+		os.Exit(2)
+	}
 
 	os.Exit(live.Main(live.Config{
-		RTMPAddr: *rtmpAddr,
-		HTTPAddr: *httpAddr,
-		Origin:   origin.Config{Window: *window, SegmentDuration: *segment},
+		RTMPAddr:  *rtmpAddr,
+		HTTPAddr:  *httpAddr,
+		Origin:    origin.Config{Window: *window, SegmentDuration: *segment},
+		Transcode: tcfg,
 	}, os.Stdout))
 }
