@@ -82,6 +82,7 @@ type Server struct {
 
 	prefetcher *prefetcher
 	stats      streamStats
+	load       *loadMeter // viewers and bytes served, for Load (load.go)
 	// fetchFromOrigin is s.fetchOrigin, bound once: a method value made
 	// per request would allocate.
 	fetchFromOrigin fetchFunc
@@ -149,6 +150,7 @@ func New(cfg Config) (*Server, error) {
 		client:  &http.Client{Transport: cfg.Transport, CheckRedirect: noRedirects},
 		ctx:     ctx,
 		stop:    stop,
+		load:    newLoadMeter(),
 	}
 	s.origins = &upstream{targets: targets, client: s.client, log: s.log}
 	s.fetchFromOrigin = s.fetchOrigin

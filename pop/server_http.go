@@ -49,7 +49,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	o, how, err := s.get(r.Context(), key, cl, s.fromPeer(r))
+	forwarded := s.fromPeer(r)
+	o, how, err := s.get(r.Context(), key, cl, forwarded)
 	if err != nil {
 		if r.Context().Err() != nil {
 			return // the client left
@@ -60,7 +61,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "upstream unavailable", http.StatusBadGateway)
 		return
 	}
-	s.serve(w, r, o, how)
+	s.serve(w, r, o, how, forwarded)
 }
 
 // Header values shared by every response: net/http only reads them, and
@@ -87,8 +88,13 @@ func (s *Server) fromPeer(r *http.Request) bool {
 
 // serve writes o: its headers, then its body as it arrives. An upstream
 // failure after the headers aborts the connection, so the client sees a
-// broken transfer, never a clean short body.
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *object, how lookup) {
+// broken transfer, never a clean short body. A request not forwarded by a
+// peer is a viewer's.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *object, how lookup, forwarded bool) {
+	now := time.Now()
+	if !forwarded {
+		s.load.seen(r, now) // a viewer, for Load (load.go)
+	}
 	s.metrics.served[o.class][how].Inc()
 	if c := s.stats.counters(o.key); c != nil {
 		c.requests.Add(1)
@@ -100,7 +106,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *object, how lo
 	for k, v := range o.header {
 		h[k] = v
 	}
-	if age := int(time.Since(o.stored) / time.Second); age < len(ageValues) {
+	if age := int(now.Sub(o.stored) / time.Second); age < len(ageValues) {
 		h["Age"] = ageValues[age]
 	} else {
 		h["Age"] = []string{strconv.Itoa(age)}
@@ -119,6 +125,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *object, how lo
 	if body, complete := o.body.bytes(); complete {
 		n, _ := w.Write(body) // a client gone mid-body is no one else's problem
 		s.metrics.bytes[o.class].Add(float64(n))
+		s.load.bytes.Add(int64(n))
 		return
 	}
 	o.body.attach()
@@ -129,6 +136,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *object, how lo
 	}
 	n, err := o.body.writeTo(r.Context(), w, flush)
 	s.metrics.bytes[o.class].Add(float64(n))
+	s.load.bytes.Add(int64(n))
 	if err != nil && r.Context().Err() == nil && !errors.Is(err, context.Canceled) {
 		s.metrics.aborted.Inc()
 		panic(http.ErrAbortHandler)

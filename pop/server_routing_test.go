@@ -3,6 +3,7 @@ package pop
 import (
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -147,7 +148,7 @@ func TestHotReplication(t *testing.T) {
 	r := newRing(bases, 64)
 	var key string
 	for i := 0; key == ""; i++ {
-		if k := "/live/s/e/v0/" + strings.Repeat("1", i%5+1) + ".m4s"; r.get(k) != bases[0] {
+		if k := "/live/s/e/v0/" + strconv.Itoa(i) + ".m4s"; r.get(k) != bases[0] {
 			key = k
 		}
 		if i > 1000 {

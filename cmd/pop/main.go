@@ -1,6 +1,9 @@
 // Command pop runs one PoP cache node in front of one or more origins (or
 // of another PoP, for tiers). Several nodes given the same -peers share one
-// key space.
+// key space. With -gslb, the node reports its load to the global load
+// balancer and drains gracefully on SIGTERM: the balancer stops sending it
+// viewers, it serves the ones it has until they are gone (or
+// -drain-timeout), then exits.
 package main
 
 import (
@@ -9,7 +12,9 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -20,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/golivestream/live"
+	"github.com/golivestream/live/gslb"
 	"github.com/golivestream/live/pop"
 )
 
@@ -30,6 +36,15 @@ func main() {
 	peers := flag.String("peers", "", "base URLs of every node of this PoP, comma-separated (empty: this node is the whole PoP)")
 	self := flag.String("self", "", "this node's URL as written in -peers")
 	shards := flag.Int("shards", 16, "cache partitions in this process")
+	var g gslbFlags
+	flag.StringVar(&g.url, "gslb", "", "global load balancer base URL to report load to (empty: no reports, no draining)")
+	flag.StringVar(&g.name, "name", "", "this PoP's name in the balancer's map (default: from -public-url's host and port)")
+	flag.StringVar(&g.publicURL, "public-url", "", "base URL the balancer sends viewers to (default: -self, else http://HOST:PORT of -http)")
+	flag.Int64Var(&g.capViewers, "capacity-viewers", 0, "viewers this PoP takes (0: no limit)")
+	flag.Float64Var(&g.capBPS, "capacity-bps", 0, "egress this PoP takes, in bits/s (0: no limit)")
+	flag.DurationVar(&g.interval, "report-interval", 3*time.Second, "time between load reports")
+	flag.DurationVar(&g.window, "viewer-window", 5*time.Second, "a viewer is a client that asked for a playlist or segment this recently")
+	flag.DurationVar(&g.drainTimeout, "drain-timeout", 60*time.Second, "after SIGTERM, the longest wait for viewers to leave")
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -52,8 +67,19 @@ func main() {
 		log.Error("start", "error", err)
 		os.Exit(1)
 	}
+	ln, err := net.Listen("tcp", *httpAddr)
+	if err != nil {
+		log.Error("listen", "error", err)
+		os.Exit(1)
+	}
+	var reporter *gslb.Reporter
+	if g.url != "" {
+		if reporter, err = g.reporter(node, *self, ln.Addr(), log); err != nil {
+			log.Error("start", "error", err)
+			os.Exit(2)
+		}
+	}
 	srv := &http.Server{
-		Addr:              *httpAddr,
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
@@ -61,31 +87,144 @@ func main() {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	nodeCtx, stopNode := context.WithCancel(context.Background())
 	nodeDone := make(chan error, 1)
 	go func() { nodeDone <- node.Run(nodeCtx) }()
+	reportCtx, stopReports := context.WithCancel(context.Background())
+	reportDone := make(chan error, 1)
+	if reporter != nil {
+		go func() { reportDone <- reporter.Run(reportCtx) }()
+	} else {
+		reportDone <- nil
+	}
 	serveDone := make(chan error, 1)
-	go func() { serveDone <- srv.ListenAndServe() }()
-	fmt.Printf("pop: serving on %s from %s\n", *httpAddr, *origins)
+	go func() { serveDone <- srv.Serve(ln) }()
+	fmt.Printf("pop: serving on %s from %s\n", ln.Addr(), *origins)
 
 	code := 0
 	select {
 	case err := <-serveDone:
 		log.Error("serve", "error", err)
 		code = 1
-	case <-ctx.Done():
-		log.Info("shutting down")
+	case sig := <-signals:
+		log.Info("shutting down", "signal", sig)
+		if reporter != nil {
+			drain(log, node, reporter, g, signals)
+		}
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Warn("shutdown", "error", err)
 		}
 		cancel()
+		<-serveDone // Serve returned when Shutdown began
 	}
+	stopReports() // ends the report session: the balancer forgets this PoP
+	<-reportDone
 	stopNode()
 	<-nodeDone
 	os.Exit(code)
+}
+
+// gslbFlags are the flags about the global load balancer.
+type gslbFlags struct {
+	url, name, publicURL string
+	capViewers           int64
+	capBPS               float64
+	interval, window     time.Duration
+	drainTimeout         time.Duration
+}
+
+// reporter builds the load reporter, filling in the defaults of -name
+// and -public-url.
+func (g gslbFlags) reporter(node *pop.Server, self string, addr net.Addr, log *slog.Logger) (*gslb.Reporter, error) {
+	public := g.publicURL
+	if public == "" {
+		public = self
+	}
+	if public == "" {
+		host, port, err := net.SplitHostPort(addr.String())
+		if err != nil {
+			return nil, fmt.Errorf("-public-url: %w", err)
+		}
+		if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+			if host, err = os.Hostname(); err != nil {
+				return nil, fmt.Errorf("-public-url: %w", err)
+			}
+		}
+		public = "http://" + net.JoinHostPort(host, port)
+	}
+	public = strings.TrimRight(public, "/")
+	name := g.name
+	if name == "" {
+		u, err := url.Parse(public)
+		if err != nil {
+			return nil, fmt.Errorf("-public-url: %w", err)
+		}
+		name = popName(u.Host)
+	}
+	log.Info("reporting load to the gslb", "gslb", g.url, "name", name, "public_url", public)
+	return gslb.NewReporter(gslb.ReporterConfig{
+		URL:             g.url,
+		Name:            name,
+		PublicURL:       public,
+		CapacityViewers: g.capViewers,
+		CapacityBPS:     g.capBPS,
+		Interval:        g.interval,
+		Load: func() (int64, int64) {
+			l := node.Load(g.window)
+			return int64(l.Viewers), l.BytesServed
+		},
+		Token:  os.Getenv("GSLB_TOKEN"),
+		Logger: log,
+	})
+}
+
+// popName turns a host and port into a PoP name: characters a name may
+// not hold become '-'.
+func popName(hostport string) string {
+	b := []byte(strings.Trim(hostport, "[]"))
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	return strings.Trim(string(b[:min(len(b), 64)]), "-")
+}
+
+// drain asks the balancer for no new viewers, then waits until this node
+// has none left (no client asked for anything within -viewer-window),
+// -drain-timeout passes, or another signal comes. Viewers leave by time
+// passing, not by an event, so the count is checked a few times a window.
+func drain(log *slog.Logger, node *pop.Server, r *gslb.Reporter, g gslbFlags, signals <-chan os.Signal) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	if err := r.Drain(ctx); err != nil {
+		log.Warn("the gslb did not acknowledge draining", "error", err)
+	} else {
+		log.Info("draining: the gslb sends no new viewers")
+	}
+	cancel()
+	deadline := time.NewTimer(g.drainTimeout)
+	defer deadline.Stop()
+	check := time.NewTicker(max(min(g.window/4, 250*time.Millisecond), 10*time.Millisecond))
+	defer check.Stop()
+	for {
+		n := node.Load(g.window).Viewers
+		if n == 0 {
+			log.Info("drained: no viewers left")
+			return
+		}
+		select {
+		case <-deadline.C:
+			log.Warn("drain timeout: viewers still here", "viewers", n)
+			return
+		case sig := <-signals:
+			log.Warn("not waiting for viewers", "signal", sig, "viewers", n)
+			return
+		case <-check.C:
+		}
+	}
 }
 
 // split parses a comma-separated list.

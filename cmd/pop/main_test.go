@@ -1,20 +1,28 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/golivestream/live/gslb"
 )
 
 // TestThreeProcessesOneFetch runs three real pop processes sharing one key
@@ -22,10 +30,7 @@ import (
 // uncached segment, spread over the three, reach the origin once and all
 // get the whole body.
 func TestThreeProcessesOneFetch(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "pop")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildPoP(t)
 	body := make([]byte, 250<<10)
 	rand.Read(body)
 	release := make(chan struct{})
@@ -115,4 +120,224 @@ func TestThreeProcessesOneFetch(t *testing.T) {
 	if got := fetches.Load(); got != 1 {
 		t.Errorf("the origin saw %d fetches from three pop processes, want 1", got)
 	}
+}
+
+// buildPoP builds this command into a temporary directory.
+func buildPoP(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "pop")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// logEvents is a slog handler passing each message, with its pop and
+// reason, to a channel, so that the test awaits what the balancer logs.
+type logEvents chan string
+
+func (logEvents) Enabled(context.Context, slog.Level) bool { return true }
+func (l logEvents) WithAttrs([]slog.Attr) slog.Handler     { return l }
+func (l logEvents) WithGroup(string) slog.Handler          { return l }
+func (l logEvents) Handle(_ context.Context, r slog.Record) error {
+	msg := r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "pop" || a.Key == "reason" {
+			msg += " " + a.Key + "=" + a.Value.String()
+		}
+		return true
+	})
+	select {
+	case l <- msg:
+	default:
+	}
+	return nil
+}
+
+func (l logEvents) await(t *testing.T, want string) {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case msg := <-l:
+			if strings.Contains(msg, want) {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("the balancer never logged %q", want)
+		}
+	}
+}
+
+// startProcess starts bin and returns it with the address it prints
+// ("pop: serving on ADDR …") and its stderr.
+func startProcess(t *testing.T, bin string, args ...string) (*exec.Cmd, string, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no address printed: %v; stderr:\n%s", err, stderr)
+	}
+	go io.Copy(io.Discard, stdout)
+	f := strings.Fields(line)
+	if len(f) < 4 || f[1] != "serving" {
+		t.Fatalf("unexpected first line %q", line)
+	}
+	return cmd, strings.TrimPrefix(f[3], "http://"), stderr
+}
+
+// TestDrain runs a pop process reporting to a balancer, with a viewer
+// playing from it, and sends it SIGTERM: the balancer stops sending
+// viewers there at once, the pop goes on serving its viewer, and exits
+// (0) when the viewer stops, or at -drain-timeout while it plays on.
+func TestDrain(t *testing.T) {
+	bin := buildPoP(t)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=1")
+		io.WriteString(w, "#EXTM3U\n")
+	}))
+	defer origin.Close()
+	tests := []struct {
+		name         string
+		drainTimeout time.Duration
+		viewerStops  bool
+		logs         string
+	}{
+		{"the viewer leaves", time.Minute, true, "drained: no viewers left"},
+		{"the deadline passes", 1500 * time.Millisecond, false, "drain timeout: viewers still here"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			logs := make(logEvents, 1000)
+			b, err := gslb.New(gslb.Config{
+				Map:    mustMap(t, `{"default": {"edge-1": 1}, "networks": []}`),
+				Logger: slog.New(logs), Interval: 100 * time.Millisecond,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv, err := gslb.NewServer(gslb.ServerConfig{Balancer: b})
+			if err != nil {
+				t.Fatal(err)
+			}
+			lb := httptest.NewServer(srv)
+			defer lb.Close()
+
+			cmd, addr, stderr := startProcess(t, bin, "-http", "127.0.0.1:0", "-origin", origin.URL,
+				"-gslb", lb.URL, "-name", "edge-1", "-report-interval", "100ms",
+				"-viewer-window", "400ms", "-drain-timeout", tt.drainTimeout.String())
+			logs.await(t, "pop joined pop=edge-1")
+			if rt := b.Peek(netip.MustParseAddr("192.0.2.1")); rt.URL != "http://"+addr {
+				t.Fatalf("route %+v, want the pop at %s", rt, addr)
+			}
+
+			// The viewer asks for the playlist every 50 ms until stopped,
+			// and tells each answer.
+			type answer struct {
+				at  time.Time
+				err error
+			}
+			answers := make(chan answer, 1000)
+			stop, stopped := make(chan struct{}), make(chan struct{})
+			go func() {
+				defer close(stopped)
+				tick := time.NewTicker(50 * time.Millisecond)
+				defer tick.Stop()
+				for {
+					resp, err := http.Get("http://" + addr + "/live/s/index.m3u8")
+					if err == nil {
+						_, err = io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+						if err == nil && resp.StatusCode != 200 {
+							err = errors.New(resp.Status)
+						}
+					}
+					answers <- answer{time.Now(), err} // never full within the test
+					select {
+					case <-stop:
+						return
+					case <-tick.C:
+					}
+				}
+			}()
+			if a := <-answers; a.err != nil {
+				t.Fatal(a.err)
+			}
+
+			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			logs.await(t, "pop draining pop=edge-1")
+			draining := time.Now()
+			if rt := b.Assign(netip.MustParseAddr("192.0.2.1")); rt.PoP != "" {
+				t.Errorf("a draining pop was sent a viewer: %+v", rt)
+			}
+			// The pop serves its viewer on.
+			for served := 0; served < 4; {
+				a := <-answers
+				if a.err != nil {
+					t.Fatalf("the viewer failed while the pop drained: %v; stderr:\n%s", a.err, stderr)
+				}
+				if a.at.After(draining) {
+					served++
+				}
+			}
+			if tt.viewerStops {
+				close(stop)
+				<-stopped
+			}
+			waited := time.Now()
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("exit: %v; stderr:\n%s", err, stderr)
+			}
+			if !strings.Contains(stderr.String(), tt.logs) {
+				t.Errorf("stderr lacks %q:\n%s", tt.logs, stderr)
+			}
+			if took := time.Since(waited); took > 10*time.Second {
+				t.Errorf("exit took %v", took)
+			}
+			logs.await(t, "pop removed pop=edge-1 reason=report session ended: closed by the PoP")
+			if !tt.viewerStops {
+				close(stop)
+				<-stopped
+			}
+		})
+	}
+}
+
+func mustMap(t *testing.T, s string) *gslb.Map {
+	t.Helper()
+	m, err := gslb.ParseMap([]byte(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// syncBuffer collects a process's output while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -1,0 +1,166 @@
+// Command gslb runs the global load balancer: players ask it for
+// /play/{stream}/index.m3u8 (or manifest.mpd) and are redirected to the
+// nearest PoP that has room; PoPs (cmd/pop -gslb URL) report their load to
+// it.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/golivestream/live/gslb"
+)
+
+func main() {
+	httpAddr := flag.String("http", ":8090", "HTTP listen address for players and PoPs")
+	mapFile := flag.String("map", "", "latency map file (JSON, see gslb.MapFile); empty: no map until PUT /api/map")
+	interval := flag.Duration("interval", 3*time.Second, "how often PoPs report")
+	horizon := flag.Duration("horizon", 3*time.Second, "age of a report's figures when it arrives: how far ahead load is predicted")
+	timeout := flag.Duration("timeout", 0, "how long a silent PoP keeps getting viewers (0: 3 × -interval)")
+	predictor := flag.String("predictor", "cubic", "load predictor: cubic, linear or last")
+	overflow := flag.String("overflow", "", "base URL of the CDN that takes viewers when every PoP is full (empty: answer 503)")
+	utilization := flag.Float64("utilization", 1, "fraction of each PoP's capacity to fill")
+	viewerBPS := flag.Float64("viewer-bps", 3e6, "bits/s one viewer adds, until a PoP's reports measure it")
+	trusted := flag.String("trusted-proxies", "", "CIDRs of proxies whose X-Forwarded-For is believed, comma-separated")
+	control := flag.String("control-networks", "", "CIDRs allowed to report and change the map, comma-separated (empty: any)")
+	flag.Parse()
+
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	code, err := run(log, config{
+		httpAddr: *httpAddr, mapFile: *mapFile, interval: *interval, horizon: *horizon, timeout: *timeout,
+		predictor: *predictor, overflow: *overflow, utilization: *utilization, viewerBPS: *viewerBPS,
+		trusted: *trusted, control: *control, token: os.Getenv("GSLB_TOKEN"),
+	})
+	if err != nil {
+		log.Error("gslb", "error", err)
+	}
+	os.Exit(code)
+}
+
+// config is what the flags say.
+type config struct {
+	httpAddr, mapFile, predictor, overflow, trusted, control, token string
+	interval, horizon, timeout                                      time.Duration
+	utilization, viewerBPS                                          float64
+}
+
+// run serves until SIGTERM or SIGINT and returns the exit code: 2 for bad
+// flags, 1 for a failure.
+func run(log *slog.Logger, c config) (int, error) {
+	pred, err := gslb.PredictorByName(c.predictor)
+	if err != nil {
+		return 2, err
+	}
+	trusted, err := parsePrefixes(c.trusted)
+	if err != nil {
+		return 2, fmt.Errorf("-trusted-proxies: %w", err)
+	}
+	control, err := parsePrefixes(c.control)
+	if err != nil {
+		return 2, fmt.Errorf("-control-networks: %w", err)
+	}
+	var m *gslb.Map
+	if c.mapFile != "" {
+		data, err := os.ReadFile(c.mapFile)
+		if err != nil {
+			return 2, fmt.Errorf("-map: %w", err)
+		}
+		if m, err = gslb.ParseMap(data); err != nil {
+			return 2, fmt.Errorf("-map %s: %w", c.mapFile, err)
+		}
+	} else {
+		log.Warn("no -map: every viewer overflows until PUT /api/map")
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	b, err := gslb.New(gslb.Config{
+		Map: m, Predictor: pred, Interval: c.interval, Horizon: c.horizon, Timeout: c.timeout,
+		OverflowURL: c.overflow, Utilization: c.utilization, ViewerBPS: c.viewerBPS,
+		Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		return 2, err
+	}
+	s, err := gslb.NewServer(gslb.ServerConfig{
+		Balancer: b, TrustedProxies: trusted, ControlNetworks: control, ControlToken: c.token,
+		Gatherer: reg, Registerer: reg, Logger: log,
+	})
+	if err != nil {
+		return 2, err
+	}
+	ln, err := net.Listen("tcp", c.httpAddr)
+	if err != nil {
+		return 1, fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second, // report sessions extend their own
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	srv.RegisterOnShutdown(s.CloseSessions)
+	fmt.Printf("gslb: serving on http://%s, predictor %s, map with %d networks\n", ln.Addr(), pred.Name(), m.Networks())
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return 1, fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return 1, fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return 1, fmt.Errorf("serve: %w", err)
+	}
+	return 0, nil
+}
+
+// parsePrefixes parses a comma-separated list of CIDRs; a bare address is
+// its own /32 or /128.
+func parsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v == "" {
+			continue
+		}
+		if !strings.Contains(v, "/") {
+			a, err := netip.ParseAddr(v)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
