@@ -1,0 +1,390 @@
+#!/usr/bin/env bash
+# Flash-crowd benchmark: one broadcaster publishes to cmd/origin; simulated
+# players (cmd/loadtest, HLS and DASH) watch it through a 3-node PoP, going
+# from PLAYERS to PLAYERS×FACTOR within seconds. Then the same through nginx
+# (proxy_cache_lock) as the PoP, in the same run, on this machine, over
+# loopback only. See README.md beside this file.
+#
+#   bench/flash/run.sh                               # 500 -> 5000 players (~3 min)
+#   PLAYERS=50 STEADY=10 HOLD=10 bench/flash/run.sh  # a quick check (~1 min)
+#
+# Every setting is an environment variable.
+set -euo pipefail
+
+usage() {
+  cat <<'EOF2'
+usage: [VAR=value ...] bench/flash/run.sh
+
+  PLAYERS=500      players before the crowd
+  FACTOR=10        the crowd multiplies them by this
+  STEADY=20        seconds at PLAYERS before the crowd
+  RISE=10          seconds the crowd takes to arrive
+  HOLD=30          seconds at PLAYERS×FACTOR
+  DASH=0.5         share of players on DASH (the others on HLS)
+  SYSTEMS=ours,nginx
+  ROUNDS=2         rounds; each runs every system once, in rotated order
+  OURS_PROCS=n     GOMAXPROCS of each of our 3 PoP nodes (default: Go's,
+                   the number of cores)
+  WAIT_MAX=1200    seconds to wait for other benchmarks to end
+EOF2
+}
+[[ ${1:-} == -h || ${1:-} == --help ]] && { usage; exit 0; }
+(($# == 0)) || { usage >&2; exit 2; }
+
+PLAYERS=${PLAYERS:-500}
+FACTOR=${FACTOR:-10}
+STEADY=${STEADY:-20}
+RISE=${RISE:-10}
+HOLD=${HOLD:-30}
+DASH=${DASH:-0.5}
+SYSTEMS=${SYSTEMS:-ours,nginx}
+ROUNDS=${ROUNDS:-2}
+OURS_PROCS=${OURS_PROCS:-}
+WAIT_MAX=${WAIT_MAX:-1200}
+for v in PLAYERS FACTOR STEADY RISE HOLD ROUNDS WAIT_MAX; do
+  [[ ${!v} =~ ^[0-9]+$ ]] || { echo "run.sh: $v must be a whole number, not '${!v}'" >&2; exit 2; }
+done
+[[ -z $OURS_PROCS || $OURS_PROCS =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: OURS_PROCS must be a positive number" >&2; exit 2; }
+((ROUNDS >= 1 && PLAYERS >= 1 && FACTOR >= 1)) || { echo "run.sh: ROUNDS, PLAYERS and FACTOR must be at least 1" >&2; exit 2; }
+[[ $DASH =~ ^(0(\.[0-9]+)?|1(\.0+)?)$ ]] || { echo "run.sh: DASH must be in [0, 1]" >&2; exit 2; }
+IFS=, read -r -a SYSLIST <<<"$SYSTEMS"
+for s in "${SYSLIST[@]}"; do
+  [[ $s =~ ^(ours|nginx)$ ]] || { echo "run.sh: unknown system '$s' in SYSTEMS" >&2; exit 2; }
+done
+DURATION=$((STEADY + RISE + HOLD))
+PEAK=$((PLAYERS * FACTOR))
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+OUT=$ROOT/bench/out
+RUN=$OUT/flash-run # logs, configs, reports and plots of the latest run
+RESULTS=$OUT/flash-results.txt
+BINDIR=$OUT/flash-bin
+REPRO="PLAYERS=$PLAYERS FACTOR=$FACTOR STEADY=$STEADY RISE=$RISE HOLD=$HOLD DASH=$DASH SYSTEMS=$SYSTEMS ROUNDS=$ROUNDS"
+[[ -z $OURS_PROCS ]] || REPRO+=" OURS_PROCS=$OURS_PROCS"
+REPRO+=" bench/flash/run.sh"
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+report() { printf '%s\n' "$*" | tee -a "$RESULTS"; }
+die() {
+  printf '\nFAIL: %s\n' "$*" | tee -a "$RESULTS" >&2
+  exit 1
+}
+
+# ---------------------------------------------------------------- cleanup
+PIDS=() # every process this script started and may still be running
+NGINX_CACHE=""
+
+# stop stops processes: TERM, up to 15 s for graceful exits, then KILL.
+stop() {
+  local p t alive
+  for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
+  for ((t = 0; t < 75; t++)); do
+    alive=0
+    for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    ((alive)) || break
+    sleep 0.2
+  done
+  for p in "$@"; do kill -KILL "$p" 2>/dev/null || true; done
+  for p in "$@"; do wait "$p" 2>/dev/null || true; done
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  ((${#PIDS[@]} == 0)) || stop "${PIDS[@]}"
+  [[ -z $NGINX_CACHE ]] || rm -rf "$NGINX_CACHE"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted; stopping everything this script started"; exit 130' INT
+trap 'log "terminated; stopping everything this script started"; exit 143' TERM
+
+# ---------------------------------------------------------------- setup
+install_missing() {
+  local need=()
+  command -v nginx >/dev/null || need+=(nginx)
+  command -v jq >/dev/null || need+=(jq)
+  command -v curl >/dev/null || need+=(curl)
+  command -v ss >/dev/null || need+=(iproute2)
+  ((${#need[@]})) || return 0
+  log "installing: ${need[*]}"
+  local sudo=""
+  [[ $(id -u) == 0 ]] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+}
+
+# OTHER_BENCH matches the other benchmarks of this repo.
+OTHER_BENCH='bench/ingest/run\.sh|bench/pop/run\.sh|bench/out/origin-bench|ingest-src-[^ ]*\.flv'
+
+wait_for_quiet() {
+  local t others
+  for ((t = 0; t <= WAIT_MAX; t += 10)); do
+    others=$(pgrep -f "$OTHER_BENCH" | tr '\n' ' ' || true)
+    [[ -z $others ]] && return 0
+    ((t == 0)) && log "another benchmark is running (pids $others); waiting up to ${WAIT_MAX}s"
+    sleep 10
+  done
+  die "another benchmark still runs after ${WAIT_MAX}s (pids $others); not measuring on a busy machine"
+}
+
+USED_PORTS=" "
+free_port() {
+  local p i
+  for ((i = 0; i < 100; i++)); do
+    p=$((20000 + RANDOM % 12000)) # below the ephemeral range (32768-)
+    [[ $USED_PORTS == *" $p "* ]] && continue
+    if [[ -z $(ss -Htan "sport = :$p") ]]; then
+      USED_PORTS+="$p "
+      echo "$p"
+      return
+    fi
+  done
+  die "no free TCP port found on 127.0.0.1"
+}
+
+# wait_listening waits until 127.0.0.1:port is listened on by pid (or one
+# of its children), so that we never measure someone else's server.
+wait_listening() {
+  local pid=$1 port=$2 what=$3 t owners c
+  for ((t = 0; t < 150; t++)); do
+    kill -0 "$pid" 2>/dev/null || die "$what exited at start (see its log in $RUN)"
+    owners=$(ss -Htlnp "sport = :$port" 2>/dev/null || true)
+    if [[ -n $owners && $owners == *users:* ]]; then
+      for c in "$pid" $(pgrep -P "$pid" || true); do
+        [[ $owners == *"pid=$c,"* ]] && return 0
+      done
+      die "$what: 127.0.0.1:$port is listened on by another process: $owners"
+    fi
+    sleep 0.1
+  done
+  die "$what did not listen on 127.0.0.1:$port within 15 s"
+}
+
+# tree_secs prints the CPU seconds used so far by pids and their children.
+tree_secs() {
+  local total=0 p line f
+  for p in "$@" $(for q in "$@"; do pgrep -P "$q" || true; done); do
+    line=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+    read -r -a f <<<"${line##*) }"
+    total=$((total + f[11] + f[12] + f[13] + f[14]))
+  done
+  awk -v t="$total" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", t / hz }'
+}
+
+# sys_secs prints the busy CPU seconds of the whole machine so far.
+sys_secs() {
+  local user nice system irq softirq steal
+  read -r _ user nice system _ _ irq softirq steal _ </proc/stat
+  awk -v t="$((user + nice + system + irq + softirq + steal))" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", t / hz }'
+}
+
+# ---------------------------------------------------------------- systems
+start_origin() {
+  RTMP_PORT=$(free_port)
+  ORIGIN_PORT=$(free_port)
+  # No transcoding ladder: the stream is what the broadcaster sends (one
+  # video and one audio rendition, both watched), and no ffmpeg shares the
+  # cores with the systems measured.
+  "$BINDIR/origin" -rtmp "127.0.0.1:$RTMP_PORT" -http "127.0.0.1:$ORIGIN_PORT" -transcode=false >"$RUN/origin.log" 2>&1 &
+  ORIGIN_PID=$!
+  PIDS+=("$ORIGIN_PID")
+  wait_listening "$ORIGIN_PID" "$ORIGIN_PORT" "origin"
+  wait_listening "$ORIGIN_PID" "$RTMP_PORT" "origin (RTMP)"
+  ORIGIN=http://127.0.0.1:$ORIGIN_PORT
+}
+
+# start_ours runs 3 cmd/pop nodes sharing one key space.
+start_ours() {
+  local ports=() peers="" i
+  for i in 0 1 2; do
+    ports+=("$(free_port)")
+    peers+="${peers:+,}http://127.0.0.1:${ports[$i]}"
+  done
+  TARGETS=$peers
+  SYS_PIDS=()
+  local env=()
+  [[ -z $OURS_PROCS ]] || env=(env "GOMAXPROCS=$OURS_PROCS")
+  for i in 0 1 2; do
+    "${env[@]}" "$BINDIR/pop" -http "127.0.0.1:${ports[$i]}" -origin "$ORIGIN" -peers "$peers" -self "http://127.0.0.1:${ports[$i]}" \
+      >"$RUN/$TAG-node$i.log" 2>&1 &
+    PIDS+=("$!")
+    SYS_PIDS+=("$!")
+    wait_listening "$!" "${ports[$i]}" "ours node $i"
+  done
+  METRICS="$peers,$ORIGIN"
+}
+
+# start_nginx runs one nginx listening on 3 ports: one cache (a PoP of
+# three entry points, as ours shares one key space over its 3 nodes), in
+# tmpfs as ours is in memory.
+start_nginx() {
+  local dir=$RUN/nginx ports=() i listen=""
+  for i in 0 1 2; do
+    ports+=("$(free_port)")
+    listen+="        listen 127.0.0.1:${ports[$i]} backlog=4096;"$'\n'
+  done
+  NGINX_CACHE=$(mktemp -d /dev/shm/flash-nginx-cache.XXXXXX 2>/dev/null || mktemp -d "$RUN/nginx-cache.XXXXXX")
+  mkdir -p "$dir/logs" "$dir/tmp"
+  chmod 0777 "$NGINX_CACHE" "$dir/tmp" # workers run unprivileged when started by root
+  cat >"$dir/nginx.conf" <<EOF2
+# Written by bench/flash/run.sh: nginx proxy_cache as a reference PoP.
+daemon off;
+master_process on;
+worker_processes auto;
+worker_rlimit_nofile $(ulimit -n);
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections $(($(ulimit -n) - 100)); }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_timeout 600s;
+    keepalive_requests 1000000;
+    client_body_temp_path $dir/tmp/client;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    proxy_cache_path $NGINX_CACHE levels=1:2 keys_zone=pop:64m max_size=4g inactive=10m use_temp_path=off;
+    upstream origin {
+        server 127.0.0.1:$ORIGIN_PORT;
+        keepalive 64;
+    }
+    server {
+$listen
+        location / {
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            # The origin's Cache-Control decides lifetimes: 1 s for
+            # playlists and MPDs, a year for segments, no-store for 404s.
+            proxy_cache pop;
+            proxy_cache_lock on;
+            proxy_cache_lock_timeout 5s;
+            proxy_cache_use_stale updating;
+            add_header X-Cache \$upstream_cache_status always;
+        }
+    }
+}
+EOF2
+  nginx -t -q -p "$dir/" -e "$dir/logs/error.log" -c "$dir/nginx.conf" 2>"$dir/logs/configtest.log" ||
+    die "nginx rejected its config: $(cat "$dir/logs/configtest.log")"
+  nginx -p "$dir/" -e "$dir/logs/error.log" -c "$dir/nginx.conf" >"$dir/logs/stdout.log" 2>&1 &
+  PIDS+=("$!")
+  SYS_PIDS=("$!")
+  for i in 0 1 2; do wait_listening "$!" "${ports[$i]}" "nginx"; done
+  TARGETS="http://127.0.0.1:${ports[0]},http://127.0.0.1:${ports[1]},http://127.0.0.1:${ports[2]}"
+  METRICS=$ORIGIN # nginx has no /metrics: the origin counts its requests
+}
+
+# run_system starts a system, runs the flash crowd through it, stops it.
+# TAG names the run's files: system and round.
+run_system() {
+  local s=$1 c0 c1 o0 o1 m0 m1 lpid rc=0
+  "start_$s"
+  log "$TAG up: $TARGETS; flash crowd $PLAYERS -> $PEAK players over ${DURATION}s; load $(cut -d' ' -f1 /proc/loadavg)"
+  c0=$(tree_secs "${SYS_PIDS[@]}")
+  o0=$(tree_secs "$ORIGIN_PID")
+  m0=$(sys_secs)
+  "$BINDIR/loadtest" -targets "$TARGETS" -broadcasters 1 -rtmp "rtmp://127.0.0.1:$RTMP_PORT/live/" -stream-prefix "flash-$TAG-" \
+    -scenario flash -players "$PLAYERS" -flash-after "${STEADY}s" -flash-within "${RISE}s" -flash-factor "$FACTOR" \
+    -duration "${DURATION}s" -dash "$DASH" -metrics "$METRICS" -step 5 \
+    -json "$RUN/$TAG.json" -plot "$RUN/$TAG.png" >"$RUN/$TAG-report.txt" 2>"$RUN/$TAG-progress.log" &
+  lpid=$!
+  PIDS+=("$lpid")
+  wait "$lpid" || rc=$?
+  ((rc == 0)) || die "loadtest failed against $s (exit $rc; see $RUN/$TAG-progress.log)"
+  m1=$(sys_secs)
+  c1=$(tree_secs "${SYS_PIDS[@]}")
+  o1=$(tree_secs "$ORIGIN_PID")
+  CPU[$TAG]=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f", b - a }')
+  # Busy time of the machine not spent by the PoP, the origin or the
+  # load generator: neighbours, and the kernel's loopback work.
+  OTHER[$TAG]=$(awk -v a="$m0" -v b="$m1" -v p="${CPU[$TAG]}" -v o="$(awk -v a="$o0" -v b="$o1" 'BEGIN { print b - a }')" \
+    -v l="$(jq .generator_cpu_s "$RUN/$TAG.json")" 'BEGIN { printf "%.1f", b - a - p - o - l }')
+  cat "$RUN/$TAG-report.txt" >>"$RUN/console.txt"
+  stop "${SYS_PIDS[@]}"
+  if [[ $s == nginx ]]; then
+    log "nginx error.log: $(grep -c '\[error\]\|\[crit\]\|\[alert\]' "$RUN/nginx/logs/error.log" 2>/dev/null || true) error lines"
+    rm -rf "$NGINX_CACHE"
+  fi
+}
+
+# row prints one result line of a system from its JSON report.
+row() {
+  local t=$1 s=${1%-r*} f=$RUN/$1.json
+  jq -r --arg t "$t" --arg s "$s" --arg cpu "${CPU[$t]}" --arg other "${OTHER[$t]}" '
+    def f(x): if x == null then "-" else (x * 100 | round / 100 | tostring) end;
+    [ $t,
+      (if $s == "ours" then f(.upstream.pop_fetches_per_segment) else "-" end),
+      f(.upstream.origin_requests_per_segment),
+      f(.classes.segment.latency.p99_ms),
+      f([.series[] | .segment.latency.p99_ms] | max),
+      f(.classes.playlist.latency.p99_ms),
+      f(.first_segment.p99_ms),
+      (.stalls | tostring),
+      f(.stall_rate),
+      f(.max_stall_rate_1m),
+      (.error_count | tostring),
+      (.peak_viewers | tostring),
+      $cpu,
+      f(.generator_cpu_s),
+      $other ] | @tsv' "$f"
+}
+
+# ---------------------------------------------------------------- main
+mkdir -p "$OUT" "$BINDIR"
+exec 9>"$OUT/flash-run.lock"
+if ! flock -n 9; then
+  log "another bench/flash/run.sh is running; waiting up to ${WAIT_MAX}s"
+  flock -w "$WAIT_MAX" 9 || { echo "run.sh: another bench/flash/run.sh still runs after ${WAIT_MAX}s" >&2; exit 1; }
+fi
+: >"$RESULTS"
+install_missing
+wait_for_quiet
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+(($(ulimit -n) > PEAK * 2 + 500)) || die "ulimit -n is $(ulimit -n): too low for $PEAK players (each PoP holds their connections)"
+
+log "building cmd/origin, cmd/pop, cmd/loadtest into $BINDIR"
+for b in origin pop loadtest; do
+  (cd "$ROOT" && go build -o "$BINDIR/$b" "./cmd/$b") || die "build of cmd/$b failed"
+done
+rm -rf "$RUN"
+mkdir -p "$RUN"
+
+dirty=$(cd "$ROOT" && git status --porcelain -uall -- pop origin loadtest cmd 2>/dev/null | wc -l)
+report "Flash-crowd benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), ulimit -n $(ulimit -n)"
+report "  tree:     $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$( ((dirty > 0)) && echo " + $dirty uncommitted file(s)"), $(go version | awk '{ print $3 }')"
+report "  scenario: 1 broadcaster (the demo clip, real time) -> cmd/origin -transcode=false; $PLAYERS players for ${STEADY}s, x$FACTOR within ${RISE}s, held ${HOLD}s; DASH share $DASH; video + audio"
+report "  ours:     3 cmd/pop nodes sharing one key space (-peers/-self), 1 GiB cache each"
+report "  nginx:    $(nginx -v 2>&1 | sed 's/.*version: //'), one process on 3 ports, one proxy_cache in tmpfs, proxy_cache_lock on, use_stale updating"
+report "  machine before the start: load $(cut -d' ' -f1-3 /proc/loadavg)"
+report ""
+
+start_origin
+declare -A CPU OTHER
+TAGS=()
+for ((r = 1; r <= ROUNDS; r++)); do
+  for ((i = 0; i < ${#SYSLIST[@]}; i++)); do
+    s=${SYSLIST[$(((r - 1 + i) % ${#SYSLIST[@]}))]}
+    TAG=$s-r$r
+    TAGS+=("$TAG")
+    run_system "$s"
+  done
+done
+
+fmt='%-9s %-12s %-11s %-8s %-9s %-8s %-8s %-7s %-6s %-7s %-7s %-5s %-8s %-9s %s'
+report "$(printf "$fmt" system 'PoP->origin' 'origin req' 'seg p99' 'worst 1s' 'pl p99' '1st seg' stalls stall 'max 1m' errors peak 'PoP CPU' 'loadtest' 'other')"
+report "$(printf "$fmt" '' '/segment' '/segment' 'ms' 'seg p99' 'ms' 'p99 ms' '' 'rate' 'rate' '' '' 's' 'CPU s' 'CPU s')"
+for t in "${TAGS[@]}"; do
+  report "$(row "$t" | awk -F'\t' -v fmt="$fmt" '{ printf fmt, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 }')"
+done
+report ""
+report "  per-segment figures count every rendition (video and audio) packaged while players ran; players start 3"
+report "  segments behind the live edge, so 1.00 is about 1.05 here. Latency is what the players measured. other"
+report "  CPU: the machine's busy time beyond the PoP, the origin and loadtest (neighbours, loopback softirq)."
+report ""
+report "reproduce: $REPRO"
+report "results: $RESULTS; reports, JSON and plots: $RUN"

@@ -1,0 +1,310 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	// maxRefreshFailures is how many playlist refreshes in a row may fail
+	// before the player starts over from its entry URL.
+	maxRefreshFailures = 5
+	// maxSegmentTries is how often a listed segment is asked before the
+	// player skips it.
+	maxSegmentTries = 3
+	// retryWait is the pause after a failed request.
+	retryWait = 500 * time.Millisecond
+)
+
+// player is one simulated viewer: it runs in one goroutine and does its
+// requests one at a time, as a player does. Not safe for concurrent use.
+type player struct {
+	r     *run
+	id    int
+	entry string // the entry URL: multivariant playlist or MPD
+	dash  bool
+	log   *slog.Logger
+
+	start time.Duration // when the player started, from the run's start
+	// stopAt is when the player was told to stop, from the run's start;
+	// set before its context is cancelled. Time after it is not its own.
+	stopAt atomic.Int64
+	pb     playback
+	buf    []byte // the last manifest read; reused
+	timer  *time.Timer
+}
+
+// track is one rendition a player follows: video, or the audio alongside.
+type track struct {
+	url     *url.URL // HLS: the media playlist's; DASH: the MPD's
+	id      string   // DASH: the Representation id
+	list    *segmentList
+	next    uint64        // the next segment to fetch
+	fetched time.Duration // media fetched in this session
+	// loaded is when the list was last refreshed; grew whether that
+	// refresh listed a new segment.
+	loaded   time.Time
+	grew     bool
+	tries    int // failed tries of segment next
+	failures int // playlist refreshes failed in a row
+}
+
+// run plays until ctx is done, starting over from the entry URL after
+// failures, then records the player's figures.
+func (p *player) run(ctx context.Context) {
+	p.timer = time.NewTimer(time.Hour)
+	p.timer.Stop()
+	defer func() {
+		end := p.r.rec.since(time.Now())
+		if at := time.Duration(p.stopAt.Load()); at > 0 {
+			end = min(end, at)
+		}
+		p.note(p.pb.finish(end))
+		p.r.rec.finished(viewerSpan{start: p.start, end: end, stalls: p.pb.stallTimes}, &p.pb)
+	}()
+	for {
+		err := p.session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		p.log.Debug("player starts over", "error", err)
+		if !p.sleep(ctx, time.Second) {
+			return
+		}
+	}
+}
+
+// session loads the entry manifest, picks a rendition and plays it. It
+// returns when a failure calls for starting over, or ctx is done.
+func (p *player) session(ctx context.Context) error {
+	body, final, err := p.fetch(ctx, p.entry, classPlaylist, true)
+	if err != nil {
+		return err
+	}
+	p.r.rec.host(final.Host)
+	parse, kind := parseMultivariant, "multivariant"
+	if p.dash {
+		parse, kind = parseMPD, "mpd"
+	}
+	e, err := parseMemo(p.r.memo, kind, body, parse)
+	if err != nil {
+		return p.fail(&fetchError{kind: errParse, err: err})
+	}
+	v := choose(e.variants, p.r.cfg.Rendition, p.r.cfg.Bandwidth)
+	ids := []string{v.id}
+	if v.audio != "" && !p.r.cfg.VideoOnly {
+		ids = append(ids, v.audio)
+	}
+	tracks := make([]*track, 0, 2)
+	for _, id := range ids {
+		t := &track{url: final, id: id}
+		if p.dash {
+			if t.list = e.lists[id]; t.list == nil {
+				return p.fail(&fetchError{kind: errParse, err: errors.New("mpd: no Representation " + id)})
+			}
+			t.loaded, t.grew = time.Now(), true
+		} else {
+			u, err := final.Parse(id)
+			if err != nil {
+				return p.fail(&fetchError{kind: errParse, err: err})
+			}
+			t.url = u
+			if err := p.refresh(ctx, []*track{t}, t); err != nil {
+				return err
+			}
+		}
+		t.next = t.list.liveStart()
+		tracks = append(tracks, t)
+	}
+	for _, t := range tracks {
+		if t.list.init == "" {
+			continue
+		}
+		if err := p.get(ctx, t, t.list.init, classInit); err != nil {
+			return err
+		}
+	}
+	return p.play(ctx, tracks)
+}
+
+// play fetches the tracks' segments in order, the one least ahead first,
+// refreshing a list when its next segment is not listed yet.
+func (p *player) play(ctx context.Context, tracks []*track) error {
+	var credited time.Duration // media of every track fetched, given to pb
+	for ctx.Err() == nil {
+		t := tracks[0]
+		for _, o := range tracks[1:] {
+			if o.fetched < t.fetched {
+				t = o
+			}
+		}
+		switch l := t.list; {
+		case l.listed(t.next):
+			if err := p.get(ctx, t, l.uri(t.next), classSegment); err != nil {
+				if errors.Is(err, errStopped) {
+					return err
+				}
+				if t.tries++; t.tries >= maxSegmentTries {
+					t.next, t.tries = t.next+1, 0
+				}
+				p.sleep(ctx, retryWait)
+				continue
+			}
+			t.fetched += l.duration(t.next)
+			t.next, t.tries = t.next+1, 0
+			have := t.fetched
+			for _, o := range tracks {
+				have = min(have, o.fetched)
+			}
+			if have > credited {
+				p.arrive(have - credited)
+				credited = have
+			}
+		case t.next < l.first:
+			// Fallen out of the window: back to the live edge, as players
+			// resynchronise.
+			t.next = l.liveStart()
+		default:
+			// RFC 8216bis 6.3.4: reload after the target duration, or half
+			// of it when the last reload brought nothing new.
+			wait := l.refresh
+			if !t.grew {
+				wait /= 2
+			}
+			if !p.sleep(ctx, time.Until(t.loaded.Add(wait))) {
+				return ctx.Err()
+			}
+			if err := p.refresh(ctx, tracks, t); err != nil {
+				if errors.Is(err, errStopped) || t.failures >= maxRefreshFailures {
+					return err
+				}
+			}
+		}
+	}
+	return ctx.Err()
+}
+
+// refresh reloads t's list: its media playlist (HLS), or the MPD, which
+// updates every track (DASH).
+func (p *player) refresh(ctx context.Context, tracks []*track, t *track) error {
+	body, final, err := p.fetch(ctx, t.url.String(), classPlaylist, true)
+	now := time.Now()
+	p.note(p.pb.advance(p.r.rec.since(now)))
+	if err == nil {
+		err = p.update(body, final, tracks, t, now)
+	}
+	if err != nil {
+		t.failures++
+		t.loaded, t.grew = now, true // retry after a whole target duration
+		return err
+	}
+	return nil
+}
+
+// update applies a reloaded playlist or MPD.
+func (p *player) update(body []byte, final *url.URL, tracks []*track, t *track, now time.Time) error {
+	if !p.dash {
+		l, err := parseMemo(p.r.memo, "media", body, parseMedia)
+		if err != nil {
+			return p.fail(&fetchError{kind: errParse, err: err})
+		}
+		t.grew = t.list == nil || listEnd(l) > listEnd(t.list)
+		t.list, t.url, t.loaded, t.failures = l, final, now, 0
+		return nil
+	}
+	e, err := parseMemo(p.r.memo, "mpd", body, parseMPD)
+	if err != nil {
+		return p.fail(&fetchError{kind: errParse, err: err})
+	}
+	for _, o := range tracks {
+		l := e.lists[o.id]
+		if l == nil {
+			return p.fail(&fetchError{kind: errParse, err: errors.New("mpd: Representation " + o.id + " is gone")})
+		}
+		o.grew = listEnd(l) > listEnd(o.list)
+		o.list, o.url, o.loaded, o.failures = l, final, now, 0
+	}
+	return nil
+}
+
+// listEnd returns the number after l's last segment.
+func listEnd(l *segmentList) uint64 { return l.first + uint64(len(l.durations)) }
+
+// get fetches the object at uri (relative to t's list) and discards it.
+func (p *player) get(ctx context.Context, t *track, uri string, c class) error {
+	u, err := t.url.Parse(uri)
+	if err != nil {
+		return p.fail(&fetchError{kind: errParse, err: err})
+	}
+	_, _, err = p.fetch(ctx, u.String(), c, false)
+	p.note(p.pb.advance(p.r.rec.since(time.Now())))
+	return err
+}
+
+// arrive gives the buffer d more media, now.
+func (p *player) arrive(d time.Duration) {
+	now := p.r.rec.since(time.Now())
+	stalls, first := p.pb.arrive(now, d)
+	p.note(stalls)
+	if first {
+		p.r.rec.started(now, now-p.start)
+	}
+}
+
+// note records the stalls the playback clock just counted.
+func (p *player) note(stalls int) {
+	if stalls > 0 {
+		p.r.rec.stall(p.pb.lastStall)
+	}
+}
+
+// sleep waits for d or until ctx is done, reporting whether ctx is still
+// live.
+func (p *player) sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	p.timer.Reset(d)
+	select {
+	case <-ctx.Done():
+		p.timer.Stop()
+		return false
+	case <-p.timer.C:
+		return true
+	}
+}
+
+// choose picks a variant by policy: "lowest", "highest", "random", or
+// "fit" (also ""): the highest whose bandwidth is at most bandwidth (any
+// when bandwidth is 0), else the lowest.
+func choose(vs []variant, policy string, bandwidth int) variant {
+	lo, hi := vs[0], vs[0]
+	for _, v := range vs[1:] {
+		if v.bandwidth < lo.bandwidth {
+			lo = v
+		}
+		if v.bandwidth > hi.bandwidth {
+			hi = v
+		}
+	}
+	switch policy {
+	case "lowest":
+		return lo
+	case "highest":
+		return hi
+	case "random":
+		return vs[rand.IntN(len(vs))]
+	}
+	best, ok := lo, false
+	for _, v := range vs {
+		if (bandwidth == 0 || v.bandwidth <= bandwidth) && (!ok || v.bandwidth > best.bandwidth) {
+			best, ok = v, true
+		}
+	}
+	return best
+}

@@ -1,0 +1,136 @@
+package loadtest
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+// flakyOrigin lists three segments, each failing its own way: 0 answers
+// 404, 1 cuts its body short, 2 answers too late. Its MPD is garbage.
+func flakyOrigin(t *testing.T) *httptest.Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /live/s/index.m3u8", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-STREAM-INF:BANDWIDTH=1000\nv/index.m3u8\n"))
+	})
+	mux.HandleFunc("GET /live/s/manifest.mpd", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("<MPD><Period><AdaptationSet"))
+	})
+	mux.HandleFunc("GET /live/s/v/index.m3u8", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-MAP:URI=\"init.mp4\"\n" +
+			"#EXTINF:1.0,\n0.m4s\n#EXTINF:1.0,\n1.m4s\n#EXTINF:1.0,\n2.m4s\n"))
+	})
+	mux.HandleFunc("GET /live/s/v/init.mp4", func(w http.ResponseWriter, _ *http.Request) { w.Write(make([]byte, 100)) })
+	mux.HandleFunc("GET /live/s/v/0.m4s", http.NotFound)
+	mux.HandleFunc("GET /live/s/v/1.m4s", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Length", "100000")
+		w.Write(make([]byte, 1000))
+		panic(http.ErrAbortHandler) // the body stops short
+	})
+	mux.HandleFunc("GET /live/s/v/2.m4s", func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // never in time
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestPlayerErrorKinds runs players against a failing origin and a closed
+// port: every failure is counted under its kind, and nobody plays.
+func TestPlayerErrorKinds(t *testing.T) {
+	srv := flakyOrigin(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String()
+	ln.Close()
+	// Player 0: DASH on the origin (parse); 1: HLS on the closed port
+	// (connect); 2: HLS on the origin (404, aborted, timeout).
+	g, err := New(Config{
+		Targets:        []string{srv.URL, closed},
+		Streams:        []string{"s"},
+		Schedule:       Steady(3),
+		Duration:       5 * time.Second,
+		DASHShare:      0.2,
+		RequestTimeout: 300 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !isDASH(0, 0.2) || isDASH(1, 0.2) || isDASH(2, 0.2) {
+		t.Fatal("the players' formats are not the ones this test expects")
+	}
+	rep, err := g.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{"parse", "connect", "404", "aborted", "timeout"} {
+		if rep.Errors[kind] == 0 {
+			t.Errorf("no %q error counted: %v", kind, rep.Errors)
+		}
+	}
+	if rep.NeverStarted != 3 || rep.Stalls != 0 {
+		t.Errorf("%d players never started, %d stalls; want 3 and 0 (start-up is not a stall)", rep.NeverStarted, rep.Stalls)
+	}
+	if rep.Classes["init"].Requests == 0 {
+		t.Error("the HLS player did not fetch its init segment")
+	}
+	var sum int64
+	for _, s := range rep.Series {
+		sum += s.Errors
+	}
+	if sum == 0 || sum > rep.ErrorCount {
+		t.Errorf("series errors %d, total %d", sum, rep.ErrorCount)
+	}
+}
+
+func TestConfigDefaultsAndErrors(t *testing.T) {
+	g, err := New(Config{Targets: []string{"http://h:1", "http://h:2/play"}, Streams: []string{"s"}, Schedule: Steady(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.cfg.Duration != time.Minute || g.cfg.RequestTimeout != 10*time.Second || g.cfg.StartTimeout != 30*time.Second {
+		t.Errorf("defaults %+v", g.cfg)
+	}
+	if got := g.entryURL(g.cfg.Targets[0], "s", false); got != "http://h:1/live/s/index.m3u8" {
+		t.Errorf("entry %s", got)
+	}
+	if got := g.entryURL(g.cfg.Targets[1], "s", true); got != "http://h:2/play/s/manifest.mpd" {
+		t.Errorf("entry %s", got)
+	}
+	bad := []Config{
+		{},
+		{Schedule: Steady(1), Streams: []string{"s"}},
+		{Schedule: Steady(1), Targets: []string{"http://h"}},
+		{Schedule: Steady(1), Targets: []string{"ftp://h"}, Streams: []string{"s"}},
+		{Schedule: Steady(1), Targets: []string{"http://h"}, Streams: []string{"a/b"}},
+		{Schedule: Steady(1), Targets: []string{"http://h"}, Streams: []string{"s"}, DASHShare: 2},
+		{Schedule: Steady(1), Targets: []string{"http://h"}, Streams: []string{"s"}, Rendition: "best"},
+		{Schedule: Steady(1), Targets: []string{"http://h"}, Streams: []string{"s"}, Duration: 3 * time.Hour},
+		{Broadcasters: 1, RTMP: "http://h/"},
+		{Schedule: Schedule{{time.Second, 1}}, Targets: []string{"http://h"}, Streams: []string{"s"}},
+	}
+	for i, cfg := range bad {
+		if _, err := New(cfg); err == nil {
+			t.Errorf("config %d accepted: %+v", i, cfg)
+		}
+	}
+}
+
+func TestIsDASHShare(t *testing.T) {
+	for _, share := range []float64{0, 0.25, 0.5, 1} {
+		n := 0
+		for i := range 1000 {
+			if isDASH(i, share) {
+				n++
+			}
+		}
+		if want := int(share * 1000); n < want-5 || n > want+5 {
+			t.Errorf("share %v: %d of 1000 players on DASH", share, n)
+		}
+	}
+}

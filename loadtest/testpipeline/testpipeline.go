@@ -1,0 +1,81 @@
+// Package testpipeline runs the whole system in-process for the load
+// generator's tests: RTMP ingest, packager, origin and a PoP on loopback
+// ports. It is for tests only, as net/http/httptest is.
+package testpipeline
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/golivestream/live"
+	"github.com/golivestream/live/pop"
+)
+
+// Pipeline is an in-process App (ingest, packager, origin, PoP).
+type Pipeline struct {
+	PoP    string // the PoP's base URL, where players go
+	Origin string // the origin's base URL
+	RTMP   string // where to publish: rtmp://127.0.0.1:port/live/
+}
+
+// Start runs an App on 127.0.0.1:0 until the test ends, its warnings in
+// the test's log.
+func Start(t testing.TB) *Pipeline {
+	t.Helper()
+	app, err := live.New(live.Config{
+		RTMPAddr: "127.0.0.1:0",
+		HTTPAddr: "127.0.0.1:0",
+		PoP:      &pop.Config{},
+		Logger:   Logger(t, slog.LevelWarn),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("app.Run: %v", err)
+		}
+	})
+	return &Pipeline{
+		PoP:    "http://" + app.HTTPAddr().String(),
+		Origin: "http://" + app.OriginAddr().String(),
+		RTMP:   "rtmp://" + app.RTMPAddr().String() + "/live/",
+	}
+}
+
+// Logger returns a logger writing into t's log from level on, until the
+// test is over (t.Log panics after it).
+func Logger(t testing.TB, level slog.Level) *slog.Logger {
+	w := &testWriter{t: t}
+	t.Cleanup(w.stop)
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// testWriter sends log lines to t.Log until stopped.
+type testWriter struct {
+	t    testing.TB
+	mu   sync.Mutex
+	done bool // guarded by mu
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimSpace(string(p)))
+	}
+	return len(p), nil
+}
+
+func (w *testWriter) stop() {
+	w.mu.Lock()
+	w.done = true
+	w.mu.Unlock()
+}
