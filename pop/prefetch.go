@@ -5,9 +5,12 @@ import (
 	"encoding/xml"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -17,11 +20,72 @@ import (
 // refresh lists a new last segment, that segment and the next one are
 // fetched at once (the origin holds the request for the next one until it
 // exists), so the first players to ask find them cached or in flight.
+//
+// An HLS media playlist names one rendition, which its player watches. An
+// MPD lists every rendition of the stream, of which a PoP's players may
+// watch a few: MPD refreshes prefetch only renditions whose segments
+// clients asked for within watchWindow.
 type prefetcher struct {
 	s  *Server
 	mu sync.Mutex
 	// done remembers the keys already prefetched; guarded by mu.
 	done *simplelru.LRU[string, struct{}]
+	// pruned is when watched was last swept; guarded by mu.
+	pruned time.Time
+
+	// watched maps a rendition's directory (a segment key up to its last
+	// '/') to when a client last asked for one of its files, in Unix
+	// nanoseconds: string -> *atomic.Int64.
+	watched  sync.Map
+	nWatched atomic.Int64
+}
+
+// watchWindow is how long a rendition counts as watched after a client
+// asked for one of its files.
+const watchWindow = 10 * time.Second
+
+// maxWatched bounds the renditions remembered as watched.
+const maxWatched = 10000
+
+// watch records that a client asked for key, a segment or init segment.
+// It allocates only the first time a rendition is seen.
+func (p *prefetcher) watch(key string, now time.Time) {
+	dir := key[:strings.LastIndexByte(key, '/')+1]
+	if v, ok := p.watched.Load(dir); ok {
+		v.(*atomic.Int64).Store(now.UnixNano())
+		return
+	}
+	if p.nWatched.Load() >= maxWatched {
+		return
+	}
+	t := &atomic.Int64{}
+	t.Store(now.UnixNano())
+	if _, loaded := p.watched.LoadOrStore(dir, t); !loaded {
+		p.nWatched.Add(1)
+	}
+}
+
+// isWatched reports whether a client asked for a file in key's directory
+// within watchWindow of now.
+func (p *prefetcher) isWatched(key string, now time.Time) bool {
+	v, ok := p.watched.Load(key[:strings.LastIndexByte(key, '/')+1])
+	return ok && now.UnixNano()-v.(*atomic.Int64).Load() <= int64(watchWindow)
+}
+
+// sweep forgets renditions not watched for a minute, at most once every
+// watchWindow. The caller holds p.mu.
+func (p *prefetcher) sweepLocked(now time.Time) {
+	if now.Sub(p.pruned) < watchWindow {
+		return
+	}
+	p.pruned = now
+	p.watched.Range(func(k, v any) bool {
+		if now.UnixNano()-v.(*atomic.Int64).Load() > int64(time.Minute) {
+			p.watched.Delete(k)
+			p.nWatched.Add(-1)
+		}
+		return true
+	})
 }
 
 func newPrefetcher(s *Server) *prefetcher {
@@ -42,7 +106,11 @@ func (p *prefetcher) onComplete(o *object) {
 	if o.class == classPlaylist {
 		keys = nextFromPlaylist(o.key, body)
 	} else {
-		keys = nextFromMPD(o.key, body)
+		now := time.Now()
+		p.mu.Lock()
+		p.sweepLocked(now)
+		p.mu.Unlock()
+		keys = slices.DeleteFunc(nextFromMPD(o.key, body), func(k string) bool { return !p.isWatched(k, now) })
 	}
 	for _, k := range keys {
 		p.mu.Lock()

@@ -49,6 +49,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if cl == classSegment || cl == classInit {
+		s.prefetcher.watch(key, time.Now()) // MPD refreshes prefetch watched renditions only
+	}
 	forwarded := s.fromPeer(r)
 	o, how, err := s.get(r.Context(), key, cl, forwarded)
 	if err != nil {

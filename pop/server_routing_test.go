@@ -112,6 +112,56 @@ func TestPrefetch(t *testing.T) {
 	}
 }
 
+// TestPrefetchMPD: an MPD refresh prefetches the next segments of the
+// renditions this PoP's clients watch, not of every rendition listed.
+func TestPrefetchMPD(t *testing.T) {
+	seen := make(chan string, 64)
+	mpd := `<?xml version="1.0"?><MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="dynamic"><Period id="0">
+<AdaptationSet contentType="video"><SegmentTemplate media="e/$RepresentationID$/$Number$.m4s" initialization="e/$RepresentationID$/init.mp4" startNumber="40" timescale="90000">
+<SegmentTimeline><S t="0" d="90000" r="1"/></SegmentTimeline></SegmentTemplate>
+<Representation id="v0" bandwidth="3000000"/><Representation id="v1" bandwidth="1000000"/><Representation id="v2" bandwidth="400000"/>
+</AdaptationSet></Period></MPD>`
+	origin := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, ".mpd") {
+			w.Header().Set("Cache-Control", "max-age=1, live-ttl-ms=50")
+			w.Write([]byte(mpd))
+			return
+		}
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		w.Write([]byte(r.URL.Path))
+	})
+	origin.seen = seen
+	_, base := startPoP(t, Config{Origins: []string{origin.URL}})
+	c := newClient()
+	// A client watches v1 only.
+	fetchAll(t, c, base+"/live/s/e/v1/init.mp4")
+	fetchAll(t, c, base+"/live/s/e/v1/40.m4s")
+	fetchAll(t, c, base+"/live/s/manifest.mpd")
+
+	want := map[string]bool{"/live/s/e/v1/41.m4s": true, "/live/s/e/v1/42.m4s": true}
+	var got []string
+	deadline := time.After(10 * time.Second)
+	for len(want) > 0 {
+		select {
+		case p := <-seen:
+			got = append(got, p)
+			delete(want, p)
+		case <-deadline:
+			t.Fatalf("prefetches not seen: %v (origin saw %v)", want, got)
+		}
+	}
+	// Settle: the MPD's prefetches all start together; anything for v0 or
+	// v2 would have been asked by now or comes with the next MPD.
+	fetchAll(t, c, base+"/live/s/e/v1/42.m4s")
+	for _, rid := range []string{"v0", "v2"} {
+		for _, n := range []string{"41", "42"} {
+			if k := "/live/s/e/" + rid + "/" + n + ".m4s"; origin.count(k) != 0 {
+				t.Errorf("%s prefetched, but no client watches %s", k, rid)
+			}
+		}
+	}
+}
+
 // TestTiers: a PoP whose origin is another PoP (edge -> shield -> origin)
 // needs no change, and the origin still sees one request.
 func TestTiers(t *testing.T) {
