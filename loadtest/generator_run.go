@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,6 +119,7 @@ loop:
 				r:     r,
 				id:    id,
 				entry: r.entryURL(r.cfg.Targets[id%len(r.cfg.Targets)], stream, dash),
+				ua:    userAgent + " player/" + strconv.Itoa(id),
 				dash:  dash,
 				log:   r.log.With("player", id, "stream", stream),
 				start: r.rec.since(now),
@@ -173,7 +175,7 @@ func (r *run) broadcast(ctx context.Context, name string) {
 func (r *run) awaitStreams(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.StartTimeout)
 	defer cancel()
-	p := &player{r: r, log: r.log, timer: time.NewTimer(time.Hour)}
+	p := &player{r: r, log: r.log, ua: userAgent + " probe", timer: time.NewTimer(time.Hour)}
 	defer p.timer.Stop()
 	var last error
 	for _, s := range r.streams() {

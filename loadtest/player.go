@@ -27,8 +27,11 @@ type player struct {
 	r     *run
 	id    int
 	entry string // the entry URL: multivariant playlist or MPD
-	dash  bool
-	log   *slog.Logger
+	// ua is the User-Agent, one per player: PoPs count viewers by client
+	// address and User-Agent, and every player shares one address.
+	ua   string
+	dash bool
+	log  *slog.Logger
 
 	start time.Duration // when the player started, from the run's start
 	// stopAt is when the player was told to stop, from the run's start;

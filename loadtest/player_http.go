@@ -90,7 +90,7 @@ func (p *player) do(ctx context.Context, u string, keep bool) ([]byte, *url.URL,
 	if err != nil {
 		return nil, nil, 0, &fetchError{kind: errOther, err: err}
 	}
-	req.Header.Set("User-Agent", userAgent)
+	req.Header.Set("User-Agent", p.ua)
 	resp, err := p.r.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
