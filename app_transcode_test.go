@@ -349,7 +349,8 @@ func TestTranscodeReconnect(t *testing.T) {
 	}
 	// The ladder resumes on the resumed source timeline, on a boundary at
 	// or after the source's restart.
-	if lat < sat || lat-sat > 2*uint64(src.timescale) || lat%uint64(lad.timescale) > uint64(lad.timescale)/10 {
+	ts := uint64(lad.timescale)
+	if off := lat % ts; lat+ts/100 < sat || lat > sat+2*ts || min(off, ts-off) > ts/10 {
 		t.Errorf("ladder resumed at %d, source at %d", lat, sat)
 	}
 	for i := 1; i < len(lad.segs); i++ {

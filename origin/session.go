@@ -165,16 +165,22 @@ func renditionIDs(tracks []codecs.Codec) []string {
 	return ids
 }
 
-// maxClockJump is how far a track's timestamps may drift from the wall
+// maxClockJump is how far a track's timestamps may run ahead of the wall
 // clock between two of its access units before the session takes it for a
 // jump of the publisher's clock, not a gap in the media.
 const maxClockJump = 5 * time.Second
+
+// maxClockBack is how far a track's timestamps may go back before the
+// session takes it for a jump of the publisher's clock.
+const maxClockBack = 500 * time.Millisecond
 
 // timeline maps a publisher decode timestamp of track onto the stream
 // timeline. When the publisher's clock jumps (an encoder restarted without
 // reconnecting, a wrapped 32-bit RTMP clock), the mapping moves so that the
 // track goes on after as much time as really passed; the other tracks,
-// which jump too, follow the moved mapping.
+// which jump too, follow the moved mapping. Media that arrives late (an
+// uplink that froze, then caught up) is not a jump: its timestamps are
+// kept.
 func (sess *Session) timeline(track int, t time.Duration) time.Duration {
 	if !sess.haveZero {
 		sess.zero, sess.haveZero = t, true
@@ -183,7 +189,7 @@ func (sess *Session) timeline(track int, t time.Duration) time.Duration {
 	l := &sess.last[track]
 	if !l.at.IsZero() {
 		wall := sess.arrival.Sub(l.at)
-		if skew := d - l.d - wall; skew > maxClockJump || skew < -maxClockJump {
+		if d-l.d-wall > maxClockJump || d < l.d-maxClockBack {
 			to := l.d + max(wall, time.Millisecond)
 			sess.zero += d - to
 			sess.log.Warn("publisher clock jumped; timeline follows the wall clock", "track", track, "jump", d-l.d, "elapsed", wall)

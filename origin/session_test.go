@@ -94,6 +94,6 @@ func TestTimelineClockJump(t *testing.T) {
 		}
 	}
 	if got := fmt.Sprint(sess.TimelineOffset() + 500*ms + 20*time.Second); got != "6.14s" {
-		t.Errorf("TimelineOffset maps the last timestamp to %s, want 6.14s", got)
+		t.Errorf("TimelineOffset maps the jumped-to timestamp to %s, want 6.14s", got)
 	}
 }
