@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -29,11 +30,17 @@ import (
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
 	path := requireTool(t, "chromium") // required in CI, like ffmpeg
+	// Not t.TempDir: Chromium's helper processes may still write to the
+	// profile for a moment after the browser exits, failing its cleanup.
+	profile, err := os.MkdirTemp("", "browser-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
 		chromedp.Flag("mute-audio", true),
 		chromedp.Flag("disable-quic", true),
@@ -43,7 +50,18 @@ func newBrowser(t *testing.T) context.Context {
 	)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+		// Nothing signals the last helper process's exit: a few tries.
+		for try := 0; os.RemoveAll(profile) != nil; try++ {
+			if try == 20 {
+				t.Logf("browser profile %s left behind", profile)
+				return
+			}
+			<-time.After(100 * time.Millisecond)
+		}
+	})
 	if err := chromedp.Run(ctx); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
