@@ -65,8 +65,8 @@ type rawSample struct {
 	offset, size  uint64
 }
 
-// LoadClip parses a progressive or fragmented MP4 file holding H.264 and/or
-// AAC tracks. Tracks that are neither video nor audio are skipped; any other
+// LoadClip parses an FLV file, or a progressive or fragmented MP4 file,
+// holding H.264 and/or AAC tracks. Tracks that are neither video nor audio are skipped; any other
 // video or audio codec is an error naming it. The first edit of each track's
 // edit list is applied, then all timestamps are shifted so that the first
 // DTS is zero. The sample data is copied: data may be reused afterwards.
@@ -75,6 +75,9 @@ type rawSample struct {
 // malformed file, and its allocations grow with len(data), not with the
 // counts the file claims.
 func LoadClip(data []byte) (*Clip, error) {
+	if isFLV(data) {
+		return loadFLV(data)
+	}
 	f, err := decodeMP4(data)
 	if err != nil {
 		return nil, fmt.Errorf("decode mp4: %w", err)

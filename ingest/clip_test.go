@@ -221,6 +221,9 @@ func FuzzLoadClip(f *testing.F) {
 	}
 	f.Add(demo)
 	f.Add(clipFragment(f, clip, []int{0, 1}))
+	flv := flvOf(f, clip)
+	f.Add(flv)
+	f.Add(flv[:len(flv)/3])
 	for _, n := range []int{8, 100, 2000, len(demo) / 2, len(demo) - 1} {
 		f.Add(demo[:n])
 	}

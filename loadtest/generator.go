@@ -81,7 +81,7 @@ type Config struct {
 	// StreamPrefix names the broadcasters' streams {StreamPrefix}{i}, i
 	// from 0. Empty means "load".
 	StreamPrefix string
-	// Clip is the MP4 (H.264 or H.265, AAC) broadcasters publish in a
+	// Clip is the MP4 or FLV file (H.264, AAC) broadcasters publish in a
 	// loop, in real time with increasing timestamps. Nil means the
 	// bundled demo clip.
 	Clip []byte

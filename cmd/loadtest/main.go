@@ -121,7 +121,7 @@ func parseFlags(args []string, stderr io.Writer) (loadtest.Config, outputs, erro
 	broadcasters := fs.Int("broadcasters", 0, "RTMP publishers to run")
 	rtmp := fs.String("rtmp", "rtmp://127.0.0.1:1935/live/", "where broadcasters publish; the stream name is appended")
 	streamPrefix := fs.String("stream-prefix", "load", "broadcasters publish {prefix}{i}")
-	clip := fs.String("clip", "", "MP4 file broadcasters loop (default: the bundled demo clip)")
+	clip := fs.String("clip", "", "MP4 or FLV file (H.264, AAC) broadcasters loop (default: the bundled demo clip)")
 	broadcastFor := fs.Duration("broadcast-for", 0, "stop broadcasters this long after players start (0: the whole run)")
 	metrics := fs.String("metrics", "", "PoP and origin base URLs whose /metrics to read before and after, comma-separated")
 	jsonOut := fs.String("json", "", "write the report as JSON to this file")
