@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/golivestream/live"
 	"github.com/golivestream/live/ingest"
+	"github.com/golivestream/live/internal/proctest"
 	"github.com/golivestream/live/loadtest"
 )
 
@@ -42,12 +41,12 @@ const interval = 300 * time.Millisecond
 //     viewer leaves, then exits 0.
 func TestEndToEnd(t *testing.T) {
 	dir := t.TempDir()
-	gslbBin, popBin, originBin := build(t, dir, "."), build(t, dir, "../pop"), build(t, dir, "../origin")
+	gslbBin, popBin, originBin := proctest.Build(t, dir, "."), proctest.Build(t, dir, "../pop"), proctest.Build(t, dir, "../origin")
 
 	// The origin, and the demo clip published to it.
-	origin := start(t, originBin, 2, "-rtmp", "127.0.0.1:0", "-http", "127.0.0.1:0")
-	rtmpURL := strings.Replace(strings.TrimSpace(strings.TrimPrefix(origin.stdout[0], "publish:")), "{stream}", "demo", 1)
-	originURL := "http://" + hostOf(t, strings.Fields(origin.stdout[1])[1])
+	origin := proctest.Start(t, originBin, 2, "-rtmp", "127.0.0.1:0", "-http", "127.0.0.1:0")
+	rtmpURL := strings.Replace(strings.TrimSpace(strings.TrimPrefix(origin.Stdout[0], "publish:")), "{stream}", "demo", 1)
+	originURL := "http://" + hostOf(t, strings.Fields(origin.Stdout[1])[1])
 	clip, err := ingest.LoadClip(live.DemoClip())
 	if err != nil {
 		t.Fatal(err)
@@ -68,20 +67,20 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	const overflow = "http://cdn.example"
-	lb := start(t, gslbBin, 1, "-http", "127.0.0.1:0", "-map", mapFile, "-overflow", overflow,
+	lb := proctest.Start(t, gslbBin, 1, "-http", "127.0.0.1:0", "-map", mapFile, "-overflow", overflow,
 		"-interval", interval.String(), "-horizon", interval.String())
-	gslbURL := strings.Fields(lb.stdout[0])[3]
+	gslbURL := strings.Fields(lb.Stdout[0])[3]
 	gslbURL = strings.TrimSuffix(gslbURL, ",")
 
 	popArgs := func(name string, more ...string) []string {
 		return append([]string{"-http", "127.0.0.1:0", "-origin", originURL, "-gslb", gslbURL, "-name", name,
 			"-report-interval", interval.String(), "-viewer-window", "2s", "-drain-timeout", "30s"}, more...)
 	}
-	popA := start(t, popBin, 1, popArgs("pop-a", "-capacity-viewers", "5")...)
-	popB := start(t, popBin, 1, popArgs("pop-b")...)
-	hostA, hostB := strings.Fields(popA.stdout[0])[3], strings.Fields(popB.stdout[0])[3]
-	lb.await(t, `msg="pop joined" pop=pop-a`)
-	lb.await(t, `msg="pop joined" pop=pop-b`)
+	popA := proctest.Start(t, popBin, 1, popArgs("pop-a", "-capacity-viewers", "5")...)
+	popB := proctest.Start(t, popBin, 1, popArgs("pop-b")...)
+	hostA, hostB := strings.Fields(popA.Stdout[0])[3], strings.Fields(popB.Stdout[0])[3]
+	lb.Await(t, `msg="pop joined" pop=pop-a`)
+	lb.Await(t, `msg="pop joined" pop=pop-b`)
 
 	// The load generator's players are spread: pop-a, of capacity 5 (each
 	// player sends its own User-Agent, so the PoP counts them apart), is
@@ -123,10 +122,10 @@ func TestEndToEnd(t *testing.T) {
 
 	// SIGKILL pop-a: no drain, the balancer learns it from the session.
 	killed := time.Now()
-	if err := popA.cmd.Process.Kill(); err != nil {
+	if err := popA.Cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	lb.await(t, `msg="pop removed" pop=pop-a`)
+	lb.Await(t, `msg="pop removed" pop=pop-a`)
 	if took := time.Since(killed); took > interval {
 		t.Errorf("pop-a dropped %v after SIGKILL, more than one report interval (%v)", took, interval)
 	}
@@ -137,10 +136,10 @@ func TestEndToEnd(t *testing.T) {
 
 	// SIGTERM pop-b with a viewer on it.
 	stopViewer, answers := watch(t, gslbURL, hostB)
-	if err := popB.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := popB.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	lb.await(t, `msg="pop draining" pop=pop-b`)
+	lb.Await(t, `msg="pop draining" pop=pop-b`)
 	draining := time.Now()
 	resp, err := noFollow.Get(gslbURL + "/play/demo/index.m3u8")
 	if err != nil {
@@ -160,110 +159,13 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 	stopViewer()
-	if err := popB.wait(); err != nil {
-		t.Fatalf("pop-b exit: %v\n%s", err, popB.stderr)
+	if err := popB.Wait(); err != nil {
+		t.Fatalf("pop-b exit: %v\n%s", err, popB.Stderr)
 	}
-	if !strings.Contains(popB.stderr.String(), "drained: no viewers left") {
-		t.Errorf("pop-b did not wait for its viewer:\n%s", popB.stderr)
+	if !strings.Contains(popB.Stderr.String(), "drained: no viewers left") {
+		t.Errorf("pop-b did not wait for its viewer:\n%s", popB.Stderr)
 	}
-	lb.await(t, `msg="pop removed" pop=pop-b`)
-}
-
-// build builds the command in pkg into dir and returns its path.
-func build(t *testing.T, dir, pkg string) string {
-	t.Helper()
-	bin := filepath.Join(dir, filepath.Base(filepath.Clean(pkg)))
-	if pkg == "." {
-		bin = filepath.Join(dir, "gslb")
-	}
-	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
-	}
-	return bin
-}
-
-// proc is a process under test: the first lines it printed, its stderr,
-// and each stderr line as an event.
-type proc struct {
-	cmd    *exec.Cmd
-	stdout []string
-	stderr *syncBuffer
-	events chan string
-	reads  sync.WaitGroup
-	once   sync.Once
-	err    error
-}
-
-// start runs bin until the test ends and reads the first lines lines of
-// its standard output.
-func start(t *testing.T, bin string, lines int, args ...string) *proc {
-	t.Helper()
-	p := &proc{cmd: exec.Command(bin, args...), stderr: &syncBuffer{}, events: make(chan string, 10000)}
-	stdout, err := p.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		p.wait()
-	})
-	p.reads.Add(2)
-	go func() {
-		defer p.reads.Done()
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.stderr.Write(append(sc.Bytes(), '\n'))
-			select {
-			case p.events <- sc.Text():
-			default: // nobody awaits this far ahead
-			}
-		}
-	}()
-	out := bufio.NewReader(stdout)
-	for range lines {
-		l, err := out.ReadString('\n')
-		if err != nil {
-			t.Fatalf("%s printed no address: %v\n%s", bin, err, p.stderr)
-		}
-		p.stdout = append(p.stdout, l)
-	}
-	go func() {
-		defer p.reads.Done()
-		io.Copy(io.Discard, out)
-	}()
-	return p
-}
-
-// wait waits for the process to exit, once.
-func (p *proc) wait() error {
-	p.once.Do(func() {
-		p.reads.Wait() // the pipes close when the process exits
-		p.err = p.cmd.Wait()
-	})
-	return p.err
-}
-
-// await returns when the process logs a line containing want.
-func (p *proc) await(t *testing.T, want string) {
-	t.Helper()
-	timeout := time.After(20 * time.Second)
-	for {
-		select {
-		case l := <-p.events:
-			if strings.Contains(l, want) {
-				return
-			}
-		case <-timeout:
-			t.Fatalf("never logged %q:\n%s", want, p.stderr)
-		}
-	}
+	lb.Await(t, `msg="pop removed" pop=pop-b`)
 }
 
 // hostOf returns the host:port of a URL.
@@ -400,22 +302,4 @@ func watch(t *testing.T, gslbURL, want string) (stop func(), answers <-chan answ
 	stop = func() { once.Do(func() { close(quit); <-done }) }
 	t.Cleanup(stop)
 	return stop, ch
-}
-
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -13,16 +12,15 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/golivestream/live/gslb"
+	"github.com/golivestream/live/internal/proctest"
 )
 
 // TestThreeProcessesOneFetch runs three real pop processes sharing one key
@@ -30,7 +28,7 @@ import (
 // uncached segment, spread over the three, reach the origin once and all
 // get the whole body.
 func TestThreeProcessesOneFetch(t *testing.T) {
-	bin := buildPoP(t)
+	bin := proctest.Build(t, t.TempDir(), ".")
 	body := make([]byte, 250<<10)
 	rand.Read(body)
 	release := make(chan struct{})
@@ -122,16 +120,6 @@ func TestThreeProcessesOneFetch(t *testing.T) {
 	}
 }
 
-// buildPoP builds this command into a temporary directory.
-func buildPoP(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "pop")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // logEvents is a slog handler passing each message, with its pop and
 // reason, to a channel, so that the test awaits what the balancer logs.
 type logEvents chan string
@@ -170,30 +158,15 @@ func (l logEvents) await(t *testing.T, want string) {
 }
 
 // startProcess starts bin and returns it with the address it prints
-// ("pop: serving on ADDR …") and its stderr.
-func startProcess(t *testing.T, bin string, args ...string) (*exec.Cmd, string, *syncBuffer) {
+// ("pop: serving on ADDR …").
+func startProcess(t *testing.T, bin string, args ...string) (*proctest.Proc, string) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("no address printed: %v; stderr:\n%s", err, stderr)
-	}
-	go io.Copy(io.Discard, stdout)
-	f := strings.Fields(line)
+	p := proctest.Start(t, bin, 1, args...)
+	f := strings.Fields(p.Stdout[0])
 	if len(f) < 4 || f[1] != "serving" {
-		t.Fatalf("unexpected first line %q", line)
+		t.Fatalf("unexpected first line %q", p.Stdout[0])
 	}
-	return cmd, strings.TrimPrefix(f[3], "http://"), stderr
+	return p, strings.TrimPrefix(f[3], "http://")
 }
 
 // TestDrain runs a pop process reporting to a balancer, with a viewer
@@ -201,7 +174,7 @@ func startProcess(t *testing.T, bin string, args ...string) (*exec.Cmd, string, 
 // viewers there at once, the pop goes on serving its viewer, and exits
 // (0) when the viewer stops, or at -drain-timeout while it plays on.
 func TestDrain(t *testing.T) {
-	bin := buildPoP(t)
+	bin := proctest.Build(t, t.TempDir(), ".")
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=1")
 		io.WriteString(w, "#EXTM3U\n")
@@ -233,7 +206,7 @@ func TestDrain(t *testing.T) {
 			lb := httptest.NewServer(srv)
 			defer lb.Close()
 
-			cmd, addr, stderr := startProcess(t, bin, "-http", "127.0.0.1:0", "-origin", origin.URL,
+			proc, addr := startProcess(t, bin, "-http", "127.0.0.1:0", "-origin", origin.URL,
 				"-gslb", lb.URL, "-name", "edge-1", "-report-interval", "100ms",
 				"-viewer-window", "400ms", "-drain-timeout", tt.drainTimeout.String())
 			logs.await(t, "pop joined pop=edge-1")
@@ -274,7 +247,8 @@ func TestDrain(t *testing.T) {
 				t.Fatal(a.err)
 			}
 
-			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			stderr := proc.Stderr
+			if err := proc.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
 			logs.await(t, "pop draining pop=edge-1")
@@ -297,7 +271,7 @@ func TestDrain(t *testing.T) {
 				<-stopped
 			}
 			waited := time.Now()
-			if err := cmd.Wait(); err != nil {
+			if err := proc.Wait(); err != nil {
 				t.Fatalf("exit: %v; stderr:\n%s", err, stderr)
 			}
 			if !strings.Contains(stderr.String(), tt.logs) {
@@ -322,22 +296,4 @@ func mustMap(t *testing.T, s string) *gslb.Map {
 		t.Fatal(err)
 	}
 	return m
-}
-
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
