@@ -58,17 +58,13 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 OUT=$ROOT/bench/out
 RUN=$OUT/flash-run # logs, configs, reports and plots of the latest run
 RESULTS=$OUT/flash-results.txt
+# shellcheck source=../lib.sh
+source "$ROOT/bench/lib.sh"
 BINDIR=$OUT/flash-bin
 REPRO="PLAYERS=$PLAYERS FACTOR=$FACTOR STEADY=$STEADY RISE=$RISE HOLD=$HOLD DASH=$DASH SYSTEMS=$SYSTEMS ROUNDS=$ROUNDS"
 [[ -z $OURS_PROCS ]] || REPRO+=" OURS_PROCS=$OURS_PROCS"
 REPRO+=" bench/flash/run.sh"
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-report() { printf '%s\n' "$*" | tee -a "$RESULTS"; }
-die() {
-  printf '\nFAIL: %s\n' "$*" | tee -a "$RESULTS" >&2
-  exit 1
-}
 
 # ---------------------------------------------------------------- cleanup
 PIDS=() # every process this script started and may still be running
@@ -99,67 +95,12 @@ trap cleanup EXIT
 trap 'log "interrupted; stopping everything this script started"; exit 130' INT
 trap 'log "terminated; stopping everything this script started"; exit 143' TERM
 
-# ---------------------------------------------------------------- setup
-install_missing() {
-  local need=()
-  command -v nginx >/dev/null || need+=(nginx)
-  command -v jq >/dev/null || need+=(jq)
-  command -v curl >/dev/null || need+=(curl)
-  command -v ss >/dev/null || need+=(iproute2)
-  ((${#need[@]})) || return 0
-  log "installing: ${need[*]}"
-  local sudo=""
-  [[ $(id -u) == 0 ]] || sudo=sudo
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
-}
 
 # OTHER_BENCH matches the other benchmarks of this repo.
 OTHER_BENCH='bench/ingest/run\.sh|bench/pop/run\.sh|bench/out/origin-bench|ingest-src-[^ ]*\.flv'
 
-wait_for_quiet() {
-  local t others
-  for ((t = 0; t <= WAIT_MAX; t += 10)); do
-    others=$(pgrep -f "$OTHER_BENCH" | tr '\n' ' ' || true)
-    [[ -z $others ]] && return 0
-    ((t == 0)) && log "another benchmark is running (pids $others); waiting up to ${WAIT_MAX}s"
-    sleep 10
-  done
-  die "another benchmark still runs after ${WAIT_MAX}s (pids $others); not measuring on a busy machine"
-}
 
-USED_PORTS=" "
-free_port() {
-  local p i
-  for ((i = 0; i < 100; i++)); do
-    p=$((20000 + RANDOM % 12000)) # below the ephemeral range (32768-)
-    [[ $USED_PORTS == *" $p "* ]] && continue
-    if [[ -z $(ss -Htan "sport = :$p") ]]; then
-      USED_PORTS+="$p "
-      echo "$p"
-      return
-    fi
-  done
-  die "no free TCP port found on 127.0.0.1"
-}
 
-# wait_listening waits until 127.0.0.1:port is listened on by pid (or one
-# of its children), so that we never measure someone else's server.
-wait_listening() {
-  local pid=$1 port=$2 what=$3 t owners c
-  for ((t = 0; t < 150; t++)); do
-    kill -0 "$pid" 2>/dev/null || die "$what exited at start (see its log in $RUN)"
-    owners=$(ss -Htlnp "sport = :$port" 2>/dev/null || true)
-    if [[ -n $owners && $owners == *users:* ]]; then
-      for c in "$pid" $(pgrep -P "$pid" || true); do
-        [[ $owners == *"pid=$c,"* ]] && return 0
-      done
-      die "$what: 127.0.0.1:$port is listened on by another process: $owners"
-    fi
-    sleep 0.1
-  done
-  die "$what did not listen on 127.0.0.1:$port within 15 s"
-}
 
 # tree_secs prints the CPU seconds used so far by pids and their children.
 tree_secs() {
@@ -342,7 +283,7 @@ if ! flock -n 9; then
   flock -w "$WAIT_MAX" 9 || { echo "run.sh: another bench/flash/run.sh still runs after ${WAIT_MAX}s" >&2; exit 1; }
 fi
 : >"$RESULTS"
-install_missing
+install_missing nginx:nginx jq:jq curl:curl ss:iproute2
 wait_for_quiet
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 (($(ulimit -n) > PEAK * 2 + 500)) || die "ulimit -n is $(ulimit -n): too low for $PEAK players (each PoP holds their connections)"

@@ -73,6 +73,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 OUT=$ROOT/bench/out
 RUN=$OUT/ingest-run # logs and configs of the latest run
 RESULTS=$OUT/ingest-results.txt
+# shellcheck source=../lib.sh
+source "$ROOT/bench/lib.sh"
 SRC=$OUT/ingest-src-720p30-2500k-gop30-60s.flv
 # ORIGIN_BIN runs a prebuilt binary (with cmd/origin's -rtmp and -http
 # flags) instead of building ./cmd/origin, e.g. to compare two builds.
@@ -90,13 +92,6 @@ REPRO="N=$N D=$D WARMUP=$WARMUP ROUNDS=$ROUNDS MEM_STREAMS=$MEM_STREAMS MEM_SECO
 [[ -z ${ORIGIN_BIN:-} ]] || REPRO+=" ORIGIN_BIN=$ORIGIN_BIN"
 REPRO+=" bench/ingest/run.sh"
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-# report prints a line of results and keeps it in the results file.
-report() { printf '%s\n' "$*" | tee -a "$RESULTS"; }
-die() {
-  printf '\nFAIL: %s\n' "$*" | tee -a "$RESULTS" >&2
-  exit 1
-}
 
 # ---------------------------------------------------------------- cleanup
 # mine says whether pid is a running child of this shell. Every signal and
@@ -151,24 +146,6 @@ stop() {
   wait "$p" 2>/dev/null || true
 } 2>/dev/null
 
-# ---------------------------------------------------------------- setup
-install_missing() {
-  local need=()
-  command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need+=(ffmpeg)
-  command -v nginx >/dev/null || need+=(nginx)
-  [[ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ]] || need+=(libnginx-mod-rtmp)
-  command -v jq >/dev/null || need+=(jq)
-  command -v curl >/dev/null || need+=(curl)
-  command -v ss >/dev/null || need+=(iproute2)
-  ((${#need[@]})) || return 0
-  log "installing: ${need[*]}"
-  local sudo=""
-  [[ $(id -u) == 0 ]] || sudo=sudo
-  $sudo apt-get update -qq
-  # The nginx package tries to start its service; where there is no init
-  # system that fails harmlessly, and we never use that service.
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
-}
 
 rtmp_module() {
   local f
@@ -205,39 +182,7 @@ make_source() {
 }
 
 # ---------------------------------------------------------------- helpers
-USED_PORTS=" "
-free_port() {
-  local p i
-  for ((i = 0; i < 100; i++)); do
-    p=$((20000 + RANDOM % 30000))
-    [[ $USED_PORTS == *" $p "* ]] && continue
-    if [[ -z $(ss -Htan "sport = :$p") ]]; then
-      USED_PORTS+="$p "
-      echo "$p"
-      return
-    fi
-  done
-  die "no free TCP port found on 127.0.0.1"
-}
 
-# wait_listening waits until 127.0.0.1:port is listened on by pid (or one
-# of its children), so that we never publish into someone else's server.
-wait_listening() {
-  local pid=$1 port=$2 what=$3 t owners
-  for ((t = 0; t < 100; t++)); do
-    mine "$pid" || die "$what exited at start (see its log in $RUN)"
-    owners=$(ss -Htlnp "sport = :$port" 2>/dev/null || true)
-    if [[ -n $owners ]]; then
-      local c
-      for c in "$pid" $(pgrep -P "$pid" || true); do
-        [[ $owners == *"pid=$c,"* ]] && return 0
-      done
-      die "$what: 127.0.0.1:$port is listened on by another process: $owners"
-    fi
-    sleep 0.1
-  done
-  die "$what did not listen on 127.0.0.1:$port within 10 s"
-}
 
 # cpu_split prints the user and system CPU clock ticks used so far by pid
 # and its live children, plus those of its children already waited for.
@@ -281,9 +226,6 @@ sys_busy() {
 
 now() { echo "$EPOCHREALTIME"; }
 fmt() { awk -v x="$1" -v f="$2" 'BEGIN { printf f, x }'; }
-# calc evaluates an awk expression; the parentheses keep a ">" in it a
-# comparison rather than an output redirection.
-calc() { awk "BEGIN { printf \"%.10g\", ($1) }"; }
 
 # nap sleeps in the background so that INT and TERM are acted on at once.
 NAP_PID=""
@@ -753,7 +695,7 @@ burst() {
 
 # ---------------------------------------------------------------- main
 main() {
-  install_missing
+  install_missing ffmpeg:ffmpeg ffprobe:ffmpeg nginx:nginx /usr/lib/nginx/modules/ngx_rtmp_module.so:libnginx-mod-rtmp jq:jq curl:curl ss:iproute2
   RTMP_MODULE=$(rtmp_module)
   mkdir -p "$OUT"
   rm -rf "$RUN"

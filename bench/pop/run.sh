@@ -68,6 +68,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 OUT=$ROOT/bench/out
 RUN=$OUT/pop-run # logs, configs and caches of the latest run
 RESULTS=$OUT/pop-results.txt
+# shellcheck source=../lib.sh
+source "$ROOT/bench/lib.sh"
 BINDIR=$OUT/pop-bin
 POP=${POP_BIN:-$BINDIR/pop}
 HERD=$BINDIR/herd
@@ -78,12 +80,6 @@ REPRO="NS=$NS ROUNDS=$ROUNDS HOT=$HOT WRK_D=$WRK_D WRK_T=$WRK_T WRK_C=$WRK_C WRK
 [[ -z $OURS3_PROCS ]] || REPRO+=" OURS3_PROCS=$OURS3_PROCS"
 REPRO+=" bench/pop/run.sh"
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-report() { printf '%s\n' "$*" | tee -a "$RESULTS"; }
-die() {
-  printf '\nFAIL: %s\n' "$*" | tee -a "$RESULTS" >&2
-  exit 1
-}
 
 # ---------------------------------------------------------------- cleanup
 PIDS=() # every process this script started and may still be running
@@ -114,74 +110,14 @@ run_fg() {
   wait "$p"
 }
 
-# ---------------------------------------------------------------- setup
-install_missing() {
-  local need=()
-  command -v nginx >/dev/null || need+=(nginx)
-  command -v varnishd >/dev/null || need+=(varnish)
-  command -v wrk >/dev/null || need+=(wrk)
-  command -v curl >/dev/null || need+=(curl)
-  command -v ss >/dev/null || need+=(iproute2)
-  ((${#need[@]})) || return 0
-  log "installing: ${need[*]}"
-  local sudo=""
-  [[ $(id -u) == 0 ]] || sudo=sudo
-  $sudo apt-get update -qq
-  # The packages try to start their services; where there is no init
-  # system that fails harmlessly, and we never use those services.
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
-}
 
 # OTHER_BENCH matches the processes of the other benchmarks of this repo:
 # the ingest script (also when fed to bash on a pipe), the origin binary
 # it builds and its publishers' input.
 OTHER_BENCH='bench/ingest/run\.sh|bench/out/origin-bench|/origin-bench |ingest-src-[^ ]*\.flv'
 
-# wait_for_quiet waits until no other benchmark runs on this machine.
-wait_for_quiet() {
-  local t others
-  for ((t = 0; t <= WAIT_MAX; t += 10)); do
-    others=$(pgrep -f "$OTHER_BENCH" | tr '\n' ' ' || true)
-    [[ -z $others ]] && return 0
-    ((t == 0)) && log "another benchmark is running (pids $others); waiting up to ${WAIT_MAX}s"
-    sleep 10
-  done
-  die "another benchmark still runs after ${WAIT_MAX}s (pids $others); not measuring on a busy machine"
-}
 
-USED_PORTS=" "
-free_port() {
-  local p i
-  for ((i = 0; i < 100; i++)); do
-    p=$((20000 + RANDOM % 12000)) # below the ephemeral range (32768-)
-    [[ $USED_PORTS == *" $p "* ]] && continue
-    if [[ -z $(ss -Htan "sport = :$p") ]]; then
-      USED_PORTS+="$p "
-      echo "$p"
-      return
-    fi
-  done
-  die "no free TCP port found on 127.0.0.1"
-}
 
-# wait_listening waits until 127.0.0.1:port is listened on by pid (or one
-# of its children), so that we never measure someone else's server.
-wait_listening() {
-  local pid=$1 port=$2 what=$3 t owners c
-  for ((t = 0; t < 150; t++)); do
-    kill -0 "$pid" 2>/dev/null || die "$what exited at start (see its log in $RUN)"
-    owners=$(ss -Htlnp "sport = :$port" 2>/dev/null || true)
-    # ss may list the socket before it can name its process: ask again.
-    if [[ -n $owners && $owners == *users:* ]]; then
-      for c in "$pid" $(pgrep -P "$pid" || true) $(for g in $(pgrep -P "$pid" || true); do pgrep -P "$g" || true; done); do
-        [[ $owners == *"pid=$c,"* ]] && return 0
-      done
-      die "$what: 127.0.0.1:$port is listened on by another process: $owners"
-    fi
-    sleep 0.1
-  done
-  die "$what did not listen on 127.0.0.1:$port within 15 s"
-}
 
 # tree_ticks prints user+system clock ticks used so far by pids and their
 # children (live, and those already waited for).
@@ -221,7 +157,6 @@ children_secs() {
   CHILD_SECS=$(awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] } printf "%.3f", s }' "$RUN/times.txt")
 }
 
-calc() { awk "BEGIN { printf \"%.10g\", ($1) }"; }
 
 # ---------------------------------------------------------------- systems
 declare -A URLS PIDS_OF # per system: comma-separated base URLs; pids
@@ -466,7 +401,7 @@ if ! flock -n 9; then
   flock -w "$WAIT_MAX" 9 || { echo "run.sh: another bench/pop/run.sh still runs after ${WAIT_MAX}s" >&2; exit 1; }
 fi
 : >"$RESULTS"
-install_missing
+install_missing nginx:nginx varnishd:varnish wrk:wrk curl:curl ss:iproute2
 wait_for_quiet
 
 # Raise the descriptor limit as far as this container allows; every server

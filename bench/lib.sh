@@ -1,0 +1,88 @@
+# Shell helpers shared by the bench/*/run.sh scripts; source it after
+# setting RESULTS (the results file) and RUN (the run's directory).
+# OTHER_BENCH and WAIT_MAX are used by wait_for_quiet.
+
+# log prints a progress line on stderr.
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+
+# report prints a line of results and keeps it in the results file.
+report() { printf '%s\n' "$*" | tee -a "$RESULTS"; }
+
+die() {
+  printf '\nFAIL: %s\n' "$*" | tee -a "$RESULTS" >&2
+  exit 1
+}
+
+# calc evaluates an arithmetic expression with awk.
+calc() { awk "BEGIN { printf \"%.10g\", ($1) }"; }
+
+# install_missing WHAT:PACKAGE ...: installs, with apt-get, the Debian
+# package of every WHAT missing: a command, or a file when WHAT is a path.
+install_missing() {
+  local need=() spec what
+  for spec in "$@"; do
+    what=${spec%%:*}
+    if [[ $what == /* ]]; then
+      [[ -e $what ]] || need+=("${spec#*:}")
+    else
+      command -v "$what" >/dev/null || need+=("${spec#*:}")
+    fi
+  done
+  ((${#need[@]})) || return 0
+  log "installing: ${need[*]}"
+  local sudo=""
+  [[ $(id -u) == 0 ]] || sudo=sudo
+  $sudo apt-get update -qq
+  # Packages of servers try to start their services; where there is no
+  # init system that fails harmlessly, and we never use those services.
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+}
+
+# wait_for_quiet waits, up to WAIT_MAX seconds, until no process matching
+# OTHER_BENCH (another benchmark) runs.
+wait_for_quiet() {
+  local t others
+  for ((t = 0; t <= WAIT_MAX; t += 10)); do
+    others=$(pgrep -f "$OTHER_BENCH" | tr '\n' ' ' || true)
+    [[ -z $others ]] && return 0
+    ((t == 0)) && log "another benchmark is running (pids $others); waiting up to ${WAIT_MAX}s"
+    sleep 10
+  done
+  die "another benchmark still runs after ${WAIT_MAX}s (pids $others); not measuring on a busy machine"
+}
+
+# free_port prints a TCP port nobody listens on, below the ephemeral range
+# (32768-), never the same twice in a run.
+USED_PORTS=" "
+free_port() {
+  local p i
+  for ((i = 0; i < 100; i++)); do
+    p=$((20000 + RANDOM % 12000))
+    [[ $USED_PORTS == *" $p "* ]] && continue
+    if [[ -z $(ss -Htan "sport = :$p") ]]; then
+      USED_PORTS+="$p "
+      echo "$p"
+      return
+    fi
+  done
+  die "no free TCP port found on 127.0.0.1"
+}
+
+# wait_listening PID PORT WHAT waits until PID (or a child or grandchild
+# of it) listens on 127.0.0.1:PORT, for up to 15 s.
+wait_listening() {
+  local pid=$1 port=$2 what=$3 t owners c
+  for ((t = 0; t < 150; t++)); do
+    kill -0 "$pid" 2>/dev/null || die "$what exited at start (see its log in $RUN)"
+    owners=$(ss -Htlnp "sport = :$port" 2>/dev/null || true)
+    # ss may list the socket before it can name its process: ask again.
+    if [[ -n $owners && $owners == *users:* ]]; then
+      for c in "$pid" $(pgrep -P "$pid" || true) $(for g in $(pgrep -P "$pid" || true); do pgrep -P "$g" || true; done); do
+        [[ $owners == *"pid=$c,"* ]] && return 0
+      done
+      die "$what: 127.0.0.1:$port is listened on by another process: $owners"
+    fi
+    sleep 0.1
+  done
+  die "$what did not listen on 127.0.0.1:$port within 15 s"
+}
