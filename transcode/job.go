@@ -42,7 +42,7 @@ type job struct {
 	rungs []Rung
 	log   *slog.Logger
 	in    chan frame
-	done  chan struct{} // closed when run returns
+	done  chan struct{} // closed when the job has ended and is accounted
 
 	mu       sync.Mutex
 	stopped  bool // no more input; guarded by mu
@@ -107,7 +107,6 @@ func (j *job) stop() {
 // run runs ffmpeg until the input ends or ctx is canceled, restarting it
 // with backoff when it fails.
 func (j *job) run(ctx context.Context) {
-	defer close(j.done)
 	backoff := minBackoff
 	for {
 		start := time.Now()

@@ -181,7 +181,10 @@ func (t *Transcoder) Publish(name string, tracks []codecs.Codec) (ingest.Session
 		delete(t.jobs, j)
 		t.mu.Unlock()
 		t.metrics.jobs.Dec()
+		// Before done: a publisher coming back makes a new job, whose
+		// series must not be deleted by this one.
 		t.metrics.forget(name, rungs)
+		close(j.done)
 	}()
 	return &session{Session: sess, job: j, video: video}, nil
 }
