@@ -13,46 +13,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/golivestream/live/internal/logtest"
 )
-
-// logEvents is a slog handler that passes each message, with its
-// "reason" attribute if any, to a channel: tests await what the balancer
-// and server log instead of polling their state.
-type logEvents chan string
-
-func (logEvents) Enabled(context.Context, slog.Level) bool { return true }
-func (l logEvents) WithAttrs([]slog.Attr) slog.Handler     { return l }
-func (l logEvents) WithGroup(string) slog.Handler          { return l }
-func (l logEvents) Handle(_ context.Context, r slog.Record) error {
-	msg := r.Message
-	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == "reason" || a.Key == "pop" {
-			msg += " " + a.Key + "=" + a.Value.String()
-		}
-		return true
-	})
-	select {
-	case l <- msg:
-	default: // nobody is listening this far
-	}
-	return nil
-}
-
-// await returns the first event containing want.
-func (l logEvents) await(t *testing.T, want string) string {
-	t.Helper()
-	timeout := time.After(10 * time.Second)
-	for {
-		select {
-		case msg := <-l:
-			if strings.Contains(msg, want) {
-				return msg
-			}
-		case <-timeout:
-			t.Fatalf("no %q logged", want)
-		}
-	}
-}
 
 // rawSession opens a report session on a bare TCP connection, so that the
 // test can cut it like a dying process.
@@ -146,7 +109,7 @@ func TestReportSession(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			logs := make(logEvents, 100)
+			logs := logtest.New(100, "pop", "reason")
 			// Timeout 3 × 100 ms.
 			_, b, hs := newTestServer(t, Config{Interval: 100 * time.Millisecond, Logger: slog.New(logs)}, ServerConfig{})
 			s := openRawSession(t, hs.URL)
@@ -157,7 +120,7 @@ func TestReportSession(t *testing.T) {
 				t.Fatalf("PoPs %+v", pops)
 			}
 			why := tt.end(t, s)
-			if got := logs.await(t, "pop removed"); !strings.Contains(got, why) {
+			if got := logs.Await(t, "pop removed"); !strings.Contains(got, why) {
 				t.Errorf("removed: %q, want reason %q", got, why)
 			}
 			if pops := b.PoPs(); len(pops) != 0 {
@@ -170,7 +133,7 @@ func TestReportSession(t *testing.T) {
 // TestReportSessionShutdown: CloseSessions ends the sessions in progress
 // and refuses new ones, so that a shutdown does not wait for them.
 func TestReportSessionShutdown(t *testing.T) {
-	logs := make(logEvents, 100)
+	logs := logtest.New(100, "pop", "reason")
 	s, _, hs := newTestServer(t, Config{Logger: slog.New(logs)}, ServerConfig{})
 	rs := openRawSession(t, hs.URL)
 	if a := rs.send(t, `{"name": "pop-a", "url": "http://a.example"}`); a != `{"ok":true}` {
@@ -181,7 +144,7 @@ func TestReportSessionShutdown(t *testing.T) {
 	if err := hs.Config.Shutdown(ctx); err != nil {
 		t.Fatalf("shutdown waited for the session: %v", err)
 	}
-	logs.await(t, "pop removed")
+	logs.Await(t, "pop removed")
 	if s.sessions.count() != 0 {
 		t.Error("a session is still open")
 	}
@@ -190,7 +153,7 @@ func TestReportSessionShutdown(t *testing.T) {
 // TestReporter: a Reporter against a real Server reports its load, drains
 // on request, and its PoP is removed when it stops.
 func TestReporter(t *testing.T) {
-	logs := make(logEvents, 100)
+	logs := logtest.New(100, "pop", "reason")
 	_, b, hs := newTestServer(t, Config{Logger: slog.New(logs)}, ServerConfig{ControlToken: "tok"})
 	var served int64
 	r, err := NewReporter(ReporterConfig{
@@ -204,7 +167,7 @@ func TestReporter(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	logs.await(t, "pop joined pop=pop-a")
+	logs.Await(t, "pop joined pop=pop-a")
 	dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer dcancel()
 	if err := r.Drain(dctx); err != nil {
@@ -221,7 +184,7 @@ func TestReporter(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("Run: %v", err)
 	}
-	logs.await(t, "pop removed pop=pop-a reason=report session ended: closed by the PoP")
+	logs.Await(t, "pop removed pop=pop-a reason=report session ended: closed by the PoP")
 }
 
 // TestReporterReconnects: when the balancer ends a session, the Reporter

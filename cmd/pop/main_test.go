@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/golivestream/live/gslb"
+	"github.com/golivestream/live/internal/logtest"
 	"github.com/golivestream/live/internal/proctest"
 )
 
@@ -120,43 +121,6 @@ func TestThreeProcessesOneFetch(t *testing.T) {
 	}
 }
 
-// logEvents is a slog handler passing each message, with its pop and
-// reason, to a channel, so that the test awaits what the balancer logs.
-type logEvents chan string
-
-func (logEvents) Enabled(context.Context, slog.Level) bool { return true }
-func (l logEvents) WithAttrs([]slog.Attr) slog.Handler     { return l }
-func (l logEvents) WithGroup(string) slog.Handler          { return l }
-func (l logEvents) Handle(_ context.Context, r slog.Record) error {
-	msg := r.Message
-	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == "pop" || a.Key == "reason" {
-			msg += " " + a.Key + "=" + a.Value.String()
-		}
-		return true
-	})
-	select {
-	case l <- msg:
-	default:
-	}
-	return nil
-}
-
-func (l logEvents) await(t *testing.T, want string) {
-	t.Helper()
-	timeout := time.After(20 * time.Second)
-	for {
-		select {
-		case msg := <-l:
-			if strings.Contains(msg, want) {
-				return
-			}
-		case <-timeout:
-			t.Fatalf("the balancer never logged %q", want)
-		}
-	}
-}
-
 // startProcess starts bin and returns it with the address it prints
 // ("pop: serving on ADDR …").
 func startProcess(t *testing.T, bin string, args ...string) (*proctest.Proc, string) {
@@ -191,7 +155,7 @@ func TestDrain(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			logs := make(logEvents, 1000)
+			logs := logtest.New(1000, "pop", "reason")
 			b, err := gslb.New(gslb.Config{
 				Map:    mustMap(t, `{"default": {"edge-1": 1}, "networks": []}`),
 				Logger: slog.New(logs), Interval: 100 * time.Millisecond,
@@ -209,7 +173,7 @@ func TestDrain(t *testing.T) {
 			proc, addr := startProcess(t, bin, "-http", "127.0.0.1:0", "-origin", origin.URL,
 				"-gslb", lb.URL, "-name", "edge-1", "-report-interval", "100ms",
 				"-viewer-window", "400ms", "-drain-timeout", tt.drainTimeout.String())
-			logs.await(t, "pop joined pop=edge-1")
+			logs.Await(t, "pop joined pop=edge-1")
 			if rt := b.Peek(netip.MustParseAddr("192.0.2.1")); rt.URL != "http://"+addr {
 				t.Fatalf("route %+v, want the pop at %s", rt, addr)
 			}
@@ -251,7 +215,7 @@ func TestDrain(t *testing.T) {
 			if err := proc.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
-			logs.await(t, "pop draining pop=edge-1")
+			logs.Await(t, "pop draining pop=edge-1")
 			draining := time.Now()
 			if rt := b.Assign(netip.MustParseAddr("192.0.2.1")); rt.PoP != "" {
 				t.Errorf("a draining pop was sent a viewer: %+v", rt)
@@ -280,7 +244,7 @@ func TestDrain(t *testing.T) {
 			if took := time.Since(waited); took > 10*time.Second {
 				t.Errorf("exit took %v", took)
 			}
-			logs.await(t, "pop removed pop=edge-1 reason=report session ended: closed by the PoP")
+			logs.Await(t, "pop removed pop=edge-1 reason=report session ended: closed by the PoP")
 			if !tt.viewerStops {
 				close(stop)
 				<-stopped
