@@ -3,6 +3,7 @@ package pop
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"io"
 	"net/http"
@@ -69,8 +70,8 @@ type cache struct {
 	admit     func(o *object, requests int) bool
 	countKeys bool
 	metrics   *metrics
-	// wg owns the goroutines that copy response bodies into fills.
-	wg *sync.WaitGroup
+	// goroutines owns the goroutines that copy response bodies into fills.
+	goroutines *group
 	// onComplete, when not nil, sees every object whose body completed.
 	onComplete func(*object)
 }
@@ -94,8 +95,8 @@ type shard struct {
 }
 
 // newCache returns a cache of n shards sharing maxBytes.
-func newCache(name string, n int, maxBytes int64, countKeys bool, admit func(*object, int) bool, m *metrics, wg *sync.WaitGroup) *cache {
-	c := &cache{name: name, seed: maphash.MakeSeed(), admit: admit, countKeys: countKeys, metrics: m, wg: wg}
+func newCache(name string, n int, maxBytes int64, countKeys bool, admit func(*object, int) bool, m *metrics, goroutines *group) *cache {
+	c := &cache{name: name, seed: maphash.MakeSeed(), admit: admit, countKeys: countKeys, metrics: m, goroutines: goroutines}
 	for range n {
 		sh := &shard{c: c, maxBytes: maxBytes / int64(n), filling: map[string]*object{}}
 		// The count bound is never reached: bytes decide evictions.
@@ -193,16 +194,23 @@ func (sh *shard) startFill(o *object, body io.ReadCloser) {
 	sh.mu.Lock()
 	sh.filling[o.key] = o
 	sh.mu.Unlock()
-	sh.c.wg.Add(1)
-	go func() {
-		defer sh.c.wg.Done()
+	started := sh.c.goroutines.Go(func() {
 		o.body.readFrom(body)
 		body.Close()
 		if sh.complete(o) && sh.c.onComplete != nil {
 			sh.c.onComplete(o)
 		}
-	}()
+	})
+	if !started { // the server is stopping: the waiters get an error
+		body.Close()
+		o.body.finish(errStopping)
+		sh.complete(o)
+	}
 }
+
+// errStopping fails the fills the server could not start because it is
+// stopping; like an abandoned fill, it is no upstream error.
+var errStopping = fmt.Errorf("%w: the PoP is stopping", errAborted)
 
 // complete files a finished object: into the LRU if it succeeded and may
 // be kept, evicting the oldest objects beyond the byte bound. It reports

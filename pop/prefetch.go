@@ -128,9 +128,7 @@ func (p *prefetcher) onComplete(o *object) {
 // fetch fills key in the background, detached from any client.
 func (p *prefetcher) fetch(key string) {
 	s := p.s
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s.goroutines.Go(func() {
 		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.FetchTimeout)
 		defer cancel()
 		o, how, err := s.get(ctx, key, classify(key), false)
@@ -143,7 +141,7 @@ func (p *prefetcher) fetch(key string) {
 		o.body.attach()
 		defer o.body.detach()
 		o.body.wait(ctx)
-	}()
+	})
 }
 
 // nextFromPlaylist returns, for an HLS media playlist at key, the keys of

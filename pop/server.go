@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -90,7 +89,8 @@ type Server struct {
 	// ctx is the parent of every upstream fetch; stop cancels it.
 	ctx  context.Context
 	stop context.CancelFunc
-	wg   sync.WaitGroup
+	// goroutines owns the health checks, fills and prefetches.
+	goroutines group
 }
 
 // New validates cfg and returns a Server ready to serve; Run checks the
@@ -169,9 +169,9 @@ func New(cfg Config) (*Server, error) {
 		localBytes -= hotBytes
 		s.proxy = newCache("proxy", max(cfg.Shards/4, 1), hotBytes, true, func(_ *object, requests int) bool {
 			return requests >= cfg.HotThreshold
-		}, m, &s.wg)
+		}, m, &s.goroutines)
 	}
-	s.local = newCache("local", cfg.Shards, localBytes, false, func(*object, int) bool { return true }, m, &s.wg)
+	s.local = newCache("local", cfg.Shards, localBytes, false, func(*object, int) bool { return true }, m, &s.goroutines)
 	// Only the owner of a manifest prefetches what it lists.
 	s.local.onComplete = s.prefetcher.onComplete
 	if cfg.Registerer != nil {
@@ -201,14 +201,10 @@ func contains(list []string, s string) bool {
 // Run checks the origins' health until ctx is done, then stops every
 // upstream fetch and waits for their goroutines.
 func (s *Server) Run(ctx context.Context) error {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.origins.checkHealth(s.ctx, s.cfg.HealthInterval)
-	}()
+	s.goroutines.Go(func() { s.origins.checkHealth(s.ctx, s.cfg.HealthInterval) })
 	<-ctx.Done()
 	s.stop()
-	s.wg.Wait()
+	s.goroutines.Close()
 	return nil
 }
 
