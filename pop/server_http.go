@@ -49,9 +49,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if cl == classSegment || cl == classInit {
-		s.prefetcher.watch(key, time.Now()) // MPD refreshes prefetch watched renditions only
-	}
 	forwarded := s.fromPeer(r)
 	o, how, err := s.get(r.Context(), key, cl, forwarded)
 	if err != nil {
@@ -97,6 +94,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *object, how lo
 	now := time.Now()
 	if !forwarded {
 		s.load.seen(r, now) // a viewer, for Load (load.go)
+	}
+	if o.class == classSegment || o.class == classInit {
+		s.prefetcher.watch(o.key, now) // MPD refreshes prefetch watched renditions only
 	}
 	s.metrics.served[o.class][how].Inc()
 	if c := s.stats.counters(o.key); c != nil {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/golivestream/live/origin"
 )
 
@@ -44,6 +46,9 @@ type job struct {
 	in    chan frame
 	done  chan struct{} // closed when the job has ended and is accounted
 
+	// The job's own series of the per-frame counters, looked up once.
+	framesIn, dropped prometheus.Counter
+
 	mu       sync.Mutex
 	stopped  bool // no more input; guarded by mu
 	skipping bool // dropping input until a keyframe; guarded by mu
@@ -57,6 +62,9 @@ func newJob(t *Transcoder, name string, sess *origin.Session, src source, rungs 
 		log:  log,
 		in:   make(chan frame, queueFrames),
 		done: make(chan struct{}),
+
+		framesIn: t.metrics.framesIn.WithLabelValues(name),
+		dropped:  t.metrics.dropped.WithLabelValues(name),
 	}
 }
 
@@ -71,20 +79,20 @@ func (j *job) push(pts, dts time.Duration, au [][]byte) {
 		return
 	}
 	if j.skipping && !key {
-		j.t.metrics.dropped.WithLabelValues(j.name).Inc()
+		j.dropped.Inc()
 		return
 	}
 	f := frame{pts: pts, dts: dts, key: key, au: j.src.withParams(au, key)}
 	select {
 	case j.in <- f:
 		j.skipping = false
-		j.t.metrics.framesIn.WithLabelValues(j.name).Inc()
+		j.framesIn.Inc()
 	default:
 		if !j.skipping {
 			j.log.Warn("ffmpeg is behind: dropping source frames up to the next keyframe")
 		}
 		j.skipping = true
-		j.t.metrics.dropped.WithLabelValues(j.name).Inc()
+		j.dropped.Inc()
 	}
 }
 
@@ -144,7 +152,7 @@ func (j *job) wait(ctx context.Context, d time.Duration) bool {
 			if !ok {
 				return false
 			}
-			j.t.metrics.dropped.WithLabelValues(j.name).Inc()
+			j.dropped.Inc()
 		}
 	}
 }

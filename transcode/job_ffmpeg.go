@@ -46,7 +46,7 @@ func (j *job) args(t0 time.Duration) []string {
 // expression's t counts from the run's first frame, hence the t0 offset.
 func Args(preset string, segment time.Duration, rungs []Rung, t0 time.Duration) []string {
 	seg := segment.Seconds()
-	first := seconds(t0)
+	first := t0.Seconds()
 	// The boundaries are k*seg; the next one is forced as n_forced grows.
 	// ffmpeg measures t from its own idea of the first frame's time, which
 	// may sit a fraction of a frame off ours; keySlack absorbs that (a
@@ -84,8 +84,6 @@ func Args(preset string, segment time.Duration, rungs []Rung, t0 time.Duration) 
 	}
 	return append(a, "-muxdelay", "0", "-muxpreload", "0", "-flush_packets", "1", "-f", "mpegts", "pipe:1")
 }
-
-func seconds(d time.Duration) float64 { return d.Seconds() }
 
 func fmtSec(s float64) string { return strconv.FormatFloat(s, 'f', 6, 64) }
 
@@ -158,7 +156,7 @@ func (j *job) nextKey(ctx context.Context) (frame, error) {
 			if f.key {
 				return f, nil
 			}
-			j.t.metrics.dropped.WithLabelValues(j.name).Inc()
+			j.dropped.Inc()
 		}
 	}
 }

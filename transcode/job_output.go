@@ -10,6 +10,7 @@ import (
 	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/golivestream/live/origin"
 	"github.com/golivestream/live/packager"
@@ -43,7 +44,11 @@ func (j *job) collect(r io.Reader) error {
 		if _, ok := t.Codec.(*mpegts.CodecH264); !ok {
 			return fmt.Errorf("ffmpeg output track %d is %T, want H.264", i, t.Codec)
 		}
-		o := &output{j: j, slot: i, rung: j.rungs[i]}
+		o := &output{
+			j: j, slot: i, rung: j.rungs[i],
+			framesOut: j.t.metrics.framesOut.WithLabelValues(j.name, j.rungs[i].Name),
+			speed:     j.t.metrics.speed.WithLabelValues(j.name, j.rungs[i].Name),
+		}
 		outs[i] = o
 		tr.OnDataH264(t, o.write)
 	}
@@ -65,17 +70,24 @@ type output struct {
 	rung Rung
 	r    *origin.Rendition // nil until the first keyframe on a boundary
 	dec  mpegts.TimeDecoder
-	t0   int64 // first raw dts, which the time decoder counts from
+	// started is set by the first access unit; t0 is its raw dts, which
+	// the time decoder counts from.
+	started bool
+	t0      int64
 
 	// The encode speed is measured from here: media time and wall clock.
 	speedDTS  time.Duration
 	speedWall time.Time
+
+	framesOut prometheus.Counter
+	speed     prometheus.Gauge
 }
 
 // write handles one access unit of the rung.
 func (o *output) write(rawPTS, rawDTS int64, au [][]byte) error {
-	if o.speedWall.IsZero() {
-		o.t0 = rawDTS
+	first := !o.started
+	if first {
+		o.started, o.t0 = true, rawDTS
 	}
 	// The time decoder unwraps the 33-bit clock, counting from its first
 	// value; the stream timeline stays far below 2^33 ticks (26 h).
@@ -84,7 +96,7 @@ func (o *output) write(rawPTS, rawDTS int64, au [][]byte) error {
 	dts, pts := packager.Duration(dts90, 90_000), packager.Duration(pts90, 90_000)
 	j := o.j
 	now := time.Now()
-	if o.speedWall.IsZero() {
+	if first {
 		o.speedDTS, o.speedWall = dts, now
 	}
 
@@ -106,10 +118,9 @@ func (o *output) write(rawPTS, rawDTS int64, au [][]byte) error {
 	if err := o.r.WriteVideo(pts, dts, au); err != nil {
 		return fmt.Errorf("rung %s: %w", o.rung.Name, err)
 	}
-	m := j.t.metrics
-	m.framesOut.WithLabelValues(j.name, o.rung.Name).Inc()
+	o.framesOut.Inc()
 	if wall := now.Sub(o.speedWall); wall >= speedWindow {
-		m.speed.WithLabelValues(j.name, o.rung.Name).Set((dts - o.speedDTS).Seconds() / wall.Seconds())
+		o.speed.Set((dts - o.speedDTS).Seconds() / wall.Seconds())
 		o.speedDTS, o.speedWall = dts, now
 	}
 	return nil
