@@ -119,6 +119,11 @@ func TestTranscodeLadder(t *testing.T) {
 	if len(bw) != 4 || !(bw["v1"] > bw["v2"] && bw["v2"] > bw["v3"]) {
 		t.Errorf("bandwidths %v: want 4 variants, going down the ladder", bw)
 	}
+	// Safari starts with the first variant listed: the 720p rung, not the
+	// 4 Mb/s source.
+	if first := filepath.Base(filepath.Dir(mv.Variants[0].URI)); first != "v1" {
+		t.Errorf("first variant %s (%d b/s on average), want v1", first, *mv.Variants[0].AverageBandwidth)
+	}
 	// Each rung stays within its target rate (the encoder's buffer is one
 	// second of it) plus the shared audio.
 	for rid, target := range map[string]int{"v1": 2_500_000, "v2": 1_000_000, "v3": 400_000} {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -179,4 +180,40 @@ func TestSnapRate(t *testing.T) {
 	if got := frameRate(snapRate(29.97)); got != "30000/1001" {
 		t.Errorf("frameRate(29.97) = %s", got)
 	}
+}
+
+func TestStartVariantFirst(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		rates []int // average bit rate of each variant, in rendition order
+		want  []int // the order listed: indexes into rates
+	}{
+		{"source above, ladder below", []int{6_000_000, 2_600_000, 1_100_000, 450_000}, []int{1, 0, 2, 3}},
+		{"source below", []int{1_500_000, 1_100_000, 450_000}, []int{0, 1, 2}},
+		{"all above", []int{9_000_000, 5_000_000, 4_000_000}, []int{2, 0, 1}},
+		{"exactly the bound", []int{4_000_000, startBandwidth, 1_000_000}, []int{1, 0, 2}},
+		{"one", []int{8_000_000}, []int{0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var vs []*playlist.MultivariantVariant
+			for i, r := range tc.rates {
+				avg := r
+				vs = append(vs, &playlist.MultivariantVariant{Bandwidth: r, AverageBandwidth: &avg, URI: strconv.Itoa(i)})
+			}
+			startFirst(vs)
+			for i, v := range vs {
+				if v.URI != strconv.Itoa(tc.want[i]) {
+					t.Fatalf("listed %v, want %v", uris(vs), tc.want)
+				}
+			}
+		})
+	}
+}
+
+func uris(vs []*playlist.MultivariantVariant) []string {
+	var out []string
+	for _, v := range vs {
+		out = append(out, v.URI)
+	}
+	return out
 }

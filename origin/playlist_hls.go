@@ -169,6 +169,7 @@ func multivariantPlaylist(st *stream, snap *snapshot) []byte {
 		}
 		pl.Variants = append(pl.Variants, v)
 	}
+	startFirst(pl.Variants)
 	if len(pl.Variants) == 0 && audio != nil {
 		avg := audioStats.average
 		pl.Renditions = nil
@@ -181,6 +182,37 @@ func multivariantPlaylist(st *stream, snap *snapshot) []byte {
 	}
 	b, _ := pl.Marshal() // Marshal of a filled-in Multivariant cannot fail
 	return b
+}
+
+// startBandwidth bounds the average bit rate of the variant listed first.
+// Safari and AVPlayer start playback with the first variant of the
+// multivariant playlist; a source of 6 Mb/s listed first would make every
+// viewer on a modest network stall before adapting down.
+const startBandwidth = 3_000_000
+
+// startFirst moves to the front the variant to start with: the richest one
+// whose average bit rate is at most startBandwidth, or the leanest if none
+// is. The others keep their order.
+func startFirst(vs []*playlist.MultivariantVariant) {
+	if len(vs) < 2 {
+		return
+	}
+	avg := func(v *playlist.MultivariantVariant) int { return *v.AverageBandwidth }
+	start, lowest := -1, 0
+	for i, v := range vs {
+		if avg(v) <= startBandwidth && (start < 0 || avg(v) > avg(vs[start])) {
+			start = i
+		}
+		if avg(v) < avg(vs[lowest]) {
+			lowest = i
+		}
+	}
+	if start < 0 {
+		start = lowest
+	}
+	v := vs[start]
+	copy(vs[1:start+1], vs[:start])
+	vs[0] = v
 }
 
 // TTLDirective is our Cache-Control extension giving a lifetime in
