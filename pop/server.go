@@ -44,6 +44,12 @@ type Config struct {
 	Peers []string
 	// Self is this node's URL as it appears in Peers. Required with Peers.
 	Self string
+	// QueryKeys are the query parameters that name a different object: they
+	// stay in cache keys and upstream requests. Every other parameter of a
+	// cached URL (viewer tokens, cache busters) is dropped from both, so it
+	// cannot multiply origin fetches. Nil means the HLS delivery directives
+	// _HLS_msn, _HLS_part and _HLS_skip; an empty non-nil slice keeps none.
+	QueryKeys []string
 	// HotThreshold is how many requests for a key owned by another node
 	// this node must see before it keeps a copy. Zero means 4.
 	HotThreshold int
@@ -108,6 +114,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Shards <= 0 {
 		cfg.Shards = 16
+	}
+	if cfg.QueryKeys == nil {
+		cfg.QueryKeys = defaultQueryKeys()
 	}
 	if cfg.HotThreshold <= 0 {
 		cfg.HotThreshold = 4

@@ -35,11 +35,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 		return
 	}
-	key := r.URL.EscapedPath() // as sent; no allocation for a plain path
-	if r.URL.RawQuery != "" {
-		key += "?" + r.URL.RawQuery
-	}
-	if len(key) > maxKeyLength {
+	if len(r.URL.EscapedPath())+len(r.URL.RawQuery) > maxKeyLength {
 		http.Error(w, "URI too long", http.StatusRequestURITooLong)
 		return
 	}
@@ -48,6 +44,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.passThrough(w, r)
 		return
 	}
+	key := cacheKey(r.URL, s.cfg.QueryKeys)
 
 	forwarded := s.fromPeer(r)
 	o, how, err := s.get(r.Context(), key, cl, forwarded)
