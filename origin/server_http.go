@@ -43,7 +43,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // headers they use for clock and cache decisions (Date for latency).
 func setCORS(h http.Header) {
 	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Access-Control-Expose-Headers", "Date, ETag, Last-Modified, Age, Content-Length")
+	h.Set("Access-Control-Expose-Headers", "Date, ETag, Last-Modified, Age, Content-Length, Content-Range")
 }
 
 func serveOptions(w http.ResponseWriter, _ *http.Request) {

@@ -223,3 +223,73 @@ func TestPlaylistCoalescing(t *testing.T) {
 		t.Errorf("origin failing past one refresh: status %d, want the origin's 500", resp.StatusCode)
 	}
 }
+
+// TestRange: a Range request for a cached segment gets 206 with that part,
+// an unsatisfiable one 416; while the body still arrives, the whole body.
+func TestRange(t *testing.T) {
+	const path = "/live/s/e1/v0/3.m4s"
+	body := randomBody(50 << 10)
+	release := make(chan struct{})
+	origin := newStubOrigin(t, gated(body, release))
+	_, base := startPoP(t, Config{Origins: []string{origin.URL}})
+
+	get := func(rng string) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		req.Header.Set("Range", rng)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, b
+	}
+
+	// The first request starts the fill, which waits for release: it gets
+	// the whole body as it arrives.
+	req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+	req.Header.Set("Range", "bytes=0-99")
+	first, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.StatusCode != http.StatusOK {
+		t.Errorf("range while filling: status %d, want 200", first.StatusCode)
+	}
+	close(release)
+	b, err := io.ReadAll(first.Body)
+	first.Body.Close()
+	if err != nil || !bytes.Equal(b, body) {
+		t.Fatalf("range while filling: %d bytes (%v), want the whole %d", len(b), err, len(body))
+	}
+
+	for _, tc := range []struct {
+		rng          string
+		status       int
+		contentRange string
+		want         []byte
+	}{
+		{"bytes=100-199", http.StatusPartialContent, "bytes 100-199/51200", body[100:200]},
+		{"bytes=-10", http.StatusPartialContent, "bytes 51190-51199/51200", body[len(body)-10:]},
+		{"bytes=51000-", http.StatusPartialContent, "bytes 51000-51199/51200", body[51000:]},
+		{"bytes=60000-", http.StatusRequestedRangeNotSatisfiable, "bytes */51200", nil},
+	} {
+		resp, b := get(tc.rng)
+		if resp.StatusCode != tc.status || resp.Header.Get("Content-Range") != tc.contentRange {
+			t.Errorf("%s: status %d, Content-Range %q; want %d, %q", tc.rng, resp.StatusCode, resp.Header.Get("Content-Range"), tc.status, tc.contentRange)
+		}
+		if tc.want != nil && !bytes.Equal(b, tc.want) {
+			t.Errorf("%s: %d bytes, not the part asked for", tc.rng, len(b))
+		}
+		if resp.Header.Get("X-Cache") != "hit" {
+			t.Errorf("%s: X-Cache %q, want hit", tc.rng, resp.Header.Get("X-Cache"))
+		}
+	}
+	if got := origin.count(path); got != 1 {
+		t.Errorf("origin saw %d requests, want 1", got)
+	}
+}

@@ -1,6 +1,7 @@
 package pop
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -65,7 +66,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // sharing them keeps the cache-hit path free of allocations.
 var (
 	corsOrigin  = []string{"*"}
-	corsExpose  = []string{"Date, ETag, Last-Modified, Age, Content-Length, X-Cache"}
+	corsExpose  = []string{"Date, ETag, Last-Modified, Age, Content-Length, Content-Range, X-Cache"}
 	xCacheValue = [...][]string{{"hit"}, {"coalesced"}, {"miss"}, {"stale"}}
 	ageValues   = func() (v [120][]string) {
 		for i := range v {
@@ -118,6 +119,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *object, how lo
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
+	if _, ranged := r.Header["Range"]; ranged && o.status == http.StatusOK {
+		if body, complete := o.body.bytes(); complete {
+			s.serveRange(w, r, o, body)
+			return
+		}
+		// Still arriving: the whole body, streamed, is a valid answer.
+	}
 	w.WriteHeader(o.status)
 	if r.Method == http.MethodHead {
 		return
@@ -141,6 +149,29 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *object, how lo
 		s.metrics.aborted.Inc()
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// serveRange answers a Range request for a complete object: 206 with the
+// part asked for, or 416 (http.ServeContent, which also honours If-Range).
+func (s *Server) serveRange(w http.ResponseWriter, r *http.Request, o *object, body []byte) {
+	delete(w.Header(), "Content-Length") // ServeContent sets the part's
+	modTime, _ := http.ParseTime(o.header.Get("Last-Modified"))
+	cw := &countingWriter{ResponseWriter: w}
+	http.ServeContent(cw, r, "", modTime, bytes.NewReader(body))
+	s.metrics.bytes[o.class].Add(float64(cw.n))
+	s.load.bytes.Add(cw.n)
+}
+
+// countingWriter counts the body bytes written through it.
+type countingWriter struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // passThrough proxies a request outside the cached layout to the first
