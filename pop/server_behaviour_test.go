@@ -237,16 +237,7 @@ func TestRange(t *testing.T) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
 		req.Header.Set("Range", rng)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp, b
+		return doAll(t, http.DefaultClient, req)
 	}
 
 	// The first request starts the fill, which waits for release: it gets

@@ -12,7 +12,15 @@ import (
 // fetchAll GETs url and returns status, body and the X-Cache result.
 func fetchAll(t *testing.T, c *http.Client, url string) (int, string, string) {
 	t.Helper()
-	resp, err := c.Get(url)
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	resp, b := doAll(t, c, req)
+	return resp.StatusCode, string(b), resp.Header.Get("X-Cache")
+}
+
+// doAll sends req and returns the response and its whole body.
+func doAll(t *testing.T, c *http.Client, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,7 +29,7 @@ func fetchAll(t *testing.T, c *http.Client, url string) (int, string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp.StatusCode, string(b), resp.Header.Get("X-Cache")
+	return resp, b
 }
 
 // TestFailover: with the first origin down, requests are filled by the next.
