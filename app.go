@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/golivestream/live/ingest"
+	"github.com/golivestream/live/internal/tlsfile"
 	"github.com/golivestream/live/origin"
 	"github.com/golivestream/live/pop"
 	"github.com/golivestream/live/transcode"
@@ -30,6 +31,10 @@ type Config struct {
 	RTMPAddr string
 	// HTTPAddr is where players connect. Empty means ":8080".
 	HTTPAddr string
+	// TLSCertFile and TLSKeyFile, PEM files, make HTTPAddr serve HTTPS
+	// (HTTP/2 and HTTP/1.1); the files are read again when they change.
+	// Empty means plain HTTP.
+	TLSCertFile, TLSKeyFile string
 	// Demo publishes the bundled clip in a loop as stream DemoStream.
 	Demo bool
 	// Origin configures the origin; its Logger and Registerer are set by New.
@@ -133,6 +138,13 @@ func New(cfg Config) (*App, error) {
 	}
 	// The players' server comes first.
 	slices.Reverse(a.servers)
+	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
+		cert, err := tlsfile.New(tlsfile.Config{CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile, Logger: cfg.Logger})
+		if err != nil {
+			return nil, errors.Join(err, a.closeListeners())
+		}
+		a.servers[0].srv.TLSConfig = cert.ServerConfig()
+	}
 
 	var streams ingest.Handler = handler{org}
 	if cfg.Transcode != nil {
@@ -228,7 +240,11 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	for _, s := range a.servers {
 		g.Go(func() error {
-			if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+			serve := s.srv.Serve
+			if s.srv.TLSConfig != nil {
+				serve = func(ln net.Listener) error { return s.srv.ServeTLS(ln, "", "") }
+			}
+			if err := serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("serve http: %w", err)
 			}
 			return nil
@@ -302,5 +318,15 @@ func loopbackAddr(addr net.Addr) string {
 // URLs returns where to publish and where to play, for humans.
 func (a *App) URLs() (publish, play string) {
 	return "rtmp://" + loopbackAddr(a.RTMPAddr()) + "/live/{stream}",
-		"http://" + loopbackAddr(a.HTTPAddr()) + "/live/{stream}/index.m3u8 (HLS), /live/{stream}/manifest.mpd (DASH)"
+		a.PlayBase() + "/live/{stream}/index.m3u8 (HLS), /live/{stream}/manifest.mpd (DASH)"
+}
+
+// PlayBase returns the base URL players use on this machine:
+// http://127.0.0.1:PORT, or https:// with TLS.
+func (a *App) PlayBase() string {
+	scheme := "http://"
+	if a.servers[0].srv.TLSConfig != nil {
+		scheme = "https://"
+	}
+	return scheme + loopbackAddr(a.HTTPAddr())
 }

@@ -50,7 +50,7 @@ func startApp(t testing.TB, cfg Config) *testApp {
 	})
 	return &testApp{
 		App:    app,
-		base:   "http://" + app.HTTPAddr().String(),
+		base:   app.PlayBase(),
 		origin: "http://" + app.OriginAddr().String(),
 		rtmp:   "rtmp://" + app.RTMPAddr().String() + "/live/",
 	}

@@ -24,7 +24,7 @@ func Main(cfg Config, stdout io.Writer) int {
 	publish, play := app.URLs()
 	fmt.Fprintf(stdout, "publish: %s\nplay:    %s\n", publish, play)
 	if cfg.Demo {
-		fmt.Fprintf(stdout, "demo:    http://%s/live/%s/index.m3u8\n", loopbackAddr(app.HTTPAddr()), DemoStream)
+		fmt.Fprintf(stdout, "demo:    %s/live/%s/index.m3u8\n", app.PlayBase(), DemoStream)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

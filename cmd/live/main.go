@@ -22,6 +22,8 @@ func main() {
 	demo := flag.Bool("demo", true, "publish the bundled test clip in a loop as stream \"demo\"")
 	window := flag.Duration("window", 30*time.Second, "media described by playlists per rendition")
 	segment := flag.Duration("segment", time.Second, "target segment duration")
+	tlsCert := flag.String("tls-cert", "", "PEM certificate chain: serve -http as HTTPS and HTTP/2 (read again when the file changes)")
+	tlsKey := flag.String("tls-key", "", "PEM private key of -tls-cert")
 	tflags := transcode.AddFlags(flag.CommandLine)
 	flag.Parse()
 	tcfg, err := tflags.Config()
@@ -31,11 +33,13 @@ func main() {
 	}
 
 	os.Exit(live.Main(live.Config{
-		RTMPAddr:  *rtmpAddr,
-		HTTPAddr:  *httpAddr,
-		Demo:      *demo,
-		Origin:    origin.Config{Window: *window, SegmentDuration: *segment},
-		PoP:       &pop.Config{CacheBytes: *cacheBytes},
-		Transcode: tcfg,
+		RTMPAddr:    *rtmpAddr,
+		HTTPAddr:    *httpAddr,
+		TLSCertFile: *tlsCert,
+		TLSKeyFile:  *tlsKey,
+		Demo:        *demo,
+		Origin:      origin.Config{Window: *window, SegmentDuration: *segment},
+		PoP:         &pop.Config{CacheBytes: *cacheBytes},
+		Transcode:   tcfg,
 	}, os.Stdout))
 }

@@ -19,6 +19,8 @@ func main() {
 	httpAddr := flag.String("http", ":8080", "HTTP listen address for players")
 	window := flag.Duration("window", 30*time.Second, "media described by playlists per rendition")
 	segment := flag.Duration("segment", time.Second, "target segment duration")
+	tlsCert := flag.String("tls-cert", "", "PEM certificate chain: serve -http as HTTPS and HTTP/2 (read again when the file changes)")
+	tlsKey := flag.String("tls-key", "", "PEM private key of -tls-cert")
 	tflags := transcode.AddFlags(flag.CommandLine)
 	flag.Parse()
 	tcfg, err := tflags.Config()
@@ -28,9 +30,11 @@ func main() {
 	}
 
 	os.Exit(live.Main(live.Config{
-		RTMPAddr:  *rtmpAddr,
-		HTTPAddr:  *httpAddr,
-		Origin:    origin.Config{Window: *window, SegmentDuration: *segment},
-		Transcode: tcfg,
+		RTMPAddr:    *rtmpAddr,
+		HTTPAddr:    *httpAddr,
+		TLSCertFile: *tlsCert,
+		TLSKeyFile:  *tlsKey,
+		Origin:      origin.Config{Window: *window, SegmentDuration: *segment},
+		Transcode:   tcfg,
 	}, os.Stdout))
 }

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/golivestream/live"
 	"github.com/golivestream/live/gslb"
+	"github.com/golivestream/live/internal/tlsfile"
 	"github.com/golivestream/live/pop"
 )
 
@@ -36,6 +38,8 @@ func main() {
 	peers := flag.String("peers", "", "base URLs of every node of this PoP, comma-separated (empty: this node is the whole PoP)")
 	self := flag.String("self", "", "this node's URL as written in -peers")
 	shards := flag.Int("shards", 16, "cache partitions in this process")
+	tlsCert := flag.String("tls-cert", "", "PEM certificate chain: serve -http as HTTPS and HTTP/2 (read again when the file changes)")
+	tlsKey := flag.String("tls-key", "", "PEM private key of -tls-cert")
 	var g gslbFlags
 	flag.StringVar(&g.url, "gslb", "", "global load balancer base URL to report load to (empty: no reports, no draining)")
 	flag.StringVar(&g.name, "name", "", "this PoP's name in the balancer's map (default: from -public-url's host and port)")
@@ -67,6 +71,15 @@ func main() {
 		log.Error("start", "error", err)
 		os.Exit(1)
 	}
+	var tlsConfig *tls.Config
+	if *tlsCert != "" || *tlsKey != "" {
+		cert, err := tlsfile.New(tlsfile.Config{CertFile: *tlsCert, KeyFile: *tlsKey, Logger: log})
+		if err != nil {
+			log.Error("start", "error", err)
+			os.Exit(2)
+		}
+		tlsConfig = cert.ServerConfig()
+	}
 	ln, err := net.Listen("tcp", *httpAddr)
 	if err != nil {
 		log.Error("listen", "error", err)
@@ -74,7 +87,7 @@ func main() {
 	}
 	var reporter *gslb.Reporter
 	if g.url != "" {
-		if reporter, err = g.reporter(node, *self, ln.Addr(), log); err != nil {
+		if reporter, err = g.reporter(node, *self, ln.Addr(), tlsConfig != nil, log); err != nil {
 			log.Error("start", "error", err)
 			os.Exit(2)
 		}
@@ -87,6 +100,7 @@ func main() {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		TLSConfig:         tlsConfig,
 	}
 
 	signals := make(chan os.Signal, 2)
@@ -102,8 +116,14 @@ func main() {
 		reportDone <- nil
 	}
 	serveDone := make(chan error, 1)
-	go func() { serveDone <- srv.Serve(ln) }()
-	fmt.Printf("pop: serving on %s from %s\n", ln.Addr(), *origins)
+	scheme := "http"
+	if tlsConfig != nil {
+		scheme = "https"
+		go func() { serveDone <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { serveDone <- srv.Serve(ln) }()
+	}
+	fmt.Printf("pop: serving on %s://%s from %s\n", scheme, ln.Addr(), *origins)
 
 	code := 0
 	select {
@@ -140,7 +160,7 @@ type gslbFlags struct {
 
 // reporter builds the load reporter, filling in the defaults of -name
 // and -public-url.
-func (g gslbFlags) reporter(node *pop.Server, self string, addr net.Addr, log *slog.Logger) (*gslb.Reporter, error) {
+func (g gslbFlags) reporter(node *pop.Server, self string, addr net.Addr, https bool, log *slog.Logger) (*gslb.Reporter, error) {
 	public := g.publicURL
 	if public == "" {
 		public = self
@@ -155,7 +175,11 @@ func (g gslbFlags) reporter(node *pop.Server, self string, addr net.Addr, log *s
 				return nil, fmt.Errorf("-public-url: %w", err)
 			}
 		}
-		public = "http://" + net.JoinHostPort(host, port)
+		scheme := "http://"
+		if https {
+			scheme = "https://"
+		}
+		public = scheme + net.JoinHostPort(host, port)
 	}
 	public = strings.TrimRight(public, "/")
 	name := g.name

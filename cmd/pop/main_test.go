@@ -122,7 +122,7 @@ func TestThreeProcessesOneFetch(t *testing.T) {
 }
 
 // startProcess starts bin and returns it with the address it prints
-// ("pop: serving on ADDR …").
+// ("pop: serving on http://ADDR …").
 func startProcess(t *testing.T, bin string, args ...string) (*proctest.Proc, string) {
 	t.Helper()
 	p := proctest.Start(t, bin, 1, args...)
@@ -130,7 +130,8 @@ func startProcess(t *testing.T, bin string, args ...string) (*proctest.Proc, str
 	if len(f) < 4 || f[1] != "serving" {
 		t.Fatalf("unexpected first line %q", p.Stdout[0])
 	}
-	return p, strings.TrimPrefix(f[3], "http://")
+	_, addr, _ := strings.Cut(f[3], "://")
+	return p, addr
 }
 
 // TestDrain runs a pop process reporting to a balancer, with a viewer

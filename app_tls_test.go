@@ -1,0 +1,66 @@
+package live
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golivestream/live/internal/tlsfile"
+	"github.com/golivestream/live/origin"
+	"github.com/golivestream/live/pop"
+)
+
+// TestTLSPlayers serves players over HTTPS (-tls-cert, -tls-key): ffprobe
+// reads every frame of a stream published by ffmpeg through the PoP over
+// HTTPS, and a Go client gets HTTP/2.
+func TestTLSPlayers(t *testing.T) {
+	ffmpeg, ffprobe := requireTool(t, "ffmpeg"), requireTool(t, "ffprobe")
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := tlsfile.WriteSelfSigned(certFile, keyFile, "127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	a := startApp(t, Config{
+		Origin:      origin.Config{Window: time.Minute},
+		PoP:         &pop.Config{},
+		TLSCertFile: certFile,
+		TLSKeyFile:  keyFile,
+	})
+	if !strings.HasPrefix(a.base, "https://") {
+		t.Fatalf("players' base URL %s, want https", a.base)
+	}
+	const seconds, fps = 3, 30
+	args := append(append([]string{}, x264GOP1s...), "-c:a", "aac")
+	if out, err := runCmd(context.Background(), time.Minute, ffmpeg, ffmpegSource(a.rtmp+"tls", seconds, args...)...); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	// The origin's own port is plain HTTP on loopback.
+	(&testApp{App: a.App, base: a.origin}).waitEnded(t, "tls", 15*time.Second)
+
+	video, _ := probe(t, ffprobe, a.base+"/live/tls/index.m3u8")
+	if len(video) != seconds*fps {
+		t.Errorf("ffprobe read %d video packets over HTTPS, %d published", len(video), seconds*fps)
+	}
+
+	pem, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
+	resp, err := client.Get(a.base + "/live/tls/index.m3u8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Proto != "HTTP/2.0" {
+		t.Errorf("multivariant playlist: %s over %s, want 200 over HTTP/2.0", resp.Status, resp.Proto)
+	}
+}
