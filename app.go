@@ -75,6 +75,9 @@ type App struct {
 type httpServer struct {
 	ln  net.Listener
 	srv *http.Server
+	// tls is set when srv serves HTTPS with its TLSConfig. (Serve sets up
+	// a TLSConfig of its own for HTTP/2, so that is no sign.)
+	tls bool
 }
 
 // New builds the parts and opens the listeners.
@@ -143,7 +146,7 @@ func New(cfg Config) (*App, error) {
 		if err != nil {
 			return nil, errors.Join(err, a.closeListeners())
 		}
-		a.servers[0].srv.TLSConfig = cert.ServerConfig()
+		a.servers[0].srv.TLSConfig, a.servers[0].tls = cert.ServerConfig(), true
 	}
 
 	var streams ingest.Handler = handler{org}
@@ -241,7 +244,7 @@ func (a *App) Run(ctx context.Context) error {
 	for _, s := range a.servers {
 		g.Go(func() error {
 			serve := s.srv.Serve
-			if s.srv.TLSConfig != nil {
+			if s.tls {
 				serve = func(ln net.Listener) error { return s.srv.ServeTLS(ln, "", "") }
 			}
 			if err := serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
@@ -325,7 +328,7 @@ func (a *App) URLs() (publish, play string) {
 // http://127.0.0.1:PORT, or https:// with TLS.
 func (a *App) PlayBase() string {
 	scheme := "http://"
-	if a.servers[0].srv.TLSConfig != nil {
+	if a.servers[0].tls {
 		scheme = "https://"
 	}
 	return scheme + loopbackAddr(a.HTTPAddr())

@@ -78,7 +78,8 @@ func TestEndToEnd(t *testing.T) {
 	}
 	popA := proctest.Start(t, popBin, 1, popArgs("pop-a", "-capacity-viewers", "5")...)
 	popB := proctest.Start(t, popBin, 1, popArgs("pop-b")...)
-	hostA, hostB := strings.Fields(popA.Stdout[0])[3], strings.Fields(popB.Stdout[0])[3]
+	// "pop: serving on http://ADDR from …"
+	hostA, hostB := hostOf(t, strings.Fields(popA.Stdout[0])[3]), hostOf(t, strings.Fields(popB.Stdout[0])[3])
 	lb.Await(t, `msg="pop joined" pop=pop-a`)
 	lb.Await(t, `msg="pop joined" pop=pop-b`)
 
