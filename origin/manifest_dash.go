@@ -54,6 +54,10 @@ func buildMPD(st *stream, snap *snapshot, cfg Config, now time.Time) ([]byte, er
 	m.Periods = []*mpd.Period{period}
 	var video, audio *mpd.AdaptationSetType
 	var videos []*rendition
+	// Stalled ladder renditions stay, unlike in the HLS multivariant
+	// playlist: an MPD update may add segment references and Periods, or
+	// remove expired ones, but not take a Representation out of a Period
+	// (ISO/IEC 23009-1 5.4.1, DASH-IF IOP timing model, "MPD updates").
 	for _, r := range snap.playable() {
 		listed := r.listed()
 		ms := measure(r)

@@ -120,7 +120,11 @@ func hasDisc(es []*entry) bool {
 
 // multivariantPlaylist renders the stream's multivariant playlist: one
 // variant per video rendition, audio in an EXT-X-MEDIA group (RFC 8216bis
-// 4.4.6.1), or a single audio-only variant.
+// 4.4.6.1), or a single audio-only variant. Stalled ladder renditions are
+// left out so that new players do not pick them; players already on one
+// do not reload this playlist, but its media playlist answers 404 and they
+// switch to another variant. The source is never stalled, so a stream
+// with video always keeps a video variant.
 func multivariantPlaylist(st *stream, snap *snapshot) []byte {
 	pl := playlist.Multivariant{Version: hlsVersion, IndependentSegments: true}
 	renditions := snap.playable()
@@ -147,7 +151,7 @@ func multivariantPlaylist(st *stream, snap *snapshot) []byte {
 		})
 	}
 	for _, r := range renditions {
-		if !r.info.Video {
+		if !r.info.Video || r.stalled > 0 {
 			continue
 		}
 		vs := measure(r)

@@ -3,6 +3,7 @@ package origin
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -114,13 +115,20 @@ func (s *Server) serveRendition(w http.ResponseWriter, r *http.Request) {
 	case file == "init.mp4":
 		s.serveObject(w, r, "init", st.snap.Load().rendition(rid).init)
 	case file == "index.m3u8":
+		reason := "rendition has no segments yet"
 		obj := s.await(r.Context(), st, func(sn *snapshot) (*object, bool) {
 			rd := sn.rendition(rid)
+			if rd.stalled > 0 {
+				// hls.js does not retry a level playlist that answers
+				// 404: it switches to another level at once.
+				reason = fmt.Sprintf("rendition stalled: its transcoder has produced nothing for %d s", int(rd.stalled.Seconds()))
+				return nil, true
+			}
 			o := rd.playlist.get()
 			return o, o != nil || sn.ended
 		})
 		if obj == nil {
-			s.notFound(w, "playlist", "rendition has no segments yet")
+			s.notFound(w, "playlist", reason)
 			return
 		}
 		s.serveObject(w, r, "playlist", obj)

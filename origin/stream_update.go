@@ -79,13 +79,16 @@ func (s *Server) slide(r *rendition, e *entry) []*entry {
 }
 
 // rebuildLocked sets up the manifests of next, from its renditions: each
-// is built when first asked for. The caller holds st.mu.
+// is built when first asked for. It also marks the ladder renditions that
+// have stalled (see stallAfter). The caller holds st.mu.
 func (s *Server) rebuildLocked(st *stream, next *snapshot, now time.Time) {
+	source := next.sourceEnd()
 	for i, r := range next.renditions {
 		if len(r.listed()) == 0 {
 			continue
 		}
 		c := *r
+		s.markStallLocked(st, next, &c, source)
 		ended := next.ended
 		c.playlist = newLazy(func() *object {
 			return newObject(mediaPlaylist(st, &c, ended), typeM3U8, now, false)
