@@ -2,10 +2,7 @@ package live
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -48,13 +45,10 @@ func TestTLSPlayers(t *testing.T) {
 		t.Errorf("ffprobe read %d video packets over HTTPS, %d published", len(video), seconds*fps)
 	}
 
-	pem, err := os.ReadFile(certFile)
+	client, err := tlsfile.Client(certFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
 	resp, err := client.Get(a.base + "/live/tls/index.m3u8")
 	if err != nil {
 		t.Fatal(err)

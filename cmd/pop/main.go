@@ -72,13 +72,14 @@ func main() {
 		os.Exit(1)
 	}
 	var tlsConfig *tls.Config
+	scheme := "http"
 	if *tlsCert != "" || *tlsKey != "" {
 		cert, err := tlsfile.New(tlsfile.Config{CertFile: *tlsCert, KeyFile: *tlsKey, Logger: log})
 		if err != nil {
 			log.Error("start", "error", err)
 			os.Exit(2)
 		}
-		tlsConfig = cert.ServerConfig()
+		tlsConfig, scheme = cert.ServerConfig(), "https"
 	}
 	ln, err := net.Listen("tcp", *httpAddr)
 	if err != nil {
@@ -87,7 +88,7 @@ func main() {
 	}
 	var reporter *gslb.Reporter
 	if g.url != "" {
-		if reporter, err = g.reporter(node, *self, ln.Addr(), tlsConfig != nil, log); err != nil {
+		if reporter, err = g.reporter(node, *self, ln.Addr(), scheme, log); err != nil {
 			log.Error("start", "error", err)
 			os.Exit(2)
 		}
@@ -116,9 +117,7 @@ func main() {
 		reportDone <- nil
 	}
 	serveDone := make(chan error, 1)
-	scheme := "http"
 	if tlsConfig != nil {
-		scheme = "https"
 		go func() { serveDone <- srv.ServeTLS(ln, "", "") }()
 	} else {
 		go func() { serveDone <- srv.Serve(ln) }()
@@ -159,8 +158,8 @@ type gslbFlags struct {
 }
 
 // reporter builds the load reporter, filling in the defaults of -name
-// and -public-url.
-func (g gslbFlags) reporter(node *pop.Server, self string, addr net.Addr, https bool, log *slog.Logger) (*gslb.Reporter, error) {
+// and -public-url (whose scheme is that of -http).
+func (g gslbFlags) reporter(node *pop.Server, self string, addr net.Addr, scheme string, log *slog.Logger) (*gslb.Reporter, error) {
 	public := g.publicURL
 	if public == "" {
 		public = self
@@ -175,11 +174,7 @@ func (g gslbFlags) reporter(node *pop.Server, self string, addr net.Addr, https 
 				return nil, fmt.Errorf("-public-url: %w", err)
 			}
 		}
-		scheme := "http://"
-		if https {
-			scheme = "https://"
-		}
-		public = scheme + net.JoinHostPort(host, port)
+		public = scheme + "://" + net.JoinHostPort(host, port)
 	}
 	public = strings.TrimRight(public, "/")
 	name := g.name

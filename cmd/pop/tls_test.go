@@ -3,12 +3,9 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -57,13 +54,10 @@ func TestTLS(t *testing.T) {
 	defer origin.Close()
 
 	_, addr := startProcess(t, bin, "-http", "127.0.0.1:0", "-origin", origin.URL, "-tls-cert", certFile, "-tls-key", keyFile)
-	pem, err := os.ReadFile(certFile)
+	client, err := tlsfile.Client(certFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
 	base := "https://" + addr
 
 	for _, tc := range []struct {

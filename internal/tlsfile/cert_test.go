@@ -1,7 +1,6 @@
 package tlsfile
 
 import (
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"io"
@@ -142,10 +141,10 @@ func TestServeHTTP2(t *testing.T) {
 	go func() { done <- srv.ServeTLS(ln, "", "") }()
 	t.Cleanup(func() { srv.Close(); <-done })
 
-	pool := x509.NewCertPool()
-	pemBytes, _ := os.ReadFile(certFile)
-	pool.AppendCertsFromPEM(pemBytes)
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
+	client, err := Client(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
 	resp, err := client.Get("https://" + ln.Addr().String() + "/")
 	if err != nil {
 		t.Fatal(err)

@@ -4,12 +4,14 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"time"
 )
@@ -58,4 +60,19 @@ func WriteSelfSigned(certFile, keyFile string, hosts ...string) error {
 		return fmt.Errorf("self-signed: %w", err)
 	}
 	return nil
+}
+
+// Client returns an HTTP client, HTTP/2 when the server offers it, that
+// trusts the certificate in certFile (one WriteSelfSigned wrote): for
+// tests and trials.
+func Client(certFile string) (*http.Client, error) {
+	pemBytes, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return nil, fmt.Errorf("client: no certificate in %s", certFile)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}, nil
 }
