@@ -78,6 +78,9 @@ type httpServer struct {
 	// tls is set when srv serves HTTPS with its TLSConfig. (Serve sets up
 	// a TLSConfig of its own for HTTP/2, so that is no sign.)
 	tls bool
+	// fast is the PoP whose fast path answers plain HTTP/1.1 media
+	// requests on this server (pop.Server.Serve); nil for none.
+	fast *pop.Server
 }
 
 // New builds the parts and opens the listeners.
@@ -141,6 +144,7 @@ func New(cfg Config) (*App, error) {
 	}
 	// The players' server comes first.
 	slices.Reverse(a.servers)
+	a.servers[0].fast = a.pop
 	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
 		cert, err := tlsfile.New(tlsfile.Config{CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile, Logger: cfg.Logger})
 		if err != nil {
@@ -244,8 +248,11 @@ func (a *App) Run(ctx context.Context) error {
 	for _, s := range a.servers {
 		g.Go(func() error {
 			serve := s.srv.Serve
-			if s.tls {
+			switch {
+			case s.tls:
 				serve = func(ln net.Listener) error { return s.srv.ServeTLS(ln, "", "") }
+			case s.fast != nil:
+				serve = func(ln net.Listener) error { return s.fast.Serve(s.srv, ln) }
 			}
 			if err := serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("serve http: %w", err)

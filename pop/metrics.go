@@ -16,6 +16,10 @@ type metrics struct {
 	held           *prometheus.GaugeVec
 	aborted        prometheus.Counter
 	prefetches     prometheus.Counter
+	// fastRequests and handoffs count the requests the fast path answered
+	// and the connections it gave to net/http (server_fast.go).
+	fastRequests prometheus.Counter
+	handoffs     prometheus.Counter
 
 	// Resolved children of the vectors used on every request, so the hot
 	// path does not hash label values.
@@ -67,12 +71,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "live_pop_prefetches_total",
 			Help: "Segments fetched ahead because a playlist refresh listed them.",
 		}),
+		fastRequests: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "live_pop_fast_requests_total",
+			Help: "Requests answered by the fast path: plain HTTP/1.1 GET or HEAD of a media path, without net/http.",
+		}),
+		handoffs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "live_pop_http_handoffs_total",
+			Help: "Connections the fast path gave to net/http at their first request it does not answer: another method or path, HTTP/1.0, a request body, a head over 4 KiB.",
+		}),
 	}
 	m.resolve()
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.fetches, m.upstreamErrors, m.bytesServed, m.evictions, m.held, m.aborted, m.prefetches} {
+	for _, c := range []prometheus.Collector{m.requests, m.fetches, m.upstreamErrors, m.bytesServed, m.evictions, m.held, m.aborted, m.prefetches, m.fastRequests, m.handoffs} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}

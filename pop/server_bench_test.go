@@ -1,28 +1,22 @@
 package pop
 
 import (
+	"bufio"
+	"context"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // BenchmarkServeHit measures the proxy layer's own cost for a cache hit on
 // a 600-byte playlist, without the network (see bench/pop for wrk runs).
 func BenchmarkServeHit(b *testing.B) {
-	body := strings.Repeat("#EXTINF:1.00000,\n1.m4s\n", 27)[:600]
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Cache-Control", "public, max-age=60")
-		w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
-		w.Write([]byte(body))
-	}))
-	defer origin.Close()
-	s, err := New(Config{Origins: []string{origin.URL}})
-	if err != nil {
-		b.Fatal(err)
-	}
+	s := hotPlaylist(b)
 	req := httptest.NewRequest(http.MethodGet, "/live/s/e/v0/index.m3u8", nil)
-	s.ServeHTTP(httptest.NewRecorder(), req) // fill
 	w := &discardWriter{header: http.Header{}}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -34,6 +28,24 @@ func BenchmarkServeHit(b *testing.B) {
 			b.Fatalf("status %d, %d bytes", w.code, w.n)
 		}
 	}
+}
+
+// hotPlaylist returns a node holding a 600-byte playlist at
+// /live/s/e/v0/index.m3u8.
+func hotPlaylist(b *testing.B) *Server {
+	body := strings.Repeat("#EXTINF:1.00000,\n1.m4s\n", 27)[:600]
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=60")
+		w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
+		w.Write([]byte(body))
+	}))
+	b.Cleanup(origin.Close)
+	s, err := New(Config{Origins: []string{origin.URL}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/live/s/e/v0/index.m3u8", nil)) // fill
+	return s
 }
 
 // discardWriter is a reusable http.ResponseWriter that keeps the status
@@ -58,3 +70,45 @@ func (w *discardWriter) Write(p []byte) (int, error) {
 	w.n += len(p)
 	return len(p), nil
 }
+
+// BenchmarkFastPathHit measures the fast path (server_fast.go) for the
+// same hit, from request bytes to response bytes, on a connection that
+// only replays the request and discards the response: parsing, the
+// handler and the response head, without the kernel.
+func BenchmarkFastPathHit(b *testing.B) {
+	s := hotPlaylist(b)
+	req := "GET /live/s/e/v0/index.m3u8 HTTP/1.1\r\nHost: pop\r\nUser-Agent: hls.js\r\nAccept: */*\r\n\r\n"
+	nc := &replayConn{req: []byte(req), left: b.N}
+	f := &fastServer{s: s, hs: &http.Server{Handler: s}, ctx: context.Background(), closed: make(chan struct{}), conns: map[*fastConn]bool{}}
+	c := &fastConn{f: f, nc: nc, br: bufio.NewReaderSize(nc, fastReadBuffer)}
+	b.ReportAllocs()
+	b.ResetTimer()
+	c.serve()
+	b.StopTimer()
+	if want := b.N * (600 + 200); nc.written < want {
+		b.Fatalf("%d bytes written for %d requests", nc.written, b.N)
+	}
+}
+
+// replayConn is a net.Conn that reads req left times, then EOF, and
+// counts what is written to it.
+type replayConn struct {
+	net.Conn // not called
+	req      []byte
+	left     int
+	written  int
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if c.left == 0 {
+		return 0, io.EOF
+	}
+	c.left--
+	return copy(p, c.req), nil
+}
+
+func (c *replayConn) Write(p []byte) (int, error)      { c.written += len(p); return len(p), nil }
+func (c *replayConn) Close() error                     { return nil }
+func (c *replayConn) RemoteAddr() net.Addr             { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1} }
+func (c *replayConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *replayConn) SetWriteDeadline(time.Time) error { return nil }

@@ -72,7 +72,7 @@ func servePoP(t *testing.T, cfg Config, ln net.Listener) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); hs.Serve(ln) }()
+	go func() { defer wg.Done(); s.Serve(hs, ln) }()
 	go func() { defer wg.Done(); s.Run(ctx) }()
 	t.Cleanup(func() {
 		hs.Close()

@@ -120,7 +120,7 @@ func main() {
 	if tlsConfig != nil {
 		go func() { serveDone <- srv.ServeTLS(ln, "", "") }()
 	} else {
-		go func() { serveDone <- srv.Serve(ln) }()
+		go func() { serveDone <- node.Serve(srv, ln) }()
 	}
 	fmt.Printf("pop: serving on %s://%s from %s\n", scheme, ln.Addr(), *origins)
 

@@ -1,0 +1,232 @@
+package pop
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// fastWriter is the http.ResponseWriter of the fast path. It writes the
+// response head together with the first body bytes in one writev(2), and
+// the rest of the body straight to the connection; a body of unknown
+// length is chunked. It is reused from one request to the next.
+type fastWriter struct {
+	nc          net.Conn
+	header      http.Header
+	head        []byte      // the response head, built once per response
+	bufs        [5][]byte   // what one write sends
+	pending     []byte      // body bytes held back (Write)
+	out         net.Buffers // over bufs
+	chunk       [18]byte    // a chunk-size line
+	lengthValue [1]string
+
+	isHead  bool // a HEAD request: the body is not sent
+	close   bool // the connection ends after this response
+	status  int
+	length  int64 // the Content-Length given, -1 if none
+	written int64
+	chunked bool
+	sent    bool // the head was written
+	err     error
+}
+
+// reset prepares w for the next response.
+func (w *fastWriter) reset(isHead, close bool) {
+	clear(w.header)
+	w.isHead, w.close = isHead, close
+	w.status, w.length, w.written = 0, -1, 0
+	w.chunked, w.sent, w.err = false, false, nil
+	w.pending = w.pending[:0]
+}
+
+func (w *fastWriter) Header() http.Header { return w.header }
+
+// WriteHeader records the status; the head leaves with the first body
+// bytes, or when the handler returns or flushes.
+func (w *fastWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 { // 1xx: the handlers here send none
+		w.status = code
+	}
+}
+
+// bodyAllowed reports whether the response may have a body (RFC 9110 6.4.1).
+func (w *fastWriter) bodyAllowed() bool {
+	return w.status != http.StatusNoContent && w.status != http.StatusNotModified
+}
+
+// Write sends p as body bytes, after the head if it has not left yet.
+// Without a Content-Length, the first smallBody bytes are held, so that a
+// small body that is all there is gets one, as net/http gives it.
+func (w *fastWriter) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	w.WriteHeader(http.StatusOK)
+	if !w.bodyAllowed() {
+		return 0, http.ErrBodyNotAllowed
+	}
+	if w.isHead {
+		return len(p), nil // as net/http: HEAD's body is eaten
+	}
+	if !w.sent {
+		if w.declared() < 0 && len(w.pending)+len(p) <= smallBody {
+			w.pending = append(w.pending, p...)
+			return len(p), nil
+		}
+		w.buildHead()
+	}
+	if w.length >= 0 && w.written+int64(len(p)) > w.length {
+		return 0, http.ErrContentLength
+	}
+	if err := w.send(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// send writes what has not left, in one writev(2): the head, the body
+// bytes held and p, framed as a chunk when the body is chunked.
+func (w *fastWriter) send(p []byte) error {
+	w.out = w.bufs[:0]
+	if !w.sent {
+		w.out = append(w.out, w.head)
+	}
+	body := len(w.pending) + len(p)
+	switch {
+	case w.chunked && body > 0:
+		line := append(strconv.AppendInt(w.chunk[:0], int64(body), 16), '\r', '\n')
+		w.out = append(w.out, line, w.pending, p, crlf)
+	case !w.chunked:
+		w.out = append(w.out, w.pending, p)
+	}
+	w.sent = true
+	_, err := w.out.WriteTo(w.nc)
+	w.pending = w.pending[:0]
+	if err != nil {
+		w.err, w.close = err, true
+		return err
+	}
+	w.written += int64(body)
+	return nil
+}
+
+// smallBody is how much of a body without a Content-Length is held to see
+// whether it is all (net/http holds as much).
+const smallBody = 2 << 10
+
+// crlf and lastChunk are only read.
+var (
+	crlf      = []byte("\r\n")
+	lastChunk = []byte("0\r\n\r\n")
+)
+
+// declared returns the Content-Length the handler set, or -1.
+func (w *fastWriter) declared() int64 {
+	v := w.header["Content-Length"]
+	if len(v) != 1 {
+		return -1
+	}
+	n, err := strconv.ParseInt(v[0], 10, 64)
+	if err != nil || n < 0 {
+		return -1
+	}
+	return n
+}
+
+// Flush sends the head if it has not left, and any body bytes held.
+func (w *fastWriter) Flush() {
+	if !w.sent && w.err == nil {
+		w.WriteHeader(http.StatusOK)
+		w.buildHead()
+		w.send(nil)
+	}
+}
+
+// finish ends the response after the handler returned: what has not left
+// (a body held entirely gets a Content-Length), the last chunk, and whether
+// the body was complete.
+func (w *fastWriter) finish() error {
+	if w.err != nil {
+		return w.err
+	}
+	w.WriteHeader(http.StatusOK)
+	if !w.sent {
+		if w.declared() < 0 && !w.isHead && w.bodyAllowed() {
+			w.header["Content-Length"] = append(w.lengthValue[:0], strconv.Itoa(len(w.pending)))
+		}
+		w.buildHead()
+		if err := w.send(nil); err != nil {
+			return err
+		}
+	}
+	if w.chunked {
+		if _, err := w.nc.Write(lastChunk); err != nil {
+			w.err, w.close = err, true
+			return err
+		}
+	}
+	if w.length >= 0 && w.written < w.length && !w.isHead && w.bodyAllowed() {
+		w.close = true // a short body: the client must see the connection end
+	}
+	return nil
+}
+
+// buildHead serializes the status and the header into w.head, adding the
+// Date, and either the framing the handler declared or chunking.
+func (w *fastWriter) buildHead() {
+	w.length = w.declared()
+	if w.length < 0 || !w.bodyAllowed() {
+		delete(w.header, "Content-Length")
+		w.length = -1
+	}
+	w.chunked = w.length < 0 && w.bodyAllowed() && !w.isHead
+	b := append(w.head[:0], "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(w.status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(w.status)...)
+	b = append(b, crlf...)
+	for k, vv := range w.header {
+		if k == "Transfer-Encoding" || k == "Connection" {
+			continue // the framing and the connection are ours to say
+		}
+		if k == "Content-Type" && w.status == http.StatusNotModified {
+			continue // as net/http: no representation metadata on a 304
+		}
+		for _, v := range vv {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = appendHeaderValue(b, v)
+			b = append(b, crlf...)
+		}
+	}
+	if _, ok := w.header["Date"]; !ok {
+		b = append(b, "Date: "...)
+		b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
+		b = append(b, crlf...)
+	}
+	if w.chunked {
+		b = append(b, "Transfer-Encoding: chunked\r\n"...)
+	}
+	if w.close {
+		b = append(b, "Connection: close\r\n"...)
+	}
+	w.head = append(b, crlf...)
+}
+
+// appendHeaderValue appends v with any CR or LF made a space, as net/http
+// does, so that no value can end the head.
+func appendHeaderValue(b []byte, v string) []byte {
+	if !strings.ContainsAny(v, "\r\n") {
+		return append(b, v...)
+	}
+	for i := range len(v) {
+		c := v[i]
+		if c == '\r' || c == '\n' {
+			c = ' '
+		}
+		b = append(b, c)
+	}
+	return b
+}

@@ -1,0 +1,195 @@
+package pop
+
+import "bytes"
+
+// fastHead is a request head the fast path (serve_fast.go) answers itself:
+// GET or HEAD, HTTP/1.1, an origin-form target of plain characters for a
+// cached media path, one Host, no body, nothing that changes the
+// connection. Its byte slices point into the connection's read buffer and
+// are valid until the next read.
+type fastHead struct {
+	head   bool   // HEAD, not GET
+	path   []byte // [A-Za-z0-9-._~/]+, under /live/
+	query  []byte // after '?', without it; visible ASCII but '#'
+	close  bool   // Connection: close
+	header [fastHeaderCount][]byte
+}
+
+// The request headers the fast path passes to the handler, which reads no
+// others (ServeHTTP, serve, serveRange and the http.ServeContent it calls).
+// A header the handler starts to read must be added here.
+const (
+	hdrUserAgent = iota
+	hdrRange
+	hdrIfRange
+	hdrIfNoneMatch
+	hdrIfMatch
+	hdrIfModifiedSince
+	hdrIfUnmodifiedSince
+	hdrHop
+	fastHeaderCount
+)
+
+// fastHeaderNames are in canonical form: they are the handler's header keys.
+var fastHeaderNames = [fastHeaderCount]string{
+	"User-Agent", "Range", "If-Range", "If-None-Match", "If-Match",
+	"If-Modified-Since", "If-Unmodified-Since", HopHeader,
+}
+
+// headEnd returns the length of the request head at the start of b, up to
+// and including the empty line that ends it, or -1 if b holds no complete
+// head yet. Lines may end in LF alone; parseFastHead refuses those.
+func headEnd(b []byte) int {
+	for i := 0; ; {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		line := b[i : i+j]
+		i += j + 1
+		if len(line) == 0 || len(line) == 1 && line[0] == '\r' {
+			return i
+		}
+	}
+}
+
+// parseFastHead parses a complete request head (as delimited by headEnd)
+// into h, and reports whether the fast path may answer it. Anything it
+// does not accept goes to net/http, which answers or refuses it as usual,
+// so this parser only needs to be right about what it accepts.
+func parseFastHead(b []byte, h *fastHead) bool {
+	*h = fastHead{}
+	line, rest, ok := cutLine(b)
+	if !ok {
+		return false
+	}
+	switch {
+	case bytes.HasPrefix(line, []byte("GET ")):
+		line = line[4:]
+	case bytes.HasPrefix(line, []byte("HEAD ")):
+		line, h.head = line[5:], true
+	default:
+		return false
+	}
+	target, ok := bytes.CutSuffix(line, []byte(" HTTP/1.1"))
+	if !ok || !fastTarget(target, h) {
+		return false
+	}
+	hosts := 0
+	for {
+		if line, rest, ok = cutLine(rest); !ok {
+			return false
+		}
+		if len(line) == 0 {
+			return hosts == 1 && len(rest) == 0
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			return false
+		}
+		name, value := line[:colon], bytes.Trim(line[colon+1:], " \t")
+		if value == nil {
+			value = line[:0] // present, and empty
+		}
+		for _, c := range name {
+			if !isTokenChar(c) {
+				return false
+			}
+		}
+		for _, c := range value {
+			if c < ' ' && c != '\t' || c == 0x7f {
+				return false
+			}
+		}
+		switch {
+		case equalFold(name, "Host"):
+			hosts++
+		case equalFold(name, "Connection"):
+			switch {
+			case equalFold(value, "close"):
+				h.close = true
+			case !equalFold(value, "keep-alive"):
+				return false // upgrades and hop-by-hop lists go to net/http
+			}
+		case equalFold(name, "Content-Length"), equalFold(name, "Transfer-Encoding"),
+			equalFold(name, "Expect"), equalFold(name, "Upgrade"):
+			return false // a body or a protocol change: net/http's
+		default:
+			for i, n := range fastHeaderNames {
+				if equalFold(name, n) {
+					if h.header[i] != nil {
+						return false // repeated: let net/http combine them
+					}
+					h.header[i] = value
+				}
+			}
+		}
+	}
+}
+
+// cutLine splits b after its first CRLF. A line ending in a bare LF, or
+// with a CR inside, is refused.
+func cutLine(b []byte) (line, rest []byte, ok bool) {
+	i := bytes.IndexByte(b, '\n')
+	if i < 1 || b[i-1] != '\r' {
+		return nil, nil, false
+	}
+	line = b[:i-1]
+	if bytes.IndexByte(line, '\r') >= 0 {
+		return nil, nil, false
+	}
+	return line, b[i+1:], true
+}
+
+// fastTarget splits an origin-form target into h's path and query, and
+// reports whether both are plain enough for the fast path: a media path
+// (see classify) of unreserved characters and slashes, so that it needs no
+// unescaping, and a query of visible ASCII.
+func fastTarget(t []byte, h *fastHead) bool {
+	path, query, _ := bytes.Cut(t, []byte("?"))
+	if len(path)+len(query) > maxKeyLength || !bytes.HasPrefix(path, []byte("/live/")) {
+		return false
+	}
+	for _, c := range path {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '/' || c == '-' || c == '.' || c == '_' || c == '~') {
+			return false
+		}
+	}
+	for _, c := range query {
+		if c <= ' ' || c >= 0x7f || c == '#' {
+			return false
+		}
+	}
+	if classify(string(path)) == classOther { // no allocation: the conversion does not escape
+		return false
+	}
+	h.path, h.query = path, query
+	return true
+}
+
+// isTokenChar reports whether c may appear in a header name (RFC 9110 5.6.2).
+func isTokenChar(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), c) >= 0
+}
+
+// equalFold reports whether b equals the ASCII string s, ignoring case.
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		if lower(b[i]) != lower(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}

@@ -1,0 +1,258 @@
+package pop
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// newNode returns a PoP node over origin and a listener on 127.0.0.1:0,
+// for the test to serve it as it likes.
+func newNode(t *testing.T, origin string) (*Server, net.Listener) {
+	t.Helper()
+	s, err := New(Config{Origins: []string{origin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return s, ln
+}
+
+// rawExchange sends reqs on one connection, written at once (pipelined),
+// and reads as many responses back, each with its body.
+func rawExchange(t *testing.T, addr string, reqs ...string) ([]*http.Response, [][]byte, *bufio.Reader, net.Conn) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, strings.Join(reqs, "")); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	var resps []*http.Response
+	var bodies [][]byte
+	for _, q := range reqs {
+		method, _, _ := strings.Cut(q, " ")
+		resp, err := http.ReadResponse(br, &http.Request{Method: method})
+		if err != nil {
+			t.Fatalf("response to %q: %v", q, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatalf("body of %q: %v", q, err)
+		}
+		resps, bodies = append(resps, resp), append(bodies, body)
+	}
+	return resps, bodies, br, c
+}
+
+// TestFastPathMatchesNetHTTP sends the same requests to a PoP served with
+// the fast path and to one served by net/http alone, and compares what
+// comes back: status, framing, the headers players read, and bodies.
+func TestFastPathMatchesNetHTTP(t *testing.T) {
+	seg := randomBody(100 << 10)
+	origin := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		switch {
+		case strings.HasSuffix(r.URL.Path, ".m4s"):
+			h.Set("Content-Type", "video/mp4")
+			h.Set("Cache-Control", "public, max-age=31536000, immutable")
+			h.Set("ETag", `"seg"`)
+			h.Set("Last-Modified", "Sat, 21 Nov 2026 10:00:00 GMT")
+			h.Set("Content-Length", strconv.Itoa(len(seg)))
+			w.Write(seg)
+		case strings.HasSuffix(r.URL.Path, ".m3u8"):
+			h.Set("Content-Type", "application/vnd.apple.mpegurl")
+			h.Set("Cache-Control", "max-age=1")
+			w.(http.Flusher).Flush() // no Content-Length: chunked from the origin
+			io.WriteString(w, "#EXTM3U\n#EXT-X-TARGETDURATION:1\n")
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	fastNode, fastURL := startPoP(t, Config{Origins: []string{origin.URL}})
+	plain, ln := newNode(t, origin.URL)
+	hs := &http.Server{Handler: plain}
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close() })
+	addrs := map[string]string{"fast": strings.TrimPrefix(fastURL, "http://"), "net/http": ln.Addr().String()}
+
+	get := func(path string, headers ...string) string {
+		return "GET " + path + " HTTP/1.1\r\nHost: pop\r\nUser-Agent: test\r\n" + strings.Join(headers, "") + "\r\n"
+	}
+	// Warm both caches so that X-Cache and bodies compare.
+	for _, addr := range addrs {
+		rawExchange(t, addr, get("/live/s/v0/1.m4s"), get("/live/s/index.m3u8"), get("/live/s/v0/404.m4s"))
+	}
+	cases := []struct {
+		name string
+		reqs []string
+		fast int // requests the fast path answers
+	}{
+		{"segment", []string{get("/live/s/v0/1.m4s")}, 1},
+		{"playlist, chunked upstream", []string{get("/live/s/index.m3u8")}, 1},
+		{"HEAD", []string{"HEAD /live/s/v0/1.m4s HTTP/1.1\r\nHost: pop\r\n\r\n"}, 1},
+		{"not found, cached", []string{get("/live/s/v0/404.m4s")}, 1},
+		{"range", []string{get("/live/s/v0/1.m4s", "Range: bytes=10-99\r\n")}, 1},
+		{"range not satisfiable", []string{get("/live/s/v0/1.m4s", "Range: bytes=999999-\r\n")}, 1},
+		{"if-none-match", []string{get("/live/s/v0/1.m4s", "If-None-Match: \"seg\"\r\n")}, 1},
+		{"query ignored", []string{get("/live/s/v0/1.m4s?token=abc")}, 1},
+		{"pipelined", []string{get("/live/s/v0/1.m4s"), get("/live/s/index.m3u8"), get("/live/s/v0/1.m4s")}, 3},
+		{"then net/http", []string{get("/live/s/v0/1.m4s"), "OPTIONS /live/s/v0/1.m4s HTTP/1.1\r\nHost: pop\r\n\r\n", get("/live/s/v0/1.m4s")}, 1},
+		{"POST", []string{"POST /live/s/v0/1.m4s HTTP/1.1\r\nHost: pop\r\nContent-Length: 2\r\n\r\nhi"}, 0},
+		{"HTTP/1.0", []string{"GET /live/s/v0/1.m4s HTTP/1.0\r\n\r\n"}, 0},
+		{"healthz", []string{get("/healthz")}, 0},
+		{"escaped path", []string{get("/live/s/v0/%31.m4s")}, 0},
+		{"bare LF", []string{"GET /live/s/v0/1.m4s HTTP/1.1\nHost: pop\n\n"}, 0},
+		{"large head", []string{get("/live/s/v0/1.m4s", "Cookie: "+strings.Repeat("c", 8<<10)+"\r\n")}, 0},
+		{"connection close", []string{get("/live/s/v0/1.m4s", "Connection: close\r\n")}, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := counterValue(fastNode.metrics.fastRequests)
+			type result struct {
+				resps  []*http.Response
+				bodies [][]byte
+			}
+			got := map[string]result{}
+			for name, addr := range addrs {
+				resps, bodies, br, conn := rawExchange(t, addr, c.reqs...)
+				got[name] = result{resps, bodies}
+				if resps[len(resps)-1].Close { // the server must then close
+					conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+					if _, err := br.ReadByte(); err != io.EOF {
+						t.Errorf("%s: read after Connection: close = %v, want EOF", name, err)
+					}
+				}
+			}
+			if n := counterValue(fastNode.metrics.fastRequests) - before; int(n) != c.fast {
+				t.Errorf("fast path answered %v requests, want %d", n, c.fast)
+			}
+			f, p := got["fast"], got["net/http"]
+			for i := range c.reqs {
+				fr, pr := f.resps[i], p.resps[i]
+				if fr.StatusCode != pr.StatusCode || fr.ContentLength != pr.ContentLength || fr.Close != pr.Close ||
+					string(f.bodies[i]) != string(p.bodies[i]) {
+					t.Errorf("request %d: fast %d length %d close %v body %d bytes; net/http %d length %d close %v body %d bytes",
+						i, fr.StatusCode, fr.ContentLength, fr.Close, len(f.bodies[i]), pr.StatusCode, pr.ContentLength, pr.Close, len(p.bodies[i]))
+				}
+				for _, h := range []string{"Content-Type", "Cache-Control", "Content-Range", "Etag", "Last-Modified",
+					"X-Cache", "Access-Control-Allow-Origin", "Access-Control-Expose-Headers", "Allow", "Accept-Ranges"} {
+					if fv, pv := fr.Header.Values(h), pr.Header.Values(h); strings.Join(fv, ",") != strings.Join(pv, ",") {
+						t.Errorf("request %d: %s fast %q, net/http %q", i, h, fv, pv)
+					}
+				}
+				if fr.Header.Get("Date") == "" {
+					t.Errorf("request %d: no Date", i)
+				}
+			}
+		})
+	}
+}
+
+// TestFastPathShutdown: Shutdown ends the idle fast connections at once,
+// lets a response in progress finish, and Serve returns after both.
+func TestFastPathShutdown(t *testing.T) {
+	body := randomBody(64 << 10)
+	release := make(chan struct{})
+	origin := newStubOrigin(t, gated(body, release))
+	s, ln := newNode(t, origin.URL)
+	hs := &http.Server{Handler: s}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(hs, ln) }()
+	ctx, cancel := context.WithCancel(context.Background())
+	var runWG sync.WaitGroup
+	runWG.Add(1)
+	go func() { defer runWG.Done(); s.Run(ctx) }()
+	defer func() { cancel(); runWG.Wait() }()
+	addr := ln.Addr().String()
+
+	idle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	busy, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	busy.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(busy, "GET /live/s/v0/1.m4s HTTP/1.1\r\nHost: pop\r\n\r\n")
+	br := bufio.NewReader(busy)
+	resp, err := http.ReadResponse(br, nil) // the first half is in: the response is in progress
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	shut := make(chan error, 1)
+	go func() { shut <- hs.Shutdown(context.Background()) }()
+	idle.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := idle.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("idle connection: read = %v, want EOF at shutdown", err)
+	}
+	select {
+	case err := <-served:
+		t.Fatalf("Serve returned (%v) with a response in progress", err)
+	default:
+	}
+	close(release)
+	got, err := io.ReadAll(resp.Body)
+	if err != nil || string(got) != string(body) {
+		t.Fatalf("response in progress: %d bytes, %v; want %d bytes", len(got), err, len(body))
+	}
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Fatalf("Serve = %v, want http.ErrServerClosed", err)
+	}
+}
+
+// TestFastPathTimeouts: a connection that sends half a head, or nothing,
+// is closed after the http.Server's timeouts, as net/http would.
+func TestFastPathTimeouts(t *testing.T) {
+	origin := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) {})
+	s, ln := newNode(t, origin.URL)
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond}
+	go s.Serve(hs, ln)
+	t.Cleanup(func() { hs.Close() })
+	for _, send := range []string{"", "GET /live/s/v0/1.m4s HTTP/1.1\r\nHost:"} {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, send)
+		start := time.Now()
+		c.SetReadDeadline(start.Add(10 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+			t.Errorf("after %q: read = %v, want EOF", send, err)
+		}
+		c.Close()
+	}
+}
+
+// counterValue reads c.
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	c.Write(&m)
+	return m.GetCounter().GetValue()
+}
