@@ -19,7 +19,7 @@ const shutdownGrace = 10 * time.Second
 // request to a PoP is: a plain HTTP/1.1 GET or HEAD of a media path. Those
 // are read, answered by s (ServeHTTP) and written on the connection
 // without net/http's per-request machinery (a background reader, header
-// sorting, two writes per response), which costs a third of the CPU of a
+// sorting, two writes per response), which was half of the CPU of a
 // small cached response. The first request on a connection that the fast
 // path does not take (see parseFastHead) hands the connection, with the
 // bytes already read, to hs for the rest of its life, so net/http answers
