@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -373,5 +374,16 @@ func TestBrowserABRSwitch(t *testing.T) {
 		if waits != 0 || after.Stalls != 0 || after.Error != nil {
 			t.Errorf("switch %d to level %d: %d waits, %d stalls, error %v", i, target, waits, after.Stalls, after.Error)
 		}
+	}
+	// The browser's media requests went through the PoP's fast path.
+	_, metrics := get(t, a.base+"/metrics")
+	var fast float64
+	for _, line := range strings.Split(string(metrics), "\n") {
+		if v, ok := strings.CutPrefix(line, "live_pop_fast_requests_total "); ok {
+			fast, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	if fast < 10 {
+		t.Errorf("the PoP's fast path answered %v requests of hls.js, want most of them", fast)
 	}
 }
