@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -23,6 +24,9 @@ type fastConn struct {
 	f  *fastServer
 	nc net.Conn
 	br *bufio.Reader
+
+	mu   sync.Mutex
+	idle bool // waiting for a request: Close ends it; guarded by mu
 
 	// The request is reused from one to the next; so are the strings of
 	// its path, query and User-Agent while they repeat, as they do for a
@@ -69,7 +73,7 @@ func (c *fastConn) serve() {
 			c.nc.SetWriteDeadline(time.Now().Add(t))
 		}
 		c.w.reset(h.head, h.close)
-		if !c.handle(handler) || c.w.close || !c.f.idle(c) {
+		if !c.handle(handler) || c.w.close || !c.setIdle() {
 			return
 		}
 	}
@@ -90,7 +94,7 @@ func (c *fastConn) readHead() (int, error) {
 			return 0, err
 		}
 	}
-	c.f.busy(c)
+	c.setBusy()
 	c.nc.SetReadDeadline(deadline(c.f.hs.ReadHeaderTimeout, c.f.hs.ReadTimeout))
 	for {
 		b, _ := c.br.Peek(c.br.Buffered())
@@ -161,23 +165,23 @@ func (c *fastConn) handle(handler http.Handler) (ok bool) {
 	return c.w.finish() == nil
 }
 
-// idle marks c as waiting for its next request, under IdleTimeout, and
-// reports false if the server is closing and c must end instead. The
+// setIdle marks c as waiting for its next request, under IdleTimeout,
+// and reports false if the server is closing and c must end instead. The
 // deadline is set under mu so that Close's cannot be overwritten.
-func (f *fastServer) idle(c *fastConn) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closing {
+func (c *fastConn) setIdle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.f.closing.Load() {
 		return false
 	}
-	f.conns[c] = true
-	c.nc.SetReadDeadline(deadline(f.hs.IdleTimeout, f.hs.ReadTimeout))
+	c.idle = true
+	c.nc.SetReadDeadline(deadline(c.f.hs.IdleTimeout, c.f.hs.ReadTimeout))
 	return true
 }
 
-// busy marks c as reading or answering a request: Close lets it finish.
-func (f *fastServer) busy(c *fastConn) {
-	f.mu.Lock()
-	f.conns[c] = false
-	f.mu.Unlock()
+// setBusy marks c as reading or answering a request: Close lets it finish.
+func (c *fastConn) setBusy() {
+	c.mu.Lock()
+	c.idle = false
+	c.mu.Unlock()
 }

@@ -79,7 +79,7 @@ func BenchmarkFastPathHit(b *testing.B) {
 	s := hotPlaylist(b)
 	req := "GET /live/s/e/v0/index.m3u8 HTTP/1.1\r\nHost: pop\r\nUser-Agent: hls.js\r\nAccept: */*\r\n\r\n"
 	nc := &replayConn{req: []byte(req), left: b.N}
-	f := &fastServer{s: s, hs: &http.Server{Handler: s}, ctx: context.Background(), closed: make(chan struct{}), conns: map[*fastConn]bool{}}
+	f := &fastServer{s: s, hs: &http.Server{Handler: s}, ctx: context.Background(), closed: make(chan struct{}), conns: map[*fastConn]struct{}{}}
 	c := &fastConn{f: f, nc: nc, br: bufio.NewReaderSize(nc, fastReadBuffer)}
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,7 +41,7 @@ func (s *Server) Serve(hs *http.Server, ln net.Listener) error {
 		ctx:     ctx,
 		handoff: make(chan net.Conn),
 		closed:  make(chan struct{}),
-		conns:   map[*fastConn]bool{},
+		conns:   map[*fastConn]struct{}{},
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -66,9 +67,11 @@ type fastServer struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 
+	// closing is set by Close. A connection's idle and busy states are
+	// its own (fastConn.mu), so that requests do not share a lock.
+	closing atomic.Bool
 	mu      sync.Mutex
-	closing bool               // guarded by mu
-	conns   map[*fastConn]bool // value: idle; guarded by mu
+	conns   map[*fastConn]struct{} // guarded by mu
 }
 
 // Accept returns the next connection handed over to net/http.
@@ -88,12 +91,14 @@ func (f *fastServer) Close() error {
 	f.closeOnce.Do(func() {
 		close(f.closed)
 		err = f.ln.Close()
+		f.closing.Store(true)
 		f.mu.Lock()
-		f.closing = true
-		for c, idle := range f.conns {
-			if idle {
+		for c := range f.conns {
+			c.mu.Lock()
+			if c.idle {
 				c.nc.SetReadDeadline(time.Unix(1, 0)) // wakes its read
 			}
+			c.mu.Unlock()
 		}
 		f.mu.Unlock()
 	})
@@ -126,7 +131,11 @@ func (f *fastServer) accept(wg *sync.WaitGroup) {
 		}
 		backoff = 0
 		c := &fastConn{f: f, nc: nc, br: bufio.NewReaderSize(nc, fastReadBuffer)}
-		if !f.idle(c) {
+		f.mu.Lock()
+		f.conns[c] = struct{}{}
+		f.mu.Unlock()
+		if !c.setIdle() {
+			f.forget(c)
 			nc.Close()
 			continue
 		}
