@@ -90,7 +90,7 @@ func (c *fastConn) buffered(n int) []byte {
 // first byte, then busy.
 func (c *fastConn) readHead() (int, error) {
 	if c.br.Buffered() == 0 {
-		if _, err := c.br.Peek(1); err != nil { // under the idle deadline set by idle
+		if _, err := c.br.Peek(1); err != nil { // under the deadline set by setIdle
 			return 0, err
 		}
 	}

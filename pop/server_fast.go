@@ -157,6 +157,7 @@ func (f *fastServer) forget(c *fastConn) {
 func (f *fastServer) handOver(c *fastConn) {
 	f.forget(c)
 	f.s.metrics.handoffs.Inc()
+	c.nc.SetDeadline(time.Time{}) // net/http sets its own, when hs has any
 	bc := &bufferedConn{Conn: c.nc, r: c.br}
 	select {
 	case f.handoff <- bc:

@@ -236,15 +236,18 @@ func TestFastPathTimeouts(t *testing.T) {
 	go s.Serve(hs, ln)
 	t.Cleanup(func() { hs.Close() })
 	for _, send := range []string{"", "GET /live/s/v0/1.m4s HTTP/1.1\r\nHost:"} {
+		start := time.Now() // before any deadline can be set
 		c, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
 		io.WriteString(c, send)
-		start := time.Now()
 		c.SetReadDeadline(start.Add(10 * time.Second))
 		if _, err := c.Read(make([]byte, 1)); err != io.EOF {
 			t.Errorf("after %q: read = %v, want EOF", send, err)
+		}
+		if d := time.Since(start); d < 300*time.Millisecond {
+			t.Errorf("after %q: closed after %v, before the 300 ms timeout", send, d)
 		}
 		c.Close()
 	}
