@@ -29,8 +29,8 @@ type fastConn struct {
 	idle bool // waiting for a request: Close ends it; guarded by mu
 
 	// The request is reused from one to the next; so are the strings of
-	// its path, query and User-Agent while they repeat, as they do for a
-	// player or a CDN edge on one connection.
+	// its target, path, query, Host and headers while they repeat, as
+	// they do for a player or a CDN edge on one connection.
 	req  *http.Request
 	vals [fastHeaderCount][1]string
 	w    fastWriter
@@ -132,6 +132,12 @@ func (c *fastConn) setRequest(h *fastHead) {
 	}
 	if string(h.query) != r.URL.RawQuery {
 		r.URL.RawQuery = string(h.query)
+	}
+	if string(h.target) != r.RequestURI {
+		r.RequestURI = string(h.target)
+	}
+	if string(h.host) != r.Host {
+		r.Host = string(h.host)
 	}
 	r.Close = h.close
 	clear(r.Header)

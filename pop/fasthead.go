@@ -9,8 +9,10 @@ import "bytes"
 // are valid until the next read.
 type fastHead struct {
 	head   bool   // HEAD, not GET
+	target []byte // the request target: path, and '?' and query if any
 	path   []byte // [A-Za-z0-9-._~/]+, under /live/
 	query  []byte // after '?', without it; visible ASCII but '#'
+	host   []byte // the Host header's value (validHost)
 	close  bool   // Connection: close
 	header [fastHeaderCount][]byte
 }
@@ -103,6 +105,10 @@ func parseFastHead(b []byte, h *fastHead) bool {
 		}
 		switch {
 		case equalFold(name, "Host"):
+			if !validHost(value) {
+				return false // net/http answers 400
+			}
+			h.host = value
 			hosts++
 		case equalFold(name, "Connection"):
 			switch {
@@ -164,7 +170,20 @@ func fastTarget(t []byte, h *fastHead) bool {
 	if classify(string(path)) == classOther { // no allocation: the conversion does not escape
 		return false
 	}
-	h.path, h.query = path, query
+	h.target, h.path, h.query = t, path, query
+	return true
+}
+
+// validHost reports whether a Host value has only the characters net/http
+// takes in one (golang.org/x/net/http/httpguts.ValidHostHeader): letters,
+// digits and !$%&'()*+,-.:;=[]_~.
+func validHost(v []byte) bool {
+	for _, c := range v {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			bytes.IndexByte([]byte("!$%&'()*+,-.:;=[]_~"), c) >= 0) {
+			return false
+		}
+	}
 	return true
 }
 

@@ -106,6 +106,8 @@ func FuzzParseFastHead(f *testing.F) {
 			t.Fatalf("method %q, net/http %q", method, r.Method)
 		case r.URL.Path != string(h.path) || r.URL.RawQuery != string(h.query) || r.URL.EscapedPath() != string(h.path):
 			t.Fatalf("path %q query %q, net/http %q %q", h.path, h.query, r.URL.Path, r.URL.RawQuery)
+		case r.Host != string(h.host) || r.RequestURI != string(h.target):
+			t.Fatalf("host %q target %q, net/http %q %q", h.host, h.target, r.Host, r.RequestURI)
 		case r.Close != h.close:
 			t.Fatalf("close %v, net/http %v", h.close, r.Close)
 		case r.ContentLength != 0 || len(r.TransferEncoding) > 0:

@@ -124,6 +124,8 @@ func TestFastPathMatchesNetHTTP(t *testing.T) {
 		{"bare LF", []string{"GET /live/s/v0/1.m4s HTTP/1.1\nHost: pop\n\n"}, 0},
 		{"large head", []string{get("/live/s/v0/1.m4s", "Cookie: "+strings.Repeat("c", 8<<10)+"\r\n")}, 0},
 		{"connection close", []string{get("/live/s/v0/1.m4s", "Connection: close\r\n")}, 1},
+		{"host with port", []string{"GET /live/s/v0/1.m4s HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n"}, 1},
+		{"malformed host", []string{"GET /live/s/v0/1.m4s HTTP/1.1\r\nHost: a\"b\r\n\r\n"}, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -160,8 +162,8 @@ func TestFastPathMatchesNetHTTP(t *testing.T) {
 						t.Errorf("request %d: %s fast %q, net/http %q", i, h, fv, pv)
 					}
 				}
-				if fr.Header.Get("Date") == "" {
-					t.Errorf("request %d: no Date", i)
+				if fd, pd := fr.Header.Get("Date") != "", pr.Header.Get("Date") != ""; fd != pd {
+					t.Errorf("request %d: Date given: fast %v, net/http %v", i, fd, pd)
 				}
 			}
 		})
@@ -258,4 +260,42 @@ func counterValue(c prometheus.Counter) float64 {
 	var m dto.Metric
 	c.Write(&m)
 	return m.GetCounter().GetValue()
+}
+
+// TestFastPathRequestFields: the handler sees on the fast path the
+// request fields net/http would give it, also when they change from one
+// request to the next on the same connection.
+func TestFastPathRequestFields(t *testing.T) {
+	s, ln := newNode(t, "http://127.0.0.1:1")
+	type fields struct{ method, host, uri, path, query, agent string }
+	seen := make(chan fields, 3)
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- fields{r.Method, r.Host, r.RequestURI, r.URL.Path, r.URL.RawQuery, r.UserAgent()}
+		w.WriteHeader(http.StatusNoContent)
+	})}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(hs, ln) }()
+	defer func() {
+		hs.Close()
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("Serve = %v", err)
+		}
+	}()
+	rawExchange(t, ln.Addr().String(),
+		"GET /live/s/v0/1.m4s?t=1 HTTP/1.1\r\nHost: pop-a:8080\r\nUser-Agent: a\r\n\r\n",
+		"HEAD /live/s/index.m3u8 HTTP/1.1\r\nHost: [::1]\r\n\r\n",
+		"GET /live/s/v0/1.m4s?t=1 HTTP/1.1\r\nHost: pop-a:8080\r\nUser-Agent: a\r\n\r\n")
+	want := []fields{
+		{"GET", "pop-a:8080", "/live/s/v0/1.m4s?t=1", "/live/s/v0/1.m4s", "t=1", "a"},
+		{"HEAD", "[::1]", "/live/s/index.m3u8", "/live/s/index.m3u8", "", ""},
+		{"GET", "pop-a:8080", "/live/s/v0/1.m4s?t=1", "/live/s/v0/1.m4s", "t=1", "a"},
+	}
+	for i, w := range want {
+		if got := <-seen; got != w {
+			t.Errorf("request %d: handler saw %+v, want %+v", i, got, w)
+		}
+	}
+	if n := counterValue(s.metrics.fastRequests); n != 3 {
+		t.Errorf("fast path answered %v requests, want 3", n)
+	}
 }
