@@ -23,7 +23,10 @@ usage: [VAR=value ...] bench/pop/run.sh
   WRK_ROUNDS=3       wrk rounds; each round runs every system on each object
   SYSTEMS=ours3,ours1,nginx,varnish
   PHASES=herd,wrk
-  DELAY_MS=220       the stub origin's delay before a segment
+  DELAY_MS=220       the stub origin's time until a segment's last byte
+  PIECES=0           0: the origin sends a segment whole after DELAY_MS;
+                     n: in n even pieces over DELAY_MS (a far or streaming
+                     origin: the bytes arrive while the herd waits)
   WAIT_MAX=1200      seconds to wait for other benchmarks to end (polls every 10 s)
   POP_BIN=path       a prebuilt cmd/pop binary (e.g. a profiling build)
   OURS3_PROCS=n      GOMAXPROCS of each ours3 node (default: Go's, the number
@@ -45,12 +48,13 @@ WRK_ROUNDS=${WRK_ROUNDS:-3}
 SYSTEMS=${SYSTEMS:-ours3,ours1,nginx,varnish}
 PHASES=${PHASES:-herd,wrk}
 DELAY_MS=${DELAY_MS:-220}
+PIECES=${PIECES:-0}
 WAIT_MAX=${WAIT_MAX:-1200}
 STRICT=${STRICT:-0}
 OURS3_PROCS=${OURS3_PROCS:-}
 SEG_BYTES=$((250 << 10))
 
-for v in ROUNDS HOT WRK_D WRK_T WRK_C WRK_ROUNDS DELAY_MS WAIT_MAX; do
+for v in ROUNDS HOT WRK_D WRK_T WRK_C WRK_ROUNDS DELAY_MS PIECES WAIT_MAX; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "run.sh: $v must be a whole number, not '${!v}'" >&2; exit 2; }
 done
 [[ -z $OURS3_PROCS || $OURS3_PROCS =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: OURS3_PROCS must be a positive number" >&2; exit 2; }
@@ -76,6 +80,7 @@ HERD=$BINDIR/herd
 
 REPRO="NS=$NS ROUNDS=$ROUNDS HOT=$HOT WRK_D=$WRK_D WRK_T=$WRK_T WRK_C=$WRK_C WRK_ROUNDS=$WRK_ROUNDS SYSTEMS=$SYSTEMS PHASES=$PHASES"
 ((DELAY_MS == 220)) || REPRO+=" DELAY_MS=$DELAY_MS"
+((PIECES == 0)) || REPRO+=" PIECES=$PIECES"
 [[ -z ${POP_BIN:-} ]] || REPRO+=" POP_BIN=$POP_BIN"
 [[ -z $OURS3_PROCS ]] || REPRO+=" OURS3_PROCS=$OURS3_PROCS"
 REPRO+=" bench/pop/run.sh"
@@ -163,7 +168,7 @@ declare -A URLS PIDS_OF # per system: comma-separated base URLs; pids
 
 start_origin() {
   ORIGIN_PORT=$(free_port)
-  "$HERD" -mode origin -listen "127.0.0.1:$ORIGIN_PORT" -delay "${DELAY_MS}ms" -segment-bytes "$SEG_BYTES" >"$RUN/origin.log" 2>&1 &
+  "$HERD" -mode origin -listen "127.0.0.1:$ORIGIN_PORT" -delay "${DELAY_MS}ms" -pieces "$PIECES" -segment-bytes "$SEG_BYTES" >"$RUN/origin.log" 2>&1 &
   ORIGIN_PID=$!
   PIDS+=("$ORIGIN_PID")
   wait_listening "$ORIGIN_PID" "$ORIGIN_PORT" "stub origin"
@@ -425,7 +430,8 @@ report "  tree:    $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || ech
 report "  ours:    $POP (sha256 $(sha256sum "$POP" | cut -c1-16)), 16 shards, 1 GiB cache per node; ours3 GOMAXPROCS ${OURS3_PROCS:-default ($(nproc))} per node"
 report "  nginx:   $(nginx -v 2>&1 | sed 's/.*version: //'), proxy_cache on disk in $RUN/nginx/cache, proxy_cache_lock on, worker_processes auto"
 report "  varnish: $(varnishd -V 2>&1 | head -n1 | sed 's/^varnishd (//; s/ revision.*//'), -s malloc,512m, built-in VCL"
-report "  origin:  stub (bench/pop/herd -mode origin): segments $SEG_BYTES bytes after ${DELAY_MS} ms, immutable; playlists 600 bytes, max-age=60"
+if ((PIECES == 0)); then seg_how="after ${DELAY_MS} ms"; else seg_how="in $PIECES pieces over ${DELAY_MS} ms"; fi
+report "  origin:  stub (bench/pop/herd -mode origin): segments $SEG_BYTES bytes $seg_how, immutable; playlists 600 bytes, max-age=60"
 report "  machine before the start: load $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min); $(background_busy) of $(nproc) cores busy over 3 s; busiest processes now: $(top -bn1 -w 200 | awk 'NR > 7 && $9 > 0 { printf "%s%s %s%%", (n++ ? ", " : ""), $12, $9 } n == 4 { exit } END { if (!n) printf "none above 0%%" }')"
 report ""
 
@@ -447,7 +453,7 @@ report ""
 args=()
 do_phase herd && args+=(-herd "$RUN/herd.jsonl")
 do_phase wrk && args+=(-wrk "$RUN/wrk.tsv")
-"$HERD" -mode report -target "${DELAY_MS}ms" "${args[@]}" | tee -a "$RESULTS"
+"$HERD" -mode report -target "${DELAY_MS}ms" -pieces "$PIECES" "${args[@]}" | tee -a "$RESULTS"
 for s in "${SYSLIST[@]}"; do
   [[ $s == ours* ]] || continue
   for f in "$RUN"/"$s"*.log; do

@@ -1,8 +1,9 @@
 // Command herd is the load tool of the PoP benchmark (bench/pop/run.sh).
 //
 //	herd -mode origin -listen 127.0.0.1:PORT
-//	    a stub origin: any /live/... segment after a delay, a small
-//	    cacheable playlist at once, request counts per path at /count.
+//	    a stub origin: any /live/... segment after a delay (or spread
+//	    over it with -pieces), a small cacheable playlist at once,
+//	    request counts per path at /count.
 //	herd -mode client -system NAME=URL[,URL...] -n N -rounds R -origin URL -out FILE
 //	    a thundering herd: N connections, opened beforehand and spread
 //	    over the URLs, GET the same new segment at one instant; one JSON
@@ -24,7 +25,8 @@ func main() {
 	mode := flag.String("mode", "", "origin, client or report")
 	// origin
 	listen := flag.String("listen", "127.0.0.1:0", "origin: listen address (loopback)")
-	delay := flag.Duration("delay", 220*time.Millisecond, "origin: wait before a segment's headers and body")
+	delay := flag.Duration("delay", 220*time.Millisecond, "origin: time until a segment's last byte leaves")
+	pieces := flag.Int("pieces", 0, "origin: 0 sends a segment's headers and body after -delay; n sends it in n even pieces over -delay, headers with the first; report: the origin's -pieces")
 	segBytes := flag.Int("segment-bytes", 250<<10, "origin: segment body size; client: expected body size")
 	plBytes := flag.Int("playlist-bytes", 600, "origin: playlist body size")
 	// client
@@ -49,14 +51,14 @@ func main() {
 	var err error
 	switch *mode {
 	case "origin":
-		err = runOrigin(*listen, *delay, *segBytes, *plBytes)
+		err = runOrigin(*listen, *delay, *pieces, *segBytes, *plBytes)
 	case "client":
 		err = runClient(clientConfig{
 			systems: systems, n: *n, rounds: *rounds, firstRound: *firstRound, origin: *originURL, prefix: *prefix,
 			hot: *hot, timeout: *timeout, pause: *pause, out: *out, label: *label, size: *segBytes,
 		})
 	case "report":
-		err = runReport(*herdFile, *wrkFile, *target)
+		err = runReport(*herdFile, *wrkFile, *target, *pieces)
 	default:
 		err = fmt.Errorf("-mode must be origin, client or report, not %q", *mode)
 	}

@@ -20,7 +20,13 @@ import (
 
 // stubOrigin answers the PoPs under test and counts what reaches it.
 type stubOrigin struct {
-	delay    time.Duration
+	delay time.Duration
+	// pieces is how a segment leaves: 0 for headers and whole body after
+	// delay; n > 0 for headers with the first of n equal pieces after
+	// delay/n and the last at delay, as from an origin far away (a TCP
+	// transfer over a long round trip) or one streaming a segment as it
+	// is produced.
+	pieces   int
 	segment  []byte
 	playlist []byte
 
@@ -30,7 +36,7 @@ type stubOrigin struct {
 }
 
 // runOrigin serves until SIGINT or SIGTERM, then prints its counts.
-func runOrigin(listen string, delay time.Duration, segBytes, plBytes int) error {
+func runOrigin(listen string, delay time.Duration, pieces, segBytes, plBytes int) error {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
@@ -44,13 +50,21 @@ func runOrigin(listen string, delay time.Duration, segBytes, plBytes int) error 
 	for i := range seg {
 		seg[i] = byte(rng.Uint32())
 	}
-	o := &stubOrigin{delay: delay, segment: seg, playlist: makePlaylist(plBytes), counts: map[string]int{}}
+	if pieces < 0 || pieces > segBytes {
+		ln.Close()
+		return fmt.Errorf("origin: -pieces must be from 0 to the segment size, not %d", pieces)
+	}
+	o := &stubOrigin{delay: delay, pieces: pieces, segment: seg, playlist: makePlaylist(plBytes), counts: map[string]int{}}
 	srv := &http.Server{Handler: o, ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
-	fmt.Printf("origin: serving on %s (segments %d bytes after %s, playlists %d bytes)\n", ln.Addr(), segBytes, delay, len(o.playlist))
+	how := "after " + delay.String()
+	if pieces > 0 {
+		how = fmt.Sprintf("in %d pieces over %s", pieces, delay)
+	}
+	fmt.Printf("origin: serving on %s (segments %d bytes %s, playlists %d bytes)\n", ln.Addr(), segBytes, how, len(o.playlist))
 	select {
 	case err = <-done:
 	case <-ctx.Done():
@@ -105,19 +119,36 @@ func (o *stubOrigin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write(o.playlist)
 		return
 	}
-	// Headers and body only after the delay, as an origin still producing
-	// the segment would answer.
-	t := time.NewTimer(o.delay)
-	select {
-	case <-t.C:
-	case <-r.Context().Done():
-		t.Stop()
-		return
-	}
 	h.Set("Content-Type", "video/iso.segment")
 	h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	h.Set("Content-Length", strconv.Itoa(len(o.segment)))
-	w.Write(o.segment)
+	o.sendSegment(w, r)
+}
+
+// sendSegment writes the segment's headers and body by o.delay: all of it
+// at the end, or in o.pieces even pieces over the delay. It stops when the
+// client leaves.
+func (o *stubOrigin) sendSegment(w http.ResponseWriter, r *http.Request) {
+	pieces := max(o.pieces, 1)
+	start := time.Now()
+	t := time.NewTimer(o.delay / time.Duration(pieces))
+	defer t.Stop()
+	rc := http.NewResponseController(w)
+	for i := range pieces {
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			return
+		}
+		from, to := len(o.segment)*i/pieces, len(o.segment)*(i+1)/pieces
+		if _, err := w.Write(o.segment[from:to]); err != nil {
+			return
+		}
+		if i+1 < pieces {
+			rc.Flush()
+			t.Reset(time.Until(start.Add(o.delay * time.Duration(i+2) / time.Duration(pieces))))
+		}
+	}
 }
 
 // serveCount answers /count?path=P with P's count, and /count with every
