@@ -2,6 +2,7 @@ package pop
 
 import (
 	"bufio"
+	"context"
 	"net"
 	"net/http"
 	"net/url"
@@ -31,9 +32,10 @@ type fastConn struct {
 	// The request is reused from one to the next; so are the strings of
 	// its target, path, query, Host and headers while they repeat, as
 	// they do for a player or a CDN edge on one connection.
-	req  *http.Request
-	vals [fastHeaderCount][1]string
-	w    fastWriter
+	req   *http.Request
+	vals  [fastHeaderCount][1]string
+	w     fastWriter
+	watch *departureWatch
 }
 
 // serve answers fast requests until the connection ends or a request
@@ -46,10 +48,15 @@ func (c *fastConn) serve() {
 			c.nc.Close()
 		}
 	}()
+	// The connection's context is every request's: it ends when the
+	// client leaves during one (departureWatch), or at shutdown's end.
+	ctx, cancel := context.WithCancel(c.f.ctx)
+	defer cancel()
+	c.watch = newDepartureWatch(c, cancel)
 	c.req = (&http.Request{
 		Method: http.MethodGet, URL: &url.URL{}, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: make(http.Header, fastHeaderCount), Body: http.NoBody, RemoteAddr: c.nc.RemoteAddr().String(),
-	}).WithContext(c.f.ctx)
+	}).WithContext(ctx)
 	c.w = fastWriter{nc: c.nc, header: make(http.Header, 8)}
 	handler := c.f.hs.Handler
 	if handler == nil {
@@ -167,8 +174,11 @@ func (c *fastConn) handle(handler http.Handler) (ok bool) {
 			}
 		}
 	}()
+	if c.watch.arm() {
+		defer c.watch.disarm() // before the recover above: the watcher is gone when a panic is logged
+	}
 	handler.ServeHTTP(&c.w, c.req)
-	return c.w.finish() == nil
+	return c.w.finish() == nil && c.req.Context().Err() == nil
 }
 
 // setIdle marks c as waiting for its next request, under IdleTimeout,

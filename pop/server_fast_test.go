@@ -2,6 +2,7 @@ package pop
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -297,5 +298,95 @@ func TestFastPathRequestFields(t *testing.T) {
 	}
 	if n := counterValue(s.metrics.fastRequests); n != 3 {
 		t.Errorf("fast path answered %v requests, want 3", n)
+	}
+}
+
+// TestFastPathClientLeavesWhileHeld: a client that leaves while its
+// response waits for upstream bytes ends the upstream fetch when nobody
+// else wants it, as on net/http, though the fast path has nothing to write
+// it; a client that sends its next request meanwhile is not taken for gone.
+func TestFastPathClientLeavesWhileHeld(t *testing.T) {
+	body := randomBody(32 << 10)
+	arrived := make(chan string, 4)
+	canceled := make(chan string, 4)
+	release := make(chan struct{})
+	origin := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		arrived <- r.URL.Path
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		w.Write(body[:100]) // the rest once released, as a slow upstream
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			canceled <- r.URL.Path
+			return
+		}
+		w.Write(body[100:])
+	})
+	s, ln := newNode(t, origin.URL)
+	watching := make(chan string, 4)
+	s.watchWaiting = func() { watching <- "watch" }
+	serveNode(t, s, ln)
+	addr := ln.Addr().String()
+	get := func(path string) string { return "GET " + path + " HTTP/1.1\r\nHost: pop\r\n\r\n" }
+	await := func(ch <-chan string, what string) string {
+		t.Helper()
+		select {
+		case p := <-ch:
+			return p
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %s within 10 s", what)
+			return ""
+		}
+	}
+
+	// Leaves after the first bytes: the origin's request is canceled.
+	gone, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(gone, get("/live/s/v0/1.m4s"))
+	br := bufio.NewReader(gone)
+	if _, err := http.ReadResponse(br, nil); err != nil {
+		t.Fatal(err)
+	}
+	await(watching, "departure watch")
+	gone.Close()
+	if p := await(canceled, "canceled origin request"); p != "/live/s/v0/1.m4s" {
+		t.Fatalf("origin request for %s canceled", p)
+	}
+
+	// Stays and pipelines its next request during the hold: both answered.
+	stays, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stays.Close()
+	stays.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(stays, get("/live/s/v0/2.m4s"))
+	br = bufio.NewReader(stays)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	await(watching, "departure watch")
+	io.WriteString(stays, get("/live/s/v0/2.m4s"))
+	close(release)
+	for i := range 2 {
+		if i > 0 {
+			if resp, err = http.ReadResponse(br, nil); err != nil {
+				t.Fatalf("response %d: %v", i, err)
+			}
+		}
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(b, body) {
+			t.Fatalf("response %d: status %d, %d bytes, %v", i, resp.StatusCode, len(b), err)
+		}
+	}
+	select {
+	case p := <-canceled:
+		t.Fatalf("origin request for %s canceled, though its client stayed", p)
+	default:
 	}
 }

@@ -68,6 +68,13 @@ func servePoP(t *testing.T, cfg Config, ln net.Listener) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	serveNode(t, s, ln)
+	return s
+}
+
+// serveNode serves s on ln, with the fast path, until the test ends.
+func serveNode(t *testing.T, s *Server, ln net.Listener) {
+	t.Helper()
 	hs := &http.Server{Handler: s}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -79,7 +86,6 @@ func servePoP(t *testing.T, cfg Config, ln net.Listener) *Server {
 		cancel()
 		wg.Wait()
 	})
-	return s
 }
 
 // randomBody returns n random bytes.

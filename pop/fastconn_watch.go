@@ -1,0 +1,107 @@
+package pop
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// watchAfter is how long the handler may hold a fast request before the
+// connection is watched for the client leaving. Hits take microseconds;
+// what waits longer is a request held for a segment still being made, or
+// a slow reader.
+const watchAfter = 100 * time.Millisecond
+
+// departureWatch ends a fast connection's context when its client leaves
+// while a request is held, as net/http's background read does, so that a
+// fill nobody else wants stops. It peeks at the socket and never consumes:
+// a pipelined request that arrives meanwhile stays there for the next
+// read, and the watch just ends. It waits under the read deadline in
+// effect, the request head's, and stops watching when that passes.
+type departureWatch struct {
+	c      *fastConn
+	raw    syscall.RawConn    // nil: the connection is not a socket; no watch
+	cancel context.CancelFunc // of the connection's context
+	timer  *time.Timer        // runs run watchAfter after arm
+
+	mu    sync.Mutex
+	armed bool // between arm and disarm; guarded by mu
+	// exited receives once from every run, so that disarm knows the
+	// watcher is gone before the connection reads again.
+	exited chan struct{}
+}
+
+func newDepartureWatch(c *fastConn, cancel context.CancelFunc) *departureWatch {
+	w := &departureWatch{c: c, cancel: cancel, exited: make(chan struct{}, 1)}
+	if sc, ok := c.nc.(syscall.Conn); ok {
+		w.raw, _ = sc.SyscallConn()
+	}
+	return w
+}
+
+// arm starts the clock for a request about to be handled. It does not
+// watch when the connection has the next request's bytes already read:
+// that client is still there.
+func (w *departureWatch) arm() bool {
+	if w.raw == nil || w.c.br.Buffered() > 0 {
+		return false
+	}
+	w.mu.Lock()
+	w.armed = true
+	w.mu.Unlock()
+	if w.timer == nil {
+		w.timer = time.AfterFunc(watchAfter, w.run)
+	} else {
+		w.timer.Reset(watchAfter)
+	}
+	return true
+}
+
+// disarm ends the watch of the request handled, and returns once the
+// watcher, if it started, is gone. The connection's read deadline is then
+// in the past: the caller sets the next one.
+func (w *departureWatch) disarm() {
+	w.mu.Lock()
+	w.armed = false
+	w.mu.Unlock()
+	if w.timer.Stop() {
+		return // never ran
+	}
+	w.c.nc.SetReadDeadline(time.Unix(1, 0)) // wakes a waiting run
+	<-w.exited
+}
+
+// run waits for the socket to be readable; end of stream or an error there
+// means the client left, and the connection's context is canceled.
+func (w *departureWatch) run() {
+	defer func() { w.exited <- struct{}{} }()
+	w.mu.Lock()
+	armed := w.armed
+	w.mu.Unlock()
+	if !armed {
+		return
+	}
+	var b [1]byte
+	left, waiting := false, false
+	err := w.raw.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case errors.Is(err, syscall.EAGAIN):
+			if hook := w.c.f.s.watchWaiting; hook != nil && !waiting {
+				hook()
+			}
+			waiting = true
+			return false // nothing yet: wait for readability
+		case errors.Is(err, syscall.EINTR):
+			return false
+		}
+		left = err != nil || n == 0
+		return true
+	})
+	if err == nil && left {
+		w.c.f.s.log.Debug("client left while its request was held", "remote", w.c.req.RemoteAddr, "path", w.c.req.URL.Path)
+		w.cancel()
+	}
+}
