@@ -3,7 +3,7 @@ package pop
 import (
 	"context"
 	"errors"
-	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -26,8 +26,7 @@ type departureWatch struct {
 	cancel context.CancelFunc // of the connection's context
 	timer  *time.Timer        // runs run watchAfter after arm
 
-	mu    sync.Mutex
-	armed bool // between arm and disarm; guarded by mu
+	armed atomic.Bool // between arm and disarm
 	// exited receives once from every run, so that disarm knows the
 	// watcher is gone before the connection reads again.
 	exited chan struct{}
@@ -48,9 +47,7 @@ func (w *departureWatch) arm() bool {
 	if w.raw == nil || w.c.br.Buffered() > 0 {
 		return false
 	}
-	w.mu.Lock()
-	w.armed = true
-	w.mu.Unlock()
+	w.armed.Store(true)
 	if w.timer == nil {
 		w.timer = time.AfterFunc(watchAfter, w.run)
 	} else {
@@ -63,9 +60,7 @@ func (w *departureWatch) arm() bool {
 // watcher, if it started, is gone. The connection's read deadline is then
 // in the past: the caller sets the next one.
 func (w *departureWatch) disarm() {
-	w.mu.Lock()
-	w.armed = false
-	w.mu.Unlock()
+	w.armed.Store(false)
 	if w.timer.Stop() {
 		return // never ran
 	}
@@ -77,25 +72,22 @@ func (w *departureWatch) disarm() {
 // means the client left, and the connection's context is canceled.
 func (w *departureWatch) run() {
 	defer func() { w.exited <- struct{}{} }()
-	w.mu.Lock()
-	armed := w.armed
-	w.mu.Unlock()
-	if !armed {
+	if !w.armed.Load() {
 		return
 	}
 	var b [1]byte
 	left, waiting := false, false
 	err := w.raw.Read(func(fd uintptr) bool {
 		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		switch {
-		case errors.Is(err, syscall.EAGAIN):
+		for errors.Is(err, syscall.EINTR) {
+			n, _, err = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		}
+		if errors.Is(err, syscall.EAGAIN) {
 			if hook := w.c.f.s.watchWaiting; hook != nil && !waiting {
 				hook()
 			}
 			waiting = true
 			return false // nothing yet: wait for readability
-		case errors.Is(err, syscall.EINTR):
-			return false
 		}
 		left = err != nil || n == 0
 		return true
