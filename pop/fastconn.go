@@ -57,7 +57,7 @@ func (c *fastConn) serve() {
 		Method: http.MethodGet, URL: &url.URL{}, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: make(http.Header, fastHeaderCount), Body: http.NoBody, RemoteAddr: c.nc.RemoteAddr().String(),
 	}).WithContext(ctx)
-	c.w = fastWriter{nc: c.nc, header: make(http.Header, 8)}
+	c.w = fastWriter{nc: c.nc, closing: &c.f.closing, header: make(http.Header, 8)}
 	handler := c.f.hs.Handler
 	if handler == nil {
 		handler = c.f.s

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,6 +15,7 @@ import (
 // length is chunked. It is reused from one request to the next.
 type fastWriter struct {
 	nc          net.Conn
+	closing     *atomic.Bool // the server's: once set, responses end their connection
 	header      http.Header
 	head        []byte      // the response head, built once per response
 	bufs        [5][]byte   // what one write sends
@@ -182,6 +184,11 @@ func (w *fastWriter) buildHead() {
 		w.length = -1
 	}
 	w.chunked = w.length < 0 && w.bodyAllowed() && !w.isHead
+	// As net/http: a response begun once the server is shutting down, or
+	// whose handler says Connection: close, ends the connection.
+	if w.closing != nil && w.closing.Load() || hasClose(w.header["Connection"]) {
+		w.close = true
+	}
 	b := append(w.head[:0], "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(w.status), 10)
 	b = append(b, ' ')
@@ -213,6 +220,18 @@ func (w *fastWriter) buildHead() {
 		b = append(b, "Connection: close\r\n"...)
 	}
 	w.head = append(b, crlf...)
+}
+
+// hasClose reports whether a Connection header's values list "close".
+func hasClose(values []string) bool {
+	for _, v := range values {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "close") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // appendHeaderValue appends v with any CR or LF made a space, as net/http

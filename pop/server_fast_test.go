@@ -172,11 +172,23 @@ func TestFastPathMatchesNetHTTP(t *testing.T) {
 }
 
 // TestFastPathShutdown: Shutdown ends the idle fast connections at once,
-// lets a response in progress finish, and Serve returns after both.
+// lets a response in progress finish, answers a request it holds with
+// Connection: close, as net/http, and Serve returns after all.
 func TestFastPathShutdown(t *testing.T) {
 	body := randomBody(64 << 10)
 	release := make(chan struct{})
-	origin := newStubOrigin(t, gated(body, release))
+	heldArrived := make(chan struct{})
+	halves := gated(body, release)
+	origin := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/live/s/v0/2.m4s" {
+			halves(w, r)
+			return
+		}
+		close(heldArrived) // no header before release, as an origin holding a request
+		<-release
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write(body)
+	})
 	s, ln := newNode(t, origin.URL)
 	hs := &http.Server{Handler: s}
 	served := make(chan error, 1)
@@ -205,6 +217,14 @@ func TestFastPathShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	held, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	held.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(held, "GET /live/s/v0/2.m4s HTTP/1.1\r\nHost: pop\r\n\r\n")
+	<-heldArrived
 
 	shut := make(chan error, 1)
 	go func() { shut <- hs.Shutdown(context.Background()) }()
@@ -221,6 +241,17 @@ func TestFastPathShutdown(t *testing.T) {
 	got, err := io.ReadAll(resp.Body)
 	if err != nil || string(got) != string(body) {
 		t.Fatalf("response in progress: %d bytes, %v; want %d bytes", len(got), err, len(body))
+	}
+	hbr := bufio.NewReader(held)
+	hresp, err := http.ReadResponse(hbr, nil)
+	if err != nil {
+		t.Fatalf("held request: %v", err)
+	}
+	if got, err := io.ReadAll(hresp.Body); err != nil || string(got) != string(body) || !hresp.Close {
+		t.Fatalf("held request: %d bytes, %v, Connection: close %v; want %d bytes and close", len(got), err, hresp.Close, len(body))
+	}
+	if _, err := hbr.ReadByte(); err != io.EOF {
+		t.Fatalf("held request's connection: read after the response = %v, want EOF", err)
 	}
 	if err := <-shut; err != nil {
 		t.Fatal(err)
@@ -388,5 +419,44 @@ func TestFastPathClientLeavesWhileHeld(t *testing.T) {
 	case p := <-canceled:
 		t.Fatalf("origin request for %s canceled, though its client stayed", p)
 	default:
+	}
+}
+
+// TestFastPathHandlerClose: a handler's Connection: close ends the
+// connection after its response, as on net/http, even with a request
+// pipelined behind it.
+func TestFastPathHandlerClose(t *testing.T) {
+	s, ln := newNode(t, "http://127.0.0.1:1")
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "keep-alive, close")
+		w.Write([]byte("bye"))
+	})}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(hs, ln) }()
+	defer func() {
+		hs.Close()
+		<-served
+	}()
+	req := "GET /live/s/v0/1.m4s HTTP/1.1\r\nHost: pop\r\n\r\n"
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, req+req)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(resp.Body); string(b) != "bye" || !resp.Close {
+		t.Fatalf("body %q, Connection: close %v", b, resp.Close)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("read after the response = %v, want EOF", err)
+	}
+	if n := counterValue(s.metrics.fastRequests); n != 1 {
+		t.Errorf("fast path answered %v requests, want 1", n)
 	}
 }
