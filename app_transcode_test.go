@@ -163,15 +163,25 @@ func TestTranscodeLadder(t *testing.T) {
 		}
 	}
 	// The source passes through: 2-s segments, each starting where a
-	// ladder segment starts.
+	// ladder segment starts, within the span of v3 read (the renditions
+	// were read one after another, and the ladder trails the source).
 	src0 := tracks["v0"]
+	v3 := tracks["v3"].segs
+	aligned := 0
 	for _, s := range src0.segs {
 		if s.duration != 2*uint64(src0.timescale) {
 			t.Errorf("v0 segment %d: %d ticks, want 2 s", s.number, s.duration)
 		}
-		if s.tfdt >= tracks["v3"].segs[0].tfdt && !ladderStarts[s.tfdt] {
+		if s.tfdt < v3[0].tfdt || s.tfdt > v3[len(v3)-1].tfdt {
+			continue
+		}
+		if !ladderStarts[s.tfdt] {
 			t.Errorf("v0 segment %d starts at %d, on no ladder boundary", s.number, s.tfdt)
 		}
+		aligned++
+	}
+	if aligned < 2 {
+		t.Errorf("only %d v0 segments within v3's span [%d, %d]", aligned, v3[0].tfdt, v3[len(v3)-1].tfdt)
 	}
 
 	// The MPD: one video AdaptationSet with every rendition. Its
