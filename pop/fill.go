@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"sync"
 )
 
@@ -110,6 +111,15 @@ func (f *fill) detach() {
 	}
 }
 
+// leave unregisters a reader that had all it asked for (a range): unlike
+// detach, it does not stop the transfer, whose rest is still worth
+// caching.
+func (f *fill) leave() {
+	f.mu.Lock()
+	f.readers--
+	f.mu.Unlock()
+}
+
 // next returns the bytes after offset off that are available now, and
 // whether the body is over (with its error). When nothing is available and
 // the body goes on, it returns the channel that announces more; when bytes
@@ -159,17 +169,26 @@ func (f *fill) wait(ctx context.Context) error {
 // returns the bytes written and the fill's error, ctx's error if the
 // reader left, or w's error.
 func (f *fill) writeTo(ctx context.Context, w io.Writer, flush func()) (int, error) {
-	off := 0
-	for {
+	return f.writeSpan(ctx, w, flush, 0, math.MaxInt)
+}
+
+// writeSpan is writeTo for the bytes [from, to) of the body only; to may
+// be past its end. It returns the bytes written.
+func (f *fill) writeSpan(ctx context.Context, w io.Writer, flush func(), from, to int) (int, error) {
+	off := from
+	for off < to {
 		p, over, err, more := f.next(off)
 		if over {
-			return off, err
+			return off - from, err
 		}
 		if len(p) > 0 {
+			if len(p) >= to-off {
+				p, more = p[:to-off], nil // the last bytes wanted
+			}
 			n, werr := w.Write(p)
 			off += n
 			if werr != nil {
-				return off, werr
+				return off - from, werr
 			}
 			if more != nil && flush != nil {
 				flush()
@@ -179,7 +198,8 @@ func (f *fill) writeTo(ctx context.Context, w io.Writer, flush func()) (int, err
 		select {
 		case <-more:
 		case <-ctx.Done():
-			return off, ctx.Err()
+			return off - from, ctx.Err()
 		}
 	}
+	return off - from, nil
 }

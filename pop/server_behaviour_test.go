@@ -240,22 +240,52 @@ func TestRange(t *testing.T) {
 		return doAll(t, http.DefaultClient, req)
 	}
 
-	// The first request starts the fill, which waits for release: it gets
-	// the whole body as it arrives.
-	req, _ := http.NewRequest(http.MethodGet, base+path, nil)
-	req.Header.Set("Range", "bytes=0-99")
-	first, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	// The first request starts the fill, whose second half waits for
+	// release. A range within the first half is answered while the rest
+	// is still to come; one in the second half, and several ranges, once
+	// their bytes are in.
+	resp, b := get("bytes=0-99")
+	if resp.StatusCode != http.StatusPartialContent || resp.Header.Get("Content-Range") != "bytes 0-99/51200" || !bytes.Equal(b, body[:100]) {
+		t.Fatalf("range while filling: status %d, Content-Range %q, %d bytes; want 206, bytes 0-99/51200, the first 100",
+			resp.StatusCode, resp.Header.Get("Content-Range"), len(b))
 	}
-	if first.StatusCode != http.StatusOK {
-		t.Errorf("range while filling: status %d, want 200", first.StatusCode)
+	type answer struct {
+		resp *http.Response
+		body []byte
+	}
+	later := make(chan answer, 2)
+	for _, rng := range []string{"bytes=30000-30099", "bytes=0-9,30000-30009"} {
+		go func() {
+			req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+			req.Header.Set("Range", rng)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				later <- answer{}
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			later <- answer{resp, b}
+		}()
 	}
 	close(release)
-	b, err := io.ReadAll(first.Body)
-	first.Body.Close()
-	if err != nil || !bytes.Equal(b, body) {
-		t.Fatalf("range while filling: %d bytes (%v), want the whole %d", len(b), err, len(body))
+	for range 2 {
+		a := <-later
+		switch {
+		case a.resp == nil:
+			t.Error("range while filling: request failed")
+		case a.resp.Header.Get("Content-Range") == "bytes 30000-30099/51200":
+			if a.resp.StatusCode != http.StatusPartialContent || !bytes.Equal(a.body, body[30000:30100]) {
+				t.Errorf("second-half range while filling: status %d, %d bytes", a.resp.StatusCode, len(a.body))
+			}
+		case strings.HasPrefix(a.resp.Header.Get("Content-Type"), "multipart/byteranges"):
+			if a.resp.StatusCode != http.StatusPartialContent || !bytes.Contains(a.body, body[30000:30010]) {
+				t.Errorf("two ranges while filling: status %d, %d bytes", a.resp.StatusCode, len(a.body))
+			}
+		default:
+			t.Errorf("range while filling: status %d, Content-Range %q, Content-Type %q",
+				a.resp.StatusCode, a.resp.Header.Get("Content-Range"), a.resp.Header.Get("Content-Type"))
+		}
 	}
 
 	for _, tc := range []struct {

@@ -1,9 +1,7 @@
 package pop
 
 import (
-	"bytes"
-	"context"
-	"errors"
+	"math"
 	"net/http"
 	"net/http/httputil"
 	"strconv"
@@ -124,7 +122,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *object, how lo
 			s.serveRange(w, r, o, body)
 			return
 		}
-		// Still arriving: the whole body, streamed, is a valid answer.
+		if s.serveRangeArriving(w, r, o) {
+			return
+		}
+		// The body failed before the range could be answered: the
+		// answer below streams what there is and aborts, as for any
+		// request on a failed fill.
 	}
 	w.WriteHeader(o.status)
 	if r.Method == http.MethodHead {
@@ -136,42 +139,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *object, how lo
 		s.load.bytes.Add(int64(n))
 		return
 	}
-	o.body.attach()
-	defer o.body.detach()
-	var flush func()
-	if f, ok := w.(http.Flusher); ok {
-		flush = f.Flush
-	}
-	n, err := o.body.writeTo(r.Context(), w, flush)
-	s.metrics.bytes[o.class].Add(float64(n))
-	s.load.bytes.Add(int64(n))
-	if err != nil && r.Context().Err() == nil && !errors.Is(err, context.Canceled) {
-		s.metrics.aborted.Inc()
-		panic(http.ErrAbortHandler)
-	}
-}
-
-// serveRange answers a Range request for a complete object: 206 with the
-// part asked for, or 416 (http.ServeContent, which also honours If-Range).
-func (s *Server) serveRange(w http.ResponseWriter, r *http.Request, o *object, body []byte) {
-	delete(w.Header(), "Content-Length") // ServeContent sets the part's
-	modTime, _ := http.ParseTime(o.header.Get("Last-Modified"))
-	cw := &countingWriter{ResponseWriter: w}
-	http.ServeContent(cw, r, "", modTime, bytes.NewReader(body))
-	s.metrics.bytes[o.class].Add(float64(cw.n))
-	s.load.bytes.Add(cw.n)
-}
-
-// countingWriter counts the body bytes written through it.
-type countingWriter struct {
-	http.ResponseWriter
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.ResponseWriter.Write(p)
-	c.n += int64(n)
-	return n, err
+	s.streamFill(w, r, o, 0, math.MaxInt)
 }
 
 // passThrough proxies a request outside the cached layout to the first
