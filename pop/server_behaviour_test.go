@@ -245,9 +245,10 @@ func TestRange(t *testing.T) {
 	// is still to come; one in the second half, and several ranges, once
 	// their bytes are in.
 	resp, b := get("bytes=0-99")
-	if resp.StatusCode != http.StatusPartialContent || resp.Header.Get("Content-Range") != "bytes 0-99/51200" || !bytes.Equal(b, body[:100]) {
-		t.Fatalf("range while filling: status %d, Content-Range %q, %d bytes; want 206, bytes 0-99/51200, the first 100",
-			resp.StatusCode, resp.Header.Get("Content-Range"), len(b))
+	if resp.StatusCode != http.StatusPartialContent || resp.Header.Get("Content-Range") != "bytes 0-99/51200" ||
+		resp.Header.Get("Accept-Ranges") != "bytes" || !bytes.Equal(b, body[:100]) {
+		t.Fatalf("range while filling: status %d, Content-Range %q, Accept-Ranges %q, %d bytes; want 206, bytes 0-99/51200, bytes, the first 100",
+			resp.StatusCode, resp.Header.Get("Content-Range"), resp.Header.Get("Accept-Ranges"), len(b))
 	}
 	type answer struct {
 		resp *http.Response

@@ -41,6 +41,7 @@ func (s *Server) serveRangeArriving(w http.ResponseWriter, r *http.Request, o *o
 		return true
 	}
 	h := w.Header()
+	h.Set("Accept-Ranges", "bytes") // as ServeContent's 206 for a complete object
 	h.Set("Content-Range", "bytes "+strconv.FormatInt(from, 10)+"-"+strconv.FormatInt(to-1, 10)+"/"+strconv.FormatInt(size, 10))
 	h.Set("Content-Length", strconv.FormatInt(to-from, 10))
 	w.WriteHeader(http.StatusPartialContent)
