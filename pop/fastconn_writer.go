@@ -186,7 +186,7 @@ func (w *fastWriter) buildHead() {
 	w.chunked = w.length < 0 && w.bodyAllowed() && !w.isHead
 	// As net/http: a response begun once the server is shutting down, or
 	// whose handler says Connection: close, ends the connection.
-	if w.closing != nil && w.closing.Load() || hasClose(w.header["Connection"]) {
+	if w.closing.Load() || hasClose(w.header["Connection"]) {
 		w.close = true
 	}
 	b := append(w.head[:0], "HTTP/1.1 "...)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"math"
 	"sync"
 )
 
@@ -164,16 +163,11 @@ func (f *fill) wait(ctx context.Context) error {
 	}
 }
 
-// writeTo streams the body to w as it arrives, calling flush after each
-// piece that is not the last, so a waiter gets bytes while they arrive. It
-// returns the bytes written and the fill's error, ctx's error if the
-// reader left, or w's error.
-func (f *fill) writeTo(ctx context.Context, w io.Writer, flush func()) (int, error) {
-	return f.writeSpan(ctx, w, flush, 0, math.MaxInt)
-}
-
-// writeSpan is writeTo for the bytes [from, to) of the body only; to may
-// be past its end. It returns the bytes written.
+// writeSpan streams bytes [from, to) of the body to w as they arrive (to
+// may be past its end), calling flush after each piece that is not the
+// last, so a waiter gets bytes while they arrive. It returns the bytes
+// written and the fill's error, ctx's error if the reader left, or w's
+// error.
 func (f *fill) writeSpan(ctx context.Context, w io.Writer, flush func(), from, to int) (int, error) {
 	off := from
 	for off < to {
