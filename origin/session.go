@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -276,10 +277,11 @@ func (sess *Session) Close() {
 			return
 		}
 		st.session = nil
-		next := *st.snap.Load()
-		next.ended = true
-		s.rebuildLocked(st, &next, time.Now())
-		st.publishLocked(&next)
+		// A new snapshot: the published one is never modified, and readers
+		// hold it without a lock.
+		next := &snapshot{renditions: slices.Clone(st.snap.Load().renditions), ended: true}
+		s.rebuildLocked(st, next, time.Now())
+		st.publishLocked(next)
 		st.endTimer = time.AfterFunc(s.cfg.Linger, func() { s.forget(st) })
 		sess.log.Info("stream ended", "uptime", time.Since(st.sessionStart).Round(time.Millisecond))
 	})

@@ -2,6 +2,8 @@ package origin
 
 import (
 	"fmt"
+	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -95,5 +97,54 @@ func TestTimelineClockJump(t *testing.T) {
 	}
 	if got := fmt.Sprint(sess.TimelineOffset() + 500*ms + 20*time.Second); got != "6.14s" {
 		t.Errorf("TimelineOffset maps the jumped-to timestamp to %s, want 6.14s", got)
+	}
+}
+
+// Closing a session publishes new snapshots and leaves the ones readers
+// may hold as they were: readers use them without a lock. A reader
+// records every snapshot it sees while the session closes; afterwards each
+// must still list the renditions it listed then.
+func TestCloseKeepsSnapshots(t *testing.T) {
+	srv, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	f := publishFeed(t, srv, "keep", time.Second, true)
+	f.run(5*time.Second, 0)
+	st := srv.lookup("keep")
+
+	type seen struct {
+		sn         *snapshot
+		renditions []*rendition
+	}
+	var got []seen
+	started, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		var last *snapshot
+		for {
+			sn := st.snap.Load()
+			if sn == last {
+				runtime.Gosched()
+				continue
+			}
+			got = append(got, seen{sn, slices.Clone(sn.renditions)})
+			if last == nil {
+				close(started)
+			}
+			if sn.ended {
+				return
+			}
+			last = sn
+		}
+	}()
+	<-started
+	f.sess.Close()
+	<-done
+	for i, s := range got {
+		if !slices.Equal(s.sn.renditions, s.renditions) {
+			t.Errorf("snapshot %d of %d changed after it was published", i, len(got))
+		}
 	}
 }
