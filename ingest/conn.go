@@ -50,6 +50,10 @@ type conn struct {
 	nc   net.Conn
 	log  *slog.Logger
 	name string // set once reserved
+
+	// ending is closed once the publisher has gone and its stream is
+	// closing; released once the connection has let go of its name.
+	ending, released chan struct{}
 }
 
 func (c *conn) run() {
@@ -122,6 +126,7 @@ func (c *conn) runInner() error {
 		return c.refuse(sc, "NetStream.Publish.Rejected", err)
 	}
 	defer sess.Close()
+	defer close(c.ending) // before sess.Close: its stream shows ended only after
 
 	// The reader calls these from r.Read, on this goroutine. A callback
 	// cannot return an error, so the first one is kept and ends the loop.

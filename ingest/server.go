@@ -132,7 +132,8 @@ func (s *Server) Run(ctx context.Context) error {
 		if err != nil {
 			break
 		}
-		c := &conn{srv: s, nc: nc, log: s.log.With("remote", nc.RemoteAddr().String())}
+		c := &conn{srv: s, nc: nc, log: s.log.With("remote", nc.RemoteAddr().String()),
+			ending: make(chan struct{}), released: make(chan struct{})}
 		s.mu.Lock()
 		if len(s.conns) >= s.cfg.MaxConns {
 			s.mu.Unlock()
@@ -164,14 +165,38 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // reserve claims name for c; it fails when another connection publishes it.
+// A connection whose publisher has gone but whose stream is still closing
+// (ending) is waited for, up to ReadTimeout: a publisher that reconnects
+// at once, as soon as its stream shows ended, is not refused for that.
 func (s *Server) reserve(name string, c *conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, busy := s.active[name]; busy {
-		return false
+	var timeout <-chan time.Time
+	for {
+		s.mu.Lock()
+		old, busy := s.active[name]
+		if !busy {
+			s.active[name] = c
+		}
+		s.mu.Unlock()
+		if !busy {
+			return true
+		}
+		select {
+		case <-old.ending:
+		default:
+			return false // still publishing
+		}
+		if timeout == nil {
+			c.log.Debug("waiting for the stream's previous publisher to finish closing", "stream", name)
+			t := time.NewTimer(s.cfg.ReadTimeout)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-old.released:
+		case <-timeout:
+			return false
+		}
 	}
-	s.active[name] = c
-	return true
 }
 
 // release forgets c and the name it held.
@@ -182,4 +207,5 @@ func (s *Server) release(c *conn) {
 		delete(s.active, c.name)
 	}
 	delete(s.conns, c)
+	close(c.released)
 }
