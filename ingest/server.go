@@ -50,7 +50,8 @@ type Config struct {
 	// MaxConns bounds concurrent RTMP connections. Zero means 1000.
 	MaxConns int
 	// ReadTimeout bounds the wait for the next message from a publisher (and
-	// for the handshake). Zero means 10 s.
+	// for the handshake), and a reconnecting publisher's wait for its
+	// previous connection's stream to finish closing. Zero means 10 s.
 	ReadTimeout time.Duration
 	// Logger receives connection events. Nil means discard.
 	Logger *slog.Logger
