@@ -1,0 +1,287 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
+	"github.com/bluenviron/gortmplib/pkg/handshake"
+)
+
+// handshakeBytes is what an RTMP client sends before its first chunk:
+// C0 and C1, then C2.
+const handshakeBytes = 1 + 1536 + 1536
+
+// FuzzConn feeds a server connection arbitrary bytes after a real
+// handshake, as a broken or hostile publisher would. Whatever they are,
+// the connection ends once the client has closed, without a panic (which
+// conn.run would recover and log) and without hanging. The seed is the
+// start of a real publish of the demo clip: connect, publish, metadata,
+// the codec configurations and the first frames, which the fuzzer mutates.
+func FuzzConn(f *testing.F) {
+	f.Add(recordPublish(f))
+	f.Add([]byte{})
+	f.Add(bytes.Repeat([]byte{0xff}, 4096))
+
+	panics := &panicLog{}
+	srv, err := New(Config{
+		Listener:    nopListener{},
+		Handler:     discardHandler{},
+		ReadTimeout: 2 * time.Second,
+		Logger:      slog.New(panics),
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		replay(t, srv, data)
+		if p := panics.take(); p != "" {
+			t.Fatalf("the connection panicked: %s", p)
+		}
+	})
+}
+
+// The fuzz seed drives a whole publish: replayed after a fresh handshake,
+// the recorded bytes reach the handler with both tracks and with frames.
+func TestConnReplay(t *testing.T) {
+	h := &countingHandler{}
+	srv, err := New(Config{Listener: nopListener{}, Handler: h, ReadTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	replay(t, srv, recordPublish(t))
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.tracks != 2 || h.video == 0 || h.audio == 0 {
+		t.Errorf("handler got %d tracks, %d video and %d audio frames; want 2 tracks and frames of each", h.tracks, h.video, h.audio)
+	}
+}
+
+// replay serves one connection of srv, on loopback, to a client that
+// shakes hands, sends data and half-closes, as a publisher that is done
+// does, then reads what the server says until it closes. It fails t if
+// the server's side does not end.
+func replay(t *testing.T, srv *Server, data []byte) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &conn{srv: srv, nc: server, log: srv.log, ending: make(chan struct{}), released: make(chan struct{})}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.run()
+	}()
+	client.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, _, err := handshake.DoClient(client, false, false); err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		io.Copy(io.Discard, client) // what the server says, until it closes
+	}()
+	client.Write(data) // fails if the server has given up on us
+	client.(*net.TCPConn).CloseWrite()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server's connection did not end after the client finished")
+	}
+	<-drained
+}
+
+// countingHandler accepts every stream and counts what it gets.
+type countingHandler struct {
+	mu                   sync.Mutex
+	tracks, video, audio int
+}
+
+func (h *countingHandler) Publish(_ string, tracks []codecs.Codec) (Session, error) {
+	h.mu.Lock()
+	h.tracks += len(tracks)
+	h.mu.Unlock()
+	return countingSession{h}, nil
+}
+
+type countingSession struct{ h *countingHandler }
+
+func (s countingSession) WriteVideo(int, time.Duration, time.Duration, [][]byte) error {
+	s.h.mu.Lock()
+	s.h.video++
+	s.h.mu.Unlock()
+	return nil
+}
+
+func (s countingSession) WriteAudio(int, time.Duration, []byte) error {
+	s.h.mu.Lock()
+	s.h.audio++
+	s.h.mu.Unlock()
+	return nil
+}
+
+func (countingSession) Close() {}
+
+// recordPublish publishes a miniature of the demo clip to a Server on
+// loopback and returns what the publisher sent after its handshake: the
+// clip's first 2.5 s (gortmplib reads 2 s of media before it settles the
+// tracks), with every frame cut to its first bytes, so that the fuzzer
+// has a small input that still goes all the way.
+func recordPublish(tb testing.TB) []byte {
+	tb.Helper()
+	demo := clipLoadDemo(tb)
+	mini := &Clip{Tracks: demo.Tracks, Duration: 2500 * time.Millisecond}
+	for _, s := range demo.Samples {
+		if s.DTS >= mini.Duration {
+			break
+		}
+		nalus := make([][]byte, len(s.NALUs))
+		for i, n := range s.NALUs {
+			nalus[i] = n[:min(len(n), 4)]
+		}
+		s.NALUs = nalus
+		s.AU = s.AU[:min(len(s.AU), 4)]
+		mini.Samples = append(mini.Samples, s)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rec := &recordingListener{Listener: ln, limit: 1 << 20}
+	srv, err := New(Config{Listener: rec, Handler: discardHandler{}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- srv.Run(ctx) }()
+	err = Publish(context.Background(), PublisherConfig{
+		URL: "rtmp://" + ln.Addr().String() + "/live/seed", Clip: mini, Loops: 1, Speed: -1,
+	})
+	cancel()
+	if rerr := <-ran; rerr != nil {
+		tb.Fatal(rerr)
+	}
+	if err != nil {
+		tb.Fatalf("publish: %v", err)
+	}
+	b := rec.bytes()
+	if len(b) <= handshakeBytes {
+		tb.Fatalf("recorded %d bytes", len(b))
+	}
+	return b[handshakeBytes:]
+}
+
+// recordingListener keeps the first limit bytes read from the first
+// connection it accepts.
+type recordingListener struct {
+	net.Listener
+	limit int
+
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (l *recordingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &recordingConn{Conn: c, l: l}, nil
+}
+
+func (l *recordingListener) bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Clone(l.buf)
+}
+
+type recordingConn struct {
+	net.Conn
+	l *recordingListener
+}
+
+func (c *recordingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.l.mu.Lock()
+	if room := c.l.limit - len(c.l.buf); room > 0 {
+		c.l.buf = append(c.l.buf, p[:min(n, room)]...)
+	}
+	c.l.mu.Unlock()
+	return n, err
+}
+
+// nopListener is a listener nothing connects to: the fuzz test hands
+// connections to the server itself.
+type nopListener struct{}
+
+func (nopListener) Accept() (net.Conn, error) { return nil, net.ErrClosed }
+func (nopListener) Close() error              { return nil }
+func (nopListener) Addr() net.Addr            { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
+
+// discardHandler accepts every stream and drops its media.
+type discardHandler struct{}
+
+func (discardHandler) Publish(string, []codecs.Codec) (Session, error) { return discardSession{}, nil }
+
+type discardSession struct{}
+
+func (discardSession) WriteVideo(int, time.Duration, time.Duration, [][]byte) error { return nil }
+func (discardSession) WriteAudio(int, time.Duration, []byte) error                  { return nil }
+func (discardSession) Close()                                                       {}
+
+// panicLog is a slog.Handler that keeps the first record of a recovered
+// panic.
+type panicLog struct {
+	mu    sync.Mutex
+	first string
+}
+
+func (*panicLog) Enabled(context.Context, slog.Level) bool { return true }
+func (h *panicLog) WithAttrs([]slog.Attr) slog.Handler     { return h }
+func (h *panicLog) WithGroup(string) slog.Handler          { return h }
+
+func (h *panicLog) Handle(_ context.Context, r slog.Record) error {
+	if !strings.Contains(r.Message, "panicked") {
+		return nil
+	}
+	msg := r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		msg += " " + a.Key + "=" + a.Value.String()
+		return true
+	})
+	h.mu.Lock()
+	if h.first == "" {
+		h.first = msg
+	}
+	h.mu.Unlock()
+	return nil
+}
+
+// take returns the panic recorded since the last take, if any.
+func (h *panicLog) take() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p := h.first
+	h.first = ""
+	return p
+}
