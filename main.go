@@ -10,12 +10,14 @@ import (
 	"syscall"
 )
 
-// Main runs an App as a command does: logs to stderr, tells stdout where
-// to publish and play, and stops gracefully on SIGINT or SIGTERM. It
-// returns the exit code.
+// Main runs an App as a command does: logs to cfg.Logger (nil: text on
+// stderr), tells stdout where to publish and play, and stops gracefully
+// on SIGINT or SIGTERM. It returns the exit code.
 func Main(cfg Config, stdout io.Writer) int {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	cfg.Logger = log
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	log := cfg.Logger
 	app, err := New(cfg)
 	if err != nil {
 		log.Error("start", "error", err)

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/golivestream/live/gslb"
+	"github.com/golivestream/live/internal/logflag"
 )
 
 func main() {
@@ -37,9 +38,14 @@ func main() {
 	viewerBPS := flag.Float64("viewer-bps", 3e6, "bits/s one viewer adds, until a PoP's reports measure it")
 	trusted := flag.String("trusted-proxies", "", "CIDRs of proxies whose X-Forwarded-For is believed, comma-separated")
 	control := flag.String("control-networks", "", "CIDRs allowed to report and change the map, comma-separated (empty: any)")
+	logFlags := logflag.Add(flag.CommandLine)
 	flag.Parse()
 
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	log, err := logFlags.Logger(os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gslb:", err)
+		os.Exit(2)
+	}
 	code, err := run(log, config{
 		httpAddr: *httpAddr, mapFile: *mapFile, interval: *interval, horizon: *horizon, timeout: *timeout,
 		predictor: *predictor, overflow: *overflow, utilization: *utilization, viewerBPS: *viewerBPS,

@@ -44,7 +44,8 @@ func TestEndToEnd(t *testing.T) {
 	gslbBin, popBin, originBin := proctest.Build(t, dir, "."), proctest.Build(t, dir, "../pop"), proctest.Build(t, dir, "../origin")
 
 	// The origin, and the demo clip published to it.
-	origin := proctest.Start(t, originBin, 2, "-rtmp", "127.0.0.1:0", "-http", "127.0.0.1:0")
+	// The origin logs JSON (checked below), to show -log-format works.
+	origin := proctest.Start(t, originBin, 2, "-rtmp", "127.0.0.1:0", "-http", "127.0.0.1:0", "-log-format", "json")
 	rtmpURL := strings.Replace(strings.TrimSpace(strings.TrimPrefix(origin.Stdout[0], "publish:")), "{stream}", "demo", 1)
 	originURL := "http://" + hostOf(t, strings.Fields(origin.Stdout[1])[1])
 	clip, err := ingest.LoadClip(live.DemoClip())
@@ -60,6 +61,17 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("publish: %v", err)
 		}
 	})
+
+	origin.Await(t, `"msg":"stream started"`)
+	for _, line := range strings.SplitAfter(origin.Stderr.String(), "\n") {
+		var rec struct{ Time, Level, Msg string }
+		if !strings.HasSuffix(line, "\n") {
+			continue // not finished yet
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.Time == "" || rec.Level == "" || rec.Msg == "" {
+			t.Errorf("origin log line is not a JSON record with time, level and msg: %q (%v)", line, err)
+		}
+	}
 
 	// The balancer: pop-a is the nearer PoP for everyone.
 	mapFile := filepath.Join(dir, "map.json")

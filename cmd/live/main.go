@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/golivestream/live"
+	"github.com/golivestream/live/internal/logflag"
 	"github.com/golivestream/live/origin"
 	"github.com/golivestream/live/pop"
 	"github.com/golivestream/live/transcode"
@@ -25,8 +26,14 @@ func main() {
 	tlsCert := flag.String("tls-cert", "", "PEM certificate chain: serve -http as HTTPS and HTTP/2 (read again when the file changes)")
 	tlsKey := flag.String("tls-key", "", "PEM private key of -tls-cert")
 	tflags := transcode.AddFlags(flag.CommandLine)
+	logFlags := logflag.Add(flag.CommandLine)
 	flag.Parse()
 	tcfg, err := tflags.Config()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "live:", err)
+		os.Exit(2)
+	}
+	log, err := logFlags.Logger(os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "live:", err)
 		os.Exit(2)
@@ -41,5 +48,6 @@ func main() {
 		Origin:      origin.Config{Window: *window, SegmentDuration: *segment},
 		PoP:         &pop.Config{CacheBytes: *cacheBytes},
 		Transcode:   tcfg,
+		Logger:      log,
 	}, os.Stdout))
 }

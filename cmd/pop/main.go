@@ -27,6 +27,7 @@ import (
 
 	"github.com/golivestream/live"
 	"github.com/golivestream/live/gslb"
+	"github.com/golivestream/live/internal/logflag"
 	"github.com/golivestream/live/internal/tlsfile"
 	"github.com/golivestream/live/pop"
 )
@@ -49,9 +50,14 @@ func main() {
 	flag.DurationVar(&g.interval, "report-interval", 3*time.Second, "time between load reports")
 	flag.DurationVar(&g.window, "viewer-window", 5*time.Second, "a viewer is a client that asked for a playlist or segment this recently")
 	flag.DurationVar(&g.drainTimeout, "drain-timeout", 60*time.Second, "after SIGTERM, the longest wait for viewers to leave")
+	logFlags := logflag.Add(flag.CommandLine)
 	flag.Parse()
 
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	log, err := logFlags.Logger(os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pop:", err)
+		os.Exit(2)
+	}
 	if *origins == "" {
 		fmt.Fprintln(os.Stderr, "pop: -origin is required")
 		flag.Usage()
