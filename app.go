@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"time"
@@ -37,6 +38,12 @@ type Config struct {
 	TLSCertFile, TLSKeyFile string
 	// Demo publishes the bundled clip in a loop as stream DemoStream.
 	Demo bool
+	// PublishKey, when set, is the key every publisher must give as its
+	// "key" parameter (stream key "NAME?key=KEY"); the demo gives it.
+	// PublishAuthURL, when set, is an HTTP service asked about each
+	// publisher instead (see ingest.HTTPAuthorizer). Empty (both) means
+	// anyone may publish; at most one may be set.
+	PublishKey, PublishAuthURL string
 	// Origin configures the origin; its Logger and Registerer are set by New.
 	Origin origin.Config
 	// PoP, when not nil, puts a PoP cache in front of the origin: HTTPAddr
@@ -153,6 +160,10 @@ func New(cfg Config) (*App, error) {
 		a.servers[0].srv.TLSConfig, a.servers[0].tls = cert.ServerConfig(), true
 	}
 
+	authorize, err := publishAuthorizer(cfg)
+	if err != nil {
+		return nil, errors.Join(err, a.closeListeners())
+	}
 	var streams ingest.Handler = handler{org}
 	if cfg.Transcode != nil {
 		tcfg := *cfg.Transcode
@@ -167,9 +178,10 @@ func New(cfg Config) (*App, error) {
 		a.transcoder, streams = tc, tc
 	}
 	in, err := ingest.New(ingest.Config{
-		Addr:    cfg.RTMPAddr,
-		Handler: streams,
-		Logger:  cfg.Logger.With("part", "ingest"),
+		Addr:      cfg.RTMPAddr,
+		Handler:   streams,
+		Authorize: authorize,
+		Logger:    cfg.Logger.With("part", "ingest"),
 	})
 	if err != nil {
 		return nil, errors.Join(err, a.closeListeners())
@@ -177,6 +189,27 @@ func New(cfg Config) (*App, error) {
 	a.ingest = in
 	return a, nil
 }
+
+// publishAuthorizer returns what decides who may publish, as cfg says:
+// nil for anyone.
+func publishAuthorizer(cfg Config) (func(context.Context, ingest.PublishRequest) error, error) {
+	switch {
+	case cfg.PublishKey != "" && cfg.PublishAuthURL != "":
+		return nil, errors.New("a publish key and a publish authorization URL: set one")
+	case cfg.PublishKey != "":
+		return ingest.KeyAuthorizer(cfg.PublishKey), nil
+	case cfg.PublishAuthURL != "":
+		u, err := url.Parse(cfg.PublishAuthURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("publish authorization URL %q: want http(s)://HOST/PATH", cfg.PublishAuthURL)
+		}
+		return ingest.HTTPAuthorizer(cfg.PublishAuthURL, &http.Client{Timeout: publishAuthTimeout}), nil
+	}
+	return nil, nil
+}
+
+// publishAuthTimeout bounds a call to the publish authorization service.
+const publishAuthTimeout = 5 * time.Second
 
 // listen opens an HTTP listener on addr for h.
 func (a *App) listen(addr string, h http.Handler) error {
@@ -293,10 +326,13 @@ func (a *App) runDemo(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("demo clip: %w", err)
 	}
-	url := "rtmp://" + loopbackAddr(a.RTMPAddr()) + "/live/" + DemoStream
+	target := "rtmp://" + loopbackAddr(a.RTMPAddr()) + "/live/" + DemoStream
+	if a.cfg.PublishKey != "" {
+		target += "?key=" + url.QueryEscape(a.cfg.PublishKey)
+	}
 	log := a.log.With("part", "demo")
 	for {
-		err := ingest.Publish(ctx, ingest.PublisherConfig{URL: url, Clip: clip, Logger: log})
+		err := ingest.Publish(ctx, ingest.PublisherConfig{URL: target, Clip: clip, Logger: log})
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -327,7 +363,14 @@ func loopbackAddr(addr net.Addr) string {
 
 // URLs returns where to publish and where to play, for humans.
 func (a *App) URLs() (publish, play string) {
-	return "rtmp://" + loopbackAddr(a.RTMPAddr()) + "/live/{stream}",
+	publish = "rtmp://" + loopbackAddr(a.RTMPAddr()) + "/live/{stream}"
+	switch {
+	case a.cfg.PublishKey != "":
+		publish += "?key={key}"
+	case a.cfg.PublishAuthURL != "":
+		publish += "?key=... (as " + a.cfg.PublishAuthURL + " agrees)"
+	}
+	return publish,
 		a.PlayBase() + "/live/{stream}/index.m3u8 (HLS), /live/{stream}/manifest.mpd (DASH)"
 }
 

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -47,6 +48,7 @@ func ParseStreamPath(app, path string) (string, error) {
 // conn is one RTMP connection.
 type conn struct {
 	srv  *Server
+	ctx  context.Context // the server's: done when it shuts down
 	nc   net.Conn
 	log  *slog.Logger
 	name string // set once reserved
@@ -104,6 +106,9 @@ func (c *conn) runInner() error {
 	name, err := ParseStreamPath(c.srv.cfg.App, sc.URL.Path)
 	if err != nil {
 		return c.refuse(sc, "NetStream.Publish.BadName", err)
+	}
+	if err := c.authorize(name, sc.URL.Query()); err != nil {
+		return c.refuse(sc, "NetStream.Publish.Unauthorized", err)
 	}
 	if !c.srv.reserve(name, c) {
 		return c.refuse(sc, "NetStream.Publish.BadName", fmt.Errorf("%w: %s", ErrStreamBusy, name))

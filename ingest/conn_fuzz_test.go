@@ -84,7 +84,7 @@ func replay(t *testing.T, srv *Server, data []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &conn{srv: srv, nc: server, log: srv.log, ending: make(chan struct{}), released: make(chan struct{})}
+	c := &conn{srv: srv, ctx: context.Background(), nc: server, log: srv.log, ending: make(chan struct{}), released: make(chan struct{})}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

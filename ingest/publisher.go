@@ -65,7 +65,7 @@ func Publish(ctx context.Context, cfg PublisherConfig) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	log = log.With("url", u.Redacted())
+	log = log.With("url", redacted(u))
 
 	var raw *pendingConn
 	client := &gortmplib.Client{
@@ -210,4 +210,15 @@ func checkClip(c *Clip) error {
 		}
 	}
 	return nil
+}
+
+// redacted is u as logs show it: without its password or key.
+func redacted(u *url.URL) string {
+	if q := u.Query(); q.Has("key") {
+		q.Set("key", "xxxxx")
+		c := *u
+		c.RawQuery = q.Encode()
+		u = &c
+	}
+	return u.Redacted()
 }

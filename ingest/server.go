@@ -45,6 +45,12 @@ type Config struct {
 	Listener net.Listener
 	// Handler receives published streams. Required.
 	Handler Handler
+	// Authorize, when not nil, decides whether a publisher may publish: it
+	// is called once the stream name is known, before anything is
+	// reserved, with a context bounded by ReadTimeout. An error refuses
+	// the publisher with its text (see KeyAuthorizer, HTTPAuthorizer).
+	// Nil means anyone may publish any free name.
+	Authorize func(context.Context, PublishRequest) error
 	// App is the RTMP application publishers must use. Empty means "live".
 	App string
 	// MaxConns bounds concurrent RTMP connections. Zero means 1000.
@@ -133,7 +139,7 @@ func (s *Server) Run(ctx context.Context) error {
 		if err != nil {
 			break
 		}
-		c := &conn{srv: s, nc: nc, log: s.log.With("remote", nc.RemoteAddr().String()),
+		c := &conn{srv: s, ctx: ctx, nc: nc, log: s.log.With("remote", nc.RemoteAddr().String()),
 			ending: make(chan struct{}), released: make(chan struct{})}
 		s.mu.Lock()
 		if len(s.conns) >= s.cfg.MaxConns {

@@ -43,15 +43,16 @@ func (s gateSession) Close() {
 	<-s.h.unblock
 }
 
-// startGated runs a Server with a gateHandler on loopback.
-func startGated(t *testing.T, events slog.Handler) (*gateHandler, string) {
+// startGated runs a Server with a gateHandler, and auth as its
+// Authorize, on loopback.
+func startGated(t *testing.T, events slog.Handler, auth func(context.Context, PublishRequest) error) (*gateHandler, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := &gateHandler{published: make(chan string, 4), closing: make(chan string, 4), unblock: make(chan struct{})}
-	srv, err := New(Config{Listener: ln, Handler: h, Logger: slog.New(events)})
+	srv, err := New(Config{Listener: ln, Handler: h, Authorize: auth, Logger: slog.New(events)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func startGated(t *testing.T, events slog.Handler) (*gateHandler, string) {
 // duplicate; a second publisher while the first is live is refused.
 func TestReconnectWhileClosing(t *testing.T) {
 	events := logtest.New(64)
-	h, base := startGated(t, events)
+	h, base := startGated(t, events, nil)
 	clip := clipLoadDemo(t)
 	cfg := PublisherConfig{URL: base + "again", Clip: clip, Loops: 1, Speed: -1}
 
@@ -98,7 +99,7 @@ func TestReconnectWhileClosing(t *testing.T) {
 
 // While a publisher is live, another on the same name is refused at once.
 func TestDuplicatePublisherRefused(t *testing.T) {
-	h, base := startGated(t, logtest.New(64))
+	h, base := startGated(t, logtest.New(64), nil)
 	h.release()
 	clip := clipLoadDemo(t)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -25,6 +25,7 @@ func main() {
 	segment := flag.Duration("segment", time.Second, "target segment duration")
 	tlsCert := flag.String("tls-cert", "", "PEM certificate chain: serve -http as HTTPS and HTTP/2 (read again when the file changes)")
 	tlsKey := flag.String("tls-key", "", "PEM private key of -tls-cert")
+	publishFlags := live.AddPublishFlags(flag.CommandLine)
 	tflags := transcode.AddFlags(flag.CommandLine)
 	logFlags := logflag.Add(flag.CommandLine)
 	flag.Parse()
@@ -39,7 +40,7 @@ func main() {
 		os.Exit(2)
 	}
 
-	os.Exit(live.Main(live.Config{
+	cfg := live.Config{
 		RTMPAddr:    *rtmpAddr,
 		HTTPAddr:    *httpAddr,
 		TLSCertFile: *tlsCert,
@@ -49,5 +50,7 @@ func main() {
 		PoP:         &pop.Config{CacheBytes: *cacheBytes},
 		Transcode:   tcfg,
 		Logger:      log,
-	}, os.Stdout))
+	}
+	publishFlags.Apply(&cfg)
+	os.Exit(live.Main(cfg, os.Stdout))
 }

@@ -1,0 +1,122 @@
+package live
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golivestream/live/ingest"
+)
+
+// With a publish key, ffmpeg publishing without it is refused with the
+// reason, with it goes live; the demo stream gives the key itself.
+func TestPublishKey(t *testing.T) {
+	ffmpeg := requireTool(t, "ffmpeg")
+	codecs := append(append([]string{}, x264GOP1s...), "-c:a", "aac")
+	a := startApp(t, Config{Demo: true, PublishKey: "s3cret"})
+	a.waitLive(t, DemoStream, 20*time.Second)
+	if publish, _ := a.URLs(); !strings.HasSuffix(publish, "/live/{stream}?key={key}") {
+		t.Errorf("publish URL %q does not say a key is needed", publish)
+	}
+
+	out, err := runCmd(context.Background(), 30*time.Second, ffmpeg, ffmpegSource(a.rtmp+"nokey?key=guess", 2, codecs...)...)
+	if err == nil || !strings.Contains(out, "not authorized to publish") {
+		t.Errorf("publish with a wrong key: err %v, output:\n%s", err, out)
+	}
+	if _, ok := a.streams(t)["nokey"]; ok {
+		t.Errorf("the refused stream is listed")
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		out, err := runCmd(context.Background(), 30*time.Second, ffmpeg, ffmpegSource(a.rtmp+"withkey?key=s3cret", 6, codecs...)...)
+		if err != nil {
+			err = errors.Join(err, errors.New(out))
+		}
+		done <- err
+	}()
+	a.waitLive(t, "withkey", 20*time.Second)
+	if err := <-done; err != nil {
+		t.Errorf("publish with the key: %v", err)
+	}
+}
+
+// With a publish authorization URL, the service decides: it gets the
+// stream name, the publisher's address and its key.
+func TestPublishAuthURL(t *testing.T) {
+	forms := make(chan url.Values, 4)
+	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		forms <- r.PostForm
+		if r.PostForm.Get("key") != "good" {
+			http.Error(w, "no", http.StatusForbidden)
+		}
+	}))
+	defer svc.Close()
+	a := startApp(t, Config{PublishAuthURL: svc.URL + "/on_publish"})
+	clip, err := ingest.LoadClip(DemoClip())
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(key string) error {
+		return ingest.Publish(context.Background(), ingest.PublisherConfig{URL: a.rtmp + "cam?key=" + key, Clip: clip, Loops: 1, Speed: -1})
+	}
+	if err := publish("bad"); !errors.Is(err, ingest.ErrPublishRejected) || !strings.Contains(err.Error(), "403") {
+		t.Errorf("refused publisher: %v, want a refusal naming the service's answer", err)
+	}
+	if f := <-forms; f.Get("name") != "cam" || f.Get("addr") != "127.0.0.1" || f.Get("call") != "publish" {
+		t.Errorf("the service got %v", f)
+	}
+	if err := publish("good"); err != nil {
+		t.Errorf("allowed publisher: %v", err)
+	}
+	<-forms
+	if _, ok := a.streams(t)["cam"]; !ok {
+		t.Errorf("the allowed stream is not listed")
+	}
+}
+
+func TestPublishAuthConfig(t *testing.T) {
+	for _, cfg := range []Config{
+		{PublishKey: "k", PublishAuthURL: "http://127.0.0.1:1/auth"},
+		{PublishAuthURL: "ftp://127.0.0.1/auth"},
+		{PublishAuthURL: "/auth"},
+	} {
+		cfg.RTMPAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+		if a, err := New(cfg); err == nil {
+			a.closeListeners()
+			t.Errorf("New accepted key %q and URL %q", cfg.PublishKey, cfg.PublishAuthURL)
+		}
+	}
+}
+
+func TestPublishFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args           []string
+		env            string
+		wantKey, wantU string
+	}{
+		{nil, "", "", ""},
+		{nil, "fromenv", "fromenv", ""},
+		{[]string{"-publish-key", "flag"}, "fromenv", "flag", ""},
+		{[]string{"-publish-auth", "http://127.0.0.1:9/auth"}, "", "", "http://127.0.0.1:9/auth"},
+	} {
+		t.Setenv("LIVE_PUBLISH_KEY", tc.env)
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		f := AddPublishFlags(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		var cfg Config
+		f.Apply(&cfg)
+		if cfg.PublishKey != tc.wantKey || cfg.PublishAuthURL != tc.wantU {
+			t.Errorf("%v with $LIVE_PUBLISH_KEY=%q: key %q, URL %q; want %q, %q", tc.args, tc.env, cfg.PublishKey, cfg.PublishAuthURL, tc.wantKey, tc.wantU)
+		}
+	}
+}

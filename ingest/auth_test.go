@@ -1,0 +1,111 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golivestream/live/internal/logtest"
+)
+
+func TestKeyAuthorizer(t *testing.T) {
+	auth := KeyAuthorizer("s3cret")
+	for _, tc := range []struct {
+		query string
+		ok    bool
+	}{
+		{"key=s3cret", true},
+		{"key=s3cret&other=1", true},
+		{"", false},
+		{"key=", false},
+		{"key=s3cre", false},
+		{"key=s3cretX", false},
+		{"Key=s3cret", false},
+	} {
+		q, _ := url.ParseQuery(tc.query)
+		err := auth(context.Background(), PublishRequest{Name: "cam", Query: q})
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrUnauthorized)) {
+			t.Errorf("query %q: %v, want allowed %v", tc.query, err, tc.ok)
+		}
+	}
+}
+
+func TestHTTPAuthorizer(t *testing.T) {
+	type call struct{ form url.Values }
+	calls := make(chan call, 8)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil || r.Method != http.MethodPost {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		calls <- call{r.PostForm}
+		switch r.PostForm.Get("key") {
+		case "good":
+			w.WriteHeader(http.StatusNoContent)
+		case "slow":
+			<-r.Context().Done()
+		default:
+			http.Error(w, "no", http.StatusForbidden)
+		}
+	}))
+	defer srv.Close()
+	auth := HTTPAuthorizer(srv.URL, srv.Client())
+	remote := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 7), Port: 50000}
+	ask := func(ctx context.Context, key string) error {
+		return auth(ctx, PublishRequest{Name: "cam1", Query: url.Values{"key": {key}}, Remote: remote})
+	}
+
+	if err := ask(context.Background(), "good"); err != nil {
+		t.Errorf("good key: %v", err)
+	}
+	got := (<-calls).form
+	for k, want := range map[string]string{"call": "publish", "name": "cam1", "addr": "192.0.2.7", "key": "good"} {
+		if got.Get(k) != want {
+			t.Errorf("form %s=%q, want %q (form %v)", k, got.Get(k), want, got)
+		}
+	}
+
+	if err := ask(context.Background(), "bad"); !errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), "403") {
+		t.Errorf("bad key: %v, want ErrUnauthorized naming the status", err)
+	}
+	<-calls
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := ask(ctx, "slow"); err == nil || errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), "unavailable") {
+		t.Errorf("a service that does not answer in time: %v, want a refusal saying it is unavailable", err)
+	}
+	<-calls
+
+	srv.Close()
+	if err := ask(context.Background(), "good"); err == nil || !strings.Contains(err.Error(), "unavailable") {
+		t.Errorf("a service that is down: %v, want a refusal saying it is unavailable", err)
+	}
+}
+
+// A server with Authorize refuses a publisher without the key, with the
+// reason, and accepts one with it.
+func TestPublishAuthorized(t *testing.T) {
+	h, base := startGated(t, logtest.New(64), KeyAuthorizer("s3cret"))
+	h.release()
+	clip := clipLoadDemo(t)
+	err := Publish(context.Background(), PublisherConfig{URL: base + "cam?key=wrong", Clip: clip, Loops: 1, Speed: -1})
+	if !errors.Is(err, ErrPublishRejected) || !strings.Contains(err.Error(), "not authorized") {
+		t.Errorf("wrong key: %v, want a refusal saying not authorized", err)
+	}
+	if n := len(h.published); n != 0 {
+		t.Errorf("the handler got %d streams from an unauthorized publisher", n)
+	}
+	if err := Publish(context.Background(), PublisherConfig{URL: base + "cam?key=s3cret", Clip: clip, Loops: 1, Speed: -1}); err != nil {
+		t.Errorf("right key: %v", err)
+	}
+	if name := <-h.published; name != "cam" {
+		t.Errorf("published %q, want cam", name)
+	}
+}
