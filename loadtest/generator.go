@@ -78,6 +78,9 @@ type Config struct {
 	// RTMP is the URL broadcasters publish under, the stream name
 	// appended: "rtmp://127.0.0.1:1935/live/". Required with Broadcasters.
 	RTMP string
+	// PublishKey is the key broadcasters give, as the server's
+	// -publish-key asks ({name}?key={PublishKey}). Empty means none.
+	PublishKey string
 	// StreamPrefix names the broadcasters' streams {StreamPrefix}{i}, i
 	// from 0. Empty means "load".
 	StreamPrefix string

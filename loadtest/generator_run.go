@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -151,9 +152,13 @@ loop:
 // reconnecting after failures.
 func (r *run) broadcast(ctx context.Context, name string) {
 	log := r.log.With("broadcaster", name)
+	target := r.cfg.RTMP + name
+	if r.cfg.PublishKey != "" {
+		target += "?key=" + url.QueryEscape(r.cfg.PublishKey)
+	}
 	for {
 		r.publishes.Add(1)
-		err := ingest.Publish(ctx, ingest.PublisherConfig{URL: r.cfg.RTMP + name, Clip: r.clip, Logger: log})
+		err := ingest.Publish(ctx, ingest.PublisherConfig{URL: target, Clip: r.clip, Logger: log})
 		if ctx.Err() != nil {
 			return
 		}

@@ -66,6 +66,7 @@ func TestPlayersThroughPoP(t *testing.T) {
 		DASHShare:    0.5,
 		Broadcasters: 1,
 		RTMP:         p.RTMP,
+		PublishKey:   p.PublishKey,
 		Metrics:      []string{p.PoP},
 		Logger:       testpipeline.Logger(t, slog.LevelWarn),
 	})
@@ -114,6 +115,7 @@ func TestBroadcasterStopStalls(t *testing.T) {
 		DASHShare:    0.5,
 		Broadcasters: 1,
 		RTMP:         p.RTMP,
+		PublishKey:   p.PublishKey,
 		StreamPrefix: "stopping",
 		BroadcastFor: 3 * time.Second,
 	})

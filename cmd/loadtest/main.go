@@ -120,6 +120,7 @@ func parseFlags(args []string, stderr io.Writer) (loadtest.Config, outputs, erro
 	startTimeout := fs.Duration("start-timeout", 30*time.Second, "wait this long for the streams before players start")
 	broadcasters := fs.Int("broadcasters", 0, "RTMP publishers to run")
 	rtmp := fs.String("rtmp", "rtmp://127.0.0.1:1935/live/", "where broadcasters publish; the stream name is appended")
+	publishKey := fs.String("publish-key", "", "key broadcasters give, as the server's -publish-key asks (default: $LIVE_PUBLISH_KEY)")
 	streamPrefix := fs.String("stream-prefix", "load", "broadcasters publish {prefix}{i}")
 	clip := fs.String("clip", "", "MP4 or FLV file (H.264, AAC) broadcasters loop (default: the bundled demo clip)")
 	broadcastFor := fs.Duration("broadcast-for", 0, "stop broadcasters this long after players start (0: the whole run)")
@@ -136,6 +137,9 @@ func parseFlags(args []string, stderr io.Writer) (loadtest.Config, outputs, erro
 	if fs.NArg() > 0 {
 		return loadtest.Config{}, outputs{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
+	if *publishKey == "" {
+		*publishKey = os.Getenv("LIVE_PUBLISH_KEY")
+	}
 	cfg := loadtest.Config{
 		Targets:        split(*targets),
 		Streams:        split(*streams),
@@ -148,6 +152,7 @@ func parseFlags(args []string, stderr io.Writer) (loadtest.Config, outputs, erro
 		StartTimeout:   *startTimeout,
 		Broadcasters:   *broadcasters,
 		RTMP:           *rtmp,
+		PublishKey:     *publishKey,
 		StreamPrefix:   *streamPrefix,
 		BroadcastFor:   *broadcastFor,
 		Metrics:        split(*metrics),

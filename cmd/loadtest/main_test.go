@@ -31,7 +31,7 @@ func TestBinaryAgainstPipeline(t *testing.T) {
 	cctx, ccancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer ccancel()
 	cmd := exec.CommandContext(cctx, bin,
-		"-targets", p.PoP, "-broadcasters", "1", "-rtmp", p.RTMP,
+		"-targets", p.PoP, "-broadcasters", "1", "-rtmp", p.RTMP, "-publish-key", p.PublishKey,
 		"-scenario", "ramp", "-players", "20", "-ramp", "2s", "-duration", "4s", "-dash", "0.5",
 		"-metrics", p.PoP, "-json", jsonFile, "-plot", pngFile)
 	var stdout, stderr bytes.Buffer

@@ -19,17 +19,24 @@ type Pipeline struct {
 	PoP    string // the PoP's base URL, where players go
 	Origin string // the origin's base URL
 	RTMP   string // where to publish: rtmp://127.0.0.1:port/live/
+	// PublishKey is the key publishers must give ({name}?key=KEY).
+	PublishKey string
 }
+
+// publishKey is every pipeline's: the load generator's broadcasters
+// must give it, as they would to a server set up with one.
+const publishKey = "loadtest-key"
 
 // Start runs an App on 127.0.0.1:0 until the test ends, its warnings in
 // the test's log.
 func Start(t testing.TB) *Pipeline {
 	t.Helper()
 	app, err := live.New(live.Config{
-		RTMPAddr: "127.0.0.1:0",
-		HTTPAddr: "127.0.0.1:0",
-		PoP:      &pop.Config{},
-		Logger:   Logger(t, slog.LevelWarn),
+		RTMPAddr:   "127.0.0.1:0",
+		HTTPAddr:   "127.0.0.1:0",
+		PoP:        &pop.Config{},
+		PublishKey: publishKey,
+		Logger:     Logger(t, slog.LevelWarn),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -44,9 +51,10 @@ func Start(t testing.TB) *Pipeline {
 		}
 	})
 	return &Pipeline{
-		PoP:    "http://" + app.HTTPAddr().String(),
-		Origin: "http://" + app.OriginAddr().String(),
-		RTMP:   "rtmp://" + app.RTMPAddr().String() + "/live/",
+		PoP:        "http://" + app.HTTPAddr().String(),
+		Origin:     "http://" + app.OriginAddr().String(),
+		RTMP:       "rtmp://" + app.RTMPAddr().String() + "/live/",
+		PublishKey: publishKey,
 	}
 }
 
