@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/golivestream/live/internal/logtest"
 )
 
 func TestKeyAuthorizer(t *testing.T) {
@@ -92,7 +90,7 @@ func TestHTTPAuthorizer(t *testing.T) {
 // A server with Authorize refuses a publisher without the key, with the
 // reason, and accepts one with it.
 func TestPublishAuthorized(t *testing.T) {
-	h, base := startGated(t, logtest.New(64), KeyAuthorizer("s3cret"))
+	h, base := startGated(t, Config{Authorize: KeyAuthorizer("s3cret")})
 	h.release()
 	clip := clipLoadDemo(t)
 	err := Publish(context.Background(), PublisherConfig{URL: base + "cam?key=wrong", Clip: clip, Loops: 1, Speed: -1})

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
@@ -56,6 +57,23 @@ type conn struct {
 	// ending is closed once the publisher has gone and its stream is
 	// closing; released once the connection has let go of its name.
 	ending, released chan struct{}
+	// lastRead is when bytes last came from the publisher, in Unix
+	// nanoseconds.
+	lastRead atomic.Int64
+}
+
+// silence returns how long the publisher has sent nothing.
+func (c *conn) silence() time.Duration {
+	return time.Since(time.Unix(0, c.lastRead.Load()))
+}
+
+// Read reads from the connection and notes when bytes came.
+func (c *conn) Read(p []byte) (int, error) {
+	n, err := c.nc.Read(p)
+	if n > 0 {
+		c.lastRead.Store(time.Now().UnixNano())
+	}
+	return n, err
 }
 
 func (c *conn) run() {
@@ -92,7 +110,7 @@ func (c *conn) runInner() error {
 	sc := &gortmplib.ServerConn{RW: struct {
 		io.Reader
 		io.Writer
-	}{bufio.NewReaderSize(c.nc, 64<<10), c.nc}}
+	}{bufio.NewReaderSize(c, 64<<10), c.nc}}
 	if err := sc.Initialize(); err != nil {
 		return fmt.Errorf("handshake: %w", err)
 	}

@@ -59,6 +59,13 @@ type Config struct {
 	// for the handshake), and a reconnecting publisher's wait for its
 	// previous connection's stream to finish closing. Zero means 10 s.
 	ReadTimeout time.Duration
+	// TakeoverAfter is how long a publisher may send nothing before a new
+	// publisher of the same stream replaces it: an encoder that lost its
+	// connection reconnects while the old one still looks open to us. A
+	// publisher that is sending is never replaced; the newcomer is
+	// refused. Zero means 2 s; negative means never (a silent publisher
+	// keeps its stream until ReadTimeout).
+	TakeoverAfter time.Duration
 	// Logger receives connection events. Nil means discard.
 	Logger *slog.Logger
 }
@@ -94,6 +101,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.ReadTimeout <= 0 {
 		cfg.ReadTimeout = 10 * time.Second
+	}
+	if cfg.TakeoverAfter == 0 {
+		cfg.TakeoverAfter = 2 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -141,6 +151,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		c := &conn{srv: s, ctx: ctx, nc: nc, log: s.log.With("remote", nc.RemoteAddr().String()),
 			ending: make(chan struct{}), released: make(chan struct{})}
+		c.lastRead.Store(time.Now().UnixNano())
 		s.mu.Lock()
 		if len(s.conns) >= s.cfg.MaxConns {
 			s.mu.Unlock()
@@ -175,6 +186,7 @@ func (s *Server) Run(ctx context.Context) error {
 // A connection whose publisher has gone but whose stream is still closing
 // (ending) is waited for, up to ReadTimeout: a publisher that reconnects
 // at once, as soon as its stream shows ended, is not refused for that.
+// One silent for TakeoverAfter is closed, and then waited for likewise.
 func (s *Server) reserve(name string, c *conn) bool {
 	var timeout <-chan time.Time
 	for {
@@ -190,7 +202,13 @@ func (s *Server) reserve(name string, c *conn) bool {
 		select {
 		case <-old.ending:
 		default:
-			return false // still publishing
+			silent := old.silence()
+			if s.cfg.TakeoverAfter < 0 || silent < s.cfg.TakeoverAfter {
+				return false // still publishing
+			}
+			c.log.Warn("replacing the stream's silent publisher", "stream", name,
+				"silent", silent.Round(time.Millisecond), "old_remote", old.nc.RemoteAddr().String())
+			old.nc.Close() // its read fails, its stream ends, it lets go of the name
 		}
 		if timeout == nil {
 			c.log.Debug("waiting for the stream's previous publisher to finish closing", "stream", name)

@@ -3,8 +3,10 @@ package ingest
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -43,16 +45,17 @@ func (s gateSession) Close() {
 	<-s.h.unblock
 }
 
-// startGated runs a Server with a gateHandler, and auth as its
-// Authorize, on loopback.
-func startGated(t *testing.T, events slog.Handler, auth func(context.Context, PublishRequest) error) (*gateHandler, string) {
+// startGated runs a Server configured as cfg, with a gateHandler, on
+// loopback.
+func startGated(t *testing.T, cfg Config) (*gateHandler, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := &gateHandler{published: make(chan string, 4), closing: make(chan string, 4), unblock: make(chan struct{})}
-	srv, err := New(Config{Listener: ln, Handler: h, Authorize: auth, Logger: slog.New(events)})
+	cfg.Listener, cfg.Handler = ln, h
+	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +77,7 @@ func startGated(t *testing.T, events slog.Handler, auth func(context.Context, Pu
 // duplicate; a second publisher while the first is live is refused.
 func TestReconnectWhileClosing(t *testing.T) {
 	events := logtest.New(64)
-	h, base := startGated(t, events, nil)
+	h, base := startGated(t, Config{Logger: slog.New(events)})
 	clip := clipLoadDemo(t)
 	cfg := PublisherConfig{URL: base + "again", Clip: clip, Loops: 1, Speed: -1}
 
@@ -99,7 +102,7 @@ func TestReconnectWhileClosing(t *testing.T) {
 
 // While a publisher is live, another on the same name is refused at once.
 func TestDuplicatePublisherRefused(t *testing.T) {
-	h, base := startGated(t, logtest.New(64), nil)
+	h, base := startGated(t, Config{})
 	h.release()
 	clip := clipLoadDemo(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -114,4 +117,118 @@ func TestDuplicatePublisherRefused(t *testing.T) {
 	if err := <-first; !errors.Is(err, context.Canceled) {
 		t.Errorf("first publisher: %v", err)
 	}
+}
+
+// A publisher silent for TakeoverAfter (its encoder lost the connection
+// and reconnected) is replaced by the new connection for its stream, long
+// before ReadTimeout would have ended it.
+func TestTakeoverSilentPublisher(t *testing.T) {
+	const takeover = 300 * time.Millisecond
+	events := logtest.New(64)
+	h, base := startGated(t, Config{TakeoverAfter: takeover, ReadTimeout: time.Minute, Logger: slog.New(events)})
+	h.release()
+	clip := clipLoadDemo(t)
+	proxy := newStallProxy(t, strings.TrimSuffix(strings.TrimPrefix(base, "rtmp://"), "/live/"))
+
+	first := make(chan error, 1)
+	go func() {
+		first <- Publish(context.Background(), PublisherConfig{URL: "rtmp://" + proxy.addr() + "/live/cam", Clip: clip})
+	}()
+	<-h.published // the first is live
+	proxy.stall() // its uplink freezes; the connection stays open
+	start := time.Now()
+	<-time.After(takeover) // the silence the server waits for
+	var err error
+	for range 3 { // bytes in flight may have reached it a little later
+		if err = Publish(context.Background(), PublisherConfig{URL: base + "cam", Clip: clip, Loops: 1, Speed: -1}); err == nil {
+			break
+		}
+		if !errors.Is(err, ErrPublishRejected) {
+			t.Fatal(err)
+		}
+		<-time.After(takeover)
+	}
+	if err != nil {
+		t.Fatalf("the reconnecting publisher was refused: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("takeover after %v", d)
+	}
+	events.Await(t, "replacing the stream's silent publisher")
+	if name := <-h.published; name != "cam" {
+		t.Errorf("published %q", name)
+	}
+	proxy.close()
+	if err := <-first; err == nil {
+		t.Errorf("the replaced publisher ended without an error")
+	}
+}
+
+// stallProxy relays one TCP connection to target until stall, after
+// which it stops relaying the client's bytes but keeps both ends open.
+type stallProxy struct {
+	ln      net.Listener
+	stalled chan struct{}
+	once    sync.Once
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	conns   []net.Conn
+}
+
+func newStallProxy(t *testing.T, target string) *stallProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &stallProxy{ln: ln, stalled: make(chan struct{})}
+	p.wg.Go(func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", target)
+		if err != nil {
+			c.Close()
+			return
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, s)
+		p.mu.Unlock()
+		p.wg.Go(func() { io.Copy(c, s) })
+		p.wg.Go(func() {
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := c.Read(buf)
+				select {
+				case <-p.stalled:
+					return
+				default:
+				}
+				if n > 0 {
+					s.Write(buf[:n])
+				}
+				if err != nil {
+					return
+				}
+			}
+		})
+	})
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *stallProxy) addr() string { return p.ln.Addr().String() }
+func (p *stallProxy) stall()       { p.once.Do(func() { close(p.stalled) }) }
+
+// close ends both connections and waits for the relays.
+func (p *stallProxy) close() {
+	p.stall()
+	p.ln.Close()
+	p.mu.Lock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
 }
