@@ -92,3 +92,25 @@ func (c *conn) authorize(name string, query url.Values) error {
 	defer cancel()
 	return auth(ctx, PublishRequest{Name: name, Query: query, Remote: c.nc.RemoteAddr()})
 }
+
+// publishTarget returns the path and the parameters a publisher asked
+// for. Parameters usually follow the stream name (stream key
+// "cam1?key=K"), but some give them with the server URL instead (OBS
+// server "rtmp://HOST/live?key=K", stream key "cam1"); gortmplib then
+// reads "/live?key=K/cam1", and the name is taken back out of the query.
+func publishTarget(app string, u *url.URL) (string, url.Values) {
+	path, raw := u.Path, u.RawQuery
+	if path == "/"+app {
+		if i := strings.LastIndexByte(raw, '/'); i >= 0 {
+			name := raw[i+1:]
+			raw = raw[:i]
+			if j := strings.IndexByte(name, '?'); j >= 0 {
+				raw += "&" + name[j+1:]
+				name = name[:j]
+			}
+			path += "/" + name
+		}
+	}
+	q, _ := url.ParseQuery(raw)
+	return path, q
+}

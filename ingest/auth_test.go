@@ -106,4 +106,59 @@ func TestPublishAuthorized(t *testing.T) {
 	if name := <-h.published; name != "cam" {
 		t.Errorf("published %q, want cam", name)
 	}
+	// The key with the server URL, as OBS users may give it: server
+	// rtmp://HOST/live?key=KEY, stream key cam2.
+	keyFirst := strings.Replace(base, "/live/", "/live?key=s3cret/", 1) + "cam2"
+	if err := Publish(context.Background(), PublisherConfig{URL: keyFirst, Clip: clip, Loops: 1, Speed: -1}); err != nil {
+		t.Errorf("key with the server URL: %v", err)
+	}
+	if name := <-h.published; name != "cam2" {
+		t.Errorf("published %q, want cam2", name)
+	}
+}
+
+func TestPublishTarget(t *testing.T) {
+	for _, tc := range []struct {
+		url, path, query string
+	}{
+		{"rtmp://h/live/cam", "/live/cam", ""},
+		{"rtmp://h/live/cam?key=K", "/live/cam", "key=K"},
+		{"rtmp://h/live?key=K/cam", "/live/cam", "key=K"},
+		{"rtmp://h/live?key=K&u=1/cam?x=2", "/live/cam", "key=K&u=1&x=2"},
+		{"rtmp://h/live?key=a/b/cam", "/live/cam", "key=a%2Fb"},
+		{"rtmp://h/other?key=K/cam", "/other", "key=K%2Fcam"}, // another app: left to ParseStreamPath to refuse
+		{"rtmp://h/live", "/live", ""},
+	} {
+		u, err := url.Parse(tc.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path, q := publishTarget("live", u)
+		if path != tc.path || q.Encode() != tc.query {
+			t.Errorf("%s: %q %q, want %q %q", tc.url, path, q.Encode(), tc.path, tc.query)
+		}
+	}
+}
+
+// FuzzPublishTarget checks that whatever URL a publisher's connect and
+// publish commands make, taking the name and parameters apart neither
+// panics nor yields a name unsafe as a path segment.
+func FuzzPublishTarget(f *testing.F) {
+	for _, s := range []string{"/live/cam?key=K", "/live?key=K/cam", "/live?a=b/c?d=e", "/live?/", "/live?key=%zz/cam"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		u, err := url.ParseRequestURI(raw)
+		if err != nil {
+			return
+		}
+		path, _ := publishTarget("live", u)
+		name, err := ParseStreamPath("live", path)
+		if err != nil {
+			return
+		}
+		if !validName.MatchString(name) || path != "/live/"+name {
+			t.Fatalf("%q gave the name %q", raw, name)
+		}
+	})
 }

@@ -121,11 +121,12 @@ func (c *conn) runInner() error {
 		return c.refuse(sc, "NetStream.Play.Failed", ErrPlayUnsupported)
 	}
 
-	name, err := ParseStreamPath(c.srv.cfg.App, sc.URL.Path)
+	path, query := publishTarget(c.srv.cfg.App, sc.URL)
+	name, err := ParseStreamPath(c.srv.cfg.App, path)
 	if err != nil {
 		return c.refuse(sc, "NetStream.Publish.BadName", err)
 	}
-	if err := c.authorize(name, sc.URL.Query()); err != nil {
+	if err := c.authorize(name, query); err != nil {
 		return c.refuse(sc, "NetStream.Publish.Unauthorized", err)
 	}
 	if !c.srv.reserve(name, c) {
