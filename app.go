@@ -178,10 +178,11 @@ func New(cfg Config) (*App, error) {
 		a.transcoder, streams = tc, tc
 	}
 	in, err := ingest.New(ingest.Config{
-		Addr:      cfg.RTMPAddr,
-		Handler:   streams,
-		Authorize: authorize,
-		Logger:    cfg.Logger.With("part", "ingest"),
+		Addr:       cfg.RTMPAddr,
+		Handler:    streams,
+		Authorize:  authorize,
+		Registerer: reg,
+		Logger:     cfg.Logger.With("part", "ingest"),
 	})
 	if err != nil {
 		return nil, errors.Join(err, a.closeListeners())

@@ -1,6 +1,7 @@
 package live
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -31,6 +32,9 @@ func TestPublishKey(t *testing.T) {
 	}
 	if _, ok := a.streams(t)["nokey"]; ok {
 		t.Errorf("the refused stream is listed")
+	}
+	if m := mustGet(t, a.base+"/metrics"); !bytes.Contains(m, []byte(`live_ingest_refused_total{reason="unauthorized"} 1`)) {
+		t.Errorf("/metrics does not count the refusal")
 	}
 
 	done := make(chan error, 1)

@@ -1,9 +1,9 @@
 package gslb
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/golivestream/live/internal/promreg"
 )
 
 // metrics are the balancer's Prometheus collectors.
@@ -69,10 +69,8 @@ func newMetrics(reg prometheus.Registerer, live func() float64) (*metrics, error
 		Name: "live_gslb_pops",
 		Help: "PoPs that may be sent viewers: reporting and not draining.",
 	}, live)
-	for _, c := range []prometheus.Collector{m.assignments, m.viewers, m.egress, m.capacity, m.predError, m.draining, m.overflow, m.unavailable, pops} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register metrics: %w", err)
-		}
+	if err := promreg.Register(reg, m.assignments, m.viewers, m.egress, m.capacity, m.predError, m.draining, m.overflow, m.unavailable, pops); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

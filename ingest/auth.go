@@ -25,8 +25,13 @@ type PublishRequest struct {
 	Remote net.Addr
 }
 
-// ErrUnauthorized refuses a publisher that Config.Authorize turned down.
-var ErrUnauthorized = errors.New("not authorized to publish")
+// ErrUnauthorized refuses a publisher that Config.Authorize turned down;
+// ErrAuthUnavailable one it could not decide on (HTTPAuthorizer's service
+// did not answer).
+var (
+	ErrUnauthorized    = errors.New("not authorized to publish")
+	ErrAuthUnavailable = errors.New("publish authorization service unavailable")
+)
 
 // KeyAuthorizer lets publish only those who give key as their "key"
 // parameter.
@@ -71,7 +76,7 @@ func HTTPAuthorizer(endpoint string, client *http.Client) func(context.Context, 
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		resp, err := client.Do(req)
 		if err != nil {
-			return fmt.Errorf("publish authorization service unavailable: %w", err)
+			return fmt.Errorf("%w: %w", ErrAuthUnavailable, err)
 		}
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 		resp.Body.Close()

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestKeyAuthorizer(t *testing.T) {
@@ -76,13 +78,13 @@ func TestHTTPAuthorizer(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	if err := ask(ctx, "slow"); err == nil || errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), "unavailable") {
+	if err := ask(ctx, "slow"); !errors.Is(err, ErrAuthUnavailable) {
 		t.Errorf("a service that does not answer in time: %v, want a refusal saying it is unavailable", err)
 	}
 	<-calls
 
 	srv.Close()
-	if err := ask(context.Background(), "good"); err == nil || !strings.Contains(err.Error(), "unavailable") {
+	if err := ask(context.Background(), "good"); !errors.Is(err, ErrAuthUnavailable) {
 		t.Errorf("a service that is down: %v, want a refusal saying it is unavailable", err)
 	}
 }
@@ -90,7 +92,8 @@ func TestHTTPAuthorizer(t *testing.T) {
 // A server with Authorize refuses a publisher without the key, with the
 // reason, and accepts one with it.
 func TestPublishAuthorized(t *testing.T) {
-	h, base := startGated(t, Config{Authorize: KeyAuthorizer("s3cret")})
+	reg := prometheus.NewRegistry()
+	h, base := startGated(t, Config{Authorize: KeyAuthorizer("s3cret"), Registerer: reg})
 	h.release()
 	clip := clipLoadDemo(t)
 	err := Publish(context.Background(), PublisherConfig{URL: base + "cam?key=wrong", Clip: clip, Loops: 1, Speed: -1})
@@ -99,6 +102,9 @@ func TestPublishAuthorized(t *testing.T) {
 	}
 	if n := len(h.published); n != 0 {
 		t.Errorf("the handler got %d streams from an unauthorized publisher", n)
+	}
+	if n := metricValue(t, reg, "live_ingest_refused_total", "reason", "unauthorized"); n != 1 {
+		t.Errorf("refused unauthorized %v, want 1", n)
 	}
 	if err := Publish(context.Background(), PublisherConfig{URL: base + "cam?key=s3cret", Clip: clip, Loops: 1, Speed: -1}); err != nil {
 		t.Errorf("right key: %v", err)

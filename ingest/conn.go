@@ -72,6 +72,7 @@ func (c *conn) Read(p []byte) (int, error) {
 	n, err := c.nc.Read(p)
 	if n > 0 {
 		c.lastRead.Store(time.Now().UnixNano())
+		c.srv.metrics.bytesIn.Add(float64(n))
 	}
 	return n, err
 }
@@ -238,6 +239,7 @@ func (l *lowatTuner) update(now time.Time, received uint64) (int, bool) {
 // refuse tells the publisher why it is being dropped, with an onStatus
 // error that ffmpeg and OBS print, and returns the reason.
 func (c *conn) refuse(sc *gortmplib.ServerConn, code string, reason error) error {
+	c.srv.metrics.refused.WithLabelValues(refusal(code, reason)).Inc()
 	c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.ReadTimeout))
 	werr := sc.Write(&message.CommandAMF0{
 		ChunkStreamID:   5,

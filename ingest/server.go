@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Handler receives the streams that publishers push. It is declared here, by
@@ -66,15 +67,20 @@ type Config struct {
 	// refused. Zero means 2 s; negative means never (a silent publisher
 	// keeps its stream until ReadTimeout).
 	TakeoverAfter time.Duration
+	// Registerer receives the server's Prometheus metrics (connections,
+	// publishers, refusals by reason, takeovers, bytes received). Nil
+	// means none.
+	Registerer prometheus.Registerer
 	// Logger receives connection events. Nil means discard.
 	Logger *slog.Logger
 }
 
 // Server is an RTMP server accepting publishers. It is safe for concurrent use.
 type Server struct {
-	cfg Config
-	ln  net.Listener
-	log *slog.Logger
+	cfg     Config
+	ln      net.Listener
+	log     *slog.Logger
+	metrics *metrics
 
 	mu sync.Mutex
 	// active maps stream names to the connection publishing them; guarded by mu.
@@ -108,20 +114,24 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
 	ln := cfg.Listener
 	if ln == nil {
-		var err error
 		ln, err = net.Listen("tcp", cfg.Addr)
 		if err != nil {
 			return nil, fmt.Errorf("ingest: listen: %w", err)
 		}
 	}
 	return &Server{
-		cfg:    cfg,
-		ln:     ln,
-		log:    cfg.Logger,
-		active: make(map[string]*conn),
-		conns:  make(map[*conn]struct{}),
+		cfg:     cfg,
+		ln:      ln,
+		log:     cfg.Logger,
+		metrics: m,
+		active:  make(map[string]*conn),
+		conns:   make(map[*conn]struct{}),
 	}, nil
 }
 
@@ -156,11 +166,13 @@ func (s *Server) Run(ctx context.Context) error {
 		if len(s.conns) >= s.cfg.MaxConns {
 			s.mu.Unlock()
 			s.log.Warn("rtmp connection refused: too many connections", "remote", nc.RemoteAddr().String(), "max", s.cfg.MaxConns)
+			s.metrics.refused.WithLabelValues("too_many").Inc()
 			nc.Close()
 			continue
 		}
 		s.conns[c] = struct{}{}
 		s.mu.Unlock()
+		s.metrics.connections.Inc()
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -197,6 +209,7 @@ func (s *Server) reserve(name string, c *conn) bool {
 		}
 		s.mu.Unlock()
 		if !busy {
+			s.metrics.publishers.Inc()
 			return true
 		}
 		select {
@@ -208,6 +221,7 @@ func (s *Server) reserve(name string, c *conn) bool {
 			}
 			c.log.Warn("replacing the stream's silent publisher", "stream", name,
 				"silent", silent.Round(time.Millisecond), "old_remote", old.nc.RemoteAddr().String())
+			s.metrics.takeovers.Inc()
 			old.nc.Close() // its read fails, its stream ends, it lets go of the name
 		}
 		if timeout == nil {
@@ -230,7 +244,11 @@ func (s *Server) release(c *conn) {
 	defer s.mu.Unlock()
 	if c.name != "" && s.active[c.name] == c {
 		delete(s.active, c.name)
+		s.metrics.publishers.Dec()
 	}
-	delete(s.conns, c)
+	if _, ok := s.conns[c]; ok {
+		delete(s.conns, c)
+		s.metrics.connections.Dec()
+	}
 	close(c.released)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/golivestream/live/internal/logtest"
 )
@@ -102,7 +103,8 @@ func TestReconnectWhileClosing(t *testing.T) {
 
 // While a publisher is live, another on the same name is refused at once.
 func TestDuplicatePublisherRefused(t *testing.T) {
-	h, base := startGated(t, Config{})
+	reg := prometheus.NewRegistry()
+	h, base := startGated(t, Config{Registerer: reg})
 	h.release()
 	clip := clipLoadDemo(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -112,6 +114,15 @@ func TestDuplicatePublisherRefused(t *testing.T) {
 	err := Publish(context.Background(), PublisherConfig{URL: base + "dup", Clip: clip, Loops: 1, Speed: -1})
 	if !errors.Is(err, ErrPublishRejected) {
 		t.Errorf("second publisher: %v, want a refusal", err)
+	}
+	if n := metricValue(t, reg, "live_ingest_refused_total", "reason", "busy"); n != 1 {
+		t.Errorf("refused busy %v, want 1", n)
+	}
+	if n := metricValue(t, reg, "live_ingest_publishers"); n != 1 {
+		t.Errorf("live_ingest_publishers %v, want 1", n)
+	}
+	if n := metricValue(t, reg, "live_ingest_received_bytes_total"); n < 1000 {
+		t.Errorf("live_ingest_received_bytes_total %v", n)
 	}
 	cancel()
 	if err := <-first; !errors.Is(err, context.Canceled) {
@@ -125,7 +136,8 @@ func TestDuplicatePublisherRefused(t *testing.T) {
 func TestTakeoverSilentPublisher(t *testing.T) {
 	const takeover = 300 * time.Millisecond
 	events := logtest.New(64)
-	h, base := startGated(t, Config{TakeoverAfter: takeover, ReadTimeout: time.Minute, Logger: slog.New(events)})
+	reg := prometheus.NewRegistry()
+	h, base := startGated(t, Config{TakeoverAfter: takeover, ReadTimeout: time.Minute, Logger: slog.New(events), Registerer: reg})
 	h.release()
 	clip := clipLoadDemo(t)
 	proxy := newStallProxy(t, strings.TrimSuffix(strings.TrimPrefix(base, "rtmp://"), "/live/"))
@@ -161,6 +173,9 @@ func TestTakeoverSilentPublisher(t *testing.T) {
 	proxy.close()
 	if err := <-first; err == nil {
 		t.Errorf("the replaced publisher ended without an error")
+	}
+	if n := metricValue(t, reg, "live_ingest_takeovers_total"); n != 1 {
+		t.Errorf("live_ingest_takeovers_total %v, want 1", n)
 	}
 }
 
@@ -231,4 +246,39 @@ func (p *stallProxy) close() {
 	}
 	p.mu.Unlock()
 	p.wg.Wait()
+}
+
+// metricValue returns the value of the metric name with labels (name=value
+// pairs) in reg, or fails t.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metric:
+		for _, m := range mf.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := false
+				for _, l := range m.GetLabel() {
+					found = found || (l.GetName() == labels[i] && l.GetValue() == labels[i+1])
+				}
+				if !found {
+					continue metric
+				}
+			}
+			switch {
+			case m.GetCounter() != nil:
+				return m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no metric %s %v", name, labels)
+	return 0
 }

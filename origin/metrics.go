@@ -1,10 +1,9 @@
 package origin
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/golivestream/live/internal/promreg"
 )
 
 // metrics are the origin's Prometheus collectors.
@@ -50,17 +49,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Requests waiting for a segment or playlist that is not produced yet.",
 		}),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.publishes, m.segments, m.segmentBytes, m.availability, m.requests, m.bytesServed, m.held} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				return nil, fmt.Errorf("register metrics: %w (one origin per registry)", err)
-			}
-			return nil, fmt.Errorf("register metrics: %w", err)
-		}
+	if err := promreg.Register(reg, m.publishes, m.segments, m.segmentBytes, m.availability, m.requests, m.bytesServed, m.held); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

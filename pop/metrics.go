@@ -1,9 +1,9 @@
 package pop
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/golivestream/live/internal/promreg"
 )
 
 // metrics are a PoP node's Prometheus collectors.
@@ -81,13 +81,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	m.resolve()
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.requests, m.fetches, m.upstreamErrors, m.bytesServed, m.evictions, m.held, m.aborted, m.prefetches, m.fastRequests, m.handoffs} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register metrics: %w", err)
-		}
+	if err := promreg.Register(reg, m.requests, m.fetches, m.upstreamErrors, m.bytesServed, m.evictions, m.held, m.aborted, m.prefetches, m.fastRequests, m.handoffs); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -1,6 +1,12 @@
 package transcode
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/golivestream/live/internal/promreg"
+)
 
 // metrics are the transcoder's Prometheus metrics. Per-stream series are
 // deleted when the stream's job ends.
@@ -14,7 +20,7 @@ type metrics struct {
 	speed           *prometheus.GaugeVec   // stream, rung
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		jobs: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "live_transcode_jobs",
@@ -45,10 +51,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Media time encoded per wall-clock second over the last 5 s (1 = real time; below 1, the rendition falls behind).",
 		}, []string{"stream", "rung"}),
 	}
-	if reg != nil {
-		reg.MustRegister(m.jobs, m.passthroughOnly, m.restarts, m.framesIn, m.dropped, m.framesOut, m.speed)
+	if err := promreg.Register(reg, m.jobs, m.passthroughOnly, m.restarts, m.framesIn, m.dropped, m.framesOut, m.speed); err != nil {
+		return nil, fmt.Errorf("transcode: %w", err)
 	}
-	return m
+	return m, nil
 }
 
 // forget deletes a finished job's series.

@@ -96,8 +96,11 @@ func New(cfg Config) (*Transcoder, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	t := &Transcoder{cfg: cfg, log: cfg.Logger, jobs: map[*job]struct{}{}}
-	t.metrics = newMetrics(cfg.Registerer)
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	t := &Transcoder{cfg: cfg, log: cfg.Logger, jobs: map[*job]struct{}{}, metrics: m}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	if err := t.findFFmpeg(); err != nil {
 		t.log.Warn("transcoding is off: streams get their source rendition only", "error", err)

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/golivestream/live/internal/promreg"
 )
 
 // metrics are the QoE collectors: counters of beacons, and per-stream
@@ -31,13 +33,8 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 			Buckets: []float64{0.25, 0.5, 1, 1.5, 2, 3, 5, 8, 13},
 		}),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.beacons, m.rejected, m.firstFrame, qoeCollector{s}} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("web: register metrics: %w", err)
-		}
+	if err := promreg.Register(reg, m.beacons, m.rejected, m.firstFrame, qoeCollector{s}); err != nil {
+		return nil, fmt.Errorf("web: %w", err)
 	}
 	return m, nil
 }

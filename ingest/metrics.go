@@ -1,0 +1,68 @@
+package ingest
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/golivestream/live/internal/promreg"
+)
+
+// metrics are the RTMP server's Prometheus collectors.
+type metrics struct {
+	connections prometheus.Gauge
+	publishers  prometheus.Gauge
+	refused     *prometheus.CounterVec // reason
+	takeovers   prometheus.Counter
+	bytesIn     prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "live_ingest_connections",
+			Help: "Open RTMP connections, publishing or not yet.",
+		}),
+		publishers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "live_ingest_publishers",
+			Help: "RTMP connections holding a stream name.",
+		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "live_ingest_refused_total",
+			Help: "Publishers refused, by reason: bad_name, unauthorized, auth_unavailable, busy, codec, play, rejected (by the origin), failed (mid-stream), too_many (MaxConns).",
+		}, []string{"reason"}),
+		takeovers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "live_ingest_takeovers_total",
+			Help: "Silent publishers replaced by a new connection for their stream.",
+		}),
+		bytesIn: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "live_ingest_received_bytes_total",
+			Help: "Bytes received from RTMP clients.",
+		}),
+	}
+	if err := promreg.Register(reg, m.connections, m.publishers, m.refused, m.takeovers, m.bytesIn); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// refusal is the reason label of a refusal for err.
+func refusal(code string, err error) string {
+	switch {
+	case errors.Is(err, ErrBadName):
+		return "bad_name"
+	case errors.Is(err, ErrUnauthorized):
+		return "unauthorized"
+	case errors.Is(err, ErrAuthUnavailable):
+		return "auth_unavailable"
+	case errors.Is(err, ErrStreamBusy):
+		return "busy"
+	case errors.Is(err, ErrUnsupportedCodec):
+		return "codec"
+	case errors.Is(err, ErrPlayUnsupported):
+		return "play"
+	case code == "NetStream.Publish.Failed":
+		return "failed"
+	}
+	return "rejected"
+}
