@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -100,27 +101,41 @@ func TestPublishAuthConfig(t *testing.T) {
 	}
 }
 
-func TestPublishFlags(t *testing.T) {
+func TestFlags(t *testing.T) {
 	for _, tc := range []struct {
 		args           []string
 		env            string
 		wantKey, wantU string
+		err            string // part of the error, "" for none
 	}{
-		{nil, "", "", ""},
-		{nil, "fromenv", "fromenv", ""},
-		{[]string{"-publish-key", "flag"}, "fromenv", "flag", ""},
-		{[]string{"-publish-auth", "http://127.0.0.1:9/auth"}, "", "", "http://127.0.0.1:9/auth"},
+		{args: nil, wantKey: "", wantU: ""},
+		{args: nil, env: "fromenv", wantKey: "fromenv"},
+		{args: []string{"-publish-key", "flag"}, env: "fromenv", wantKey: "flag"},
+		{args: []string{"-publish-auth", "http://127.0.0.1:9/auth"}, wantU: "http://127.0.0.1:9/auth"},
+		{args: []string{"-log-format", "xml"}, err: "-log-format"},
+		{args: []string{"-ladder", "bogus"}, err: "-ladder"},
 	} {
 		t.Setenv("LIVE_PUBLISH_KEY", tc.env)
 		fs := flag.NewFlagSet("test", flag.ContinueOnError)
-		f := AddPublishFlags(fs)
-		if err := fs.Parse(tc.args); err != nil {
+		f := AddFlags(fs, "players")
+		if err := fs.Parse(append([]string{"-rtmp", "127.0.0.1:1", "-window", "12s"}, tc.args...)); err != nil {
 			t.Fatal(err)
 		}
-		var cfg Config
-		f.Apply(&cfg)
+		cfg, err := f.Config(io.Discard)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%v: error %v, want one about %s", tc.args, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
 		if cfg.PublishKey != tc.wantKey || cfg.PublishAuthURL != tc.wantU {
 			t.Errorf("%v with $LIVE_PUBLISH_KEY=%q: key %q, URL %q; want %q, %q", tc.args, tc.env, cfg.PublishKey, cfg.PublishAuthURL, tc.wantKey, tc.wantU)
+		}
+		if cfg.RTMPAddr != "127.0.0.1:1" || cfg.HTTPAddr != ":8080" || cfg.Origin.Window != 12*time.Second || cfg.Transcode == nil || cfg.Logger == nil {
+			t.Errorf("%v: config %+v", tc.args, cfg)
 		}
 	}
 }

@@ -1,0 +1,67 @@
+package live
+
+import (
+	"flag"
+	"io"
+	"os"
+	"time"
+
+	"github.com/golivestream/live/internal/logflag"
+	"github.com/golivestream/live/origin"
+	"github.com/golivestream/live/transcode"
+)
+
+// Flags are the command-line flags shared by the commands that run an App
+// (live and origin): addresses, TLS, the window, who may publish, the
+// ladder and logging.
+type Flags struct {
+	rtmp, http, tlsCert, tlsKey *string
+	window, segment             *time.Duration
+	publishKey, publishAuth     *string
+	transcode                   *transcode.Flags
+	log                         *logflag.Flags
+}
+
+// AddFlags registers the shared flags on fs; httpUsage describes -http.
+func AddFlags(fs *flag.FlagSet, httpUsage string) *Flags {
+	return &Flags{
+		rtmp:        fs.String("rtmp", ":1935", "RTMP listen address for publishers"),
+		http:        fs.String("http", ":8080", httpUsage),
+		tlsCert:     fs.String("tls-cert", "", "PEM certificate chain: serve -http as HTTPS and HTTP/2 (read again when the file changes)"),
+		tlsKey:      fs.String("tls-key", "", "PEM private key of -tls-cert"),
+		window:      fs.Duration("window", 30*time.Second, "media described by playlists per rendition"),
+		segment:     fs.Duration("segment", time.Second, "target segment duration"),
+		publishKey:  fs.String("publish-key", "", "key publishers must give, as stream key NAME?key=KEY (default: $LIVE_PUBLISH_KEY, which keeps it out of the process list; neither: anyone may publish)"),
+		publishAuth: fs.String("publish-auth", "", "URL of an HTTP service that decides who may publish: POST call=publish&name=NAME&addr=IP&key=..., 2xx allows (empty: see -publish-key)"),
+		transcode:   transcode.AddFlags(fs),
+		log:         logflag.Add(fs),
+	}
+}
+
+// Config returns the configuration the parsed flags describe, logging
+// to stderr; the command adds its own parts (Demo, PoP).
+func (f *Flags) Config(stderr io.Writer) (Config, error) {
+	tcfg, err := f.transcode.Config()
+	if err != nil {
+		return Config{}, err
+	}
+	log, err := f.log.Logger(stderr)
+	if err != nil {
+		return Config{}, err
+	}
+	cfg := Config{
+		RTMPAddr:       *f.rtmp,
+		HTTPAddr:       *f.http,
+		TLSCertFile:    *f.tlsCert,
+		TLSKeyFile:     *f.tlsKey,
+		PublishKey:     *f.publishKey,
+		PublishAuthURL: *f.publishAuth,
+		Origin:         origin.Config{Window: *f.window, SegmentDuration: *f.segment},
+		Transcode:      tcfg,
+		Logger:         log,
+	}
+	if cfg.PublishKey == "" {
+		cfg.PublishKey = os.Getenv("LIVE_PUBLISH_KEY")
+	}
+	return cfg, nil
+}
