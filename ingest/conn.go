@@ -133,6 +133,9 @@ func (c *conn) runInner() error {
 	if !c.srv.reserve(name, c) {
 		return c.refuse(sc, "NetStream.Publish.BadName", fmt.Errorf("%w: %s", ErrStreamBusy, name))
 	}
+	// Authorize and reserve may have waited: the publisher gets its full
+	// timeout for what comes next.
+	c.nc.SetDeadline(time.Now().Add(timeout))
 	c.name = name
 	c.log = c.log.With("stream", name)
 	c.log.Info("rtmp publisher connected")
