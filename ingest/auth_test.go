@@ -168,3 +168,26 @@ func FuzzPublishTarget(f *testing.F) {
 		}
 	})
 }
+
+// An authorization that takes longer than ReadTimeout (a slow service,
+// within its own bound) does not cost the publisher its read deadline.
+func TestSlowAuthorize(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	slow := func(context.Context, PublishRequest) error {
+		<-time.After(timeout + 100*time.Millisecond) // past the deadline set before it
+		return nil
+	}
+	h, base := startGated(t, Config{Authorize: slow, ReadTimeout: timeout})
+	h.release()
+	if err := Publish(context.Background(), PublisherConfig{URL: base + "slow", Clip: clipLoadDemo(t), Loops: 1, Speed: -1}); err != nil {
+		t.Fatalf("publish after a slow authorization: %v", err)
+	}
+	select {
+	case name := <-h.published:
+		if name != "slow" {
+			t.Errorf("published %q", name)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream never reached the handler: the server gave up on the publisher")
+	}
+}
