@@ -85,7 +85,7 @@ func TestReconnectWhileClosing(t *testing.T) {
 	if err := Publish(context.Background(), cfg); err != nil {
 		t.Fatalf("first publish: %v", err)
 	}
-	if name := <-h.closing; name != "again" {
+	if name := await(t, h.closing); name != "again" {
 		t.Fatalf("closing %q", name)
 	}
 	second := make(chan error, 1)
@@ -95,7 +95,7 @@ func TestReconnectWhileClosing(t *testing.T) {
 	if err := <-second; err != nil {
 		t.Errorf("second publish, after a reconnect: %v", err)
 	}
-	<-h.closing
+	await(t, h.closing)
 	if n := len(h.published); n != 2 {
 		t.Errorf("handler saw %d publishes, want 2", n)
 	}
@@ -110,7 +110,7 @@ func TestDuplicatePublisherRefused(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	first := make(chan error, 1)
 	go func() { first <- Publish(ctx, PublisherConfig{URL: base + "dup", Clip: clip}) }()
-	<-h.published // the first is live
+	await(t, h.published) // the first is live
 	err := Publish(context.Background(), PublisherConfig{URL: base + "dup", Clip: clip, Loops: 1, Speed: -1})
 	if !errors.Is(err, ErrPublishRejected) {
 		t.Errorf("second publisher: %v, want a refusal", err)
@@ -146,8 +146,8 @@ func TestTakeoverSilentPublisher(t *testing.T) {
 	go func() {
 		first <- Publish(context.Background(), PublisherConfig{URL: "rtmp://" + proxy.addr() + "/live/cam", Clip: clip})
 	}()
-	<-h.published // the first is live
-	proxy.stall() // its uplink freezes; the connection stays open
+	await(t, h.published) // the first is live
+	proxy.stall()         // its uplink freezes; the connection stays open
 	start := time.Now()
 	<-time.After(takeover) // the silence the server waits for
 	var err error
@@ -167,7 +167,7 @@ func TestTakeoverSilentPublisher(t *testing.T) {
 		t.Errorf("takeover after %v", d)
 	}
 	events.Await(t, "replacing the stream's silent publisher")
-	if name := <-h.published; name != "cam" {
+	if name := await(t, h.published); name != "cam" {
 		t.Errorf("published %q", name)
 	}
 	proxy.close()
@@ -281,4 +281,17 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels ...
 	}
 	t.Fatalf("no metric %s %v", name, labels)
 	return 0
+}
+
+// await returns the next name ch gives, failing t if none comes within
+// 20 s (a publisher that failed), so that a broken test does not hang.
+func await(t *testing.T, ch <-chan string) string {
+	t.Helper()
+	select {
+	case name := <-ch:
+		return name
+	case <-time.After(20 * time.Second):
+		t.Fatal("nothing reached the handler")
+		return ""
+	}
 }
