@@ -75,13 +75,22 @@ func TestPublishAuthURL(t *testing.T) {
 	if err := publish("bad"); !errors.Is(err, ingest.ErrPublishRejected) || !strings.Contains(err.Error(), "403") {
 		t.Errorf("refused publisher: %v, want a refusal naming the service's answer", err)
 	}
-	if f := <-forms; f.Get("name") != "cam" || f.Get("addr") != "127.0.0.1" || f.Get("call") != "publish" {
+	asked := func() url.Values {
+		select {
+		case f := <-forms:
+			return f
+		case <-time.After(20 * time.Second):
+			t.Fatal("the authorization service was not asked")
+			return nil
+		}
+	}
+	if f := asked(); f.Get("name") != "cam" || f.Get("addr") != "127.0.0.1" || f.Get("call") != "publish" {
 		t.Errorf("the service got %v", f)
 	}
 	if err := publish("good"); err != nil {
 		t.Errorf("allowed publisher: %v", err)
 	}
-	<-forms
+	asked()
 	if _, ok := a.streams(t)["cam"]; !ok {
 		t.Errorf("the allowed stream is not listed")
 	}
