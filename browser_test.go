@@ -5,14 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/golivestream/live/ingest"
+	"github.com/golivestream/live/internal/relay"
 	"github.com/golivestream/live/origin"
 	"github.com/golivestream/live/pop"
 	"github.com/golivestream/live/transcode"
@@ -180,83 +178,6 @@ func startPoPNode(t *testing.T, upstream string) string {
 	return base
 }
 
-// pausableProxy relays one TCP connection and can stop relaying what the
-// client sends, like an encoder whose uplink froze.
-type pausableProxy struct {
-	ln     net.Listener
-	target string
-	pause  chan struct{} // closed: stop relaying the client's bytes
-	done   chan struct{} // closed: the test is over
-	once   sync.Once
-	wg     sync.WaitGroup
-}
-
-func newPausableProxy(t *testing.T, target string) *pausableProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &pausableProxy{ln: ln, target: target, pause: make(chan struct{}), done: make(chan struct{})}
-	p.wg.Add(1)
-	go p.serve()
-	t.Cleanup(func() { ln.Close(); p.stop(); close(p.done); p.wg.Wait() })
-	return p
-}
-
-func (p *pausableProxy) stop() { p.once.Do(func() { close(p.pause) }) }
-
-func (p *pausableProxy) serve() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.wg.Add(2)
-		go func() { // server -> client, until either side closes
-			defer p.wg.Done()
-			io.Copy(c, s)
-			c.Close()
-		}()
-		go func() { // client -> server, until paused
-			defer p.wg.Done()
-			buf := make([]byte, 32<<10)
-			for {
-				select {
-				case <-p.pause:
-					// Frozen: the connection stays open, silent.
-					<-p.done
-					s.Close()
-					return
-				default:
-				}
-				c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-				n, err := c.Read(buf)
-				if n > 0 {
-					if _, werr := s.Write(buf[:n]); werr != nil {
-						return
-					}
-				}
-				if err != nil && !isTimeout(err) {
-					s.Close()
-					return
-				}
-			}
-		}()
-	}
-}
-
-func isTimeout(err error) bool {
-	ne, ok := err.(net.Error)
-	return ok && ne.Timeout()
-}
-
 // TestBrowserStallBeacon: the publisher's uplink freezes mid-play, the page
 // stalls, and its beacon puts a stalled user in the stream's one-minute
 // figures (API and metrics).
@@ -266,13 +187,13 @@ func TestBrowserStallBeacon(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := newPausableProxy(t, a.RTMPAddr().String())
+	proxy := relay.Start(t, a.RTMPAddr().String())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pubDone := make(chan error, 1)
 	go func() {
 		pubDone <- ingest.Publish(ctx, ingest.PublisherConfig{
-			URL: "rtmp://" + proxy.ln.Addr().String() + "/live/stall", Clip: clip,
+			URL: "rtmp://" + proxy.Addr() + "/live/stall", Clip: clip,
 		})
 	}()
 	a.waitLive(t, "stall", 20*time.Second)
@@ -286,7 +207,7 @@ func TestBrowserStallBeacon(t *testing.T) {
 		t.Fatalf("before the freeze: error %v, %d stalls", s.Error, s.Stalls)
 	}
 
-	proxy.stop() // the uplink freezes: no more segments, the buffer drains
+	proxy.Freeze() // the uplink freezes: no more segments, the buffer drains
 	sctx, scancel := context.WithTimeout(browser, 30*time.Second)
 	defer scancel()
 	if err := chromedp.Run(sctx, chromedp.Poll(`window.__live.stalls >= 1`, nil)); err != nil {

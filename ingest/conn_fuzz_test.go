@@ -33,7 +33,7 @@ func FuzzConn(f *testing.F) {
 	panics := &panicLog{}
 	srv, err := New(Config{
 		Listener:    nopListener{},
-		Handler:     discardHandler{},
+		Handler:     &countingHandler{},
 		ReadTimeout: 2 * time.Second,
 		Logger:      slog.New(panics),
 	})
@@ -167,7 +167,7 @@ func recordPublish(tb testing.TB) []byte {
 		tb.Fatal(err)
 	}
 	rec := &recordingListener{Listener: ln, limit: 1 << 20}
-	srv, err := New(Config{Listener: rec, Handler: discardHandler{}})
+	srv, err := New(Config{Listener: rec, Handler: &countingHandler{}})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -237,17 +237,6 @@ type nopListener struct{}
 func (nopListener) Accept() (net.Conn, error) { return nil, net.ErrClosed }
 func (nopListener) Close() error              { return nil }
 func (nopListener) Addr() net.Addr            { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
-
-// discardHandler accepts every stream and drops its media.
-type discardHandler struct{}
-
-func (discardHandler) Publish(string, []codecs.Codec) (Session, error) { return discardSession{}, nil }
-
-type discardSession struct{}
-
-func (discardSession) WriteVideo(int, time.Duration, time.Duration, [][]byte) error { return nil }
-func (discardSession) WriteAudio(int, time.Duration, []byte) error                  { return nil }
-func (discardSession) Close()                                                       {}
 
 // panicLog is a slog.Handler that keeps the first record of a recovered
 // panic.

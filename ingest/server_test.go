@@ -3,7 +3,6 @@ package ingest
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/golivestream/live/internal/logtest"
+	"github.com/golivestream/live/internal/relay"
 )
 
 // gateHandler accepts every stream; its sessions' Close reports on closing
@@ -140,14 +140,14 @@ func TestTakeoverSilentPublisher(t *testing.T) {
 	h, base := startGated(t, Config{TakeoverAfter: takeover, ReadTimeout: time.Minute, Logger: slog.New(events), Registerer: reg})
 	h.release()
 	clip := clipLoadDemo(t)
-	proxy := newStallProxy(t, strings.TrimSuffix(strings.TrimPrefix(base, "rtmp://"), "/live/"))
+	proxy := relay.Start(t, strings.TrimSuffix(strings.TrimPrefix(base, "rtmp://"), "/live/"))
 
 	first := make(chan error, 1)
 	go func() {
-		first <- Publish(context.Background(), PublisherConfig{URL: "rtmp://" + proxy.addr() + "/live/cam", Clip: clip})
+		first <- Publish(context.Background(), PublisherConfig{URL: "rtmp://" + proxy.Addr() + "/live/cam", Clip: clip})
 	}()
 	await(t, h.published) // the first is live
-	proxy.stall()         // its uplink freezes; the connection stays open
+	proxy.Freeze()        // its uplink freezes; the connection stays open
 	start := time.Now()
 	<-time.After(takeover) // the silence the server waits for
 	var err error
@@ -170,7 +170,7 @@ func TestTakeoverSilentPublisher(t *testing.T) {
 	if name := await(t, h.published); name != "cam" {
 		t.Errorf("published %q", name)
 	}
-	proxy.close()
+	proxy.Close()
 	if err := <-first; err == nil {
 		t.Errorf("the replaced publisher ended without an error")
 	}
@@ -179,73 +179,17 @@ func TestTakeoverSilentPublisher(t *testing.T) {
 	}
 }
 
-// stallProxy relays one TCP connection to target until stall, after
-// which it stops relaying the client's bytes but keeps both ends open.
-type stallProxy struct {
-	ln      net.Listener
-	stalled chan struct{}
-	once    sync.Once
-	wg      sync.WaitGroup
-	mu      sync.Mutex
-	conns   []net.Conn
-}
-
-func newStallProxy(t *testing.T, target string) *stallProxy {
+// await returns the next name ch gives, failing t if none comes within
+// 20 s (a publisher that failed), so that a broken test does not hang.
+func await(t *testing.T, ch <-chan string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	select {
+	case name := <-ch:
+		return name
+	case <-time.After(20 * time.Second):
+		t.Fatal("nothing reached the handler")
+		return ""
 	}
-	p := &stallProxy{ln: ln, stalled: make(chan struct{})}
-	p.wg.Go(func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		s, err := net.Dial("tcp", target)
-		if err != nil {
-			c.Close()
-			return
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, s)
-		p.mu.Unlock()
-		p.wg.Go(func() { io.Copy(c, s) })
-		p.wg.Go(func() {
-			buf := make([]byte, 32<<10)
-			for {
-				n, err := c.Read(buf)
-				select {
-				case <-p.stalled:
-					return
-				default:
-				}
-				if n > 0 {
-					s.Write(buf[:n])
-				}
-				if err != nil {
-					return
-				}
-			}
-		})
-	})
-	t.Cleanup(p.close)
-	return p
-}
-
-func (p *stallProxy) addr() string { return p.ln.Addr().String() }
-func (p *stallProxy) stall()       { p.once.Do(func() { close(p.stalled) }) }
-
-// close ends both connections and waits for the relays.
-func (p *stallProxy) close() {
-	p.stall()
-	p.ln.Close()
-	p.mu.Lock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
-	p.wg.Wait()
 }
 
 // metricValue returns the value of the metric name with labels (name=value
@@ -281,17 +225,4 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels ...
 	}
 	t.Fatalf("no metric %s %v", name, labels)
 	return 0
-}
-
-// await returns the next name ch gives, failing t if none comes within
-// 20 s (a publisher that failed), so that a broken test does not hang.
-func await(t *testing.T, ch <-chan string) string {
-	t.Helper()
-	select {
-	case name := <-ch:
-		return name
-	case <-time.After(20 * time.Second):
-		t.Fatal("nothing reached the handler")
-		return ""
-	}
 }
