@@ -25,6 +25,11 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /live/{stream}/{file}", s.serveManifest)
 	mux.HandleFunc("GET /live/{stream}/{epoch}/{rendition}/{file}", s.serveRendition)
 	mux.HandleFunc("OPTIONS /", serveOptions)
+	// Any other GET or HEAD is a path we do not have: 404, not the 405
+	// that the OPTIONS pattern above would make the mux answer.
+	mux.HandleFunc("GET /", func(w http.ResponseWriter, _ *http.Request) {
+		s.notFound(w, "other", "no such path")
+	})
 	mux.HandleFunc("GET "+TimePath, serveTime)
 	mux.HandleFunc("GET /api/streams", s.serveStreams)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
