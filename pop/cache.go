@@ -39,10 +39,10 @@ func (o *object) usableStale(now time.Time) bool {
 	return o.class.isManifest() && o.status == http.StatusOK && now.Before(o.expires.Add(o.ttl))
 }
 
-// fetchFunc starts an upstream request for key and returns as soon as its
-// headers are in: the object (its body an empty fill whose cancel stops
-// the request) and the response body to copy into it.
-type fetchFunc func(key string, class class) (*object, io.ReadCloser, error)
+// fetchFunc starts an upstream request for key under ctx and returns as
+// soon as its headers are in: the object (its body an empty fill whose
+// cancel stops the request) and the response body to copy into it.
+type fetchFunc func(ctx context.Context, key string, class class) (*object, io.ReadCloser, error)
 
 // lookup is how a cache answered.
 type lookup int
@@ -70,10 +70,15 @@ type cache struct {
 	admit     func(o *object, requests int) bool
 	countKeys bool
 	metrics   *metrics
+	// ctx is the parent of every fetch: the server's, canceled when it stops.
+	ctx context.Context
 	// goroutines owns the goroutines that copy response bodies into fills.
 	goroutines *group
 	// onComplete, when not nil, sees every object whose body completed.
 	onComplete func(*object)
+	// boarded, when set (by tests, before use), is called when a request
+	// has joined or started a flight (cache_flight.go).
+	boarded func(key string)
 }
 
 // shard is one partition of a cache.
@@ -89,16 +94,21 @@ type shard struct {
 	bytes int64
 	// filling holds objects whose body is still arriving; guarded by mu.
 	filling map[string]*object
+	// flights holds the fetches waiting for their upstream's headers, by
+	// key; guarded by mu. flightSeq numbers them.
+	flights   map[string]*flight
+	flightSeq uint64
 	// counts holds recent keys' request counts, when the cache counts;
 	// guarded by mu.
 	counts *simplelru.LRU[string, int]
 }
 
 // newCache returns a cache of n shards sharing maxBytes.
-func newCache(name string, n int, maxBytes int64, countKeys bool, admit func(*object, int) bool, m *metrics, goroutines *group) *cache {
-	c := &cache{name: name, seed: maphash.MakeSeed(), admit: admit, countKeys: countKeys, metrics: m, goroutines: goroutines}
+// Its fetches run under ctx and their goroutines are owned by goroutines.
+func newCache(name string, n int, maxBytes int64, countKeys bool, admit func(*object, int) bool, m *metrics, ctx context.Context, goroutines *group) *cache {
+	c := &cache{name: name, seed: maphash.MakeSeed(), admit: admit, countKeys: countKeys, metrics: m, ctx: ctx, goroutines: goroutines}
 	for range n {
-		sh := &shard{c: c, maxBytes: maxBytes / int64(n), filling: map[string]*object{}}
+		sh := &shard{c: c, maxBytes: maxBytes / int64(n), filling: map[string]*object{}, flights: map[string]*flight{}}
 		// The count bound is never reached: bytes decide evictions.
 		sh.lru, _ = simplelru.NewLRU[string, *object](1<<30, sh.onEvict)
 		if countKeys {
@@ -116,6 +126,8 @@ func (c *cache) shard(key string) *shard {
 // get returns the object for key: from the cache if fresh, else from one
 // upstream fetch shared by every concurrent request for key. The fetch
 // runs detached from ctx: a requester leaving does not stop it for others.
+// It stops when every requester waiting for its headers has left; once
+// they are in, the fill's readers decide (fill.detach).
 func (c *cache) get(ctx context.Context, key string, cl class, fetch fetchFunc) (*object, lookup, error) {
 	sh := c.shard(key)
 	stale, res := sh.lookup(key, time.Now(), true)
@@ -128,24 +140,33 @@ func (c *cache) get(ctx context.Context, key string, cl class, fetch fetchFunc) 
 	}
 
 	c.metrics.held.WithLabelValues(c.name).Inc()
-	ch := sh.group.DoChan(key, func() (any, error) {
+	fl := sh.board(key)
+	ch := sh.group.DoChan(fl.id, func() (any, error) {
 		// Someone may have filled it while we queued for the flight.
 		if _, o := sh.lookup(key, time.Now(), false); o != nil {
+			sh.land(fl)
+			fl.cancel()
 			return o, nil
 		}
-		o, body, err := fetch(key, cl)
+		o, body, err := fetch(fl.ctx, key, cl)
 		if err != nil {
+			sh.land(fl)
+			fl.cancel()
 			return nil, err
 		}
-		sh.startFill(o, body)
+		if err := sh.startFill(fl, o, body); err != nil {
+			return nil, err
+		}
 		return o, nil
 	})
 	var r singleflight.Result
 	select {
 	case r = <-ch:
 		c.metrics.held.WithLabelValues(c.name).Dec()
+		sh.leave(fl, false)
 	case <-ctx.Done():
 		c.metrics.held.WithLabelValues(c.name).Dec()
+		sh.leave(fl, true)
 		return nil, lookupMiss, ctx.Err()
 	}
 	if r.Err != nil {
@@ -188,13 +209,23 @@ func (sh *shard) lookup(key string, now time.Time, count bool) (stale, fresh *ob
 	return o, nil
 }
 
-// startFill publishes o as filling and copies body into it; once the body
-// is complete, o moves into the LRU (or is dropped).
-func (sh *shard) startFill(o *object, body io.ReadCloser) {
+// startFill publishes o, the answer of fl, as filling and copies body
+// into it; once the body is complete, o moves into the LRU (or is
+// dropped). If every request waiting for fl has left meanwhile, it
+// returns errAborted instead: o was canceled with fl and is not shown to
+// anyone.
+func (sh *shard) startFill(fl *flight, o *object, body io.ReadCloser) error {
 	sh.mu.Lock()
+	if fl.landed { // abandoned (leave)
+		sh.mu.Unlock()
+		body.Close()
+		return errAborted
+	}
 	sh.filling[o.key] = o
+	sh.landLocked(fl)
 	sh.mu.Unlock()
 	started := sh.c.goroutines.Go(func() {
+		defer fl.cancel()
 		o.body.readFrom(body)
 		body.Close()
 		if sh.complete(o) && sh.c.onComplete != nil {
@@ -205,7 +236,9 @@ func (sh *shard) startFill(o *object, body io.ReadCloser) {
 		body.Close()
 		o.body.finish(errStopping)
 		sh.complete(o)
+		fl.cancel()
 	}
+	return nil
 }
 
 // errStopping fails the fills the server could not start because it is

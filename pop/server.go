@@ -182,9 +182,9 @@ func New(cfg Config) (*Server, error) {
 		localBytes -= hotBytes
 		s.proxy = newCache("proxy", max(cfg.Shards/4, 1), hotBytes, true, func(_ *object, requests int) bool {
 			return requests >= cfg.HotThreshold
-		}, m, &s.goroutines)
+		}, m, ctx, &s.goroutines)
 	}
-	s.local = newCache("local", cfg.Shards, localBytes, false, func(*object, int) bool { return true }, m, &s.goroutines)
+	s.local = newCache("local", cfg.Shards, localBytes, false, func(*object, int) bool { return true }, m, ctx, &s.goroutines)
 	// Only the owner of a manifest prefetches what it lists.
 	s.local.onComplete = s.prefetcher.onComplete
 	if cfg.Registerer != nil {
@@ -241,7 +241,7 @@ func (s *Server) get(ctx context.Context, key string, cl class, forwarded bool) 
 	if owner == s.self {
 		return s.local.get(ctx, key, cl, s.fetchFromOrigin)
 	}
-	return s.proxy.get(ctx, key, cl, func(key string, cl class) (*object, io.ReadCloser, error) {
-		return s.fetchPeer(owner, key, cl)
+	return s.proxy.get(ctx, key, cl, func(ctx context.Context, key string, cl class) (*object, io.ReadCloser, error) {
+		return s.fetchPeer(ctx, owner, key, cl)
 	})
 }

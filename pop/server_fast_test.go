@@ -361,16 +361,6 @@ func TestFastPathClientLeavesWhileHeld(t *testing.T) {
 	serveNode(t, s, ln)
 	addr := ln.Addr().String()
 	get := func(path string) string { return "GET " + path + " HTTP/1.1\r\nHost: pop\r\n\r\n" }
-	await := func(ch <-chan string, what string) string {
-		t.Helper()
-		select {
-		case p := <-ch:
-			return p
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no %s within 10 s", what)
-			return ""
-		}
-	}
 
 	// Leaves after the first bytes: the origin's request is canceled.
 	gone, err := net.Dial("tcp", addr)
@@ -382,9 +372,9 @@ func TestFastPathClientLeavesWhileHeld(t *testing.T) {
 	if _, err := http.ReadResponse(br, nil); err != nil {
 		t.Fatal(err)
 	}
-	await(watching, "departure watch")
+	await(t, watching, "departure watch")
 	gone.Close()
-	if p := await(canceled, "canceled origin request"); p != "/live/s/v0/1.m4s" {
+	if p := await(t, canceled, "canceled origin request"); p != "/live/s/v0/1.m4s" {
 		t.Fatalf("origin request for %s canceled", p)
 	}
 
@@ -401,7 +391,7 @@ func TestFastPathClientLeavesWhileHeld(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	await(watching, "departure watch")
+	await(t, watching, "departure watch")
 	io.WriteString(stays, get("/live/s/v0/2.m4s"))
 	close(release)
 	for i := range 2 {

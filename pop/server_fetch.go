@@ -2,6 +2,7 @@ package pop
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,13 +15,16 @@ var endToEnd = []string{
 	"Content-Type", "Content-Length", "Cache-Control", "Etag", "Last-Modified", "Expires", "Content-Encoding",
 }
 
-// fetchOrigin starts fetching key from the origins.
-func (s *Server) fetchOrigin(key string, cl class) (*object, io.ReadCloser, error) {
-	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.FetchTimeout)
+// fetchOrigin starts fetching key from the origins, under ctx.
+func (s *Server) fetchOrigin(ctx context.Context, key string, cl class) (*object, io.ReadCloser, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.FetchTimeout)
 	resp, err := s.origins.get(ctx, key, nil)
 	if err != nil {
+		canceled := errors.Is(ctx.Err(), context.Canceled) // nobody wants it: no upstream error
 		cancel()
-		s.metrics.upstreamErrors.WithLabelValues("origin").Inc()
+		if !canceled {
+			s.metrics.upstreamErrors.WithLabelValues("origin").Inc()
+		}
 		return nil, nil, fmt.Errorf("fetch %s: %w", key, err)
 	}
 	s.metrics.fetches.WithLabelValues(cl.String(), "origin").Inc()
@@ -30,10 +34,10 @@ func (s *Server) fetchOrigin(key string, cl class) (*object, io.ReadCloser, erro
 	return s.newObject(key, cl, resp, cancel), cancelOnClose{resp.Body, cancel}, nil
 }
 
-// fetchPeer starts fetching key from the node that owns it; if the owner
-// cannot answer, from the origins directly.
-func (s *Server) fetchPeer(owner, key string, cl class) (*object, io.ReadCloser, error) {
-	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.FetchTimeout)
+// fetchPeer starts fetching key from the node that owns it, under ctx; if
+// the owner cannot answer, from the origins directly.
+func (s *Server) fetchPeer(parent context.Context, owner, key string, cl class) (*object, io.ReadCloser, error) {
+	ctx, cancel := context.WithTimeout(parent, s.cfg.FetchTimeout)
 	resp, err := doGet(ctx, s.client, owner+key, http.Header{HopHeader: {s.self}})
 	if err == nil && resp.StatusCode < 500 {
 		s.metrics.fetches.WithLabelValues(cl.String(), "peer").Inc()
@@ -44,9 +48,12 @@ func (s *Server) fetchPeer(owner, key string, cl class) (*object, io.ReadCloser,
 		err = fmt.Errorf("status %d", resp.StatusCode)
 	}
 	cancel()
+	if parent.Err() != nil { // nobody wants it any more
+		return nil, nil, fmt.Errorf("fetch %s from %s: %w", key, owner, err)
+	}
 	s.metrics.upstreamErrors.WithLabelValues("peer").Inc()
 	s.log.Warn("peer failed; filling from the origin", "peer", owner, "key", key, "error", err)
-	return s.fetchOrigin(key, cl)
+	return s.fetchOrigin(parent, key, cl)
 }
 
 // newObject wraps an upstream response whose body is about to be copied.
