@@ -60,6 +60,9 @@ type conn struct {
 	// lastRead is when bytes last came from the publisher, in Unix
 	// nanoseconds.
 	lastRead atomic.Int64
+	// guard sees the client's bytes before the RTMP library; set by
+	// runInner, used by Read.
+	guard *chunkGuard
 }
 
 // silence returns how long the publisher has sent nothing.
@@ -67,12 +70,16 @@ func (c *conn) silence() time.Duration {
 	return time.Since(time.Unix(0, c.lastRead.Load()))
 }
 
-// Read reads from the connection and notes when bytes came.
+// Read reads from the connection, notes when bytes came, and passes them
+// on only if the guard lets them.
 func (c *conn) Read(p []byte) (int, error) {
 	n, err := c.nc.Read(p)
 	if n > 0 {
 		c.lastRead.Store(time.Now().UnixNano())
 		c.srv.metrics.bytesIn.Add(float64(n))
+		if gerr := c.guard.feed(p[:n]); gerr != nil {
+			return 0, gerr
+		}
 	}
 	return n, err
 }
@@ -92,6 +99,9 @@ func (c *conn) run() {
 	switch {
 	case err == nil:
 		c.log.Info("rtmp publisher finished")
+	case errors.Is(err, ErrProtocol):
+		c.srv.metrics.refused.WithLabelValues("protocol").Inc()
+		c.log.Warn("rtmp connection closed: protocol violation", "reason", err)
 	case c.name != "" && isTimeout(err):
 		// The publisher went silent: its stream ends, which viewers see.
 		c.log.Warn("rtmp publisher timed out", "reason", err)
@@ -105,6 +115,7 @@ func (c *conn) run() {
 func (c *conn) runInner() error {
 	timeout := c.srv.cfg.ReadTimeout
 	c.nc.SetDeadline(time.Now().Add(timeout))
+	c.guard = newChunkGuard()
 
 	// A read buffer that holds a whole video frame: one read system call
 	// per burst instead of one per 4 KB (gortmplib's own buffer).

@@ -15,10 +15,6 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/handshake"
 )
 
-// handshakeBytes is what an RTMP client sends before its first chunk:
-// C0 and C1, then C2.
-const handshakeBytes = 1 + 1536 + 1536
-
 // FuzzConn feeds a server connection arbitrary bytes after a real
 // handshake, as a broken or hostile publisher would. Whatever they are,
 // the connection ends once the client has closed, without a panic (which
@@ -185,10 +181,10 @@ func recordPublish(tb testing.TB) []byte {
 		tb.Fatalf("publish: %v", err)
 	}
 	b := rec.bytes()
-	if len(b) <= handshakeBytes {
+	if len(b) <= handshakeLen {
 		tb.Fatalf("recorded %d bytes", len(b))
 	}
-	return b[handshakeBytes:]
+	return b[handshakeLen:]
 }
 
 // recordingListener keeps the first limit bytes read from the first

@@ -29,7 +29,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "live_ingest_refused_total",
-			Help: "Publishers refused, by reason: bad_name, unauthorized, auth_unavailable, busy, codec, play, rejected (by the origin), failed (mid-stream), too_many (MaxConns).",
+			Help: "Publishers refused, by reason: bad_name, unauthorized, auth_unavailable, busy, codec, play, rejected (by the origin), failed (mid-stream), too_many (MaxConns), protocol (a rule of RTMP broken, e.g. a chunk size above 64 KiB).",
 		}, []string{"reason"}),
 		takeovers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "live_ingest_takeovers_total",
