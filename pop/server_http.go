@@ -112,9 +112,18 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *object, how lo
 	}
 	h["X-Cache"] = xCacheValue[how]
 
-	if etag := o.header.Get("Etag"); etag != "" && o.status == http.StatusOK && r.Header.Get("If-None-Match") == etag {
+	if code := precondition(r.Header, o); code != 0 {
+		// No body, and as http.ServeContent: a 304 carries no
+		// representation metadata, nor Last-Modified beside an ETag.
 		delete(h, "Content-Length")
-		w.WriteHeader(http.StatusNotModified)
+		if code == http.StatusNotModified {
+			delete(h, "Content-Type")
+			delete(h, "Content-Encoding")
+			if h["Etag"] != nil {
+				delete(h, "Last-Modified")
+			}
+		}
+		w.WriteHeader(code)
 		return
 	}
 	if _, ranged := r.Header["Range"]; ranged && o.status == http.StatusOK {
