@@ -30,11 +30,15 @@ import (
 type Config struct {
 	// RTMPAddr is where publishers connect. Empty means ":1935".
 	RTMPAddr string
+	// RTMPSAddr is where publishers connect with RTMPS (RTMP in TLS, as
+	// rtmps:// URLs in OBS and ffmpeg), with the certificate of
+	// TLSCertFile and TLSKeyFile, which it requires. Empty means no RTMPS.
+	RTMPSAddr string
 	// HTTPAddr is where players connect. Empty means ":8080".
 	HTTPAddr string
 	// TLSCertFile and TLSKeyFile, PEM files, make HTTPAddr serve HTTPS
-	// (HTTP/2 and HTTP/1.1); the files are read again when they change.
-	// Empty means plain HTTP.
+	// (HTTP/2 and HTTP/1.1), and give RTMPSAddr its certificate; the
+	// files are read again when they change. Empty means plain HTTP.
 	TLSCertFile, TLSKeyFile string
 	// Demo publishes the bundled clip in a loop as stream DemoStream.
 	Demo bool
@@ -152,12 +156,24 @@ func New(cfg Config) (*App, error) {
 	// The players' server comes first.
 	slices.Reverse(a.servers)
 	a.servers[0].fast = a.pop
+	var cert *tlsfile.Cert
 	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
-		cert, err := tlsfile.New(tlsfile.Config{CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile, Logger: cfg.Logger})
+		cert, err = tlsfile.New(tlsfile.Config{CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile, Logger: cfg.Logger})
 		if err != nil {
 			return nil, errors.Join(err, a.closeListeners())
 		}
 		a.servers[0].srv.TLSConfig, a.servers[0].tls = cert.ServerConfig(), true
+	}
+	icfg := ingest.Config{
+		Addr:       cfg.RTMPAddr,
+		Registerer: reg,
+		Logger:     cfg.Logger.With("part", "ingest"),
+	}
+	if cfg.RTMPSAddr != "" {
+		if cert == nil {
+			return nil, errors.Join(errors.New("RTMPS needs a certificate: TLSCertFile and TLSKeyFile"), a.closeListeners())
+		}
+		icfg.TLSAddr, icfg.TLSConfig = cfg.RTMPSAddr, cert.ServerConfig()
 	}
 
 	authorize, err := publishAuthorizer(cfg)
@@ -177,13 +193,8 @@ func New(cfg Config) (*App, error) {
 		}
 		a.transcoder, streams = tc, tc
 	}
-	in, err := ingest.New(ingest.Config{
-		Addr:       cfg.RTMPAddr,
-		Handler:    streams,
-		Authorize:  authorize,
-		Registerer: reg,
-		Logger:     cfg.Logger.With("part", "ingest"),
-	})
+	icfg.Handler, icfg.Authorize = streams, authorize
+	in, err := ingest.New(icfg)
 	if err != nil {
 		return nil, errors.Join(err, a.closeListeners())
 	}
@@ -252,6 +263,9 @@ func (h handler) Publish(name string, tracks []codecs.Codec) (ingest.Session, er
 
 // RTMPAddr returns the address publishers connect to.
 func (a *App) RTMPAddr() net.Addr { return a.ingest.Addr() }
+
+// RTMPSAddr returns the address publishers connect to with RTMPS, or nil.
+func (a *App) RTMPSAddr() net.Addr { return a.ingest.TLSAddr() }
 
 // HTTPAddr returns the address players connect to.
 func (a *App) HTTPAddr() net.Addr { return a.servers[0].ln.Addr() }
@@ -364,12 +378,16 @@ func loopbackAddr(addr net.Addr) string {
 
 // URLs returns where to publish and where to play, for humans.
 func (a *App) URLs() (publish, play string) {
-	publish = "rtmp://" + loopbackAddr(a.RTMPAddr()) + "/live/{stream}"
+	var query string
 	switch {
 	case a.cfg.PublishKey != "":
-		publish += "?key={key}"
+		query = "?key={key}"
 	case a.cfg.PublishAuthURL != "":
-		publish += "?key=... (as " + a.cfg.PublishAuthURL + " agrees)"
+		query = "?key=... (as " + a.cfg.PublishAuthURL + " agrees)"
+	}
+	publish = "rtmp://" + loopbackAddr(a.RTMPAddr()) + "/live/{stream}" + query
+	if addr := a.ingest.TLSAddr(); addr != nil {
+		publish += ", rtmps://" + loopbackAddr(addr) + "/live/{stream}" + query
 	}
 	return publish,
 		a.PlayBase() + "/live/{stream}/index.m3u8 (HLS), /live/{stream}/manifest.mpd (DASH)"

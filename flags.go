@@ -15,19 +15,21 @@ import (
 // (live and origin): addresses, TLS, the window, who may publish, the
 // ladder and logging.
 type Flags struct {
-	rtmp, http, tlsCert, tlsKey *string
-	window, segment             *time.Duration
-	publishKey, publishAuth     *string
-	transcode                   *transcode.Flags
-	log                         *logflag.Flags
+	rtmp, rtmps, http       *string
+	tlsCert, tlsKey         *string
+	window, segment         *time.Duration
+	publishKey, publishAuth *string
+	transcode               *transcode.Flags
+	log                     *logflag.Flags
 }
 
 // AddFlags registers the shared flags on fs; httpUsage describes -http.
 func AddFlags(fs *flag.FlagSet, httpUsage string) *Flags {
 	return &Flags{
 		rtmp:        fs.String("rtmp", ":1935", "RTMP listen address for publishers"),
+		rtmps:       fs.String("rtmps", "", "RTMPS listen address for publishers, e.g. :1936, with the certificate of -tls-cert (empty: no RTMPS)"),
 		http:        fs.String("http", ":8080", httpUsage),
-		tlsCert:     fs.String("tls-cert", "", "PEM certificate chain: serve -http as HTTPS and HTTP/2 (read again when the file changes)"),
+		tlsCert:     fs.String("tls-cert", "", "PEM certificate chain: serve -http as HTTPS and HTTP/2, and -rtmps (read again when the file changes)"),
 		tlsKey:      fs.String("tls-key", "", "PEM private key of -tls-cert"),
 		window:      fs.Duration("window", 30*time.Second, "media described by playlists per rendition"),
 		segment:     fs.Duration("segment", time.Second, "target segment duration"),
@@ -51,6 +53,7 @@ func (f *Flags) Config(stderr io.Writer) (Config, error) {
 	}
 	cfg := Config{
 		RTMPAddr:       *f.rtmp,
+		RTMPSAddr:      *f.rtmps,
 		HTTPAddr:       *f.http,
 		TLSCertFile:    *f.tlsCert,
 		TLSKeyFile:     *f.tlsKey,

@@ -9,6 +9,9 @@ import (
 // are queued (SO_RCVLOWAT; epoll honours it for TCP): a publisher's frames
 // then cost one wakeup and one read per burst, not per TCP segment.
 func setRcvLowat(c net.Conn, n int) {
+	if tc, ok := c.(interface{ NetConn() net.Conn }); ok { // RTMPS: its socket
+		c = tc.NetConn()
+	}
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,6 +43,9 @@ type PublisherConfig struct {
 	// Speed is the pacing relative to real time; zero means 1.0 (real
 	// time), a negative value means as fast as possible.
 	Speed float64
+	// TLSConfig is used for an rtmps:// URL; its ServerName defaults to
+	// the URL's host. Nil means the system's roots and the URL's host.
+	TLSConfig *tls.Config
 	// Logger receives connection events; nil means discard.
 	Logger *slog.Logger
 }
@@ -67,10 +71,16 @@ func Publish(ctx context.Context, cfg PublisherConfig) error {
 	}
 	log = log.With("url", redacted(u))
 
+	tlsConfig := cfg.TLSConfig
+	if tlsConfig != nil && tlsConfig.ServerName == "" {
+		tlsConfig = tlsConfig.Clone()
+		tlsConfig.ServerName = u.Hostname()
+	}
 	var raw *pendingConn
 	client := &gortmplib.Client{
-		URL:     u,
-		Publish: true,
+		URL:       u,
+		Publish:   true,
+		TLSConfig: tlsConfig,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 			if err != nil {

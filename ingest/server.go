@@ -1,11 +1,13 @@
 // Package ingest is the RTMP side of the server: it accepts publishers on
-// rtmp://HOST:PORT/live/{stream}, checks what they send, and hands their
+// rtmp://HOST:PORT/live/{stream} (and rtmps:// when configured), checks
+// what they send, and hands their
 // access units to a Handler. It also holds a publisher (Publish) that pushes
 // a file over RTMP, used by the demo stream, by tests and by load generators.
 package ingest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -44,6 +46,12 @@ type Config struct {
 	Addr string
 	// Listener, when not nil, is used instead of listening on Addr.
 	Listener net.Listener
+	// TLSAddr, when not empty, is a second TCP address to listen on, for
+	// RTMPS: RTMP inside TLS, as OBS and ffmpeg send to rtmps:// URLs.
+	// TLSConfig, required with it, gives the certificate. Empty means no
+	// RTMPS.
+	TLSAddr   string
+	TLSConfig *tls.Config
 	// Handler receives published streams. Required.
 	Handler Handler
 	// Authorize, when not nil, decides whether a publisher may publish: it
@@ -79,6 +87,7 @@ type Config struct {
 type Server struct {
 	cfg     Config
 	ln      net.Listener
+	tlsLn   net.Listener // nil without TLSAddr
 	log     *slog.Logger
 	metrics *metrics
 
@@ -118,6 +127,9 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
+	if cfg.TLSAddr != "" && cfg.TLSConfig == nil {
+		return nil, errors.New("ingest: TLSAddr needs a TLSConfig")
+	}
 	ln := cfg.Listener
 	if ln == nil {
 		ln, err = net.Listen("tcp", cfg.Addr)
@@ -125,9 +137,18 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("ingest: listen: %w", err)
 		}
 	}
+	var tlsLn net.Listener
+	if cfg.TLSAddr != "" {
+		raw, err := net.Listen("tcp", cfg.TLSAddr)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("ingest: listen rtmps: %w", err), ln.Close())
+		}
+		tlsLn = tls.NewListener(raw, cfg.TLSConfig)
+	}
 	return &Server{
 		cfg:     cfg,
 		ln:      ln,
+		tlsLn:   tlsLn,
 		log:     cfg.Logger,
 		metrics: m,
 		active:  make(map[string]*conn),
@@ -138,9 +159,21 @@ func New(cfg Config) (*Server, error) {
 // Addr returns the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
+// TLSAddr returns the address of RTMPS, or nil without TLSAddr.
+func (s *Server) TLSAddr() net.Addr {
+	if s.tlsLn == nil {
+		return nil
+	}
+	return s.tlsLn.Addr()
+}
+
 // Run accepts connections until ctx is done, then closes every connection
 // (ending their streams cleanly) and waits for them.
 func (s *Server) Run(ctx context.Context) error {
+	lns := []net.Listener{s.ln}
+	if s.tlsLn != nil {
+		lns = append(lns, s.tlsLn)
+	}
 	stop := make(chan struct{})
 	s.wg.Add(1)
 	go func() {
@@ -149,15 +182,40 @@ func (s *Server) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		case <-stop:
 		}
-		s.ln.Close()
+		for _, ln := range lns {
+			ln.Close()
+		}
 	}()
+	// One accept loop per listener; the first to end ends the others.
+	ended := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() { ended <- s.accept(ctx, ln) }()
+	}
+	err := <-ended
+	close(stop)
+	for range len(lns) - 1 {
+		<-ended
+	}
 
-	var err error
+	s.mu.Lock()
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+
+	if ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("ingest: accept: %w", err)
+}
+
+// accept serves the connections of ln until it fails or is closed.
+func (s *Server) accept(ctx context.Context, ln net.Listener) error {
 	for {
-		var nc net.Conn
-		nc, err = s.ln.Accept()
+		nc, err := ln.Accept()
 		if err != nil {
-			break
+			return err
 		}
 		c := &conn{srv: s, ctx: ctx, nc: nc, log: s.log.With("remote", nc.RemoteAddr().String()),
 			ending: make(chan struct{}), released: make(chan struct{})}
@@ -179,19 +237,6 @@ func (s *Server) Run(ctx context.Context) error {
 			c.run()
 		}()
 	}
-	close(stop)
-
-	s.mu.Lock()
-	for c := range s.conns {
-		c.nc.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-
-	if ctx.Err() != nil {
-		return nil
-	}
-	return fmt.Errorf("ingest: accept: %w", err)
 }
 
 // reserve claims name for c; it fails when another connection publishes it.

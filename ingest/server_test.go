@@ -24,6 +24,7 @@ type gateHandler struct {
 	closing   chan string
 	unblock   chan struct{}
 	once      sync.Once
+	srv       *Server // the server it is the handler of
 }
 
 // release lets every Close return.
@@ -60,6 +61,7 @@ func startGated(t *testing.T, cfg Config) (*gateHandler, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.srv = srv
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()

@@ -1,0 +1,84 @@
+package ingest
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/golivestream/live/internal/logtest"
+	"github.com/golivestream/live/internal/tlsfile"
+)
+
+// TestRTMPS: a publisher reaches the handler over RTMPS, with the chunk
+// guard reading the decrypted stream, while plain RTMP goes on on its own
+// port; plain RTMP sent to the RTMPS port is refused with a log line.
+func TestRTMPS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := tlsfile.WriteSelfSigned(certFile, keyFile, "127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tlsfile.New(tlsfile.Config{CertFile: certFile, KeyFile: keyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		t.Fatal("no certificate in " + certFile)
+	}
+
+	events := logtest.New(64)
+	reg := prometheus.NewRegistry()
+	h, base := startGated(t, Config{
+		TLSAddr: "127.0.0.1:0", TLSConfig: cert.ServerConfig(),
+		Logger: slog.New(events), Registerer: reg,
+	})
+	h.release()
+	srv := h.srv
+	secure := "rtmps://" + srv.TLSAddr().String() + "/live/"
+	clip := clipLoadDemo(t)
+	publish := func(url string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		return Publish(ctx, PublisherConfig{URL: url, Clip: clip, Loops: 1, Speed: -1, TLSConfig: &tls.Config{RootCAs: roots}})
+	}
+
+	if err := publish(secure + "sec"); err != nil {
+		t.Fatalf("over RTMPS: %v", err)
+	}
+	if name := await(t, h.published); name != "sec" {
+		t.Fatalf("published %q", name)
+	}
+	if err := publish(base + "plain"); err != nil {
+		t.Fatalf("over RTMP: %v", err)
+	}
+	if name := await(t, h.published); name != "plain" {
+		t.Fatalf("published %q", name)
+	}
+
+	// Plain RTMP to the RTMPS port: the TLS handshake fails, and says so.
+	if err := publish("rtmp://" + srv.TLSAddr().String() + "/live/wrong"); err == nil {
+		t.Fatal("plain RTMP was accepted on the RTMPS port")
+	}
+	events.Await(t, "rtmp connection refused")
+	// RTMPS to a certificate the publisher does not trust is refused by it.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = Publish(ctx, PublisherConfig{URL: secure + "untrusted", Clip: clip, Loops: 1, Speed: -1})
+	var unknown x509.UnknownAuthorityError
+	if !errors.As(err, &unknown) {
+		t.Errorf("untrusted certificate: %v, want an unknown authority error", err)
+	}
+}
