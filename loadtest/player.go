@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -21,8 +22,9 @@ const (
 	retryWait = 500 * time.Millisecond
 )
 
-// player is one simulated viewer: it runs in one goroutine and does its
-// requests one at a time, as a player does. Not safe for concurrent use.
+// player is one simulated viewer: it runs in one goroutine, which alone
+// touches its state, and fetches its tracks' segments (video and audio)
+// at the same time, as a player does. Not safe for concurrent use.
 type player struct {
 	r     *run
 	id    int
@@ -124,21 +126,27 @@ func (p *player) session(ctx context.Context) error {
 		t.next = t.list.liveStart()
 		tracks = append(tracks, t)
 	}
+	var inits []*track
 	for _, t := range tracks {
-		if t.list.init == "" {
-			continue
+		if t.list.init != "" {
+			inits = append(inits, t)
 		}
-		if err := p.get(ctx, t, t.list.init, classInit); err != nil {
+	}
+	for _, err := range p.getAll(ctx, inits, func(t *track) string { return t.list.init }, classInit) {
+		if err != nil {
 			return err
 		}
 	}
 	return p.play(ctx, tracks)
 }
 
-// play fetches the tracks' segments in order, the one least ahead first,
-// refreshing a list when its next segment is not listed yet.
+// play fetches the tracks' segments in order, the one least ahead first
+// and, as players do, at the same time the next segment of every other
+// track not ahead of it; it refreshes a list when its next segment is not
+// listed yet.
 func (p *player) play(ctx context.Context, tracks []*track) error {
 	var credited time.Duration // media of every track fetched, given to pb
+	batch := make([]*track, 0, len(tracks))
 	for ctx.Err() == nil {
 		t := tracks[0]
 		for _, o := range tracks[1:] {
@@ -148,25 +156,38 @@ func (p *player) play(ctx context.Context, tracks []*track) error {
 		}
 		switch l := t.list; {
 		case l.listed(t.next):
-			if err := p.get(ctx, t, l.uri(t.next), classSegment); err != nil {
-				if errors.Is(err, errStopped) {
-					return err
-				}
-				if t.tries++; t.tries >= maxSegmentTries {
-					t.next, t.tries = t.next+1, 0
-				}
-				p.sleep(ctx, retryWait)
-				continue
-			}
-			t.fetched += l.duration(t.next)
-			t.next, t.tries = t.next+1, 0
-			have := t.fetched
+			batch = append(batch[:0], t)
 			for _, o := range tracks {
+				if o != t && o.list.listed(o.next) && o.fetched <= t.fetched+l.duration(t.next) {
+					batch = append(batch, o)
+				}
+			}
+			failed := false
+			for i, err := range p.getAll(ctx, batch, func(t *track) string { return t.list.uri(t.next) }, classSegment) {
+				b := batch[i]
+				switch {
+				case errors.Is(err, errStopped):
+					return err
+				case err != nil:
+					failed = true
+					if b.tries++; b.tries >= maxSegmentTries {
+						b.next, b.tries = b.next+1, 0
+					}
+				default:
+					b.fetched += b.list.duration(b.next)
+					b.next, b.tries = b.next+1, 0
+				}
+			}
+			have := tracks[0].fetched
+			for _, o := range tracks[1:] {
 				have = min(have, o.fetched)
 			}
 			if have > credited {
 				p.arrive(have - credited)
 				credited = have
+			}
+			if failed {
+				p.sleep(ctx, retryWait)
 			}
 		case t.next < l.first:
 			// Fallen out of the window: back to the live edge, as players
@@ -238,15 +259,31 @@ func (p *player) update(body []byte, final *url.URL, tracks []*track, t *track, 
 // listEnd returns the number after l's last segment.
 func listEnd(l *segmentList) uint64 { return l.first + uint64(len(l.durations)) }
 
-// get fetches the object at uri (relative to t's list) and discards it.
-func (p *player) get(ctx context.Context, t *track, uri string, c class) error {
-	u, err := t.url.Parse(uri)
-	if err != nil {
-		return p.fail(&fetchError{kind: errParse, err: err})
+// getAll fetches, at the same time, the object uri names for each track
+// (relative to its list), discards them, and returns each one's error.
+// Only the requests run in their own goroutines: the player's state is
+// updated here, once they are all done.
+func (p *player) getAll(ctx context.Context, tracks []*track, uri func(*track) string, c class) []error {
+	errs := make([]error, len(tracks))
+	get := func(i int) {
+		t := tracks[i]
+		u, err := t.url.Parse(uri(t))
+		if err != nil {
+			errs[i] = p.fail(&fetchError{kind: errParse, err: err})
+			return
+		}
+		_, _, errs[i] = p.fetch(ctx, u.String(), c, false)
 	}
-	_, _, err = p.fetch(ctx, u.String(), c, false)
+	var wg sync.WaitGroup
+	for i := 1; i < len(tracks); i++ {
+		wg.Go(func() { get(i) })
+	}
+	if len(tracks) > 0 {
+		get(0)
+	}
+	wg.Wait()
 	p.note(p.pb.advance(p.r.rec.since(time.Now())))
-	return err
+	return errs
 }
 
 // arrive gives the buffer d more media, now.

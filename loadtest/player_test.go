@@ -2,9 +2,11 @@ package loadtest
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 )
@@ -132,5 +134,80 @@ func TestIsDASHShare(t *testing.T) {
 		if want := int(share * 1000); n < want-5 || n > want+5 {
 			t.Errorf("share %v: %d of 1000 players on DASH", share, n)
 		}
+	}
+}
+
+// TestPlayerFetchesTracksTogether: a player fetches the audio segment
+// alongside the video one, as players do. This origin answers video
+// segment n only once audio segment n has been asked for: a player that
+// fetched one track after the other would time out on every segment.
+func TestPlayerFetchesTracksTogether(t *testing.T) {
+	var mu sync.Mutex
+	asked := map[string]chan struct{}{} // audio segment asked for, by name
+	arrival := func(name string) chan struct{} {
+		mu.Lock()
+		defer mu.Unlock()
+		if asked[name] == nil {
+			asked[name] = make(chan struct{})
+		}
+		return asked[name]
+	}
+	media := "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-MAP:URI=\"init.mp4\"\n"
+	for n := range 30 {
+		media += fmt.Sprintf("#EXTINF:1.0,\n%d.m4s\n", n)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /live/s/index.m3u8", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("#EXTM3U\n#EXT-X-VERSION:7\n" +
+			"#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"a\",DEFAULT=YES,URI=\"a/index.m3u8\"\n" +
+			"#EXT-X-STREAM-INF:BANDWIDTH=1000,AUDIO=\"a\"\nv/index.m3u8\n"))
+	})
+	mux.HandleFunc("GET /live/s/{track}/{file}", func(w http.ResponseWriter, r *http.Request) {
+		track, file := r.PathValue("track"), r.PathValue("file")
+		switch {
+		case file == "index.m3u8":
+			w.Write([]byte(media))
+		case file == "init.mp4":
+			w.Write(make([]byte, 100))
+		case track == "a":
+			ch := arrival(file)
+			mu.Lock()
+			select {
+			case <-ch:
+			default:
+				close(ch)
+			}
+			mu.Unlock()
+			w.Write(make([]byte, 1000))
+		default:
+			select {
+			case <-arrival(file):
+				w.Write(make([]byte, 5000))
+			case <-r.Context().Done():
+			}
+		}
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	g, err := New(Config{
+		Targets:        []string{srv.URL},
+		Streams:        []string{"s"},
+		Schedule:       Steady(1),
+		Duration:       3 * time.Second,
+		RequestTimeout: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := g.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.ErrorCount != 0 || rep.NeverStarted != 0 {
+		t.Errorf("%d errors %v, %d players never started; want none", rep.ErrorCount, rep.Errors, rep.NeverStarted)
+	}
+	if got := rep.Classes["segment"].Requests; got < 4 {
+		t.Errorf("%d segment requests; want at least two of each track", got)
 	}
 }
