@@ -1,8 +1,8 @@
 // Package ingest is the RTMP side of the server: it accepts publishers on
 // rtmp://HOST:PORT/live/{stream} (and rtmps:// when configured), checks
-// what they send, and hands their
-// access units to a Handler. It also holds a publisher (Publish) that pushes
-// a file over RTMP, used by the demo stream, by tests and by load generators.
+// what they send, and hands their access units to a Handler. It also holds
+// a publisher (Publish) that pushes a file over RTMP, used by the demo
+// stream, by tests and by load generators.
 package ingest
 
 import (
