@@ -142,6 +142,11 @@ func (c *cache) get(ctx context.Context, key string, cl class, fetch fetchFunc) 
 	c.metrics.held.WithLabelValues(c.name).Inc()
 	fl := sh.board(key)
 	ch := sh.group.DoChan(fl.id, func() (any, error) {
+		if sh.landedFlight(fl) {
+			// fl's call ended between this request's board and DoChan:
+			// its answer is gone with it; the request starts over.
+			return nil, errFlightOver
+		}
 		// Someone may have filled it while we queued for the flight.
 		if _, o := sh.lookup(key, time.Now(), false); o != nil {
 			sh.land(fl)
@@ -168,6 +173,9 @@ func (c *cache) get(ctx context.Context, key string, cl class, fetch fetchFunc) 
 		c.metrics.held.WithLabelValues(c.name).Dec()
 		sh.leave(fl, true)
 		return nil, lookupMiss, ctx.Err()
+	}
+	if errors.Is(r.Err, errFlightOver) {
+		return c.get(ctx, key, cl, fetch)
 	}
 	if r.Err != nil {
 		if stale != nil && stale.usableStale(time.Now()) {

@@ -2,6 +2,7 @@ package pop
 
 import (
 	"context"
+	"errors"
 	"strconv"
 )
 
@@ -41,6 +42,17 @@ func (sh *shard) board(key string) *flight {
 	}
 	fl.waiters++
 	return fl
+}
+
+// errFlightOver is the answer of a flight's call run again after it had
+// landed: the request that ran it starts over.
+var errFlightOver = errors.New("flight already over")
+
+// landedFlight reports whether fl has landed.
+func (sh *shard) landedFlight(fl *flight) bool {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return fl.landed
 }
 
 // land marks fl as answered: requests arriving from now on find its

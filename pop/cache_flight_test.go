@@ -195,3 +195,74 @@ func TestViewersLeaveBeforeHeaders(t *testing.T) {
 		t.Errorf("origin saw %d requests, want 2", n)
 	}
 }
+
+// TestFlightOverBeforeJoining: a request that joined a flight whose call
+// then ended before it could wait on it (here, a failed fetch) starts
+// over with a fetch of its own, instead of re-running the ended flight's
+// canceled one.
+func TestFlightOverBeforeJoining(t *testing.T) {
+	m, err := newMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g group
+	defer g.Close()
+	c := newCache("local", 1, 1<<20, false, func(*object, int) bool { return true }, m, context.Background(), &g)
+	const key = "/live/s/e/v0/8.m4s"
+	fails := errors.New("origin unreachable")
+	first := true
+	started := make(chan struct{}, 4)
+	failNow := make(chan struct{})
+	fetch := func(ctx context.Context, key string, cl class) (*object, io.ReadCloser, error) {
+		started <- struct{}{}
+		if first { // runs in the first flight's call only
+			first = false
+			<-failNow
+			return nil, nil, fails
+		}
+		h := newHeldFetch() // answers at once, unless ctx is done
+		close(h.release)
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		return h.fetch(ctx, key, cl)
+	}
+	// The second request pauses between joining the flight and waiting on
+	// it, until the first request has its answer.
+	boarded := 0
+	resume := make(chan struct{})
+	paused := make(chan struct{})
+	c.boarded = func(string) {
+		if boarded++; boarded == 2 {
+			close(paused)
+			<-resume
+		}
+	}
+	type result struct {
+		o   *object
+		err error
+	}
+	one, two := make(chan result, 1), make(chan result, 1)
+	go func() {
+		o, _, err := c.get(context.Background(), key, classSegment, fetch)
+		one <- result{o, err}
+	}()
+	await(t, started, "first fetch")
+	go func() {
+		o, _, err := c.get(context.Background(), key, classSegment, fetch)
+		two <- result{o, err}
+	}()
+	await(t, paused, "second request on the flight")
+	close(failNow)
+	if r := await(t, one, "first answer"); !errors.Is(r.err, fails) {
+		t.Fatalf("first request: %v, want the fetch's failure", r.err)
+	}
+	close(resume)
+	r := await(t, two, "second answer")
+	if r.err != nil {
+		t.Fatalf("second request: %v, want a fetch of its own", r.err)
+	}
+	if err := r.o.body.wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
