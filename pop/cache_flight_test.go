@@ -53,17 +53,24 @@ func (h *heldFetch) fetch(ctx context.Context, key string, cl class) (*object, i
 	return o, io.NopCloser(bytes.NewReader(body)), nil
 }
 
-// TestFlightStopsWhenEveryoneLeaves: a fetch waiting for its upstream's
-// headers goes on while any of its requests waits, and is canceled when
-// the last one leaves; a request after that starts a new fetch.
-func TestFlightStopsWhenEveryoneLeaves(t *testing.T) {
+// newTestCache returns a one-shard cache that keeps everything, whose
+// fill goroutines end with the test.
+func newTestCache(t *testing.T) *cache {
+	t.Helper()
 	m, err := newMetrics(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var g group
-	defer g.Close()
-	c := newCache("local", 1, 1<<20, false, func(*object, int) bool { return true }, m, context.Background(), &g)
+	g := &group{}
+	t.Cleanup(g.Close)
+	return newCache("local", 1, 1<<20, false, func(*object, int) bool { return true }, m, context.Background(), g)
+}
+
+// TestFlightStopsWhenEveryoneLeaves: a fetch waiting for its upstream's
+// headers goes on while any of its requests waits, and is canceled when
+// the last one leaves; a request after that starts a new fetch.
+func TestFlightStopsWhenEveryoneLeaves(t *testing.T) {
+	c := newTestCache(t)
 	h := newHeldFetch()
 	const key = "/live/s/e/v0/7.m4s"
 
@@ -201,13 +208,7 @@ func TestViewersLeaveBeforeHeaders(t *testing.T) {
 // over with a fetch of its own, instead of re-running the ended flight's
 // canceled one.
 func TestFlightOverBeforeJoining(t *testing.T) {
-	m, err := newMetrics(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var g group
-	defer g.Close()
-	c := newCache("local", 1, 1<<20, false, func(*object, int) bool { return true }, m, context.Background(), &g)
+	c := newTestCache(t)
 	const key = "/live/s/e/v0/8.m4s"
 	fails := errors.New("origin unreachable")
 	first := true
