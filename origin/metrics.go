@@ -15,6 +15,7 @@ type metrics struct {
 	requests     *prometheus.CounterVec
 	bytesServed  *prometheus.CounterVec
 	held         prometheus.Gauge
+	streamed     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -48,8 +49,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "live_origin_held_requests",
 			Help: "Requests waiting for a segment or playlist that is not produced yet.",
 		}),
+		streamed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "live_origin_segments_streamed_total",
+			Help: "Segment requests answered chunk by chunk while the segment was produced.",
+		}),
 	}
-	if err := promreg.Register(reg, m.publishes, m.segments, m.segmentBytes, m.availability, m.requests, m.bytesServed, m.held); err != nil {
+	if err := promreg.Register(reg, m.publishes, m.segments, m.segmentBytes, m.availability, m.requests, m.bytesServed, m.held, m.streamed); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -150,9 +150,12 @@ func (s *Server) serveRendition(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveSegment answers segment n, holding the request when n is the one
-// being produced or the one after it, until it is complete.
+// being produced or the one after it: a plain GET gets its chunks as they
+// are packaged (streamPartial), anything else the segment once complete.
 func (s *Server) serveSegment(w http.ResponseWriter, r *http.Request, st *stream, rid string, n uint64) {
 	var reason string
+	var part *partial
+	streamable := streamable(r)
 	obj := s.await(r.Context(), st, func(sn *snapshot) (*object, bool) {
 		rd := sn.rendition(rid)
 		if rd == nil {
@@ -161,6 +164,10 @@ func (s *Server) serveSegment(w http.ResponseWriter, r *http.Request, st *stream
 		}
 		if e := rd.find(n); e != nil {
 			return e.obj, true
+		}
+		if streamable && rd.partial != nil && rd.partial.number == n && !sn.ended {
+			part = rd.partial
+			return nil, true
 		}
 		switch {
 		case len(rd.entries) > 0 && n < rd.entries[0].seg.Number, n < rd.next:
@@ -174,6 +181,10 @@ func (s *Server) serveSegment(w http.ResponseWriter, r *http.Request, st *stream
 		}
 		return nil, true
 	})
+	if part != nil {
+		s.streamPartial(w, r, st, rid, part)
+		return
+	}
 	if obj == nil {
 		if reason == "" {
 			reason = "segment not ready in time"

@@ -63,6 +63,7 @@ func newSession(s *Server, old *stream, name string, tracks []codecs.Codec, now 
 				ChunkDuration:   s.cfg.ChunkDuration,
 				FirstNumber:     first(rid),
 				OnSegment:       func(seg *packager.Segment) { sess.onSegment(rid, seg) },
+				OnChunk:         func(c *packager.Chunk) { s.addChunk(sess.st, rid, c) },
 			})
 			if err != nil {
 				return fmt.Errorf("track %d: %w", i, err)
@@ -110,6 +111,7 @@ func newSession(s *Server, old *stream, name string, tracks []codecs.Codec, now 
 		if p := prev.rendition(t.rid); p != nil {
 			*r = *p
 		}
+		r.partial = newPartial(r.next)
 		r.init = &object{
 			body:        t.pk.Init(),
 			contentType: contentType(r.info),
@@ -121,7 +123,9 @@ func newSession(s *Server, old *stream, name string, tracks []codecs.Codec, now 
 	}
 	for _, r := range prev.renditions {
 		if r.ladder { // resumed: the transcoder will add to them again
-			next.renditions = append(next.renditions, r)
+			c := *r
+			c.partial = newPartial(c.next)
+			next.renditions = append(next.renditions, &c)
 		}
 	}
 	s.rebuildLocked(st, next, now)
@@ -282,6 +286,13 @@ func (sess *Session) Close() {
 		next := &snapshot{renditions: slices.Clone(st.snap.Load().renditions), ended: true}
 		s.rebuildLocked(st, next, time.Now())
 		st.publishLocked(next)
+		// The segments after the flushed ones will not come from this
+		// publisher; a ladder rendition's may still, from its transcoder.
+		for _, t := range sess.tracks {
+			if r := next.rendition(t.rid); r != nil && r.partial != nil {
+				r.partial.end(false)
+			}
+		}
 		st.endTimer = time.AfterFunc(s.cfg.Linger, func() { s.forget(st) })
 		sess.log.Info("stream ended", "uptime", time.Since(st.sessionStart).Round(time.Millisecond))
 	})

@@ -74,6 +74,7 @@ func (sess *Session) AddRendition(slot int, c codecs.Codec, start time.Duration)
 			t.disc = false
 			s.addSegment(st, rid, seg, disc, time.Time{})
 		},
+		OnChunk: func(c *packager.Chunk) { s.addChunk(st, rid, c) },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("add rendition %s: %w", rid, err)
@@ -89,9 +90,11 @@ func (sess *Session) AddRendition(slot int, c codecs.Codec, start time.Duration)
 		next := &snapshot{ended: prev.ended}
 		next.renditions = append(next.renditions, prev.renditions...)
 		next.renditions = append(next.renditions, &rendition{
-			id:     rid,
-			info:   info,
-			ladder: true,
+			id:      rid,
+			info:    info,
+			ladder:  true,
+			next:    first,
+			partial: newPartial(first),
 			init: &object{
 				body:        pk.Init(),
 				contentType: contentType(info),

@@ -40,6 +40,10 @@ type rendition struct {
 	// discSeq counts discontinuities that have left the window.
 	discSeq  int
 	playlist *lazyObject // nil until the rendition has a listed segment
+	// partial is the segment being produced, number next as a rule, whose
+	// chunks are streamed to the requests held for it (partial.go); nil
+	// until the rendition has a packager.
+	partial *partial
 	// stalled is, for a ladder rendition whose transcoder has fallen more
 	// than stallAfter behind the source, how far; zero while it keeps up.
 	// A stalled rendition is left out of the HLS multivariant playlist.

@@ -19,18 +19,27 @@ func (s *Server) addSegment(st *stream, rid string, seg *packager.Segment, disc 
 	prev := st.snap.Load()
 	next := &snapshot{ended: prev.ended, renditions: make([]*rendition, len(prev.renditions))}
 	copy(next.renditions, prev.renditions)
+	var streamed *partial // the partial of seg, once it is listed
 	for i, p := range prev.renditions {
 		if p.id != rid {
 			continue
 		}
 		r := *p
+		streamed, r.partial = r.partial, newPartial(seg.Number+1)
+		// Dated when it began, as its streamed responses were.
+		modTime := now
+		if streamed != nil && streamed.number == seg.Number {
+			if began := streamed.beganAt(); !began.IsZero() {
+				modTime = began
+			}
+		}
 		r.entries = s.slide(&r, &entry{
 			seg: seg,
 			obj: &object{
 				body:        seg.Data,
 				contentType: contentType(r.info),
-				etag:        fmt.Sprintf(`"%s-%s-%d"`, st.epoch, rid, seg.Number),
-				modTime:     now,
+				etag:        segmentETag(st, rid, seg.Number),
+				modTime:     modTime,
 				immutable:   true,
 			},
 			disc:   disc,
@@ -43,11 +52,32 @@ func (s *Server) addSegment(st *stream, rid string, seg *packager.Segment, disc 
 	}
 	s.rebuildLocked(st, next, now)
 	st.publishLocked(next)
+	switch {
+	case streamed == nil:
+	case streamed.number == seg.Number:
+		streamed.finish(seg.Data)
+	default:
+		streamed.end(false)
+	}
 
 	s.metrics.segments.WithLabelValues(kindOf(rid)).Inc()
 	s.metrics.segmentBytes.WithLabelValues(kindOf(rid)).Add(float64(len(seg.Data)))
 	if !arrival.IsZero() {
 		s.metrics.availability.Observe(time.Since(arrival).Seconds())
+	}
+}
+
+// segmentETag is the ETag of segment n of rendition rid.
+func segmentETag(st *stream, rid string, n uint64) string {
+	return fmt.Sprintf(`"%s-%s-%d"`, st.epoch, rid, n)
+}
+
+// addChunk hands a chunk of the segment rendition rid of st is producing
+// to the requests held for that segment. It takes no lock: the partial
+// it adds to is in the published snapshot.
+func (s *Server) addChunk(st *stream, rid string, c *packager.Chunk) {
+	if r := st.snap.Load().rendition(rid); r != nil && r.partial != nil && r.partial.number == c.SegmentNumber {
+		r.partial.add(c.Data)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"io"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -284,7 +285,7 @@ func (sh *shard) complete(o *object) bool {
 	if _, ok := sh.lru.Peek(o.key); ok {
 		sh.lru.Remove(o.key)
 	}
-	sh.lru.Add(o.key, o)
+	sh.lru.Add(o.key, withLength(o, len(body)))
 	sh.bytes += size
 	for sh.bytes > sh.maxBytes {
 		if _, _, ok := sh.lru.RemoveOldest(); !ok {
@@ -292,6 +293,19 @@ func (sh *shard) complete(o *object) bool {
 		}
 	}
 	return true
+}
+
+// withLength returns o, or for a body that came without a Content-Length
+// (streamed by the origin while it was produced) a copy of o that has
+// it: the requests served from the cache get the length.
+func withLength(o *object, n int) *object {
+	if _, ok := o.header["Content-Length"]; ok {
+		return o
+	}
+	c := *o
+	c.header = o.header.Clone()
+	c.header["Content-Length"] = []string{strconv.Itoa(n)}
+	return &c
 }
 
 // objectOverhead is what an object costs besides its body (headers, key,

@@ -1,6 +1,7 @@
 package pop
 
 import (
+	"bytes"
 	"io"
 	"net/http"
 	"strconv"
@@ -246,5 +247,36 @@ func TestForgedHopHeader(t *testing.T) {
 	}
 	if n := origin.count(path); n != 1 {
 		t.Errorf("origin saw %d fetches with a forged %s header, want 1", n, HopHeader)
+	}
+}
+
+// TestLengthOfStreamedBody: a body the origin streamed without a length
+// (a segment sent while it was produced) is served from the cache with
+// its Content-Length.
+func TestLengthOfStreamedBody(t *testing.T) {
+	body := randomBody(40 << 10)
+	origin := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "video/mp4")
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		for i := 0; i < len(body); i += 10 << 10 {
+			w.Write(body[i : i+10<<10])
+			w.(http.Flusher).Flush() // chunked, as the origin streams a segment
+		}
+	})
+	_, base := startPoP(t, Config{Origins: []string{origin.URL}})
+	c := newClient()
+	for i, want := range []int64{-1, int64(len(body))} {
+		resp, err := c.Get(base + "/live/s/e/v0/5.m4s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || !bytes.Equal(got, body) || resp.ContentLength != want {
+			t.Errorf("request %d: %d bytes (%v), length %d; want the body with length %d", i, len(got), err, resp.ContentLength, want)
+		}
+	}
+	if n := origin.count("/live/s/e/v0/5.m4s"); n != 1 {
+		t.Errorf("origin asked %d times", n)
 	}
 }
