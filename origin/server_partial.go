@@ -52,12 +52,11 @@ func (s *Server) streamPartial(w http.ResponseWriter, r *http.Request, st *strea
 			timer.Reset(patience)
 			continue
 		}
-		if done && complete {
-			return // every chunk was sent: the segment
-		}
 		if done {
-			s.partialFailed(w, r, st, rid, p, off)
-			return
+			if !complete || off == 0 {
+				s.partialFailed(w, r, st, rid, p, off)
+			}
+			return // else every chunk was sent: the segment
 		}
 		select {
 		case <-more:
@@ -85,9 +84,10 @@ func (s *Server) streamHeaders(w http.ResponseWriter, st *stream, rid string, p 
 	w.WriteHeader(http.StatusOK)
 }
 
-// partialFailed ends a request whose partial was abandoned or stalled,
-// after off bytes of it were sent: an aborted connection if any were,
-// else the segment if it was completed after all, else a 404.
+// partialFailed ends a request whose partial was abandoned, stalled, or
+// over before anything was sent, after off bytes of it were sent: an
+// aborted connection if any were, else the segment if it is complete
+// after all, else a 404.
 func (s *Server) partialFailed(w http.ResponseWriter, r *http.Request, st *stream, rid string, p *partial, off int) {
 	if off > 0 {
 		s.log.Warn("segment streamed while produced was abandoned; aborting its response",
