@@ -1,15 +1,21 @@
 package live
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
 
 	"github.com/golivestream/live/origin"
 	"github.com/golivestream/live/pop"
@@ -120,4 +126,59 @@ func TestStreamThroughPoP(t *testing.T) {
 	if len(segments) < 2*(seconds+1) {
 		t.Errorf("origin saw %d distinct segments, want at least %d: %v", len(segments), 2*(seconds+1), segments)
 	}
+}
+
+// TestPrefetchStreamed: a player's playlist refresh through the PoP makes
+// it prefetch the next segment, which the origin streams while producing
+// it; once listed, that segment is a hit at the PoP, with its length and
+// the origin's bytes.
+func TestPrefetchStreamed(t *testing.T) {
+	a := startApp(t, Config{Demo: true, Origin: origin.Config{Window: 10 * time.Second}, PoP: &pop.Config{}})
+	a.waitLive(t, DemoStream, 15*time.Second)
+	var mv playlist.Multivariant
+	if err := mv.Unmarshal(mustGet(t, a.base+"/live/demo/index.m3u8")); err != nil {
+		t.Fatal(err)
+	}
+	media := a.base + "/live/demo/" + mv.Variants[0].URI
+	var pl playlist.Media
+	if err := pl.Unmarshal(mustGet(t, media)); err != nil {
+		t.Fatal(err)
+	}
+	next := pl.MediaSequence + len(pl.Segments) // not listed yet: prefetched
+	waitFor(t, 10*time.Second, "the origin to stream a segment", func() bool {
+		return scrapeValue(mustGet(t, a.base+"/metrics"), "live_origin_segments_streamed_total") > 0
+	})
+	waitFor(t, 10*time.Second, fmt.Sprintf("segment %d to be listed", next), func() bool {
+		var p playlist.Media
+		return p.Unmarshal(mustGet(t, media)) == nil && p.MediaSequence+len(p.Segments) > next
+	})
+	seg := strings.TrimSuffix(media, "index.m3u8") + fmt.Sprintf("%d.m4s", next)
+	resp, err := http.Get(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("segment %d: %v %v", next, resp.Status, err)
+	}
+	if got := resp.Header.Get("X-Cache"); got != "hit" || resp.ContentLength != int64(len(body)) {
+		t.Errorf("segment %d through the PoP: X-Cache %q, length %d of %d bytes; want a prefetched hit with its length", next, got, resp.ContentLength, len(body))
+	}
+	if want := mustGet(t, a.origin+strings.TrimPrefix(seg, a.base)); !bytes.Equal(body, want) {
+		t.Errorf("segment %d: the PoP's %d bytes differ from the origin's %d", next, len(body), len(want))
+	}
+}
+
+// scrapeValue returns the value of the unlabelled sample name in a
+// Prometheus text exposition, or -1 if it has none.
+func scrapeValue(exposition []byte, name string) float64 {
+	for line := range strings.SplitSeq(string(exposition), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }
