@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -153,20 +154,24 @@ func TestPrefetchStreamed(t *testing.T) {
 		return p.Unmarshal(mustGet(t, media)) == nil && p.MediaSequence+len(p.Segments) > next
 	})
 	seg := strings.TrimSuffix(media, "index.m3u8") + fmt.Sprintf("%d.m4s", next)
-	resp, err := http.Get(seg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("segment %d: %v %v", next, resp.Status, err)
-	}
-	if got := resp.Header.Get("X-Cache"); got != "hit" || resp.ContentLength != int64(len(body)) {
-		t.Errorf("segment %d through the PoP: X-Cache %q, length %d of %d bytes; want a prefetched hit with its length", next, got, resp.ContentLength, len(body))
-	}
-	if want := mustGet(t, a.origin+strings.TrimPrefix(seg, a.base)); !bytes.Equal(body, want) {
-		t.Errorf("segment %d: the PoP's %d bytes differ from the origin's %d", next, len(body), len(want))
+	want := mustGet(t, a.origin+strings.TrimPrefix(seg, a.base))
+	// The first request may still join the prefetch's last bytes; the
+	// second is served from the cache.
+	for i, cached := range [][]string{{"hit", "coalesced"}, {"hit"}} {
+		resp, err := http.Get(seg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(body, want) {
+			t.Fatalf("segment %d, request %d: %v, %d bytes (%v); the origin has %d", next, i, resp.Status, len(body), err, len(want))
+		}
+		x := resp.Header.Get("X-Cache")
+		if !slices.Contains(cached, x) || x == "hit" && resp.ContentLength != int64(len(want)) {
+			t.Errorf("segment %d, request %d: X-Cache %q, length %d; want one of %q (prefetched), a hit with length %d",
+				next, i, x, resp.ContentLength, cached, len(want))
+		}
 	}
 }
 
