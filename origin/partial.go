@@ -2,93 +2,66 @@ package origin
 
 import (
 	"bytes"
-	"sync"
+	"errors"
+	"sync/atomic"
 	"time"
+
+	"github.com/golivestream/live/internal/growbuf"
 )
 
 // partial is the segment a rendition is producing, readable while it
-// grows: a request held for it gets each CMAF chunk (moof+mdat, about
-// 250 ms of media) as soon as the packager closes it, instead of the
-// whole segment at its end. The chunks are the very bytes of the segment
-// (packager.Chunk), so a reader that got them all got the segment. Bytes
-// once added never change: readers share prefixes of one buffer.
+// grows (a growbuf.Buffer): a request held for it gets each CMAF chunk
+// (moof+mdat, about 250 ms of media) as soon as the packager closes it,
+// instead of the whole segment at its end. The chunks are the very bytes
+// of the segment (packager.Chunk), so a reader that got them all got the
+// segment. The buffer completes when the segment was added whole, and
+// fails with errAbandoned otherwise.
 type partial struct {
 	number uint64
-
-	mu sync.Mutex
-	// data is the chunks so far; done is set when no more will come:
-	// complete if the segment was added whole, else abandoned. more is
-	// closed and replaced whenever data grows or done is set. All guarded
-	// by mu.
-	data     []byte
-	done     bool
-	complete bool
-	more     chan struct{}
-	// began is when the first chunk came: the Last-Modified of the
-	// segment, streamed or not; guarded by mu.
-	began time.Time
+	*growbuf.Buffer
+	// began is when the first chunk came, in Unix nanoseconds (0: none
+	// yet): the segment's Last-Modified, streamed or not.
+	began atomic.Int64
 }
+
+// errAbandoned ends a partial whose segment will not be added as streamed.
+var errAbandoned = errors.New("segment abandoned while produced")
 
 func newPartial(number uint64) *partial {
-	return &partial{number: number, more: make(chan struct{})}
+	return &partial{number: number, Buffer: growbuf.New(0)}
 }
 
-// add appends a chunk, unless the partial is over.
+// add appends a chunk, unless the partial is over. Chunks come from one
+// goroutine, the packager's.
 func (p *partial) add(chunk []byte) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.done {
-		return
+	if p.began.Load() == 0 {
+		p.began.Store(time.Now().UnixNano())
 	}
-	if len(p.data) == 0 {
-		p.began = time.Now()
-	}
-	p.data = append(p.data, chunk...)
-	p.wakeLocked()
+	p.Append(chunk)
 }
 
 // beganAt returns when the first chunk came, or the zero time.
 func (p *partial) beganAt() time.Time {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.began
+	if ns := p.began.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
 }
 
 // end marks the partial over, with its segment added whole (complete:
-// then data must be that segment's bytes) or not.
+// then its bytes must be that segment's) or not.
 func (p *partial) end(complete bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.done {
-		return
+	if complete {
+		p.Finish(nil)
+	} else {
+		p.Finish(errAbandoned)
 	}
-	p.done, p.complete = true, complete
-	p.wakeLocked()
 }
 
 // finish ends the partial of a segment that was just added with data: it
 // is complete if its chunks were that data, else abandoned (a chunk went
 // missing: readers must not take what they got for the segment).
 func (p *partial) finish(data []byte) {
-	p.mu.Lock()
-	same := bytes.Equal(p.data, data)
-	p.mu.Unlock()
-	p.end(same)
-}
-
-func (p *partial) wakeLocked() {
-	close(p.more)
-	p.more = make(chan struct{})
-}
-
-// next returns the bytes after off available now; when there are none,
-// whether the partial is over (and complete), or the channel that
-// announces more.
-func (p *partial) next(off int) (b []byte, done, complete bool, more <-chan struct{}) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if off < len(p.data) {
-		return p.data[off:len(p.data):len(p.data)], false, false, nil
-	}
-	return nil, p.done, p.complete, p.more
+	got, _, _, _ := p.Next(0)
+	p.end(bytes.Equal(got, data))
 }

@@ -35,7 +35,7 @@ func (s *Server) streamPartial(w http.ResponseWriter, r *http.Request, st *strea
 	flusher, _ := w.(http.Flusher)
 	off := 0
 	for {
-		b, done, complete, more := p.next(off)
+		b, done, err, more := p.Next(off)
 		if len(b) > 0 {
 			if off == 0 {
 				s.streamHeaders(w, st, rid, p)
@@ -53,7 +53,7 @@ func (s *Server) streamPartial(w http.ResponseWriter, r *http.Request, st *strea
 			continue
 		}
 		if done {
-			if !complete || off == 0 {
+			if err != nil || off == 0 {
 				s.partialFailed(w, r, st, rid, p, off)
 			}
 			return // else every chunk was sent: the segment

@@ -62,7 +62,7 @@ func (p *audioPublisher) streaming(n uint64) int {
 	if part == nil || part.number != n {
 		p.t.Fatalf("segment %d is not the one being produced", n)
 	}
-	b, _, _, _ := part.next(0)
+	b, _, _, _ := part.Next(0)
 	return len(b)
 }
 
@@ -165,7 +165,7 @@ func TestPartial(t *testing.T) {
 		var read []byte
 		for _, c := range tc.chunks {
 			p.add([]byte(c))
-			b, done, _, _ := p.next(len(read))
+			b, done, _, _ := p.Next(len(read))
 			if done || string(b) != c {
 				t.Errorf("%s: after %q read %q (done %v)", tc.name, c, b, done)
 			}
@@ -177,9 +177,9 @@ func TestPartial(t *testing.T) {
 			p.end(false)
 		}
 		p.add([]byte("late"))
-		b, done, complete, _ := p.next(len(read))
-		if len(b) != 0 || !done || complete != tc.complete {
-			t.Errorf("%s: at the end %q, done %v, complete %v; want nothing more, done, complete %v", tc.name, b, done, complete, tc.complete)
+		b, done, err, _ := p.Next(len(read))
+		if len(b) != 0 || !done || (err == nil) != tc.complete {
+			t.Errorf("%s: at the end %q, done %v, error %v; want nothing more, done, complete %v", tc.name, b, done, err, tc.complete)
 		}
 	}
 }

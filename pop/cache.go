@@ -134,7 +134,7 @@ func (c *cache) get(ctx context.Context, key string, cl class, fetch fetchFunc) 
 	stale, res := sh.lookup(key, time.Now(), true)
 	if res != nil {
 		o, how := res, lookupHit
-		if _, complete := o.body.bytes(); !complete {
+		if _, complete := o.body.Bytes(); !complete {
 			how = lookupCoalesced
 		}
 		return o, how, nil
@@ -243,7 +243,7 @@ func (sh *shard) startFill(fl *flight, o *object, body io.ReadCloser) error {
 	})
 	if !started { // the server is stopping: the waiters get an error
 		body.Close()
-		o.body.finish(errStopping)
+		o.body.Finish(errStopping)
 		sh.complete(o)
 		fl.cancel()
 	}
@@ -258,7 +258,7 @@ var errStopping = fmt.Errorf("%w: the PoP is stopping", errAborted)
 // be kept, evicting the oldest objects beyond the byte bound. It reports
 // whether the body is complete.
 func (sh *shard) complete(o *object) bool {
-	_, _, err, _ := o.body.next(1 << 62)
+	_, _, err, _ := o.body.Next(1 << 62)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if sh.filling[o.key] == o {
@@ -277,7 +277,7 @@ func (sh *shard) complete(o *object) bool {
 	if !o.cacheable || !sh.c.admit(o, requests) {
 		return true
 	}
-	body, _ := o.body.bytes()
+	body, _ := o.body.Bytes()
 	size := int64(len(body)) + objectOverhead
 	if size > sh.maxBytes {
 		return true
@@ -315,7 +315,7 @@ const objectOverhead = 1024
 // onEvict keeps the byte count; it runs with sh.mu held (simplelru calls it
 // from Add, Remove and RemoveOldest).
 func (sh *shard) onEvict(_ string, o *object) {
-	body, _ := o.body.bytes()
+	body, _ := o.body.Bytes()
 	sh.bytes -= int64(len(body)) + objectOverhead
 	sh.c.metrics.evictions.WithLabelValues(sh.c.name).Inc()
 }

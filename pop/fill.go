@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"sync"
+
+	"github.com/golivestream/live/internal/growbuf"
 )
 
 // errAborted is the error of a fill whose every reader left before it was
@@ -12,63 +14,24 @@ import (
 var errAborted = errors.New("fill abandoned by every reader")
 
 // fill is a response body arriving from upstream, readable by any number of
-// readers while it arrives. Bytes once appended never change: readers share
-// prefixes of one buffer without copying, each at its own pace, and are
-// woken by a channel closed on every append, never by polling.
+// readers while it arrives (a growbuf.Buffer), which also knows its readers:
+// when the last one leaves before the body is complete, nobody wants it
+// and the upstream transfer stops.
 type fill struct {
+	*growbuf.Buffer
+
 	mu sync.Mutex
-	// data holds the bytes received so far; guarded by mu. An append may
-	// move it to a bigger array, but the prefix a reader already took stays
-	// valid and unchanged in the old one.
-	data []byte
-	// done is set once the body is complete or failed; err says which.
-	// Both guarded by mu.
-	done bool
-	err  error
-	// more is closed and replaced whenever data grows or done is set;
-	// guarded by mu.
-	more chan struct{}
-	// readers counts the readers attached; guarded by mu. When the last one
-	// detaches before done, cancel stops the upstream transfer.
+	// readers counts the readers attached; guarded by mu.
 	readers int
-	cancel  context.CancelFunc
+	// cancel stops the upstream transfer.
+	cancel context.CancelFunc
 }
 
 // newFill returns an empty fill expecting about size bytes (0 if unknown);
 // cancel stops its producer.
 func newFill(size int64, cancel context.CancelFunc) *fill {
 	const maxPrealloc = 64 << 20
-	return &fill{
-		data:   make([]byte, 0, min(max(size, 0), maxPrealloc)),
-		more:   make(chan struct{}),
-		cancel: cancel,
-	}
-}
-
-// completeFill returns a fill holding body, already done.
-func completeFill(body []byte) *fill {
-	return &fill{data: body, done: true, more: make(chan struct{})}
-}
-
-// append adds p (copied) and wakes the readers.
-func (f *fill) append(p []byte) {
-	f.mu.Lock()
-	f.data = append(f.data, p...)
-	close(f.more)
-	f.more = make(chan struct{})
-	f.mu.Unlock()
-}
-
-// finish marks the body complete (err nil) or failed, and wakes the readers.
-func (f *fill) finish(err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.done {
-		return
-	}
-	f.done, f.err = true, err
-	close(f.more)
-	f.more = make(chan struct{})
+	return &fill{Buffer: growbuf.New(int(min(max(size, 0), maxPrealloc))), cancel: cancel}
 }
 
 // readFrom copies r into f until EOF or an error, then finishes f.
@@ -77,14 +40,14 @@ func (f *fill) readFrom(r io.Reader) {
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
-			f.append(buf[:n])
+			f.Append(buf[:n])
 		}
 		if errors.Is(err, io.EOF) {
-			f.finish(nil)
+			f.Finish(nil)
 			return
 		}
 		if err != nil {
-			f.finish(err)
+			f.Finish(err)
 			return
 		}
 	}
@@ -102,11 +65,11 @@ func (f *fill) attach() {
 func (f *fill) detach() {
 	f.mu.Lock()
 	f.readers--
-	stop := f.readers == 0 && !f.done && f.cancel != nil
+	stop := f.readers == 0 && f.cancel != nil && !f.Over()
 	f.mu.Unlock()
 	if stop {
 		f.cancel()
-		f.finish(errAborted)
+		f.Finish(errAborted)
 	}
 }
 
@@ -119,39 +82,10 @@ func (f *fill) leave() {
 	f.mu.Unlock()
 }
 
-// next returns the bytes after offset off that are available now, and
-// whether the body is over (with its error). When nothing is available and
-// the body goes on, it returns the channel that announces more; when bytes
-// are returned, more is nil if they are the last ones.
-func (f *fill) next(off int) (p []byte, over bool, err error, more <-chan struct{}) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if off < len(f.data) {
-		if !f.done {
-			more = f.more
-		}
-		return f.data[off:len(f.data):len(f.data)], false, nil, more
-	}
-	if f.done {
-		return nil, true, f.err, nil
-	}
-	return nil, false, nil, f.more
-}
-
-// bytes returns the complete body, or nil and false if not complete.
-func (f *fill) bytes() ([]byte, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !f.done || f.err != nil {
-		return nil, false
-	}
-	return f.data[:len(f.data):len(f.data)], true
-}
-
 // wait blocks until the body is over or ctx is done, and returns its error.
 func (f *fill) wait(ctx context.Context) error {
 	for {
-		_, over, err, more := f.next(1 << 62)
+		_, over, err, more := f.Next(1 << 62)
 		if over {
 			return err
 		}
@@ -171,7 +105,7 @@ func (f *fill) wait(ctx context.Context) error {
 func (f *fill) writeSpan(ctx context.Context, w io.Writer, flush func(), from, to int) (int, error) {
 	off := from
 	for off < to {
-		p, over, err, more := f.next(off)
+		p, over, err, more := f.Next(off)
 		if over {
 			return off - from, err
 		}

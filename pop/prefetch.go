@@ -98,7 +98,7 @@ func (p *prefetcher) onComplete(o *object) {
 	if o.status != 200 || !o.class.isManifest() {
 		return
 	}
-	body, ok := o.body.bytes()
+	body, ok := o.body.Bytes()
 	if !ok {
 		return
 	}

@@ -127,7 +127,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *object, how lo
 		return
 	}
 	if _, ranged := r.Header["Range"]; ranged && o.status == http.StatusOK {
-		if body, complete := o.body.bytes(); complete {
+		if body, complete := o.body.Bytes(); complete {
 			s.serveRange(w, r, o, body)
 			return
 		}
@@ -142,7 +142,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *object, how lo
 	if r.Method == http.MethodHead {
 		return
 	}
-	if body, complete := o.body.bytes(); complete {
+	if body, complete := o.body.Bytes(); complete {
 		n, _ := w.Write(body) // a client gone mid-body is no one else's problem
 		s.metrics.bytes[o.class].Add(float64(n))
 		s.load.bytes.Add(int64(n))

@@ -36,7 +36,7 @@ func (s *Server) serveRangeArriving(w http.ResponseWriter, r *http.Request, o *o
 			// Gone: nothing to answer. Failed: the caller aborts.
 			return r.Context().Err() != nil
 		}
-		body, _ := o.body.bytes()
+		body, _ := o.body.Bytes()
 		s.serveRange(w, r, o, body)
 		return true
 	}
