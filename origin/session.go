@@ -103,7 +103,7 @@ func newSession(s *Server, old *stream, name string, tracks []codecs.Codec, now 
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.session = sess
-	st.sessionStart = now
+	st.sessionStart, st.sessionBase = now, sess.base
 	prev := st.snap.Load()
 	next := &snapshot{}
 	for _, t := range sess.tracks {

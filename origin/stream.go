@@ -143,8 +143,10 @@ type stream struct {
 	session *Session
 	// endTimer drops the stream once it has been over for a while; guarded by mu.
 	endTimer *time.Timer
-	// sessionStart is when the current or last publisher started; guarded by mu.
+	// sessionStart is when the current or last publisher started, and
+	// sessionBase where on the timeline; guarded by mu.
 	sessionStart time.Time
+	sessionBase  time.Duration
 }
 
 func newStream(name string, now time.Time) *stream {

@@ -36,12 +36,14 @@ func (s *snapshot) sourceEnd() time.Duration {
 // of a rendition (c.stalled still the previous snapshot's), and logs a
 // ladder rendition becoming stalled or coming back. source is next's
 // sourceEnd. An ended stream has nothing stalled: its renditions are
-// complete as they are. The caller holds st.mu.
+// complete as they are. After a publisher resumed the stream, a rung is
+// behind by what the source sent since, not by the gap: its transcoder
+// starts again with the publisher. The caller holds st.mu.
 func (s *Server) markStallLocked(st *stream, next *snapshot, c *rendition, source time.Duration) {
 	was := c.stalled
 	c.stalled = 0
 	if n := len(c.entries); c.ladder && n > 0 && !next.ended {
-		lag := source - packager.Duration(c.entries[n-1].end(), c.info.Timescale)
+		lag := source - max(packager.Duration(c.entries[n-1].end(), c.info.Timescale), st.sessionBase)
 		if lag > stallAfter(s.cfg.SegmentDuration) {
 			c.stalled = lag
 		}

@@ -32,32 +32,39 @@ func TestMarkStall(t *testing.T) {
 		name       string
 		renditions []*rendition
 		ended      bool
+		base       time.Duration            // where the publisher's session began
 		want       map[string]time.Duration // the stalled ones
 	}{
 		{"keeping up", []*rendition{
 			track("v0", false, true, 90000, 12*s), track("v1", true, true, 90000, 11*s), track("v2", true, true, 90000, 10*s),
-		}, false, nil},
+		}, false, 0, nil},
 		{"one rung behind", []*rendition{
 			track("v0", false, true, 90000, 12*s), track("v1", true, true, 90000, 11*s), track("v2", true, true, 90000, 6*s),
-		}, false, map[string]time.Duration{"v2": 6 * s}},
+		}, false, 0, map[string]time.Duration{"v2": 6 * s}},
 		{"exactly stallAfter behind", []*rendition{
 			track("v0", false, true, 90000, 12*s), track("v1", true, true, 90000, 7*s),
-		}, false, nil},
+		}, false, 0, nil},
 		{"other timescales", []*rendition{
 			track("v0", false, true, 1000, 12*s), track("v1", true, true, 15360, 5*s), track("v2", true, true, 90000, 8*s),
-		}, false, map[string]time.Duration{"v1": 7 * s}},
+		}, false, 0, map[string]time.Duration{"v1": 7 * s}},
 		{"audio ahead does not count", []*rendition{
 			track("v0", false, true, 90000, 4*s), track("a0", false, false, 48000, 20*s), track("v1", true, true, 90000, 3*s),
-		}, false, nil},
+		}, false, 0, nil},
 		{"the newest source counts", []*rendition{
 			track("v0", false, true, 90000, 3*s), track("v1", false, true, 90000, 12*s), track("v2", true, true, 90000, 3*s),
-		}, false, map[string]time.Duration{"v2": 9 * s}},
+		}, false, 0, map[string]time.Duration{"v2": 9 * s}},
 		{"rung without segments", []*rendition{
 			track("v0", false, true, 90000, 12*s), {id: "v1", ladder: true, info: packager.Info{Video: true, Timescale: 90000}},
-		}, false, nil},
+		}, false, 0, nil},
+		{"resumed 8 s after the rung's last segment, 2 s ago", []*rendition{
+			track("v0", false, true, 90000, 12*s), track("v1", true, true, 90000, 2*s),
+		}, false, 10 * s, nil},
+		{"resumed, the rung silent for 6 s since", []*rendition{
+			track("v0", false, true, 90000, 12*s), track("v1", true, true, 90000, 2*s),
+		}, false, 6 * s, map[string]time.Duration{"v1": 6 * s}},
 		{"ended", []*rendition{
 			track("v0", false, true, 90000, 12*s), track("v1", true, true, 90000, 2*s),
-		}, true, nil},
+		}, true, 0, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := &Server{cfg: Config{SegmentDuration: time.Second}, log: slog.New(slog.DiscardHandler)}
@@ -65,7 +72,7 @@ func TestMarkStall(t *testing.T) {
 			got := map[string]time.Duration{}
 			for _, r := range next.renditions {
 				c := *r
-				srv.markStallLocked(&stream{name: "s"}, next, &c, next.sourceEnd())
+				srv.markStallLocked(&stream{name: "s", sessionBase: tc.base}, next, &c, next.sourceEnd())
 				if c.stalled != 0 {
 					got[c.id] = c.stalled
 				}
@@ -336,4 +343,24 @@ func representations(t *testing.T, srv *Server, name string) []string {
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// A resumed stream remembers where on its timeline the publisher came
+// back, which is what a rung's lag is measured from (markStallLocked).
+func TestSessionBase(t *testing.T) {
+	p := startAudio(t, Config{})
+	p.until(3 * time.Second)
+	p.sess.Close()
+	again, err := p.srv.Publish("s", []codecs.Codec{&codecs.MPEG4Audio{Config: mpeg4audio.AudioSpecificConfig{Type: 2, SampleRate: 48000, ChannelCount: 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	st := p.srv.stream("s")
+	st.mu.Lock()
+	base := st.sessionBase
+	st.mu.Unlock()
+	if base < 2*time.Second || base != again.base {
+		t.Errorf("sessionBase %v, the resumed session's base %v; want that base, at least 2 s", base, again.base)
+	}
 }
