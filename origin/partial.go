@@ -31,13 +31,14 @@ func newPartial(number uint64) *partial {
 	return &partial{number: number, Buffer: growbuf.New(0)}
 }
 
-// add appends a chunk, unless the partial is over. Chunks come from one
-// goroutine, the packager's.
-func (p *partial) add(chunk []byte) {
+// add takes the segment so far, up to a chunk just packaged (an immutable
+// prefix: packager.Chunk.Segment), without copying, unless the partial is
+// over. Chunks come from one goroutine, the packager's.
+func (p *partial) add(soFar []byte) {
 	if p.began.Load() == 0 {
 		p.began.Store(time.Now().UnixNano())
 	}
-	p.Append(chunk)
+	p.Extend(soFar)
 }
 
 // beganAt returns when the first chunk came, or the zero time.

@@ -148,8 +148,9 @@ func TestStreamedSegmentStalls(t *testing.T) {
 	}
 }
 
-// A partial gives readers each chunk once, in order, and says whether it
-// completed as the segment it stands for.
+// A partial, given the segment so far after each chunk, gives readers
+// each chunk once, in order, and says whether it completed as the segment
+// it stands for.
 func TestPartial(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -162,9 +163,10 @@ func TestPartial(t *testing.T) {
 		{"abandoned", []string{"ab"}, "", false},
 	} {
 		p := newPartial(7)
-		var read []byte
+		var read, soFar []byte
 		for _, c := range tc.chunks {
-			p.add([]byte(c))
+			soFar = append(soFar, c...)
+			p.add(soFar)
 			b, done, _, _ := p.Next(len(read))
 			if done || string(b) != c {
 				t.Errorf("%s: after %q read %q (done %v)", tc.name, c, b, done)
@@ -176,7 +178,7 @@ func TestPartial(t *testing.T) {
 		} else {
 			p.end(false)
 		}
-		p.add([]byte("late"))
+		p.add(append(soFar, "late"...))
 		b, done, err, _ := p.Next(len(read))
 		if len(b) != 0 || !done || (err == nil) != tc.complete {
 			t.Errorf("%s: at the end %q, done %v, error %v; want nothing more, done, complete %v", tc.name, b, done, err, tc.complete)

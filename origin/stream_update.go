@@ -77,7 +77,7 @@ func segmentETag(st *stream, rid string, n uint64) string {
 // it adds to is in the published snapshot.
 func (s *Server) addChunk(st *stream, rid string, c *packager.Chunk) {
 	if r := st.snap.Load().rendition(rid); r != nil && r.partial != nil && r.partial.number == c.SegmentNumber {
-		r.partial.add(c.Data)
+		r.partial.add(c.Segment)
 	}
 }
 

@@ -126,6 +126,10 @@ type Chunk struct {
 	Start, Duration int64
 	// Data is the moof+mdat pair.
 	Data []byte
+	// Segment is the segment so far: its chunks up to this one included,
+	// the start of what Segment.Data will be. Immutable too: a reader may
+	// keep it without copying.
+	Segment []byte
 	// Independent reports whether the chunk starts with a sync sample.
 	Independent bool
 }

@@ -124,6 +124,7 @@ func (t *Track) closeChunk() {
 			Start:         t.chunkStart,
 			Duration:      t.chunkDur,
 			Data:          b,
+			Segment:       t.segBuf[: off+size : off+size],
 			Independent:   t.chunkIndependent,
 		})
 	}

@@ -125,6 +125,7 @@ func TestOutputImmutable(t *testing.T) {
 			copies [][]byte
 			chunks []*Chunk
 			chunkC [][]byte
+			segC   [][]byte // each chunk's segment so far
 		)
 		cfg := Config{Codec: c, OnSegment: func(s *Segment) {
 			segs = append(segs, s)
@@ -134,6 +135,7 @@ func TestOutputImmutable(t *testing.T) {
 			cfg.OnChunk = func(ch *Chunk) {
 				chunks = append(chunks, ch)
 				chunkC = append(chunkC, bytes.Clone(ch.Data))
+				segC = append(segC, bytes.Clone(ch.Segment))
 			}
 		}
 		tr, err := New(cfg)
@@ -150,6 +152,12 @@ func TestOutputImmutable(t *testing.T) {
 		for i, ch := range chunks {
 			if !bytes.Equal(ch.Data, chunkC[i]) {
 				t.Errorf("chunk %d modified after OnChunk", i)
+			}
+			// The segment so far: unchanged, ending with the chunk, and the
+			// start of its segment.
+			seg := segs[ch.SegmentNumber].Data
+			if !bytes.Equal(ch.Segment, segC[i]) || !bytes.HasSuffix(ch.Segment, ch.Data) || !bytes.HasPrefix(seg, ch.Segment) {
+				t.Errorf("chunk %d: its segment so far (%d bytes) is not the start of segment %d up to it", i, len(ch.Segment), ch.SegmentNumber)
 			}
 		}
 		if withChunks && len(chunks) != 40 {

@@ -39,6 +39,20 @@ func (b *Buffer) Append(p []byte) {
 	b.wakeLocked()
 }
 
+// Extend makes content the Buffer's content, without copying, and wakes
+// the readers: content must begin with the content so far and never
+// change (an immutable prefix of a growing array, say). Once the Buffer
+// is over it does nothing.
+func (b *Buffer) Extend(content []byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done {
+		return
+	}
+	b.data = content[:len(content):len(content)]
+	b.wakeLocked()
+}
+
 // Finish ends the Buffer: complete when err is nil, else failed with err.
 // The first call decides; later ones do nothing.
 func (b *Buffer) Finish(err error) {

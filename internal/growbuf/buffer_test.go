@@ -70,3 +70,21 @@ func TestPrefixesStay(t *testing.T) {
 		t.Errorf("held prefix %q (cap %d)", p, cap(p))
 	}
 }
+
+// Extend takes a longer prefix of an array without copying it.
+func TestExtend(t *testing.T) {
+	array := []byte("abcdef")
+	b := New(0)
+	b.Extend(array[:2])
+	p, _, _, _ := b.Next(0)
+	b.Extend(array[:5])
+	q, _, _, _ := b.Next(2)
+	if string(p) != "ab" || string(q) != "cde" || &q[0] != &array[2] {
+		t.Errorf("read %q then %q, copied: %v", p, q, &q[0] != &array[2])
+	}
+	b.Finish(nil)
+	b.Extend(array)
+	if all, ok := b.Bytes(); !ok || string(all) != "abcde" {
+		t.Errorf("content %q %v after the end", all, ok)
+	}
+}
