@@ -2,11 +2,9 @@ package ingest
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -30,13 +28,9 @@ func TestRTMPS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pem, err := os.ReadFile(certFile)
+	trusting, err := tlsfile.ClientConfig(certFile)
 	if err != nil {
 		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(pem) {
-		t.Fatal("no certificate in " + certFile)
 	}
 
 	events := logtest.New(64)
@@ -52,7 +46,7 @@ func TestRTMPS(t *testing.T) {
 	publish := func(url string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		return Publish(ctx, PublisherConfig{URL: url, Clip: clip, Loops: 1, Speed: -1, TLSConfig: &tls.Config{RootCAs: roots}})
+		return Publish(ctx, PublisherConfig{URL: url, Clip: clip, Loops: 1, Speed: -1, TLSConfig: trusting})
 	}
 
 	if err := publish(secure + "sec"); err != nil {

@@ -62,10 +62,10 @@ func WriteSelfSigned(certFile, keyFile string, hosts ...string) error {
 	return nil
 }
 
-// Client returns an HTTP client, HTTP/2 when the server offers it, that
-// trusts the certificate in certFile (one WriteSelfSigned wrote): for
-// tests and trials.
-func Client(certFile string) (*http.Client, error) {
+// ClientConfig returns a TLS client configuration that trusts the
+// certificate in certFile (one WriteSelfSigned wrote): for tests and
+// trials, over HTTPS or RTMPS.
+func ClientConfig(certFile string) (*tls.Config, error) {
 	pemBytes, err := os.ReadFile(certFile)
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
@@ -74,5 +74,15 @@ func Client(certFile string) (*http.Client, error) {
 	if !pool.AppendCertsFromPEM(pemBytes) {
 		return nil, fmt.Errorf("client: no certificate in %s", certFile)
 	}
-	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}, nil
+	return &tls.Config{RootCAs: pool}, nil
+}
+
+// Client returns an HTTP client, HTTP/2 when the server offers it, that
+// trusts the certificate in certFile (see ClientConfig).
+func Client(certFile string) (*http.Client, error) {
+	cfg, err := ClientConfig(certFile)
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}}, nil
 }
