@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"time"
 
@@ -34,11 +33,16 @@ type Config struct {
 	// rtmps:// URLs in OBS and ffmpeg), with the certificate of
 	// TLSCertFile and TLSKeyFile, which it requires. Empty means no RTMPS.
 	RTMPSAddr string
-	// HTTPAddr is where players connect. Empty means ":8080".
+	// HTTPAddr is where players connect with plain HTTP. Empty means
+	// ":8080".
 	HTTPAddr string
-	// TLSCertFile and TLSKeyFile, PEM files, make HTTPAddr serve HTTPS
-	// (HTTP/2 and HTTP/1.1), and give RTMPSAddr its certificate; the
-	// files are read again when they change. Empty means plain HTTP.
+	// HTTPSAddr is where players connect with HTTPS (HTTP/2 and
+	// HTTP/1.1), served as HTTPAddr is, with the certificate of
+	// TLSCertFile and TLSKeyFile, which it requires. Empty means no HTTPS.
+	HTTPSAddr string
+	// TLSCertFile and TLSKeyFile, PEM files, are the certificate of
+	// HTTPSAddr and RTMPSAddr; the files are read again when they change.
+	// Setting them without either address is an error. Empty means none.
 	TLSCertFile, TLSKeyFile string
 	// Demo publishes the bundled clip in a loop as stream DemoStream.
 	Demo bool
@@ -78,7 +82,9 @@ type App struct {
 	// transcoder is nil without Config.Transcode.
 	transcoder *transcode.Transcoder
 	pop        *pop.Server // nil without a PoP
-	// servers are the HTTP servers, the players' one first.
+	// servers are the HTTP servers: the players' plain one first, then
+	// their HTTPS one (with Config.HTTPSAddr), then the origin's own
+	// (with a PoP).
 	servers []*httpServer
 }
 
@@ -127,12 +133,13 @@ func New(cfg Config) (*App, error) {
 	// front is what players reach: the PoP, or the origin itself.
 	var front http.Handler = org
 	if cfg.PoP != nil {
-		// The origin first, on loopback, so the PoP knows where it is.
-		if err := a.listen("127.0.0.1:0", org); err != nil {
+		// The origin's own server, on loopback, so the PoP knows where it is.
+		srv, err := a.listen("127.0.0.1:0", org)
+		if err != nil {
 			return nil, err
 		}
 		pcfg := *cfg.PoP
-		pcfg.Origins = []string{"http://" + a.servers[0].ln.Addr().String()}
+		pcfg.Origins = []string{"http://" + srv.ln.Addr().String()}
 		pcfg.Logger = cfg.Logger.With("part", "pop")
 		pcfg.Registerer = reg
 		p, err := pop.New(pcfg)
@@ -150,19 +157,36 @@ func New(cfg Config) (*App, error) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	pages.Handle(mux)
 	mux.Handle("/", front)
-	if err := a.listen(cfg.HTTPAddr, liveFirst(front, mux)); err != nil {
+	players := liveFirst(front, mux)
+	plain, err := a.listen(cfg.HTTPAddr, players)
+	if err != nil {
 		return nil, err
 	}
-	// The players' server comes first.
-	slices.Reverse(a.servers)
-	a.servers[0].fast = a.pop
+	plain.fast = a.pop
 	var cert *tlsfile.Cert
 	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
+		if cfg.HTTPSAddr == "" && cfg.RTMPSAddr == "" {
+			return nil, errors.Join(errors.New("a certificate (TLSCertFile, TLSKeyFile) is for HTTPSAddr or RTMPSAddr: set one"), a.closeListeners())
+		}
 		cert, err = tlsfile.New(tlsfile.Config{CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile, Logger: cfg.Logger})
 		if err != nil {
 			return nil, errors.Join(err, a.closeListeners())
 		}
-		a.servers[0].srv.TLSConfig, a.servers[0].tls = cert.ServerConfig(), true
+	}
+	if cfg.HTTPSAddr != "" {
+		if cert == nil {
+			return nil, errors.Join(errors.New("HTTPS needs a certificate: TLSCertFile and TLSKeyFile"), a.closeListeners())
+		}
+		srv, err := a.listen(cfg.HTTPSAddr, players)
+		if err != nil {
+			return nil, err
+		}
+		srv.srv.TLSConfig, srv.tls = cert.ServerConfig(), true
+	}
+	// The players' servers first, in the order they were opened; the
+	// origin's own last.
+	if cfg.PoP != nil {
+		a.servers = append(a.servers[1:], a.servers[0])
 	}
 	icfg := ingest.Config{
 		Addr:       cfg.RTMPAddr,
@@ -202,13 +226,14 @@ func New(cfg Config) (*App, error) {
 	return a, nil
 }
 
-// listen opens an HTTP listener on addr for h.
-func (a *App) listen(addr string, h http.Handler) error {
+// listen opens an HTTP listener on addr for h and adds its server to
+// a.servers. On failure it closes the listeners already open.
+func (a *App) listen(addr string, h http.Handler) (*httpServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return errors.Join(fmt.Errorf("listen http: %w", err), a.closeListeners())
+		return nil, errors.Join(fmt.Errorf("listen http: %w", err), a.closeListeners())
 	}
-	a.servers = append(a.servers, &httpServer{ln: ln, srv: &http.Server{
+	s := &httpServer{ln: ln, srv: &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -216,8 +241,9 @@ func (a *App) listen(addr string, h http.Handler) error {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-	}})
-	return nil
+	}}
+	a.servers = append(a.servers, s)
+	return s, nil
 }
 
 // closeListeners releases the listeners of an App that will never Run.
@@ -246,11 +272,24 @@ func (a *App) RTMPAddr() net.Addr { return a.ingest.Addr() }
 // RTMPSAddr returns the address publishers connect to with RTMPS, or nil.
 func (a *App) RTMPSAddr() net.Addr { return a.ingest.TLSAddr() }
 
-// HTTPAddr returns the address players connect to.
+// HTTPAddr returns the address players connect to with plain HTTP.
 func (a *App) HTTPAddr() net.Addr { return a.servers[0].ln.Addr() }
 
+// HTTPSAddr returns the address players connect to with HTTPS, or nil.
+func (a *App) HTTPSAddr() net.Addr {
+	if len(a.servers) > 1 && a.servers[1].tls {
+		return a.servers[1].ln.Addr()
+	}
+	return nil
+}
+
 // OriginAddr returns the origin's HTTP address: HTTPAddr without a PoP.
-func (a *App) OriginAddr() net.Addr { return a.servers[len(a.servers)-1].ln.Addr() }
+func (a *App) OriginAddr() net.Addr {
+	if a.pop == nil {
+		return a.HTTPAddr()
+	}
+	return a.servers[len(a.servers)-1].ln.Addr()
+}
 
 // Transcoder returns the transcoder, nil when streams are not transcoded.
 func (a *App) Transcoder() *transcode.Transcoder { return a.transcoder }
@@ -368,16 +407,13 @@ func (a *App) URLs() (publish, play string) {
 	if addr := a.ingest.TLSAddr(); addr != nil {
 		publish += ", rtmps://" + loopbackAddr(addr) + "/live/{stream}" + query
 	}
-	return publish,
-		a.PlayBase() + "/live/{stream}/index.m3u8 (HLS), /live/{stream}/manifest.mpd (DASH)"
+	play = a.PlayBase() + "/live/{stream}/index.m3u8 (HLS), /live/{stream}/manifest.mpd (DASH)"
+	if addr := a.HTTPSAddr(); addr != nil {
+		play += ", also at https://" + loopbackAddr(addr)
+	}
+	return publish, play
 }
 
 // PlayBase returns the base URL players use on this machine:
-// http://127.0.0.1:PORT, or https:// with TLS.
-func (a *App) PlayBase() string {
-	scheme := "http://"
-	if a.servers[0].tls {
-		scheme = "https://"
-	}
-	return scheme + loopbackAddr(a.HTTPAddr())
-}
+// http://127.0.0.1:PORT.
+func (a *App) PlayBase() string { return "http://" + loopbackAddr(a.HTTPAddr()) }

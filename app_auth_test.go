@@ -127,7 +127,7 @@ func TestFlags(t *testing.T) {
 		t.Setenv("LIVE_PUBLISH_KEY", tc.env)
 		fs := flag.NewFlagSet("test", flag.ContinueOnError)
 		f := AddFlags(fs, "players")
-		if err := fs.Parse(append([]string{"-rtmp", "127.0.0.1:1", "-rtmps", "127.0.0.1:2", "-window", "12s"}, tc.args...)); err != nil {
+		if err := fs.Parse(append([]string{"-rtmp", "127.0.0.1:1", "-rtmps", "127.0.0.1:2", "-https", "127.0.0.1:3", "-window", "12s"}, tc.args...)); err != nil {
 			t.Fatal(err)
 		}
 		cfg, err := f.Config(io.Discard)
@@ -143,7 +143,7 @@ func TestFlags(t *testing.T) {
 		if cfg.PublishKey != tc.wantKey || cfg.PublishAuthURL != tc.wantU {
 			t.Errorf("%v with $LIVE_PUBLISH_KEY=%q: key %q, URL %q; want %q, %q", tc.args, tc.env, cfg.PublishKey, cfg.PublishAuthURL, tc.wantKey, tc.wantU)
 		}
-		if cfg.RTMPAddr != "127.0.0.1:1" || cfg.RTMPSAddr != "127.0.0.1:2" || cfg.HTTPAddr != ":8080" || cfg.Origin.Window != 12*time.Second || cfg.Transcode == nil || cfg.Logger == nil {
+		if cfg.RTMPAddr != "127.0.0.1:1" || cfg.RTMPSAddr != "127.0.0.1:2" || cfg.HTTPAddr != ":8080" || cfg.HTTPSAddr != "127.0.0.1:3" || cfg.Origin.Window != 12*time.Second || cfg.Transcode == nil || cfg.Logger == nil {
 			t.Errorf("%v: config %+v", tc.args, cfg)
 		}
 	}

@@ -3,42 +3,33 @@ package live
 import (
 	"context"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golivestream/live/internal/tlsfile"
+	"github.com/golivestream/live/internal/tlstest"
 	"github.com/golivestream/live/origin"
 	"github.com/golivestream/live/pop"
 )
 
-// writeCert writes a self-signed certificate for 127.0.0.1 and its key,
-// for the test only, and returns their files.
-func writeCert(t *testing.T) (certFile, keyFile string) {
-	t.Helper()
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := tlsfile.WriteSelfSigned(certFile, keyFile, "127.0.0.1"); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
-}
-
-// TestTLSPlayers serves players over HTTPS (-tls-cert, -tls-key): ffprobe
-// reads every frame of a stream published by ffmpeg through the PoP over
-// HTTPS, and a Go client gets HTTP/2.
+// TestTLSPlayers serves players over HTTPS (-https, with -tls-cert and
+// -tls-key) beside plain HTTP: ffprobe reads every frame of a stream
+// published by ffmpeg through the PoP over HTTPS, a Go client gets HTTP/2
+// there, and the plain HTTP port serves the same stream.
 func TestTLSPlayers(t *testing.T) {
 	ffmpeg, ffprobe := requireTool(t, "ffmpeg"), requireTool(t, "ffprobe")
-	certFile, keyFile := writeCert(t)
+	certFile, keyFile := tlstest.Files(t)
 	a := startApp(t, Config{
+		HTTPSAddr:   "127.0.0.1:0",
 		Origin:      origin.Config{Window: time.Minute},
 		PoP:         &pop.Config{},
 		TLSCertFile: certFile,
 		TLSKeyFile:  keyFile,
 	})
-	if !strings.HasPrefix(a.base, "https://") {
-		t.Fatalf("players' base URL %s, want https", a.base)
+	secure := "https://" + loopbackAddr(a.HTTPSAddr())
+	if _, play := a.URLs(); !strings.Contains(play, secure) || !strings.HasPrefix(play, a.base) {
+		t.Errorf("play URLs %q, want %s and %s", play, a.base, secure)
 	}
 	const seconds, fps = 3, 30
 	args := append(append([]string{}, x264GOP1s...), "-c:a", "aac")
@@ -48,7 +39,7 @@ func TestTLSPlayers(t *testing.T) {
 	// The origin's own port is plain HTTP on loopback.
 	(&testApp{App: a.App, base: a.origin}).waitEnded(t, "tls", 15*time.Second)
 
-	video, _ := probe(t, ffprobe, a.base+"/live/tls/index.m3u8")
+	video, _ := probe(t, ffprobe, secure+"/live/tls/index.m3u8")
 	if len(video) != seconds*fps {
 		t.Errorf("ffprobe read %d video packets over HTTPS, %d published", len(video), seconds*fps)
 	}
@@ -57,23 +48,56 @@ func TestTLSPlayers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := client.Get(a.base + "/live/tls/index.m3u8")
-	if err != nil {
-		t.Fatal(err)
+	for _, base := range []string{secure, a.base} {
+		resp, err := client.Get(base + "/live/tls/index.m3u8")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		want := "HTTP/1.1"
+		if base == secure {
+			want = "HTTP/2.0"
+		}
+		if resp.StatusCode != http.StatusOK || resp.Proto != want {
+			t.Errorf("multivariant playlist at %s: %s over %s, want 200 over %s", base, resp.Status, resp.Proto, want)
+		}
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Proto != "HTTP/2.0" {
-		t.Errorf("multivariant playlist: %s over %s, want 200 over HTTP/2.0", resp.Status, resp.Proto)
+}
+
+// TestTLSConfig: HTTPS and RTMPS need the certificate, and a certificate
+// needs one of them (it used to make -http HTTPS: a command line of then
+// must not quietly serve plain HTTP now).
+func TestTLSConfig(t *testing.T) {
+	certFile, keyFile := tlstest.Files(t)
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		err  string // part of the error
+	}{
+		{"https without certificate", Config{HTTPSAddr: "127.0.0.1:0"}, "HTTPS needs a certificate"},
+		{"rtmps without certificate", Config{RTMPSAddr: "127.0.0.1:0"}, "RTMPS needs a certificate"},
+		{"certificate for nothing", Config{TLSCertFile: certFile, TLSKeyFile: keyFile}, "HTTPSAddr or RTMPSAddr"},
+		{"key missing", Config{HTTPSAddr: "127.0.0.1:0", TLSCertFile: certFile}, "key"},
+	} {
+		cfg := tc.cfg
+		cfg.RTMPAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+		app, err := New(cfg)
+		if err == nil {
+			app.closeListeners()
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%s: error %v, want one about %q", tc.name, err, tc.err)
+		}
 	}
 }
 
 // TestRTMPSPublishers: ffmpeg publishes over RTMPS (-rtmps, with the
-// certificate of -tls-cert), and every frame reaches the players; the
-// printed URLs say where. Without a certificate, RTMPS is refused at
-// start.
+// certificate of -tls-cert), and every frame reaches the players, who
+// still use plain HTTP (TLS ended in front of them, or not at all); the
+// printed URLs say where.
 func TestRTMPSPublishers(t *testing.T) {
 	ffmpeg, ffprobe := requireTool(t, "ffmpeg"), requireTool(t, "ffprobe")
-	certFile, keyFile := writeCert(t)
+	certFile, keyFile := tlstest.Files(t)
 	a := startApp(t, Config{
 		RTMPSAddr:   "127.0.0.1:0",
 		Origin:      origin.Config{Window: time.Minute},
@@ -82,8 +106,8 @@ func TestRTMPSPublishers(t *testing.T) {
 		TLSKeyFile:  keyFile,
 	})
 	secure := "rtmps://" + a.RTMPSAddr().String() + "/live/"
-	if publish, _ := a.URLs(); !strings.Contains(publish, "rtmps://"+loopbackAddr(a.RTMPSAddr())+"/live/{stream}") {
-		t.Errorf("publish URLs %q name no RTMPS", publish)
+	if publish, play := a.URLs(); !strings.Contains(publish, "rtmps://"+loopbackAddr(a.RTMPSAddr())+"/live/{stream}") || strings.Contains(play, "https") {
+		t.Errorf("publish URLs %q name no RTMPS, or play URLs %q HTTPS", publish, play)
 	}
 	const seconds, fps = 3, 30
 	args := append(append([]string{}, x264GOP1s...), "-c:a", "aac")
@@ -94,11 +118,5 @@ func TestRTMPSPublishers(t *testing.T) {
 	video, audio := probe(t, ffprobe, a.base+"/live/sec/index.m3u8")
 	if len(video) != seconds*fps || len(audio) == 0 {
 		t.Errorf("ffprobe read %d video and %d audio packets; %d video frames published over RTMPS", len(video), len(audio), seconds*fps)
-	}
-
-	cfg := Config{RTMPAddr: "127.0.0.1:0", RTMPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}
-	if app, err := New(cfg); err == nil {
-		app.closeListeners()
-		t.Error("RTMPS without a certificate was accepted")
 	}
 }

@@ -15,7 +15,8 @@ import (
 // (live and origin): addresses, TLS, the window, who may publish, the
 // ladder and logging.
 type Flags struct {
-	rtmp, rtmps, http       *string
+	rtmp, rtmps             *string
+	http, https             *string
 	tlsCert, tlsKey         *string
 	window, segment         *time.Duration
 	publishKey, publishAuth *string
@@ -29,7 +30,8 @@ func AddFlags(fs *flag.FlagSet, httpUsage string) *Flags {
 		rtmp:        fs.String("rtmp", ":1935", "RTMP listen address for publishers"),
 		rtmps:       fs.String("rtmps", "", "RTMPS listen address for publishers, e.g. :1936, with the certificate of -tls-cert (empty: no RTMPS)"),
 		http:        fs.String("http", ":8080", httpUsage),
-		tlsCert:     fs.String("tls-cert", "", "PEM certificate chain: serve -http as HTTPS and HTTP/2, and -rtmps (read again when the file changes)"),
+		https:       fs.String("https", "", "HTTPS (and HTTP/2) listen address serving what -http serves, e.g. :8443, with the certificate of -tls-cert (empty: no HTTPS)"),
+		tlsCert:     fs.String("tls-cert", "", "PEM certificate chain of -https and -rtmps (read again when the file changes)"),
 		tlsKey:      fs.String("tls-key", "", "PEM private key of -tls-cert"),
 		window:      fs.Duration("window", 30*time.Second, "media described by playlists per rendition"),
 		segment:     fs.Duration("segment", time.Second, "target segment duration"),
@@ -55,6 +57,7 @@ func (f *Flags) Config(stderr io.Writer) (Config, error) {
 		RTMPAddr:       *f.rtmp,
 		RTMPSAddr:      *f.rtmps,
 		HTTPAddr:       *f.http,
+		HTTPSAddr:      *f.https,
 		TLSCertFile:    *f.tlsCert,
 		TLSKeyFile:     *f.tlsKey,
 		PublishKey:     *f.publishKey,

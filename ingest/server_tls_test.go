@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,17 +12,14 @@ import (
 
 	"github.com/golivestream/live/internal/logtest"
 	"github.com/golivestream/live/internal/tlsfile"
+	"github.com/golivestream/live/internal/tlstest"
 )
 
 // TestRTMPS: a publisher reaches the handler over RTMPS, with the chunk
 // guard reading the decrypted stream, while plain RTMP goes on on its own
 // port; plain RTMP sent to the RTMPS port is refused with a log line.
 func TestRTMPS(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := tlsfile.WriteSelfSigned(certFile, keyFile, "127.0.0.1"); err != nil {
-		t.Fatal(err)
-	}
+	certFile, keyFile := tlstest.Files(t)
 	cert, err := tlsfile.New(tlsfile.Config{CertFile: certFile, KeyFile: keyFile})
 	if err != nil {
 		t.Fatal(err)

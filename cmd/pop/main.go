@@ -39,12 +39,13 @@ func main() {
 	peers := flag.String("peers", "", "base URLs of every node of this PoP, comma-separated (empty: this node is the whole PoP)")
 	self := flag.String("self", "", "this node's URL as written in -peers")
 	shards := flag.Int("shards", 16, "cache partitions in this process")
-	tlsCert := flag.String("tls-cert", "", "PEM certificate chain: serve -http as HTTPS and HTTP/2 (read again when the file changes)")
+	httpsAddr := flag.String("https", "", "HTTPS (and HTTP/2) listen address serving what -http serves, with the certificate of -tls-cert (empty: no HTTPS)")
+	tlsCert := flag.String("tls-cert", "", "PEM certificate chain of -https (read again when the file changes)")
 	tlsKey := flag.String("tls-key", "", "PEM private key of -tls-cert")
 	var g gslbFlags
 	flag.StringVar(&g.url, "gslb", "", "global load balancer base URL to report load to (empty: no reports, no draining)")
 	flag.StringVar(&g.name, "name", "", "this PoP's name in the balancer's map (default: from -public-url's host and port)")
-	flag.StringVar(&g.publicURL, "public-url", "", "base URL the balancer sends viewers to (default: -self, else http://HOST:PORT of -http)")
+	flag.StringVar(&g.publicURL, "public-url", "", "base URL the balancer sends viewers to (default: -self, else https://HOST:PORT of -https, else http://HOST:PORT of -http)")
 	flag.Int64Var(&g.capViewers, "capacity-viewers", 0, "viewers this PoP takes (0: no limit)")
 	flag.Float64Var(&g.capBPS, "capacity-bps", 0, "egress this PoP takes, in bits/s (0: no limit)")
 	flag.DurationVar(&g.interval, "report-interval", 3*time.Second, "time between load reports")
@@ -77,37 +78,39 @@ func main() {
 		log.Error("start", "error", err)
 		os.Exit(1)
 	}
-	var tlsConfig *tls.Config
-	scheme := "http"
-	if *tlsCert != "" || *tlsKey != "" {
-		cert, err := tlsfile.New(tlsfile.Config{CertFile: *tlsCert, KeyFile: *tlsKey, Logger: log})
-		if err != nil {
-			log.Error("start", "error", err)
-			os.Exit(2)
-		}
-		tlsConfig, scheme = cert.ServerConfig(), "https"
+	if (*tlsCert != "" || *tlsKey != "") != (*httpsAddr != "") {
+		fmt.Fprintln(os.Stderr, "pop: -https and -tls-cert, -tls-key go together")
+		os.Exit(2)
 	}
+	// servers are the plain HTTP one, answered by the node's fast path,
+	// and with -https the HTTPS one.
+	var servers []server
 	ln, err := net.Listen("tcp", *httpAddr)
 	if err != nil {
 		log.Error("listen", "error", err)
 		os.Exit(1)
 	}
-	var reporter *gslb.Reporter
-	if g.url != "" {
-		if reporter, err = g.reporter(node, *self, ln.Addr(), scheme, log); err != nil {
+	servers = append(servers, server{"http", ln, newHTTPServer(handler, log, nil)})
+	if *httpsAddr != "" {
+		cert, err := tlsfile.New(tlsfile.Config{CertFile: *tlsCert, KeyFile: *tlsKey, Logger: log})
+		if err != nil {
 			log.Error("start", "error", err)
 			os.Exit(2)
 		}
+		ln, err := net.Listen("tcp", *httpsAddr)
+		if err != nil {
+			log.Error("listen", "error", err)
+			os.Exit(1)
+		}
+		servers = append(servers, server{"https", ln, newHTTPServer(handler, log, cert.ServerConfig())})
 	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second, // a client that stops reading lets go of its response
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		TLSConfig:         tlsConfig,
+	var reporter *gslb.Reporter
+	if g.url != "" {
+		public := servers[len(servers)-1] // viewers' browsers want HTTPS
+		if reporter, err = g.reporter(node, *self, public.ln.Addr(), public.scheme, log); err != nil {
+			log.Error("start", "error", err)
+			os.Exit(2)
+		}
 	}
 
 	signals := make(chan os.Signal, 2)
@@ -122,36 +125,67 @@ func main() {
 	} else {
 		reportDone <- nil
 	}
-	serveDone := make(chan error, 1)
-	if tlsConfig != nil {
-		go func() { serveDone <- srv.ServeTLS(ln, "", "") }()
-	} else {
-		go func() { serveDone <- node.Serve(srv, ln) }()
+	serveDone := make(chan error, len(servers))
+	for _, s := range servers {
+		if s.scheme == "https" {
+			go func() { serveDone <- s.srv.ServeTLS(s.ln, "", "") }()
+		} else {
+			go func() { serveDone <- node.Serve(s.srv, s.ln) }()
+		}
+		fmt.Printf("pop: serving on %s://%s from %s\n", s.scheme, s.ln.Addr(), *origins)
 	}
-	fmt.Printf("pop: serving on %s://%s from %s\n", scheme, ln.Addr(), *origins)
 
-	code := 0
+	code, serving := 0, len(servers)
 	select {
 	case err := <-serveDone:
 		log.Error("serve", "error", err)
-		code = 1
+		code, serving = 1, serving-1
 	case sig := <-signals:
 		log.Info("shutting down", "signal", sig)
 		if reporter != nil {
 			drain(log, node, reporter, g, signals)
 		}
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Warn("shutdown", "error", err)
+		for _, s := range servers {
+			if err := s.srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Warn("shutdown", "error", err)
+			}
 		}
 		cancel()
-		<-serveDone // Serve returned when Shutdown began
+	}
+	for _, s := range servers {
+		s.srv.Close() // after a failure, or a Shutdown past its time
+	}
+	for range serving {
+		<-serveDone
 	}
 	stopReports() // ends the report session: the balancer forgets this PoP
 	<-reportDone
 	stopNode()
 	<-nodeDone
 	os.Exit(code)
+}
+
+// server is one of the node's HTTP servers with its listener.
+type server struct {
+	scheme string // "http" or "https"
+	ln     net.Listener
+	srv    *http.Server
+}
+
+// newHTTPServer returns the server of one listener; tlsConfig is nil for
+// plain HTTP.
+func newHTTPServer(h http.Handler, log *slog.Logger, tlsConfig *tls.Config) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second, // a client that stops reading lets go of its response
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		TLSConfig:         tlsConfig,
+	}
 }
 
 // gslbFlags are the flags about the global load balancer.
@@ -164,25 +198,12 @@ type gslbFlags struct {
 }
 
 // reporter builds the load reporter, filling in the defaults of -name
-// and -public-url (whose scheme is that of -http).
+// and -public-url (whose scheme is that of addr's server).
 func (g gslbFlags) reporter(node *pop.Server, self string, addr net.Addr, scheme string, log *slog.Logger) (*gslb.Reporter, error) {
-	public := g.publicURL
-	if public == "" {
-		public = self
+	public, err := publicURL(g.publicURL, self, addr, scheme)
+	if err != nil {
+		return nil, err
 	}
-	if public == "" {
-		host, port, err := net.SplitHostPort(addr.String())
-		if err != nil {
-			return nil, fmt.Errorf("-public-url: %w", err)
-		}
-		if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-			if host, err = os.Hostname(); err != nil {
-				return nil, fmt.Errorf("-public-url: %w", err)
-			}
-		}
-		public = scheme + "://" + net.JoinHostPort(host, port)
-	}
-	public = strings.TrimRight(public, "/")
 	name := g.name
 	if name == "" {
 		u, err := url.Parse(public)
@@ -206,6 +227,29 @@ func (g gslbFlags) reporter(node *pop.Server, self string, addr net.Addr, scheme
 		Token:  os.Getenv("GSLB_TOKEN"),
 		Logger: log,
 	})
+}
+
+// publicURL is the base URL viewers are sent to: -public-url, else
+// -self, else scheme://HOST:PORT of addr, with this machine's name for an
+// unspecified IP.
+func publicURL(flagURL, self string, addr net.Addr, scheme string) (string, error) {
+	public := flagURL
+	if public == "" {
+		public = self
+	}
+	if public == "" {
+		host, port, err := net.SplitHostPort(addr.String())
+		if err != nil {
+			return "", fmt.Errorf("-public-url: %w", err)
+		}
+		if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+			if host, err = os.Hostname(); err != nil {
+				return "", fmt.Errorf("-public-url: %w", err)
+			}
+		}
+		public = scheme + "://" + net.JoinHostPort(host, port)
+	}
+	return strings.TrimRight(public, "/"), nil
 }
 
 // popName turns a host and port into a PoP name: characters a name may

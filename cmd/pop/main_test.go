@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -261,4 +263,30 @@ func mustMap(t *testing.T, s string) *gslb.Map {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// TestPublicURL: the URL the balancer sends viewers to, and the PoP's
+// name made of it, from the flags and the listening address.
+func TestPublicURL(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		flag, self, addr, scheme string
+		want, wantName           string
+	}{
+		{"https://edge.example/", "http://10.0.0.1:8081", "127.0.0.1:8081", "http", "https://edge.example", "edge.example"},
+		{"", "http://10.0.0.1:8081/", "127.0.0.1:8081", "http", "http://10.0.0.1:8081", "10.0.0.1-8081"},
+		{"", "", "127.0.0.1:8443", "https", "https://127.0.0.1:8443", "127.0.0.1-8443"},
+		{"", "", "[::]:8081", "http", "http://" + net.JoinHostPort(host, "8081"), ""},
+	} {
+		got, err := publicURL(tc.flag, tc.self, net.TCPAddrFromAddrPort(netip.MustParseAddrPort(tc.addr)), tc.scheme)
+		if err != nil || got != tc.want {
+			t.Errorf("publicURL(%q, %q, %s, %s) = %q, %v; want %q", tc.flag, tc.self, tc.addr, tc.scheme, got, err, tc.want)
+		}
+		if u, err := url.Parse(got); tc.wantName != "" && (err != nil || popName(u.Host) != tc.wantName) {
+			t.Errorf("popName(%q) = %q, want %q", u.Host, popName(u.Host), tc.wantName)
+		}
+	}
 }

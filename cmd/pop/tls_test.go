@@ -6,7 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -14,19 +14,17 @@ import (
 
 	"github.com/golivestream/live/internal/proctest"
 	"github.com/golivestream/live/internal/tlsfile"
+	"github.com/golivestream/live/internal/tlstest"
 )
 
-// TestTLS runs a pop process with -tls-cert/-tls-key: players get HTTP/2
-// over TLS, concurrent streams for one uncached segment share one origin
-// fetch and read it while it arrives, and an origin failing mid-body
-// resets every stream instead of ending it cleanly.
+// TestTLS runs a pop process with -https, -tls-cert and -tls-key beside
+// -http: players get HTTP/2 over TLS, concurrent streams for one uncached
+// segment share one origin fetch and read it while it arrives, an origin
+// failing mid-body resets every stream instead of ending it cleanly, and
+// the plain HTTP port serves the same cache.
 func TestTLS(t *testing.T) {
 	bin := proctest.Build(t, t.TempDir(), ".")
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := tlsfile.WriteSelfSigned(certFile, keyFile, "127.0.0.1"); err != nil {
-		t.Fatal(err)
-	}
+	certFile, keyFile := tlstest.Files(t)
 	body := make([]byte, 200<<10)
 	rand.Read(body)
 	// The origin holds each path's second half until its channel is closed.
@@ -53,12 +51,19 @@ func TestTLS(t *testing.T) {
 	}))
 	defer origin.Close()
 
-	_, addr := startProcess(t, bin, "-http", "127.0.0.1:0", "-origin", origin.URL, "-tls-cert", certFile, "-tls-key", keyFile)
+	p := proctest.Start(t, bin, 2, "-http", "127.0.0.1:0", "-https", "127.0.0.1:0", "-origin", origin.URL, "-tls-cert", certFile, "-tls-key", keyFile)
+	var plain, base string
+	for i, scheme := range []string{"http://", "https://"} {
+		f := strings.Fields(p.Stdout[i])
+		if len(f) < 4 || f[1] != "serving" || !strings.HasPrefix(f[3], scheme) {
+			t.Fatalf("line %d: %q, want pop: serving on %s…", i, p.Stdout[i], scheme)
+		}
+		plain, base = base, f[3]
+	}
 	client, err := tlsfile.Client(certFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := "https://" + addr
 
 	for _, tc := range []struct {
 		path   string
@@ -102,6 +107,38 @@ func TestTLS(t *testing.T) {
 		}
 		if got := fetches.Load(); got != 1 {
 			t.Errorf("%s: the origin saw %d fetches for %d streams, want 1", tc.path, got, n)
+		}
+	}
+
+	// The plain port serves the segment cached through the HTTPS one.
+	resp, err := http.Get(plain + "/live/s/e1/v0/1.m4s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || !bytes.Equal(got, body) {
+		t.Errorf("plain HTTP: %d bytes, error %v", len(got), err)
+	}
+	if n := fetches.Load(); n != 1 {
+		t.Errorf("plain HTTP fetched the cached segment again: %d origin fetches", n)
+	}
+}
+
+// TestTLSFlags: -https without a certificate, or a certificate without
+// -https (it used to make -http HTTPS), stops the pop at start with a
+// usage error rather than serving something else than asked.
+func TestTLSFlags(t *testing.T) {
+	bin := proctest.Build(t, t.TempDir(), ".")
+	certFile, keyFile := tlstest.Files(t)
+	for _, args := range [][]string{
+		{"-https", "127.0.0.1:0"},
+		{"-tls-cert", certFile, "-tls-key", keyFile},
+	} {
+		cmd := exec.Command(bin, append([]string{"-http", "127.0.0.1:0", "-origin", "http://127.0.0.1:9"}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "-https and -tls-cert") {
+			t.Errorf("%v: exit %v, output %q; want exit status 2 and a usage error", args, err, out)
 		}
 	}
 }
