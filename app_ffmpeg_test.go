@@ -3,6 +3,7 @@ package live
 import (
 	"context"
 	"math"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -129,5 +130,61 @@ func TestFFmpegInterop(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestVideoSetupChange: a publisher whose picture size changes mid-stream
+// without reconnecting (a relay switching sources: ffmpeg copies two
+// files of different sizes into one RTMP stream, the new parameter sets
+// in-band) is published anew at the switch. The multivariant playlist
+// then describes the new size, and players read every frame of it; the
+// old size's frames never go out under the new size's init segment.
+func TestVideoSetupChange(t *testing.T) {
+	ffmpeg, ffprobe := requireTool(t, "ffmpeg"), requireTool(t, "ffprobe")
+	a := startApp(t, Config{Origin: origin.Config{Window: time.Minute}})
+	dir := t.TempDir()
+	const seconds, fps = 2, 30
+	var parts []string
+	for _, size := range []string{"320x240", "640x360"} {
+		file := filepath.Join(dir, size+".ts")
+		args := []string{"-hide_banner", "-nostdin", "-loglevel", "warning",
+			"-f", "lavfi", "-i", "testsrc2=size=" + size + ":rate=30:duration=" + strconv.Itoa(seconds),
+			"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=" + strconv.Itoa(seconds)}
+		args = append(append(args, x264GOP1s...), "-c:a", "aac", file)
+		if out, err := runCmd(context.Background(), time.Minute, ffmpeg, args...); err != nil {
+			t.Fatalf("ffmpeg %s: %v\n%s", size, err, out)
+		}
+		parts = append(parts, file)
+	}
+	if out, err := runCmd(context.Background(), time.Minute, ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "warning", "-re",
+		"-i", "concat:"+strings.Join(parts, "|"), "-c", "copy", "-f", "flv", a.rtmp+"switch"); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	a.waitEnded(t, "switch", 15*time.Second)
+
+	multivariant := string(mustGet(t, a.base+"/live/switch/index.m3u8"))
+	if !strings.Contains(multivariant, "RESOLUTION=640x360") {
+		t.Errorf("multivariant playlist after the switch:\n%s", multivariant)
+	}
+	video, audio := probe(t, ffprobe, a.base+"/live/switch/index.m3u8")
+	if len(video) != seconds*fps || len(audio) == 0 {
+		t.Errorf("ffprobe read %d video and %d audio packets after the switch, want %d video", len(video), len(audio), seconds*fps)
+	}
+	out, err := runCmd(context.Background(), time.Minute, ffprobe, "-v", "error", "-select_streams", "v",
+		"-show_entries", "frame=width,height", "-of", "csv=p=0", a.base+"/live/switch/index.m3u8")
+	if err != nil {
+		t.Fatalf("ffprobe frames: %v\n%s", err, out)
+	}
+	frames := strings.Fields(out)
+	for _, line := range frames {
+		if !strings.HasPrefix(line, "640,360") {
+			t.Fatalf("a decoded frame of %s after the switch, want 640,360", line)
+		}
+	}
+	if len(frames) != seconds*fps {
+		t.Errorf("ffprobe decoded %d frames, want %d", len(frames), seconds*fps)
+	}
+	if n := scrapeValue(mustGet(t, a.base+"/metrics"), "live_ingest_republished_total"); n != 1 {
+		t.Errorf("live_ingest_republished_total = %v, want 1", n)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -164,26 +165,37 @@ func (c *conn) runInner() error {
 	if err != nil {
 		return c.refuse(sc, "NetStream.Publish.Rejected", err)
 	}
-	defer sess.Close()
-	defer close(c.ending) // before sess.Close: its stream shows ended only after
+	defer func() { sess.Close() }() // the session of the moment
+	defer close(c.ending)           // before sess.Close: its stream shows ended only after
 
 	// The reader calls these from r.Read, on this goroutine. A callback
 	// cannot return an error, so the first one is kept and ends the loop.
 	var writeErr error
+	video := func(i int, setup *videoSetup) func(pts, dts time.Duration, au [][]byte) {
+		return func(pts, dts time.Duration, au [][]byte) {
+			if writeErr != nil {
+				return
+			}
+			changed, au := setup.check(au)
+			if changed != nil {
+				next := slices.Clone(tracks)
+				next[i] = changed
+				if sess, writeErr = c.republish(sess, tracks[i], next); writeErr != nil {
+					return
+				}
+				tracks = next
+			}
+			if au != nil {
+				writeErr = sess.WriteVideo(i, pts, dts, au)
+			}
+		}
+	}
 	for i, t := range r.Tracks() {
 		switch t.Codec.(type) {
 		case *rtmpcodecs.H264:
-			r.OnDataH264(t, func(pts, dts time.Duration, au [][]byte) {
-				if writeErr == nil {
-					writeErr = sess.WriteVideo(i, pts, dts, au)
-				}
-			})
+			r.OnDataH264(t, video(i, &videoSetup{cur: tracks[i]}))
 		case *rtmpcodecs.H265:
-			r.OnDataH265(t, func(pts, dts time.Duration, au [][]byte) {
-				if writeErr == nil {
-					writeErr = sess.WriteVideo(i, pts, dts, au)
-				}
-			})
+			r.OnDataH265(t, video(i, &videoSetup{cur: tracks[i]}))
 		case *rtmpcodecs.MPEG4Audio:
 			r.OnDataMPEG4Audio(t, func(pts time.Duration, au []byte) {
 				if writeErr == nil {
@@ -213,6 +225,39 @@ func (c *conn) runInner() error {
 		}
 	}
 }
+
+// republish ends sess and publishes the stream anew with tracks, after
+// the video setup changed from old to what tracks hold: players find the
+// new setup under the stream's multivariant playlist and MPD, as after a
+// reconnect with new settings. It returns the new session; on failure, a
+// closed one and the error.
+func (c *conn) republish(sess Session, old codecs.Codec, tracks []codecs.Codec) (Session, error) {
+	var now codecs.Codec
+	for _, t := range tracks {
+		if t.IsVideo() {
+			now = t
+		}
+	}
+	c.log.Info("video setup changed mid-stream: publishing the stream anew", "from", describe(old), "to", describe(now))
+	c.srv.metrics.republished.Inc()
+	sess.Close()
+	next, err := c.srv.cfg.Handler.Publish(c.name, tracks)
+	if err != nil {
+		return closedSession{}, fmt.Errorf("publish with the new video setup: %w", err)
+	}
+	return next, nil
+}
+
+// closedSession stands for a session already closed.
+type closedSession struct{}
+
+var errSessionClosed = errors.New("session closed")
+
+func (closedSession) WriteVideo(int, time.Duration, time.Duration, [][]byte) error {
+	return errSessionClosed
+}
+func (closedSession) WriteAudio(int, time.Duration, []byte) error { return errSessionClosed }
+func (closedSession) Close()                                      {}
 
 // isTimeout reports whether err is a deadline expiring.
 func isTimeout(err error) bool {

@@ -14,6 +14,7 @@ type metrics struct {
 	publishers  prometheus.Gauge
 	refused     *prometheus.CounterVec // reason
 	takeovers   prometheus.Counter
+	republished prometheus.Counter
 	bytesIn     prometheus.Counter
 }
 
@@ -35,12 +36,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "live_ingest_takeovers_total",
 			Help: "Silent publishers replaced by a new connection for their stream.",
 		}),
+		republished: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "live_ingest_republished_total",
+			Help: "Streams published anew, under a new epoch, because the publisher's video setup (codec string or picture size) changed mid-stream.",
+		}),
 		bytesIn: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "live_ingest_received_bytes_total",
 			Help: "Bytes received from RTMP clients.",
 		}),
 	}
-	if err := promreg.Register(reg, m.connections, m.publishers, m.refused, m.takeovers, m.bytesIn); err != nil {
+	if err := promreg.Register(reg, m.connections, m.publishers, m.refused, m.takeovers, m.republished, m.bytesIn); err != nil {
 		return nil, err
 	}
 	return m, nil

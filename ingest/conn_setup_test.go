@@ -1,0 +1,158 @@
+package ingest
+
+import (
+	"encoding/hex"
+	"reflect"
+	"testing"
+
+	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
+)
+
+// Parameter sets of ffmpeg -f lavfi -i testsrc2=size=WxH -c:v libx264
+// -profile:v high, and of x265 and mp4ff's examples for H.265.
+const (
+	sps360   = "6764001eacd940a02ff970110000030001000003003c0f162d96"
+	pps360   = "68ebe3cb22c0"
+	sps720   = "6764001facd9405005bb0110000003001000000303c0f1831960"
+	pps720   = "68ebe3cb22c0"
+	sps360zl = "6764001eacb201405ff2e022000003000200000300791e2c5c90" // -tune zerolatency: same profile, level and size
+	pps360zl = "68ebc3cb22c0"
+
+	vps265a = "40010c01ffff01600000030090000003000003005d959809"
+	sps265a = "42010101600000030090000003000003005da00280802d165959a4932bc05a020000030002000003003c10"
+	pps265a = "4401c172b46240"
+	vps265b = "40010c01ffff022000000300b0000003000003007b18b024"
+	sps265b = "420101022000000300b0000003000003007ba0078200887db6718b92448053888892cf24a69272c9124922dc91aa48fca223ff000100016a02020201"
+	pps265b = "4401c0252f053240"
+)
+
+// TestVideoSetup: which access units publish the stream anew, and what
+// is written, for parameter sets in-band and in sequence headers.
+func TestVideoSetup(t *testing.T) {
+	h := func(s string) []byte { return mustHex(t, s) }
+	idr, frame := []byte{0x65, 0x88, 0x84}, []byte{0x41, 0x9a, 0x02}
+	irap, trail := []byte{0x26, 0x01, 0xaf}, []byte{0x02, 0x01, 0xd0}
+	avc360 := &codecs.H264{SPS: h(sps360), PPS: h(pps360)}
+	avc720 := &codecs.H264{SPS: h(sps720), PPS: h(pps720)}
+	hevcA := &codecs.H265{VPS: h(vps265a), SPS: h(sps265a), PPS: h(pps265a)}
+	hevcB := &codecs.H265{VPS: h(vps265b), SPS: h(sps265b), PPS: h(pps265b)}
+
+	type step struct {
+		au      [][]byte
+		changed codecs.Codec // nil: none
+		out     [][]byte
+	}
+	for _, tc := range []struct {
+		name  string
+		cur   codecs.Codec
+		steps []step
+	}{
+		{"frames without sets", avc360, []step{
+			{[][]byte{idr}, nil, [][]byte{idr}},
+			{[][]byte{frame}, nil, [][]byte{frame}},
+		}},
+		{"the session's sets in-band", avc360, []step{
+			{[][]byte{h(sps360), h(pps360), idr}, nil, [][]byte{h(sps360), h(pps360), idr}},
+		}},
+		{"the session's sets in a sequence header", avc360, []step{
+			{[][]byte{h(sps360), h(pps360)}, nil, [][]byte{h(sps360), h(pps360)}},
+			{[][]byte{idr}, nil, [][]byte{idr}},
+		}},
+		{"a new size in-band", avc360, []step{
+			{[][]byte{frame}, nil, [][]byte{frame}},
+			{[][]byte{h(sps720), h(pps720), idr}, avc720, [][]byte{h(sps720), h(pps720), idr}},
+			{[][]byte{h(sps720), h(pps720), idr}, nil, [][]byte{h(sps720), h(pps720), idr}},
+		}},
+		{"a new size in a sequence header", avc360, []step{
+			{[][]byte{h(sps720), h(pps720)}, avc720, nil},
+			{[][]byte{idr}, nil, [][]byte{idr}},
+		}},
+		{"a new SPS only, in-band", avc360, []step{
+			{[][]byte{h(sps720), idr}, &codecs.H264{SPS: h(sps720), PPS: h(pps360)}, [][]byte{h(sps720), idr}},
+		}},
+		{"other sets of the same setup in-band go in the sample", avc360, []step{
+			{[][]byte{h(sps360zl), h(pps360zl), idr}, nil, [][]byte{h(sps360zl), h(pps360zl), idr}},
+		}},
+		{"other sets of the same setup in a sequence header go into the next keyframe", avc360, []step{
+			{[][]byte{h(sps360zl), h(pps360zl)}, nil, nil},
+			{[][]byte{frame}, nil, [][]byte{frame}},
+			{[][]byte{idr}, nil, [][]byte{h(sps360zl), h(pps360zl), idr}},
+			{[][]byte{idr}, nil, [][]byte{idr}},
+		}},
+		{"a sequence header taken back before its keyframe", avc360, []step{
+			{[][]byte{h(sps360zl), h(pps360zl)}, nil, nil},
+			{[][]byte{h(sps360), h(pps360)}, nil, [][]byte{h(sps360), h(pps360)}},
+			{[][]byte{idr}, nil, [][]byte{idr}},
+		}},
+		{"an SPS that does not parse is not a new setup", avc360, []step{
+			{[][]byte{{0x67, 0xff}, idr}, nil, [][]byte{{0x67, 0xff}, idr}},
+		}},
+		{"H.265: the session's sets in-band", hevcA, []step{
+			{[][]byte{h(vps265a), h(sps265a), h(pps265a), irap}, nil, [][]byte{h(vps265a), h(sps265a), h(pps265a), irap}},
+			{[][]byte{trail}, nil, [][]byte{trail}},
+		}},
+		{"H.265: a new setup in a sequence header", hevcA, []step{
+			{[][]byte{trail}, nil, [][]byte{trail}},
+			{[][]byte{h(vps265b), h(sps265b), h(pps265b)}, hevcB, nil},
+			{[][]byte{irap}, nil, [][]byte{irap}},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := &videoSetup{cur: tc.cur}
+			for i, s := range tc.steps {
+				changed, out := v.check(s.au)
+				if !reflect.DeepEqual(changed, s.changed) {
+					t.Errorf("step %d: changed to %v, want %v", i, describeOrNil(changed), describeOrNil(s.changed))
+				}
+				if !reflect.DeepEqual(out, s.out) {
+					t.Errorf("step %d: wrote %x, want %x", i, out, s.out)
+				}
+			}
+		})
+	}
+}
+
+func describeOrNil(c codecs.Codec) string {
+	if c == nil {
+		return "nothing"
+	}
+	return describe(c)
+}
+
+// FuzzVideoSetup feeds access units of arbitrary NAL units, as a
+// publisher may send, to a videoSetup: it must not panic, write what it
+// was given (with a sequence header's sets at most in front), and publish
+// anew only with sets that describe a setup.
+func FuzzVideoSetup(f *testing.F) {
+	f.Add(false, []byte{0x67}, []byte{0x68}, []byte{0x65})
+	sps, _ := hex.DecodeString(sps720)
+	f.Add(false, sps, []byte{0x68, 0xeb}, []byte{0x65, 0x88})
+	vps, _ := hex.DecodeString(vps265b)
+	f.Add(true, vps, []byte{0x42, 0x01}, []byte{0x26, 0x01})
+	f.Fuzz(func(t *testing.T, hevc bool, a, b, c []byte) {
+		var cur codecs.Codec
+		if hevc {
+			cur = &codecs.H265{VPS: mustHex(t, vps265a), SPS: mustHex(t, sps265a), PPS: mustHex(t, pps265a)}
+		} else {
+			cur = &codecs.H264{SPS: mustHex(t, sps360), PPS: mustHex(t, pps360)}
+		}
+		v := &videoSetup{cur: cur}
+		for _, au := range [][][]byte{{a, b}, {c}, {a, b, c}, {c, a}} {
+			changed, out := v.check(au)
+			if changed != nil && describe(changed) == "" {
+				t.Fatalf("published anew with sets that do not parse: %x", paramSets(changed))
+			}
+			if out != nil && !reflect.DeepEqual(out[len(out)-len(au):], au) {
+				t.Fatalf("wrote %x for %x", out, au)
+			}
+		}
+	})
+}
+
+func mustHex(t *testing.T, s string) []byte {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
