@@ -142,20 +142,8 @@ func TestFFmpegInterop(t *testing.T) {
 func TestVideoSetupChange(t *testing.T) {
 	ffmpeg, ffprobe := requireTool(t, "ffmpeg"), requireTool(t, "ffprobe")
 	a := startApp(t, Config{Origin: origin.Config{Window: time.Minute}})
-	dir := t.TempDir()
 	const seconds, fps = 2, 30
-	var parts []string
-	for _, size := range []string{"320x240", "640x360"} {
-		file := filepath.Join(dir, size+".ts")
-		args := []string{"-hide_banner", "-nostdin", "-loglevel", "warning",
-			"-f", "lavfi", "-i", "testsrc2=size=" + size + ":rate=30:duration=" + strconv.Itoa(seconds),
-			"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=" + strconv.Itoa(seconds)}
-		args = append(append(args, x264GOP1s...), "-c:a", "aac", file)
-		if out, err := runCmd(context.Background(), time.Minute, ffmpeg, args...); err != nil {
-			t.Fatalf("ffmpeg %s: %v\n%s", size, err, out)
-		}
-		parts = append(parts, file)
-	}
+	parts := sizedFiles(t, ffmpeg, sized{"320x240", seconds}, sized{"640x360", seconds})
 	if out, err := runCmd(context.Background(), time.Minute, ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "warning", "-re",
 		"-i", "concat:"+strings.Join(parts, "|"), "-c", "copy", "-f", "flv", a.rtmp+"switch"); err != nil {
 		t.Fatalf("ffmpeg: %v\n%s", err, out)
@@ -187,4 +175,32 @@ func TestVideoSetupChange(t *testing.T) {
 	if n := scrapeValue(mustGet(t, a.base+"/metrics"), "live_ingest_republished_total"); n != 1 {
 		t.Errorf("live_ingest_republished_total = %v, want 1", n)
 	}
+}
+
+// sized is a picture size and a duration of test pattern in it.
+type sized struct {
+	size    string // WxH
+	seconds int
+}
+
+// sizedFiles encodes each part, test pattern and tone, into an MPEG-TS
+// file of its own, for ffmpeg to concatenate into one stream whose setup
+// changes at each file's start.
+func sizedFiles(t *testing.T, ffmpeg string, parts ...sized) []string {
+	t.Helper()
+	dir := t.TempDir()
+	var files []string
+	for i, p := range parts {
+		size, file := p.size, filepath.Join(dir, strconv.Itoa(i)+".ts")
+		d := strconv.Itoa(p.seconds)
+		args := []string{"-hide_banner", "-nostdin", "-loglevel", "warning",
+			"-f", "lavfi", "-i", "testsrc2=size=" + size + ":rate=30:duration=" + d,
+			"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=" + d}
+		args = append(append(args, x264GOP1s...), "-c:a", "aac", file)
+		if out, err := runCmd(context.Background(), time.Minute, ffmpeg, args...); err != nil {
+			t.Fatalf("ffmpeg %s: %v\n%s", size, err, out)
+		}
+		files = append(files, file)
+	}
+	return files
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -306,5 +307,94 @@ func TestBrowserABRSwitch(t *testing.T) {
 	}
 	if fast < 10 {
 		t.Errorf("the PoP's fast path answered %v requests of hls.js, want most of them", fast)
+	}
+}
+
+// TestBrowserStreamComesBack: a stream whose picture size changes
+// mid-stream ends for players at the switch and goes on under a new
+// epoch; the watch page, in HLS (which plays the old size to its end)
+// and in DASH (whose player stalls on the MPD of the new epoch), reloads
+// itself and plays the new size.
+func TestBrowserStreamComesBack(t *testing.T) {
+	ffmpeg := requireTool(t, "ffmpeg")
+	a := startApp(t, Config{Origin: origin.Config{Window: time.Minute}})
+	parts := sizedFiles(t, ffmpeg, sized{"320x240", 8}, sized{"640x360", 30})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pubDone := make(chan error, 1)
+	go func() {
+		out, err := runCmd(ctx, 2*time.Minute, ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "warning", "-re",
+			"-i", "concat:"+strings.Join(parts, "|"), "-c", "copy", "-f", "flv", a.rtmp+"back")
+		if err != nil {
+			err = fmt.Errorf("ffmpeg: %w\n%s", err, out)
+		}
+		pubDone <- err
+	}()
+	a.waitLive(t, "back", 20*time.Second)
+
+	type tab struct {
+		format string
+		ctx    context.Context
+		loads  chan struct{} // a page load finished
+	}
+	var tabs []tab
+	for _, format := range []string{"hls", "dash"} {
+		// A browser each: Chromium pauses the video of a background tab.
+		tctx := newBrowser(t)
+		tb := tab{format, tctx, make(chan struct{}, 4)}
+		chromedp.ListenTarget(tctx, func(ev any) {
+			if _, ok := ev.(*page.EventLoadEventFired); ok {
+				select {
+				case tb.loads <- struct{}{}:
+				default: // never block the browser's event loop
+				}
+			}
+		})
+		if err := chromedp.Run(tctx, chromedp.Navigate(a.base+"/?stream=back&format="+format)); err != nil {
+			t.Fatal(err)
+		}
+		awaitLoad(t, tb.loads, 20*time.Second)
+		awaitPlaying(t, tctx, 30*time.Second)
+		awaitHeight(t, tctx, 240)
+		tabs = append(tabs, tb)
+	}
+	for _, tb := range tabs {
+		awaitLoad(t, tb.loads, 30*time.Second) // the page reloads itself
+		awaitPlaying(t, tb.ctx, 30*time.Second)
+		awaitHeight(t, tb.ctx, 360)
+		if s := state(t, tb.ctx); s.Error != nil {
+			t.Errorf("%s: error %s after the switch", tb.format, *s.Error)
+		}
+	}
+	select {
+	case err := <-pubDone:
+		t.Fatalf("the publisher stopped before the end of the test: %v", err)
+	default:
+	}
+	cancel() // the rest of the stream is not needed
+	<-pubDone
+}
+
+// awaitLoad waits for the next page load event.
+func awaitLoad(t *testing.T, loads <-chan struct{}, timeout time.Duration) {
+	t.Helper()
+	select {
+	case <-loads:
+	case <-time.After(timeout):
+		t.Fatalf("no page load within %v", timeout)
+	}
+}
+
+// awaitHeight waits, on the page, until the video plays pictures of the
+// given height.
+func awaitHeight(t *testing.T, ctx context.Context, height int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	js := fmt.Sprintf(`document.getElementById('video').videoHeight === %d`, height)
+	if err := chromedp.Run(ctx, chromedp.Poll(js, nil)); err != nil {
+		var h int
+		chromedp.Run(context.WithoutCancel(ctx), chromedp.Evaluate(`document.getElementById('video').videoHeight`, &h))
+		t.Fatalf("video height %d, want %d: %v", h, height, err)
 	}
 }

@@ -50,7 +50,7 @@ func (s *Server) Streams() []StreamInfo {
 		si := StreamInfo{
 			Name:       st.name,
 			Live:       !sn.ended,
-			Started:    started.UTC().Format(time.RFC3339),
+			Started:    started.UTC().Format(time.RFC3339Nano),
 			HLS:        "/live/" + st.name + "/index.m3u8",
 			DASH:       "/live/" + st.name + "/manifest.mpd",
 			Renditions: []RenditionInfo{},

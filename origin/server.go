@@ -55,7 +55,12 @@ type Server struct {
 	mu sync.Mutex
 	// streams maps names to streams, live or lingering; guarded by mu.
 	streams map[string]*stream
-	closed  bool // guarded by mu
+	// replaced holds, by name and epoch, the ended instances of a name
+	// that a new epoch took over, until their linger ends: players and
+	// edges still on one read its files (their playlists end with
+	// ENDLIST) instead of 404s. Guarded by mu.
+	replaced map[string]*stream
+	closed   bool // guarded by mu
 }
 
 // New validates cfg and returns a Server.
@@ -86,7 +91,8 @@ func New(cfg Config) (*Server, error) {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		metrics: m,
-		streams: make(map[string]*stream),
+		streams:  make(map[string]*stream),
+		replaced: make(map[string]*stream),
 	}
 	s.mux = s.routes()
 	s.manifestCacheControl = manifestCacheControl(cfg.SegmentDuration)
@@ -115,12 +121,28 @@ func (s *Server) Publish(name string, tracks []codecs.Codec) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st != nil {
-		st.stopTimer() // resumed, or replaced by a new instance
+	switch {
+	case st == sess.st:
+		st.stopTimer() // resumed
+	case st != nil:
+		// Replaced by a new instance: the old one lingers, its timer
+		// (set when its session ended) runs on.
+		s.replaced[st.name+"/"+st.epoch] = st
 	}
 	s.streams[name] = sess.st
 	s.metrics.publishes.Inc()
 	return sess, nil
+}
+
+// instance returns the instance epoch of the stream called name: the
+// current one or one replaced and lingering; nil for none.
+func (s *Server) instance(name, epoch string) *stream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.streams[name]; st != nil && st.epoch == epoch {
+		return st
+	}
+	return s.replaced[name+"/"+epoch]
 }
 
 // stream returns the stream called name, or nil.
@@ -142,10 +164,12 @@ func (s *Server) list() []*stream {
 	return out
 }
 
-// forget drops st if it is still the stream registered under its name.
+// forget drops st if it is still the stream registered under its name,
+// or a replaced instance.
 func (s *Server) forget(st *stream) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	delete(s.replaced, st.name+"/"+st.epoch)
 	if s.streams[st.name] == st {
 		delete(s.streams, st.name)
 		s.log.Info("stream dropped", "stream", st.name)
@@ -157,8 +181,11 @@ func (s *Server) forget(st *stream) {
 func (s *Server) Close() {
 	s.mu.Lock()
 	s.closed = true
-	streams := make([]*stream, 0, len(s.streams))
+	streams := make([]*stream, 0, len(s.streams)+len(s.replaced))
 	for _, st := range s.streams {
+		streams = append(streams, st)
+	}
+	for _, st := range s.replaced {
 		streams = append(streams, st)
 	}
 	s.mu.Unlock()

@@ -106,8 +106,8 @@ func (s *Server) serveManifest(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveRendition(w http.ResponseWriter, r *http.Request) {
-	st := s.lookup(r.PathValue("stream"))
-	if st == nil || r.PathValue("epoch") != st.epoch {
+	st := s.instance(r.PathValue("stream"), r.PathValue("epoch"))
+	if st == nil {
 		s.notFound(w, "segment", "no such stream")
 		return
 	}

@@ -113,6 +113,7 @@
       stalls: 0,
       bitrate: 0,
       switches: 0,
+      ended: false, // played to the end; the page reloads when the stream is back
     };
 
     // What the overlay and beacons need from whichever player is in use.
@@ -178,6 +179,7 @@
       state.error = msg;
       beacon('error', { error: msg });
       updateOverlay();
+      awaitComeBack();
     }
 
     video.addEventListener('error', () => {
@@ -224,6 +226,7 @@
           stallCounted = true;
           state.stalls++;
           beacon('stall', Object.assign(metrics(), { stall_ms: 2000 }));
+          awaitComeBack();
         }
       } else {
         stallSince = null;
@@ -254,6 +257,7 @@
         'stalls    ' + state.stalls,
         'first     ' + (state.firstFrameMs != null ? state.firstFrameMs + ' ms' : '–'),
       ];
+      if (state.ended) lines.push('ended     waiting for the stream to come back');
       overlay.textContent = lines.join('\n');
       if (state.error) overlay.append('\n', el('span', { className: 'error' }, 'error     ' + state.error));
     }
@@ -261,6 +265,51 @@
     updateOverlay();
 
     setInterval(() => beacon('heartbeat', metrics()), 10000);
+
+    // ---- the stream coming back
+
+    // A stream ends for players when its publisher leaves, and when it is
+    // published anew with other settings, at once under a new epoch: a
+    // reconnect after changing the resolution, or a mid-stream change of
+    // the encoder's setup. HLS players then play to the end (ENDLIST);
+    // dash.js, whose MPD URL now describes the new epoch, stalls. So when
+    // the video ends, stalls or fails, the page waits for a publisher
+    // session other than the one live when it loaded (its start time
+    // differs) and starts over with it; it stops waiting if the player
+    // recovers by itself.
+    async function liveSince() {
+      try {
+        const res = await fetch('/api/streams', { cache: 'no-store' });
+        if (!res.ok) return null;
+        const data = await res.json();
+        const s = (data.streams || []).find((x) => x.name === name);
+        return s && s.live ? s.started : null;
+      } catch (e) { return null; }
+    }
+    const loadedSince = liveSince(); // asked before the player loads anything
+    let awaiting = false;
+    function awaitComeBack() {
+      if (awaiting) return;
+      awaiting = true;
+      const poll = async () => {
+        const since = await liveSince();
+        if (since && since !== await loadedSince) {
+          location.reload();
+          return;
+        }
+        if (state.playing && !state.error) {
+          awaiting = false; // recovered
+          return;
+        }
+        setTimeout(poll, 2000);
+      };
+      poll();
+    }
+    video.addEventListener('ended', () => {
+      state.ended = true;
+      updateOverlay();
+      awaitComeBack();
+    });
 
     // ---- players
 
