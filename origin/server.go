@@ -88,9 +88,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("origin: %w", err)
 	}
 	s := &Server{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		metrics: m,
+		cfg:      cfg,
+		log:      cfg.Logger,
+		metrics:  m,
 		streams:  make(map[string]*stream),
 		replaced: make(map[string]*stream),
 	}
