@@ -64,6 +64,9 @@ type conn struct {
 	// guard sees the client's bytes before the RTMP library; set by
 	// runInner, used by Read.
 	guard *chunkGuard
+	// republished holds when the stream was last published anew, at most
+	// maxRepublishes times; used by runInner's goroutine only.
+	republished []time.Time
 }
 
 // silence returns how long the publisher has sent nothing.
@@ -229,8 +232,8 @@ func (c *conn) runInner() error {
 // republish ends sess and publishes the stream anew with tracks, after
 // the video setup changed from old to what tracks hold: players find the
 // new setup under the stream's multivariant playlist and MPD, as after a
-// reconnect with new settings. It returns the new session; on failure, a
-// closed one and the error.
+// reconnect with new settings. It returns the new session; on failure,
+// the error and a session to close (a closed one once sess is closed).
 func (c *conn) republish(sess Session, old codecs.Codec, tracks []codecs.Codec) (Session, error) {
 	var now codecs.Codec
 	for _, t := range tracks {
@@ -238,6 +241,15 @@ func (c *conn) republish(sess Session, old codecs.Codec, tracks []codecs.Codec) 
 			now = t
 		}
 	}
+	// Each new epoch costs its viewers a restart (and a ladder its
+	// ffmpeg): a publisher flipping setups over and over is refused.
+	if len(c.republished) == maxRepublishes {
+		if since := time.Since(c.republished[0]); since < republishWindow {
+			return sess, fmt.Errorf("%w: video setup changed %d times in %v", ErrUnsupportedCodec, maxRepublishes+1, since.Round(time.Second))
+		}
+		c.republished = c.republished[1:]
+	}
+	c.republished = append(c.republished, time.Now())
 	c.log.Info("video setup changed mid-stream: publishing the stream anew", "from", describe(old), "to", describe(now))
 	c.srv.metrics.republished.Inc()
 	sess.Close()
@@ -247,6 +259,13 @@ func (c *conn) republish(sess Session, old codecs.Codec, tracks []codecs.Codec) 
 	}
 	return next, nil
 }
+
+// A publisher may change its video setup maxRepublishes times within
+// republishWindow.
+const (
+	maxRepublishes  = 5
+	republishWindow = time.Minute
+)
 
 // closedSession stands for a session already closed.
 type closedSession struct{}

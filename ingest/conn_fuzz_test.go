@@ -107,12 +107,13 @@ func replay(t *testing.T, srv *Server, data []byte) {
 
 // countingHandler accepts every stream and counts what it gets.
 type countingHandler struct {
-	mu                   sync.Mutex
-	tracks, video, audio int
+	mu                              sync.Mutex
+	publishes, tracks, video, audio int
 }
 
 func (h *countingHandler) Publish(_ string, tracks []codecs.Codec) (Session, error) {
 	h.mu.Lock()
+	h.publishes++
 	h.tracks += len(tracks)
 	h.mu.Unlock()
 	return countingSession{h}, nil

@@ -1,11 +1,16 @@
 package ingest
 
 import (
+	"context"
 	"encoding/hex"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
+	"github.com/bluenviron/gortmplib"
+	rtmpcodecs "github.com/bluenviron/gortmplib/pkg/codecs"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Parameter sets of ffmpeg -f lavfi -i testsrc2=size=WxH -c:v libx264
@@ -155,4 +160,56 @@ func mustHex(t *testing.T, s string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestSetupFlipsRefused: a publisher whose video setup flips at every
+// keyframe is published anew maxRepublishes times, then refused (each new
+// epoch restarts its viewers, and a ladder's ffmpeg), with the reason
+// counted; the server goes on.
+func TestSetupFlipsRefused(t *testing.T) {
+	sets := [2]*rtmpcodecs.H264{
+		{SPS: mustHex(t, sps360), PPS: mustHex(t, pps360)},
+		{SPS: mustHex(t, sps720), PPS: mustHex(t, pps720)},
+	}
+	clip := &Clip{Tracks: []*gortmplib.Track{{Codec: sets[0]}}, Duration: 20 * time.Second}
+	for i := range 20 * 30 {
+		s := ClipSample{PTS: time.Duration(i) * time.Second / 30, NALUs: [][]byte{{0x41, 0x9a, 0x02}}}
+		s.DTS = s.PTS
+		if i%30 == 0 { // a keyframe a second, with the other size's sets in-band
+			c := sets[i/30%2]
+			s.NALUs, s.Key = [][]byte{c.SPS, c.PPS, {0x65, 0x88, 0x84}}, true
+		}
+		clip.Samples = append(clip.Samples, s)
+	}
+	reg := prometheus.NewRegistry()
+	h := &countingHandler{}
+	srv, err := New(Config{Addr: "127.0.0.1:0", Handler: h, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- srv.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-ran; err != nil {
+			t.Error(err)
+		}
+	}()
+	err = Publish(context.Background(), PublisherConfig{URL: "rtmp://" + srv.Addr().String() + "/live/flip", Clip: clip, Loops: 1, Speed: -1})
+	if err == nil {
+		t.Fatal("the flipping publisher was not refused")
+	}
+	h.mu.Lock()
+	publishes := h.publishes
+	h.mu.Unlock()
+	if publishes != 1+maxRepublishes {
+		t.Errorf("published %d times, want %d", publishes, 1+maxRepublishes)
+	}
+	if n := metricValue(t, reg, "live_ingest_republished_total"); n != maxRepublishes {
+		t.Errorf("live_ingest_republished_total = %v, want %d", n, maxRepublishes)
+	}
+	if n := metricValue(t, reg, "live_ingest_refused_total", "reason", "codec"); n != 1 {
+		t.Errorf("refused{reason=codec} = %v, want 1", n)
+	}
 }
