@@ -1,10 +1,14 @@
 package pop
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -138,12 +142,25 @@ func TestLoadBytesServed(t *testing.T) {
 	})
 	s, base := startPoP(t, Config{Origins: []string{origin.URL}})
 	for _, want := range []string{"miss", "hit"} {
-		resp, err := http.Get(base + "/live/s/e/v0/1.m4s")
+		// The PoP counts a body once it is written, so the client may
+		// have it all before the count: with Connection: close, the
+		// PoP's end of the connection closes once its handler returned.
+		conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(conn, "GET /live/s/e/v0/1.m4s HTTP/1.1\r\nHost: pop\r\nConnection: close\r\n\r\n")
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		raw, err := io.ReadAll(conn) // to the PoP's close
+		conn.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(raw)), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		n, err := io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
 		if err != nil || n != int64(len(body)) || resp.Header.Get("X-Cache") != want {
 			t.Fatalf("read %d bytes (%v), X-Cache %q; want %d, %s", n, err, resp.Header.Get("X-Cache"), len(body), want)
 		}
