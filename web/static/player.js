@@ -287,10 +287,13 @@
       } catch (e) { return null; }
     }
     const loadedSince = liveSince(); // asked before the player loads anything
+    // The wait backs off from 2 s to 30 s, with jitter: the viewers of a
+    // stream that ended do not all ask the server every 2 s for good.
     let awaiting = false;
     function awaitComeBack() {
       if (awaiting) return;
       awaiting = true;
+      let delay = 2000;
       const poll = async () => {
         const since = await liveSince();
         if (since && since !== await loadedSince) {
@@ -301,7 +304,8 @@
           awaiting = false; // recovered
           return;
         }
-        setTimeout(poll, 2000);
+        setTimeout(poll, delay * (0.75 + Math.random() / 2));
+        delay = Math.min(delay * 1.5, 30000);
       };
       poll();
     }
