@@ -64,6 +64,10 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
+	if (*tlsCert != "" || *tlsKey != "") != (*httpsAddr != "") {
+		fmt.Fprintln(os.Stderr, "pop: -https and -tls-cert, -tls-key go together")
+		os.Exit(2)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	handler, node, err := live.NewPoPNode(pop.Config{
@@ -77,10 +81,6 @@ func main() {
 	if err != nil {
 		log.Error("start", "error", err)
 		os.Exit(1)
-	}
-	if (*tlsCert != "" || *tlsKey != "") != (*httpsAddr != "") {
-		fmt.Fprintln(os.Stderr, "pop: -https and -tls-cert, -tls-key go together")
-		os.Exit(2)
 	}
 	// servers are the plain HTTP one, answered by the node's fast path,
 	// and with -https the HTTPS one.
