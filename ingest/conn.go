@@ -168,8 +168,12 @@ func (c *conn) runInner() error {
 	if err != nil {
 		return c.refuse(sc, "NetStream.Publish.Rejected", err)
 	}
-	defer func() { sess.Close() }() // the session of the moment
-	defer close(c.ending)           // before sess.Close: its stream shows ended only after
+	defer func() { // the session of the moment; nil if publishing anew failed
+		if sess != nil {
+			sess.Close()
+		}
+	}()
+	defer close(c.ending) // before sess.Close: its stream shows ended only after
 
 	// The reader calls these from r.Read, on this goroutine. A callback
 	// cannot return an error, so the first one is kept and ends the loop.
@@ -233,7 +237,7 @@ func (c *conn) runInner() error {
 // the video setup changed from old to what tracks hold: players find the
 // new setup under the stream's multivariant playlist and MPD, as after a
 // reconnect with new settings. It returns the new session; on failure,
-// the error and a session to close (a closed one once sess is closed).
+// the error and the session still to close (nil once sess is closed).
 func (c *conn) republish(sess Session, old codecs.Codec, tracks []codecs.Codec) (Session, error) {
 	var now codecs.Codec
 	for _, t := range tracks {
@@ -255,7 +259,7 @@ func (c *conn) republish(sess Session, old codecs.Codec, tracks []codecs.Codec) 
 	sess.Close()
 	next, err := c.srv.cfg.Handler.Publish(c.name, tracks)
 	if err != nil {
-		return closedSession{}, fmt.Errorf("publish with the new video setup: %w", err)
+		return nil, fmt.Errorf("publish with the new video setup: %w", err)
 	}
 	return next, nil
 }
@@ -266,17 +270,6 @@ const (
 	maxRepublishes  = 5
 	republishWindow = time.Minute
 )
-
-// closedSession stands for a session already closed.
-type closedSession struct{}
-
-var errSessionClosed = errors.New("session closed")
-
-func (closedSession) WriteVideo(int, time.Duration, time.Duration, [][]byte) error {
-	return errSessionClosed
-}
-func (closedSession) WriteAudio(int, time.Duration, []byte) error { return errSessionClosed }
-func (closedSession) Close()                                      {}
 
 // isTimeout reports whether err is a deadline expiring.
 func isTimeout(err error) bool {

@@ -3,6 +3,8 @@ package ingest
 import (
 	"context"
 	"encoding/hex"
+	"errors"
+	"log/slog"
 	"reflect"
 	"testing"
 	"time"
@@ -11,6 +13,8 @@ import (
 	"github.com/bluenviron/gortmplib"
 	rtmpcodecs "github.com/bluenviron/gortmplib/pkg/codecs"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/golivestream/live/internal/logtest"
 )
 
 // Parameter sets of ffmpeg -f lavfi -i testsrc2=size=WxH -c:v libx264
@@ -167,6 +171,70 @@ func mustHex(t *testing.T, s string) []byte {
 // epoch restarts its viewers, and a ladder's ffmpeg), with the reason
 // counted; the server goes on.
 func TestSetupFlipsRefused(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h := &countingHandler{}
+	if err := publishFlips(t, h, reg, nil); !errors.Is(err, ErrPublishRejected) {
+		t.Fatalf("the flipping publisher: %v, want a refusal", err)
+	}
+	h.mu.Lock()
+	publishes := h.publishes
+	h.mu.Unlock()
+	if publishes != 1+maxRepublishes {
+		t.Errorf("published %d times, want %d", publishes, 1+maxRepublishes)
+	}
+	if n := metricValue(t, reg, "live_ingest_republished_total"); n != maxRepublishes {
+		t.Errorf("live_ingest_republished_total = %v, want %d", n, maxRepublishes)
+	}
+	if n := metricValue(t, reg, "live_ingest_refused_total", "reason", "codec"); n != 1 {
+		t.Errorf("refused{reason=codec} = %v, want 1", n)
+	}
+}
+
+// TestRepublishRefused: a handler refusing the stream's new setup ends
+// the publisher with a refusal, counted, and the connection closes
+// cleanly with no session left to close.
+func TestRepublishRefused(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h := &refusingHandler{}
+	events := logtest.New(64)
+	if err := publishFlips(t, h, reg, slog.New(events)); !errors.Is(err, ErrPublishRejected) {
+		t.Fatalf("publisher: %v, want a refusal", err)
+	}
+	// Not "rtmp connection panicked", closing a session that is gone.
+	events.Await(t, "rtmp publisher disconnected")
+	h.mu.Lock()
+	asked := h.asked
+	h.mu.Unlock()
+	if asked != 2 {
+		t.Errorf("asked to publish %d times, want 2", asked)
+	}
+	if n := metricValue(t, reg, "live_ingest_refused_total", "reason", "failed"); n != 1 {
+		t.Errorf("refused{reason=failed} = %v, want 1", n)
+	}
+}
+
+// refusingHandler accepts the first stream and refuses the others.
+type refusingHandler struct {
+	countingHandler
+	asked int // guarded by countingHandler.mu
+}
+
+func (h *refusingHandler) Publish(name string, tracks []codecs.Codec) (Session, error) {
+	h.mu.Lock()
+	h.asked++
+	first := h.asked == 1
+	h.mu.Unlock()
+	if !first {
+		return nil, errors.New("no room for it")
+	}
+	return h.countingHandler.Publish(name, tracks)
+}
+
+// publishFlips publishes, as fast as it goes, 20 s of video whose picture
+// size flips at every keyframe (once a second, the sets in-band) to a
+// server with handler h, and returns how the publisher ended.
+func publishFlips(t *testing.T, h Handler, reg *prometheus.Registry, log *slog.Logger) error {
+	t.Helper()
 	sets := [2]*rtmpcodecs.H264{
 		{SPS: mustHex(t, sps360), PPS: mustHex(t, pps360)},
 		{SPS: mustHex(t, sps720), PPS: mustHex(t, pps720)},
@@ -181,9 +249,7 @@ func TestSetupFlipsRefused(t *testing.T) {
 		}
 		clip.Samples = append(clip.Samples, s)
 	}
-	reg := prometheus.NewRegistry()
-	h := &countingHandler{}
-	srv, err := New(Config{Addr: "127.0.0.1:0", Handler: h, Registerer: reg})
+	srv, err := New(Config{Addr: "127.0.0.1:0", Handler: h, Registerer: reg, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,20 +262,5 @@ func TestSetupFlipsRefused(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	err = Publish(context.Background(), PublisherConfig{URL: "rtmp://" + srv.Addr().String() + "/live/flip", Clip: clip, Loops: 1, Speed: -1})
-	if err == nil {
-		t.Fatal("the flipping publisher was not refused")
-	}
-	h.mu.Lock()
-	publishes := h.publishes
-	h.mu.Unlock()
-	if publishes != 1+maxRepublishes {
-		t.Errorf("published %d times, want %d", publishes, 1+maxRepublishes)
-	}
-	if n := metricValue(t, reg, "live_ingest_republished_total"); n != maxRepublishes {
-		t.Errorf("live_ingest_republished_total = %v, want %d", n, maxRepublishes)
-	}
-	if n := metricValue(t, reg, "live_ingest_refused_total", "reason", "codec"); n != 1 {
-		t.Errorf("refused{reason=codec} = %v, want 1", n)
-	}
+	return Publish(context.Background(), PublisherConfig{URL: "rtmp://" + srv.Addr().String() + "/live/flip", Clip: clip, Loops: 1, Speed: -1})
 }
