@@ -148,3 +148,29 @@ func TestFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestReconnectWindowFlag: -reconnect-window 0 turns the wait off, which
+// the origin's Config spells as negative (its zero is the default).
+func TestReconnectWindowFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{nil, 10 * time.Second},
+		{[]string{"-reconnect-window", "3s"}, 3 * time.Second},
+		{[]string{"-reconnect-window", "0"}, -1},
+	} {
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		f := AddFlags(fs, "players")
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := f.Config(io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Origin.ReconnectWindow != tc.want {
+			t.Errorf("%v: ReconnectWindow %v, want %v", tc.args, cfg.Origin.ReconnectWindow, tc.want)
+		}
+	}
+}

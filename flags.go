@@ -19,6 +19,7 @@ type Flags struct {
 	http, https             *string
 	tlsCert, tlsKey         *string
 	window, segment         *time.Duration
+	reconnectWindow         *time.Duration
 	publishKey, publishAuth *string
 	transcode               *transcode.Flags
 	log                     *logflag.Flags
@@ -27,14 +28,16 @@ type Flags struct {
 // AddFlags registers the shared flags on fs; httpUsage describes -http.
 func AddFlags(fs *flag.FlagSet, httpUsage string) *Flags {
 	return &Flags{
-		rtmp:        fs.String("rtmp", ":1935", "RTMP listen address for publishers"),
-		rtmps:       fs.String("rtmps", "", "RTMPS listen address for publishers, e.g. :1936, with the certificate of -tls-cert (empty: no RTMPS)"),
-		http:        fs.String("http", ":8080", httpUsage),
-		https:       fs.String("https", "", "HTTPS (and HTTP/2) listen address serving what -http serves, e.g. :8443, with the certificate of -tls-cert (empty: no HTTPS)"),
-		tlsCert:     fs.String("tls-cert", "", "PEM certificate chain of -https and -rtmps (read again when the file changes)"),
-		tlsKey:      fs.String("tls-key", "", "PEM private key of -tls-cert"),
-		window:      fs.Duration("window", 30*time.Second, "media described by playlists per rendition"),
-		segment:     fs.Duration("segment", time.Second, "target segment duration"),
+		rtmp:    fs.String("rtmp", ":1935", "RTMP listen address for publishers"),
+		rtmps:   fs.String("rtmps", "", "RTMPS listen address for publishers, e.g. :1936, with the certificate of -tls-cert (empty: no RTMPS)"),
+		http:    fs.String("http", ":8080", httpUsage),
+		https:   fs.String("https", "", "HTTPS (and HTTP/2) listen address serving what -http serves, e.g. :8443, with the certificate of -tls-cert (empty: no HTTPS)"),
+		tlsCert: fs.String("tls-cert", "", "PEM certificate chain of -https and -rtmps (read again when the file changes)"),
+		tlsKey:  fs.String("tls-key", "", "PEM private key of -tls-cert"),
+		window:  fs.Duration("window", 30*time.Second, "media described by playlists per rendition"),
+		segment: fs.Duration("segment", time.Second, "target segment duration"),
+		reconnectWindow: fs.Duration("reconnect-window", 10*time.Second,
+			"how long a stream whose publisher's connection broke stays live for it to reconnect (0: it ends at once; a publisher that stops publishing ends its stream at once)"),
 		publishKey:  fs.String("publish-key", "", "key publishers must give, as stream key NAME?key=KEY (default: $LIVE_PUBLISH_KEY, which keeps it out of the process list; neither: anyone may publish)"),
 		publishAuth: fs.String("publish-auth", "", "URL of an HTTP service that decides who may publish: POST call=publish&name=NAME&addr=IP&key=..., 2xx allows (empty: see -publish-key)"),
 		transcode:   transcode.AddFlags(fs),
@@ -53,6 +56,10 @@ func (f *Flags) Config(stderr io.Writer) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
+	reconnect := *f.reconnectWindow
+	if reconnect <= 0 {
+		reconnect = -1 // the origin's zero is its default
+	}
 	cfg := Config{
 		RTMPAddr:       *f.rtmp,
 		RTMPSAddr:      *f.rtmps,
@@ -62,7 +69,7 @@ func (f *Flags) Config(stderr io.Writer) (Config, error) {
 		TLSKeyFile:     *f.tlsKey,
 		PublishKey:     *f.publishKey,
 		PublishAuthURL: *f.publishAuth,
-		Origin:         origin.Config{Window: *f.window, SegmentDuration: *f.segment},
+		Origin:         origin.Config{Window: *f.window, SegmentDuration: *f.segment, ReconnectWindow: reconnect},
 		Transcode:      tcfg,
 		Logger:         log,
 	}

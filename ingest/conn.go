@@ -155,7 +155,7 @@ func (c *conn) runInner() error {
 	c.log = c.log.With("stream", name)
 	c.log.Info("rtmp publisher connected")
 
-	r := &gortmplib.Reader{Conn: sc}
+	r := &gortmplib.Reader{Conn: unpublishConn{sc}}
 	if err := r.Initialize(); err != nil {
 		return fmt.Errorf("read tracks: %w", err)
 	}
@@ -168,8 +168,15 @@ func (c *conn) runInner() error {
 	if err != nil {
 		return c.refuse(sc, "NetStream.Publish.Rejected", err)
 	}
+	// lost is set when the connection breaks or goes silent: the stream
+	// waits for its publisher to come back.
+	var lost bool
 	defer func() { // the session of the moment; nil if publishing anew failed
-		if sess != nil {
+		switch {
+		case sess == nil:
+		case lost:
+			sess.Drop()
+		default:
 			sess.Close()
 		}
 	}()
@@ -225,6 +232,10 @@ func (c *conn) runInner() error {
 			}
 		}
 		if err := r.Read(); err != nil {
+			if errors.Is(err, errUnpublished) {
+				return nil
+			}
+			lost = c.ctx.Err() == nil && !errors.Is(err, ErrProtocol)
 			return fmt.Errorf("read: %w", err)
 		}
 		if writeErr != nil {
@@ -256,7 +267,9 @@ func (c *conn) republish(sess Session, old codecs.Codec, tracks []codecs.Codec) 
 	c.republished = append(c.republished, time.Now())
 	c.log.Info("video setup changed mid-stream: publishing the stream anew", "from", describe(old), "to", describe(now))
 	c.srv.metrics.republished.Inc()
-	sess.Close()
+	// Dropped, not closed: the stream stays live until the new setup
+	// takes over, so DASH players go on into its next Period.
+	sess.Drop()
 	next, err := c.srv.cfg.Handler.Publish(c.name, tracks)
 	if err != nil {
 		return nil, fmt.Errorf("publish with the new video setup: %w", err)

@@ -109,6 +109,7 @@ func replay(t *testing.T, srv *Server, data []byte) {
 type countingHandler struct {
 	mu                              sync.Mutex
 	publishes, tracks, video, audio int
+	closes, drops                   int
 }
 
 func (h *countingHandler) Publish(_ string, tracks []codecs.Codec) (Session, error) {
@@ -135,7 +136,17 @@ func (s countingSession) WriteAudio(int, time.Duration, []byte) error {
 	return nil
 }
 
-func (countingSession) Close() {}
+func (s countingSession) Close() {
+	s.h.mu.Lock()
+	s.h.closes++
+	s.h.mu.Unlock()
+}
+
+func (s countingSession) Drop() {
+	s.h.mu.Lock()
+	s.h.drops++
+	s.h.mu.Unlock()
+}
 
 // recordPublish publishes a miniature of the demo clip to a Server on
 // loopback and returns what the publisher sent after its handshake: the

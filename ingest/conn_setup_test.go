@@ -177,10 +177,15 @@ func TestSetupFlipsRefused(t *testing.T) {
 		t.Fatalf("the flipping publisher: %v, want a refusal", err)
 	}
 	h.mu.Lock()
-	publishes := h.publishes
+	publishes, drops, closes := h.publishes, h.drops, h.closes
 	h.mu.Unlock()
 	if publishes != 1+maxRepublishes {
 		t.Errorf("published %d times, want %d", publishes, 1+maxRepublishes)
+	}
+	// Each setup change drops the session, so that the stream stays live
+	// until the next one takes over; the refusal ends the last.
+	if drops != maxRepublishes || closes != 1 {
+		t.Errorf("%d sessions dropped and %d closed, want %d and 1", drops, closes, maxRepublishes)
 	}
 	if n := metricValue(t, reg, "live_ingest_republished_total"); n != maxRepublishes {
 		t.Errorf("live_ingest_republished_total = %v, want %d", n, maxRepublishes)

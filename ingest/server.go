@@ -36,8 +36,13 @@ type Session interface {
 	WriteVideo(track int, pts, dts time.Duration, au [][]byte) error
 	// WriteAudio adds an audio access unit.
 	WriteAudio(track int, pts time.Duration, au []byte) error
-	// Close ends the stream: the publisher has gone.
+	// Close ends the stream: the publisher stopped publishing, was
+	// refused, or the server is shutting down.
 	Close()
+	// Drop ends the session without ending the stream: the publisher's
+	// connection broke (or went silent) without it unpublishing, and an
+	// encoder that reconnects should find its stream still live.
+	Drop()
 }
 
 // Config configures a Server.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,9 @@ type gateHandler struct {
 	unblock   chan struct{}
 	once      sync.Once
 	srv       *Server // the server it is the handler of
+	// drops counts the sessions that ended with Drop (their publisher
+	// lost), not Close.
+	drops atomic.Int32
 }
 
 // release lets every Close return.
@@ -45,6 +49,11 @@ func (gateSession) WriteAudio(int, time.Duration, []byte) error                 
 func (s gateSession) Close() {
 	s.h.closing <- s.name
 	<-s.h.unblock
+}
+
+func (s gateSession) Drop() {
+	s.h.drops.Add(1)
+	s.Close()
 }
 
 // startGated runs a Server configured as cfg, with a gateHandler, on
@@ -179,6 +188,72 @@ func TestTakeoverSilentPublisher(t *testing.T) {
 	if n := metricValue(t, reg, "live_ingest_takeovers_total"); n != 1 {
 		t.Errorf("live_ingest_takeovers_total %v, want 1", n)
 	}
+	if n := h.drops.Load(); n != 1 {
+		t.Errorf("%d sessions dropped, want the replaced one's", n)
+	}
+}
+
+// TestEndOfPublishing: a publisher that says it stops (deleteStream, as
+// ffmpeg and OBS send) ends its stream; one whose connection breaks
+// without saying so is dropped, so that its stream waits for it; a
+// server shutting down ends the streams.
+func TestEndOfPublishing(t *testing.T) {
+	clip := clipLoadDemo(t)
+	t.Run("unpublished", func(t *testing.T) {
+		h, base := startGated(t, Config{})
+		h.release()
+		if err := Publish(context.Background(), PublisherConfig{URL: base + "s", Clip: clip, Loops: 1, Speed: -1}); err != nil {
+			t.Fatal(err)
+		}
+		await(t, h.closing)
+		if n := h.drops.Load(); n != 0 {
+			t.Error("a publisher that unpublished was dropped")
+		}
+	})
+	t.Run("connection lost", func(t *testing.T) {
+		h, base := startGated(t, Config{})
+		h.release()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- Publish(ctx, PublisherConfig{URL: base + "s", Clip: clip}) }()
+		await(t, h.published)
+		cancel() // closes the connection, saying nothing
+		<-done
+		await(t, h.closing)
+		if n := h.drops.Load(); n != 1 {
+			t.Error("a publisher whose connection closed was not dropped")
+		}
+	})
+	t.Run("server shutdown", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := &gateHandler{published: make(chan string, 1), closing: make(chan string, 1), unblock: make(chan struct{})}
+		h.release()
+		srv, err := New(Config{Listener: ln, Handler: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, stop := context.WithCancel(context.Background())
+		ran := make(chan error, 1)
+		go func() { ran <- srv.Run(ctx) }()
+		pctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- Publish(pctx, PublisherConfig{URL: "rtmp://" + ln.Addr().String() + "/live/s", Clip: clip}) }()
+		await(t, h.published)
+		stop()
+		if err := <-ran; err != nil {
+			t.Error(err)
+		}
+		await(t, h.closing)
+		if n := h.drops.Load(); n != 0 {
+			t.Error("a shutdown dropped its publisher's stream instead of ending it")
+		}
+		cancel()
+		<-done
+	})
 }
 
 // await returns the next name ch gives, failing t if none comes within

@@ -8,10 +8,13 @@ import (
 
 // StreamInfo is one stream as GET /api/streams describes it.
 type StreamInfo struct {
-	Name    string  `json:"name"`
-	Live    bool    `json:"live"`
-	Started string  `json:"started"` // RFC 3339, when the current publisher started
-	Uptime  float64 `json:"uptime_seconds"`
+	Name string `json:"name"`
+	Live bool   `json:"live"`
+	// Reconnecting is set while a live stream waits for its lost
+	// publisher (Config.ReconnectWindow).
+	Reconnecting bool    `json:"reconnecting,omitempty"`
+	Started      string  `json:"started"` // RFC 3339, when the current publisher started
+	Uptime       float64 `json:"uptime_seconds"`
 	// HLS and DASH are the manifest paths, relative to the server root.
 	HLS        string          `json:"hls"`
 	DASH       string          `json:"dash"`
@@ -45,15 +48,17 @@ func (s *Server) Streams() []StreamInfo {
 	for _, st := range s.list() {
 		st.mu.Lock()
 		started := st.sessionStart
-		st.mu.Unlock()
 		sn := st.snap.Load()
+		waiting := st.session == nil && !sn.ended
+		st.mu.Unlock()
 		si := StreamInfo{
-			Name:       st.name,
-			Live:       !sn.ended,
-			Started:    started.UTC().Format(time.RFC3339Nano),
-			HLS:        "/live/" + st.name + "/index.m3u8",
-			DASH:       "/live/" + st.name + "/manifest.mpd",
-			Renditions: []RenditionInfo{},
+			Name:         st.name,
+			Live:         !sn.ended,
+			Reconnecting: waiting,
+			Started:      started.UTC().Format(time.RFC3339Nano),
+			HLS:          "/live/" + st.name + "/index.m3u8",
+			DASH:         "/live/" + st.name + "/manifest.mpd",
+			Renditions:   []RenditionInfo{},
 		}
 		if !sn.ended {
 			si.Uptime = now.Sub(started).Seconds()

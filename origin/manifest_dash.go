@@ -16,16 +16,18 @@ import (
 const TimePath = "/time"
 
 // buildMPD renders the stream's dynamic MPD (ISO/IEC 23009-1, DASH-IF live
-// profile): one Period, one AdaptationSet per media type, SegmentTemplate
-// with $Number$ and a SegmentTimeline per Representation, addressing the
-// same files as the HLS playlists.
-func buildMPD(st *stream, snap *snapshot, cfg Config, now time.Time) ([]byte, error) {
+// profile): one Period per instance of the presentation (st, after the
+// prior instances it continues, whose files are still served), one
+// AdaptationSet per media type, SegmentTemplate with $Number$ and a
+// SegmentTimeline per Representation, addressing the same files as the
+// HLS playlists.
+func buildMPD(st *stream, prior []*stream, snap *snapshot, cfg Config, now time.Time) ([]byte, error) {
 	dynamic := "dynamic"
 	m := &mpd.MPD{
 		XMLNs:                 "urn:mpeg:dash:schema:mpd:2011",
 		Profiles:              mpd.ListOfProfilesType(mpd.PROFILE_LIVE),
 		Type:                  &dynamic,
-		AvailabilityStartTime: mpd.DateTime(st.ast.UTC().Format("2006-01-02T15:04:05.000Z")),
+		AvailabilityStartTime: mpd.DateTime(st.pres.UTC().Format("2006-01-02T15:04:05.000Z")),
 		PublishTime:           mpd.DateTime(now.UTC().Format("2006-01-02T15:04:05.000Z")),
 		MinBufferTime:         durPtr(2 * cfg.SegmentDuration),
 		TimeShiftBufferDepth:  durPtr(cfg.Window),
@@ -36,7 +38,6 @@ func buildMPD(st *stream, snap *snapshot, cfg Config, now time.Time) ([]byte, er
 			mpd.NewDescriptor("urn:mpeg:dash:utc:http-iso:2014", TimePath, ""),
 		},
 	}
-	var maxSeg time.Duration
 	if snap.ended {
 		// ISO/IEC 23009-1 5.4: a dynamic MPD may become static. Players
 		// then treat the window as on-demand content that ends at
@@ -44,14 +45,45 @@ func buildMPD(st *stream, snap *snapshot, cfg Config, now time.Time) ([]byte, er
 		// for segments that will never come.
 		static := "static"
 		m.Type = &static
-		m.MediaPresentationDuration = durPtr(snap.end())
+		m.MediaPresentationDuration = durPtr(st.ast.Sub(st.pres) + snap.end())
 		m.TimeShiftBufferDepth, m.SuggestedPresentationDelay = nil, nil
 	} else {
 		m.MinimumUpdatePeriod = durPtr(cfg.SegmentDuration)
 	}
 
-	period := &mpd.Period{Id: "0", Start: durPtr(0)}
-	m.Periods = []*mpd.Period{period}
+	var maxSeg time.Duration
+	for _, p := range prior {
+		// An earlier instance's Period stays while some of it is in the
+		// time-shift buffer. Where it overlaps the next one (its media
+		// ran ahead of the wall clock), players cut its end.
+		psnap := p.snap.Load()
+		if p.ast.Add(psnap.end()).Before(now.Add(-cfg.Window)) {
+			continue
+		}
+		if period, d := buildPeriod(p, psnap); period != nil {
+			m.Periods = append(m.Periods, period)
+			maxSeg = max(maxSeg, d)
+		}
+	}
+	if period, d := buildPeriod(st, snap); period != nil {
+		m.Periods = append(m.Periods, period)
+		maxSeg = max(maxSeg, d)
+	}
+	m.MaxSegmentDuration = durPtr(maxSeg)
+
+	var buf bytes.Buffer
+	if _, err := m.Write(&buf, "  ", true); err != nil {
+		return nil, fmt.Errorf("write MPD: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// buildPeriod describes the instance st as a Period, named by its epoch,
+// beginning where st's timeline zero falls in the presentation. It also
+// returns the longest segment listed; a nil Period if nothing is.
+func buildPeriod(st *stream, snap *snapshot) (*mpd.Period, time.Duration) {
+	period := &mpd.Period{Id: st.epoch, Start: durPtr(st.ast.Sub(st.pres))}
+	var maxSeg time.Duration
 	var video, audio *mpd.AdaptationSetType
 	var videos []*rendition
 	// Stalled ladder renditions stay, unlike in the HLS multivariant
@@ -95,16 +127,13 @@ func buildMPD(st *stream, snap *snapshot, cfg Config, now time.Time) ([]byte, er
 		}
 		audio.Representations = append(audio.Representations, rep)
 	}
-	m.MaxSegmentDuration = durPtr(maxSeg)
+	if len(period.AdaptationSets) == 0 {
+		return nil, 0
+	}
 	if video != nil {
 		video.SegmentAlignment = aligned(videos)
 	}
-
-	var buf bytes.Buffer
-	if _, err := m.Write(&buf, "  ", true); err != nil {
-		return nil, fmt.Errorf("write MPD: %w", err)
-	}
-	return buf.Bytes(), nil
+	return period, maxSeg
 }
 
 func adaptationSet(id uint32, contentType, mimeType string) *mpd.AdaptationSetType {

@@ -24,7 +24,7 @@ const goldenDir = "../testdata/golden"
 // segments (one of them after a reconnect) and an audio rendition.
 func fixture(window time.Duration, ended bool) (*stream, *snapshot, Config) {
 	ast := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	st := &stream{name: "cam1", epoch: "mf0epoch", ast: ast}
+	st := &stream{name: "cam1", epoch: "mf0epoch", ast: ast, pres: ast}
 	cfg := Config{Window: window, SegmentDuration: time.Second}
 
 	video := &rendition{id: "v0", targetDuration: 1, info: packager.Info{
@@ -74,7 +74,7 @@ func TestManifestsGolden(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			st, snap, cfg := fixture(tc.window, tc.ended)
 			now := st.ast.Add(10 * time.Second)
-			mpdBody, err := buildMPD(st, snap, cfg, now)
+			mpdBody, err := buildMPD(st, nil, snap, cfg, now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -114,6 +114,79 @@ func TestManifestsGolden(t *testing.T) {
 				t.Errorf("type %s, minimumUpdatePeriod = %v with ended = %v", m.GetType(), m.MinimumUpdatePeriod, tc.ended)
 			}
 		})
+	}
+}
+
+// TestMPDPeriods checks the MPD of an instance that continues another
+// (its publisher was lost, or changed its video setup, mid-stream): the
+// earlier instance is the first Period, while it is in the time-shift
+// buffer, and the presentation keeps its availabilityStartTime.
+func TestMPDPeriods(t *testing.T) {
+	old, oldSnap, cfg := fixture(30*time.Second, true)
+	old.snap.Store(oldSnap)
+	cur, snap, _ := fixture(30*time.Second, false)
+	cur.epoch = "mf1epoch"
+	cur.ast = old.ast.Add(11 * time.Second) // old's media ends at 10.692 s
+	cur.pres = old.pres
+
+	body, err := buildMPD(cur, []*stream{old}, snap, cfg, cur.ast.Add(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, "periods_manifest.mpd", body)
+	m, err := mpd.ReadFromString(string(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.GetType() != "dynamic" || m.AvailabilityStartTime != "2026-11-21T12:00:00.000Z" {
+		t.Errorf("type %s, availabilityStartTime %s: want the first instance's, dynamic", m.GetType(), m.AvailabilityStartTime)
+	}
+	want := []struct {
+		id, media string
+		start     time.Duration
+	}{{"mf0epoch", "mf0epoch/$RepresentationID$/$Number$.m4s", 0}, {"mf1epoch", "mf1epoch/$RepresentationID$/$Number$.m4s", 11 * time.Second}}
+	if len(m.Periods) != len(want) {
+		t.Fatalf("%d periods, want %d", len(m.Periods), len(want))
+	}
+	for i, w := range want {
+		p := m.Periods[i]
+		if p.Id != w.id || p.Start == nil || time.Duration(*p.Start) != w.start {
+			t.Errorf("period %d: id %s, start %v; want %s at %v", i, p.Id, p.Start, w.id, w.start)
+		}
+		for _, as := range p.AdaptationSets {
+			for _, rep := range as.Representations {
+				if rep.SegmentTemplate.Media != w.media {
+					t.Errorf("period %d, %s: media %s, want %s", i, rep.Id, rep.SegmentTemplate.Media, w.media)
+				}
+			}
+		}
+	}
+
+	// Once all of it has left the time-shift buffer, the earlier Period
+	// goes; the presentation's times stay.
+	body, err = buildMPD(cur, []*stream{old}, snap, cfg, old.ast.Add(oldSnap.end()+cfg.Window+time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err = mpd.ReadFromString(string(body)); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Periods) != 1 || m.Periods[0].Id != "mf1epoch" || time.Duration(*m.Periods[0].Start) != 11*time.Second ||
+		m.AvailabilityStartTime != "2026-11-21T12:00:00.000Z" {
+		t.Errorf("later: %d periods, first %s, AST %s; want mf1epoch alone at 11 s, AST unchanged", len(m.Periods), m.Periods[0].Id, m.AvailabilityStartTime)
+	}
+
+	// When it ends, the presentation lasts to the end of its last Period.
+	snap.ended = true
+	body, err = buildMPD(cur, []*stream{old}, snap, cfg, cur.ast.Add(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err = mpd.ReadFromString(string(body)); err != nil {
+		t.Fatal(err)
+	}
+	if m.MediaPresentationDuration == nil || time.Duration(*m.MediaPresentationDuration) != 11*time.Second+snap.end() {
+		t.Errorf("ended: mediaPresentationDuration %v, want 11 s + %v", m.MediaPresentationDuration, snap.end())
 	}
 }
 

@@ -35,6 +35,14 @@ type Config struct {
 	// Linger is how long an ended stream stays listed (its playlists carry
 	// EXT-X-ENDLIST) before it is dropped. Zero means Window.
 	Linger time.Duration
+	// ReconnectWindow is how long a stream whose publisher was lost
+	// (Session.Drop: the connection broke without the publisher
+	// unpublishing) stays live, its playlists open, for the publisher to
+	// come back: players wait at the live edge instead of ending. A
+	// publisher back in time resumes the stream, or, with other settings,
+	// publishes the next Period of the same DASH presentation. Zero means
+	// 10 s; negative means the stream ends at once.
+	ReconnectWindow time.Duration
 	// Logger receives stream events. Nil means discard.
 	Logger *slog.Logger
 	// Registerer receives the origin's Prometheus metrics. Nil means they
@@ -76,6 +84,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Linger <= 0 {
 		cfg.Linger = cfg.Window
+	}
+	if cfg.ReconnectWindow == 0 {
+		cfg.ReconnectWindow = 10 * time.Second
 	}
 	if cfg.Window < 3*cfg.SegmentDuration {
 		return nil, fmt.Errorf("origin: Window %v must hold at least 3 segments of %v", cfg.Window, cfg.SegmentDuration)
@@ -125,8 +136,13 @@ func (s *Server) Publish(name string, tracks []codecs.Codec) (*Session, error) {
 	case st == sess.st:
 		st.stopTimer() // resumed
 	case st != nil:
-		// Replaced by a new instance: the old one lingers, its timer
-		// (set when its session ended) runs on.
+		// Replaced by a new instance: the old one ends, if it was waiting
+		// for its publisher, and lingers; its timer runs on.
+		st.mu.Lock()
+		if !st.snap.Load().ended {
+			s.endLocked(st, now)
+		}
+		st.mu.Unlock()
 		s.replaced[st.name+"/"+st.epoch] = st
 	}
 	s.streams[name] = sess.st
@@ -170,14 +186,16 @@ func (s *Server) forget(st *stream) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.replaced, st.name+"/"+st.epoch)
+	st.gone.Store(true)
 	if s.streams[st.name] == st {
 		delete(s.streams, st.name)
 		s.log.Info("stream dropped", "stream", st.name)
 	}
 }
 
-// Close ends every stream's publisher session and stops the timers; the
-// HTTP side keeps answering from what is in memory until its server stops.
+// Close ends every stream's publisher session, and the streams waiting for
+// a lost publisher, and stops the timers; the HTTP side keeps answering
+// from what is in memory until its server stops.
 func (s *Server) Close() {
 	s.mu.Lock()
 	s.closed = true
@@ -196,6 +214,7 @@ func (s *Server) Close() {
 		if sess != nil {
 			sess.Close()
 		}
+		s.endLost(st)
 		st.stopTimer()
 	}
 }
@@ -204,6 +223,11 @@ func (s *Server) Close() {
 func (st *stream) stopTimer() {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.stopTimerLocked()
+}
+
+// stopTimerLocked is stopTimer for a caller holding st.mu.
+func (st *stream) stopTimerLocked() {
 	if st.endTimer != nil {
 		st.endTimer.Stop()
 		st.endTimer = nil

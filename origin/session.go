@@ -92,6 +92,7 @@ func newSession(s *Server, old *stream, name string, tracks []codecs.Codec, now 
 	} else {
 		sess.st = newStream(name, now)
 		if old != nil {
+			sess.st.continues(old)
 			sess.log.Info("stream restarted with new tracks", "old_epoch", old.epoch, "epoch", sess.st.epoch)
 		} else {
 			sess.log.Info("stream started", "epoch", sess.st.epoch)
@@ -262,9 +263,18 @@ func (sess *Session) onSegment(rid string, seg *packager.Segment) {
 	sess.srv.addSegment(sess.st, rid, seg, disc, sess.arrival)
 }
 
-// Close flushes the last segments and marks the stream ended; it lingers
-// for Config.Linger, or until a publisher resumes it.
-func (sess *Session) Close() {
+// Close flushes the last segments and marks the stream ended: the
+// publisher stopped. It lingers for Config.Linger, or until a publisher
+// resumes it.
+func (sess *Session) Close() { sess.end(false) }
+
+// Drop flushes the last segments and leaves the stream live for
+// Config.ReconnectWindow: the publisher was lost, and an encoder that
+// reconnects in time resumes the stream without its viewers seeing it
+// end. Then it ends as after Close.
+func (sess *Session) Drop() { sess.end(true) }
+
+func (sess *Session) end(lost bool) {
 	sess.closeOnce.Do(func() {
 		sess.mu.Lock()
 		sess.closed = true
@@ -281,19 +291,61 @@ func (sess *Session) Close() {
 			return
 		}
 		st.session = nil
-		// A new snapshot: the published one is never modified, and readers
-		// hold it without a lock.
-		next := &snapshot{renditions: slices.Clone(st.snap.Load().renditions), ended: true}
-		s.rebuildLocked(st, next, time.Now())
-		st.publishLocked(next)
+		uptime := time.Since(st.sessionStart).Round(time.Millisecond)
+		if !lost || s.cfg.ReconnectWindow < 0 {
+			s.endLocked(st, time.Now())
+			sess.log.Info("stream ended", "uptime", uptime)
+			return
+		}
 		// The segments after the flushed ones will not come from this
-		// publisher; a ladder rendition's may still, from its transcoder.
+		// publisher: requests for them wait, as for any segment not yet
+		// begun, for one that comes back.
+		next := &snapshot{renditions: slices.Clone(st.snap.Load().renditions)}
 		for _, t := range sess.tracks {
-			if r := next.rendition(t.rid); r != nil && r.partial != nil {
-				r.partial.end(false)
+			for i, r := range next.renditions {
+				if r.id == t.rid && r.partial != nil {
+					r.partial.end(false)
+					c := *r
+					c.partial = nil
+					next.renditions[i] = &c
+				}
 			}
 		}
-		st.endTimer = time.AfterFunc(s.cfg.Linger, func() { s.forget(st) })
-		sess.log.Info("stream ended", "uptime", time.Since(st.sessionStart).Round(time.Millisecond))
+		s.rebuildLocked(st, next, time.Now())
+		st.publishLocked(next)
+		st.stopTimerLocked()
+		st.endTimer = time.AfterFunc(s.cfg.ReconnectWindow, func() { s.endLost(st) })
+		sess.log.Warn("publisher lost: the stream waits for it", "uptime", uptime, "reconnect_window", s.cfg.ReconnectWindow)
 	})
+}
+
+// endLocked marks st ended: its playlists get EXT-X-ENDLIST, its MPD
+// becomes static, and it is dropped after Config.Linger unless a
+// publisher resumes it. The caller holds st.mu.
+func (s *Server) endLocked(st *stream, now time.Time) {
+	// A new snapshot: the published one is never modified, and readers
+	// hold it without a lock.
+	next := &snapshot{renditions: slices.Clone(st.snap.Load().renditions), ended: true}
+	s.rebuildLocked(st, next, now)
+	st.publishLocked(next)
+	// No more segments will come; a ladder rendition's may still, from
+	// its transcoder, until it has flushed.
+	for _, r := range next.renditions {
+		if r.partial != nil && !r.ladder {
+			r.partial.end(false)
+		}
+	}
+	st.stopTimerLocked()
+	st.endTimer = time.AfterFunc(s.cfg.Linger, func() { s.forget(st) })
+}
+
+// endLost ends st if it is still waiting for a lost publisher.
+func (s *Server) endLost(st *stream) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.session != nil || st.snap.Load().ended {
+		return
+	}
+	s.endLocked(st, time.Now())
+	s.log.Info("stream ended: its publisher did not come back", "stream", st.name)
 }

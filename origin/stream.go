@@ -1,6 +1,7 @@
 package origin
 
 import (
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -135,6 +136,19 @@ type stream struct {
 	// availabilityStartTime and the base of EXT-X-PROGRAM-DATE-TIME.
 	ast     time.Time
 	created time.Time
+	// pres is the availabilityStartTime of the DASH presentation this
+	// instance belongs to: its own ast, or that of the instance it
+	// continues (see prior).
+	pres time.Time
+	// prior are the instances this one continues, oldest first: it took
+	// over from a publisher lost mid-stream, or whose video setup
+	// changed, before that stream ended. The MPD describes each as an
+	// earlier Period, so DASH players go on into this one. Set at
+	// creation; guarded by mu (the gone ones are dropped).
+	prior []*stream
+	// gone is set once the instance is dropped: its files are no longer
+	// served, and a later instance's MPD leaves its Period out.
+	gone atomic.Bool
 
 	snap atomic.Pointer[snapshot]
 
@@ -150,14 +164,41 @@ type stream struct {
 }
 
 func newStream(name string, now time.Time) *stream {
+	// The MPD gives times to the millisecond: so is timeline zero.
+	now = now.Truncate(time.Millisecond)
 	st := &stream{
 		name:    name,
 		epoch:   strconv.FormatInt(now.UnixMilli(), 36),
 		ast:     now,
+		pres:    now,
 		created: now,
 	}
 	st.snap.Store(&snapshot{changed: make(chan struct{})})
 	return st
+}
+
+// continues makes st the next Period of old's presentation, when old
+// was still live: its publisher was lost, or is publishing anew.
+func (st *stream) continues(old *stream) {
+	if old.snap.Load().ended {
+		return // the presentation ended, and its players with it
+	}
+	st.pres = old.pres
+	old.mu.Lock()
+	st.prior = append(old.priorLocked(), old)
+	old.mu.Unlock()
+}
+
+// priorLocked drops the prior instances that are gone and returns the
+// others. The returned slice is never modified. The caller holds st.mu.
+func (st *stream) priorLocked() []*stream {
+	for _, p := range st.prior {
+		if p.gone.Load() {
+			st.prior = slices.DeleteFunc(slices.Clone(st.prior), func(p *stream) bool { return p.gone.Load() })
+			break
+		}
+	}
+	return st.prior[:len(st.prior):len(st.prior)]
 }
 
 // publishLocked replaces the snapshot and wakes everyone waiting on the old

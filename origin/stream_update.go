@@ -131,8 +131,9 @@ func (s *Server) rebuildLocked(st *stream, next *snapshot, now time.Time) {
 	next.multivariant = newLazy(func() *object {
 		return newObject(multivariantPlaylist(st, next), typeM3U8, now, false)
 	})
+	prior := st.priorLocked()
 	next.mpd = newLazy(func() *object {
-		mpd, err := buildMPD(st, next, s.cfg, now)
+		mpd, err := buildMPD(st, prior, next, s.cfg, now)
 		if err != nil {
 			// Only a bug can get here: the MPD is built from our own types.
 			s.log.Error("build MPD", "stream", st.name, "error", err)

@@ -246,6 +246,12 @@ func (s *session) Close() {
 	s.Session.Close()
 }
 
+// Drop is Close for a publisher that was lost: the stream waits for it.
+func (s *session) Drop() {
+	s.job.stop()
+	s.Session.Drop()
+}
+
 func ladderString(rungs []Rung) string {
 	parts := make([]string, len(rungs))
 	for i, r := range rungs {
