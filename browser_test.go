@@ -311,26 +311,15 @@ func TestBrowserABRSwitch(t *testing.T) {
 }
 
 // TestBrowserStreamComesBack: a stream whose picture size changes
-// mid-stream ends for players at the switch and goes on under a new
-// epoch; the watch page, in HLS (which plays the old size to its end)
-// and in DASH (whose player stalls on the MPD of the new epoch), reloads
-// itself and plays the new size.
+// mid-stream goes on under a new epoch. In HLS the old epoch's playlists
+// end at the switch: the watch page plays the old size to its end, then
+// reloads itself and plays the new size. In DASH the new epoch is the
+// MPD's next Period: dash.js plays on into it, with no reload.
 func TestBrowserStreamComesBack(t *testing.T) {
-	ffmpeg := requireTool(t, "ffmpeg")
 	a := startApp(t, Config{Origin: origin.Config{Window: time.Minute}})
-	parts := sizedFiles(t, ffmpeg, sized{"320x240", 8}, sized{"640x360", 30})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	pubDone := make(chan error, 1)
-	go func() {
-		out, err := runCmd(ctx, 2*time.Minute, ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "warning", "-re",
-			"-i", "concat:"+strings.Join(parts, "|"), "-c", "copy", "-f", "flv", a.rtmp+"back")
-		if err != nil {
-			err = fmt.Errorf("ffmpeg: %w\n%s", err, out)
-		}
-		pubDone <- err
-	}()
-	a.waitLive(t, "back", 20*time.Second)
+	pubDone := publishSizeSwitch(t, ctx, a, "back")
 
 	type tab struct {
 		format string
@@ -359,9 +348,18 @@ func TestBrowserStreamComesBack(t *testing.T) {
 		tabs = append(tabs, tb)
 	}
 	for _, tb := range tabs {
-		awaitLoad(t, tb.loads, 30*time.Second) // the page reloads itself
-		awaitPlaying(t, tb.ctx, 30*time.Second)
-		awaitHeight(t, tb.ctx, 360)
+		if tb.format == "hls" {
+			awaitLoad(t, tb.loads, 30*time.Second) // the page reloads itself
+			awaitPlaying(t, tb.ctx, 30*time.Second)
+		}
+		awaitHeightWithin(t, tb.ctx, 360, 40*time.Second)
+		if tb.format == "dash" {
+			select {
+			case <-tb.loads:
+				t.Error("dash: the page reloaded; dash.js should have played into the MPD's next Period")
+			default:
+			}
+		}
 		if s := state(t, tb.ctx); s.Error != nil {
 			t.Errorf("%s: error %s after the switch", tb.format, *s.Error)
 		}
@@ -373,6 +371,28 @@ func TestBrowserStreamComesBack(t *testing.T) {
 	}
 	cancel() // the rest of the stream is not needed
 	<-pubDone
+}
+
+// publishSizeSwitch publishes stream name with ffmpeg relaying, in one
+// RTMP connection, 8 s of 320x240 and then 30 s of 640x360 in real time,
+// as an encoder changing its picture size mid-stream does; it waits until
+// the stream is live. The channel gets how ffmpeg ended; cancel ctx to
+// stop it.
+func publishSizeSwitch(t *testing.T, ctx context.Context, a *testApp, name string) <-chan error {
+	t.Helper()
+	ffmpeg := requireTool(t, "ffmpeg")
+	parts := sizedFiles(t, ffmpeg, sized{"320x240", 8}, sized{"640x360", 30})
+	done := make(chan error, 1)
+	go func() {
+		out, err := runCmd(ctx, 2*time.Minute, ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "warning", "-re",
+			"-i", "concat:"+strings.Join(parts, "|"), "-c", "copy", "-f", "flv", a.rtmp+name)
+		if err != nil {
+			err = fmt.Errorf("ffmpeg: %w\n%s", err, out)
+		}
+		done <- err
+	}()
+	a.waitLive(t, name, 20*time.Second)
+	return done
 }
 
 // awaitLoad waits for the next page load event.
@@ -389,7 +409,13 @@ func awaitLoad(t *testing.T, loads <-chan struct{}, timeout time.Duration) {
 // given height.
 func awaitHeight(t *testing.T, ctx context.Context, height int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	awaitHeightWithin(t, ctx, height, 20*time.Second)
+}
+
+// awaitHeightWithin is awaitHeight with a timeout.
+func awaitHeightWithin(t *testing.T, ctx context.Context, height int, timeout time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	js := fmt.Sprintf(`document.getElementById('video').videoHeight === %d`, height)
 	if err := chromedp.Run(ctx, chromedp.Poll(js, nil)); err != nil {

@@ -241,7 +241,9 @@ func TestEndOfPublishing(t *testing.T) {
 		pctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		done := make(chan error, 1)
-		go func() { done <- Publish(pctx, PublisherConfig{URL: "rtmp://" + ln.Addr().String() + "/live/s", Clip: clip}) }()
+		go func() {
+			done <- Publish(pctx, PublisherConfig{URL: "rtmp://" + ln.Addr().String() + "/live/s", Clip: clip})
+		}()
 		await(t, h.published)
 		stop()
 		if err := <-ran; err != nil {

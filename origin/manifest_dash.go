@@ -45,7 +45,7 @@ func buildMPD(st *stream, prior []*stream, snap *snapshot, cfg Config, now time.
 		// for segments that will never come.
 		static := "static"
 		m.Type = &static
-		m.MediaPresentationDuration = durPtr(st.ast.Sub(st.pres) + snap.end())
+		m.MediaPresentationDuration = durPtr(st.start + snap.end())
 		m.TimeShiftBufferDepth, m.SuggestedPresentationDelay = nil, nil
 	} else {
 		m.MinimumUpdatePeriod = durPtr(cfg.SegmentDuration)
@@ -54,10 +54,9 @@ func buildMPD(st *stream, prior []*stream, snap *snapshot, cfg Config, now time.
 	var maxSeg time.Duration
 	for _, p := range prior {
 		// An earlier instance's Period stays while some of it is in the
-		// time-shift buffer. Where it overlaps the next one (its media
-		// ran ahead of the wall clock), players cut its end.
+		// time-shift buffer.
 		psnap := p.snap.Load()
-		if p.ast.Add(psnap.end()).Before(now.Add(-cfg.Window)) {
+		if p.pres.Add(p.start + psnap.end()).Before(now.Add(-cfg.Window)) {
 			continue
 		}
 		if period, d := buildPeriod(p, psnap); period != nil {
@@ -82,7 +81,7 @@ func buildMPD(st *stream, prior []*stream, snap *snapshot, cfg Config, now time.
 // beginning where st's timeline zero falls in the presentation. It also
 // returns the longest segment listed; a nil Period if nothing is.
 func buildPeriod(st *stream, snap *snapshot) (*mpd.Period, time.Duration) {
-	period := &mpd.Period{Id: st.epoch, Start: durPtr(st.ast.Sub(st.pres))}
+	period := &mpd.Period{Id: st.epoch, Start: durPtr(st.start)}
 	var maxSeg time.Duration
 	var video, audio *mpd.AdaptationSetType
 	var videos []*rendition

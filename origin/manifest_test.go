@@ -122,14 +122,27 @@ func TestManifestsGolden(t *testing.T) {
 // earlier instance is the first Period, while it is in the time-shift
 // buffer, and the presentation keeps its availabilityStartTime.
 func TestMPDPeriods(t *testing.T) {
-	old, oldSnap, cfg := fixture(30*time.Second, true)
+	old, oldSnap, cfg := fixture(30*time.Second, false)
 	old.snap.Store(oldSnap)
 	cur, snap, _ := fixture(30*time.Second, false)
 	cur.epoch = "mf1epoch"
-	cur.ast = old.ast.Add(11 * time.Second) // old's media ends at 10.692 s
-	cur.pres = old.pres
+	cur.ast = old.ast.Add(10 * time.Second)
+	cur.continues(old)
+	// old's media runs to 10.692 s, ahead of the wall clock: the next
+	// Period begins where it ends.
+	if cur.start != oldSnap.end() {
+		t.Errorf("continuing media that ends at %v, 10 s on: start %v", oldSnap.end(), cur.start)
+	}
+	cur.ast = old.ast.Add(11 * time.Second)
+	cur.continues(old)
+	if cur.start != 11*time.Second {
+		t.Errorf("continuing media that ends at %v, 11 s on: start %v", oldSnap.end(), cur.start)
+	}
+	if len(cur.prior) != 1 || cur.prior[0] != old {
+		t.Fatalf("prior %v, want old", cur.prior)
+	}
 
-	body, err := buildMPD(cur, []*stream{old}, snap, cfg, cur.ast.Add(10*time.Second))
+	body, err := buildMPD(cur, cur.prior, snap, cfg, cur.ast.Add(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

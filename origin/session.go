@@ -90,7 +90,7 @@ func newSession(s *Server, old *stream, name string, tracks []codecs.Codec, now 
 		}
 		sess.log.Info("stream resumed", "epoch", old.epoch, "timeline", sess.base)
 	} else {
-		sess.st = newStream(name, now)
+		sess.st = newStream(name, now, old)
 		if old != nil {
 			sess.st.continues(old)
 			sess.log.Info("stream restarted with new tracks", "old_epoch", old.epoch, "epoch", sess.st.epoch)
@@ -315,7 +315,7 @@ func (sess *Session) end(lost bool) {
 		st.publishLocked(next)
 		st.stopTimerLocked()
 		st.endTimer = time.AfterFunc(s.cfg.ReconnectWindow, func() { s.endLost(st) })
-		sess.log.Warn("publisher lost: the stream waits for it", "uptime", uptime, "reconnect_window", s.cfg.ReconnectWindow)
+		sess.log.Info("publisher gone without unpublishing: the stream stays live for its return", "uptime", uptime, "reconnect_window", s.cfg.ReconnectWindow)
 	})
 }
 

@@ -132,6 +132,8 @@ func (s *snapshot) playable() []*rendition {
 type stream struct {
 	name  string
 	epoch string // path prefix of this stream instance's immutable files
+	// epochMillis is the number epoch spells, in base 36.
+	epochMillis int64
 	// ast is the wall-clock time of timeline zero: the MPD's
 	// availabilityStartTime and the base of EXT-X-PROGRAM-DATE-TIME.
 	ast     time.Time
@@ -140,6 +142,13 @@ type stream struct {
 	// instance belongs to: its own ast, or that of the instance it
 	// continues (see prior).
 	pres time.Time
+	// start is where this instance's timeline zero falls in the
+	// presentation: its Period@start. It is ast - pres, or later, where the
+	// instance it continues has media beyond that: media that ran ahead of
+	// the wall clock (an encoder's first seconds arrive in a burst). A
+	// Period must not begin before the previous one's media ends, or
+	// players never finish the previous one. Set at creation.
+	start time.Duration
 	// prior are the instances this one continues, oldest first: it took
 	// over from a publisher lost mid-stream, or whose video setup
 	// changed, before that stream ended. The MPD describes each as an
@@ -163,15 +172,24 @@ type stream struct {
 	sessionBase  time.Duration
 }
 
-func newStream(name string, now time.Time) *stream {
+// newStream returns a new instance of the stream name, beginning now.
+// Its epoch is the millisecond it began, or, when it replaces old, one
+// after old's, so that no two instances of a name share their files' URLs
+// however fast one replaces the other.
+func newStream(name string, now time.Time, old *stream) *stream {
 	// The MPD gives times to the millisecond: so is timeline zero.
 	now = now.Truncate(time.Millisecond)
+	epoch := now.UnixMilli()
+	if old != nil {
+		epoch = max(epoch, old.epochMillis+1)
+	}
 	st := &stream{
-		name:    name,
-		epoch:   strconv.FormatInt(now.UnixMilli(), 36),
-		ast:     now,
-		pres:    now,
-		created: now,
+		name:        name,
+		epochMillis: epoch,
+		epoch:       strconv.FormatInt(epoch, 36),
+		ast:         now,
+		pres:        now,
+		created:     now,
 	}
 	st.snap.Store(&snapshot{changed: make(chan struct{})})
 	return st
@@ -184,6 +202,7 @@ func (st *stream) continues(old *stream) {
 		return // the presentation ended, and its players with it
 	}
 	st.pres = old.pres
+	st.start = max(st.ast.Sub(st.pres), old.start+old.snap.Load().end())
 	old.mu.Lock()
 	st.prior = append(old.priorLocked(), old)
 	old.mu.Unlock()

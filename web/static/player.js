@@ -268,15 +268,15 @@
 
     // ---- the stream coming back
 
-    // A stream ends for players when its publisher leaves, and when it is
-    // published anew with other settings, at once under a new epoch: a
-    // reconnect after changing the resolution, or a mid-stream change of
-    // the encoder's setup. HLS players then play to the end (ENDLIST);
-    // dash.js, whose MPD URL now describes the new epoch, stalls. So when
-    // the video ends, stalls or fails, the page waits for a publisher
-    // session other than the one live when it loaded (its start time
-    // differs) and starts over with it; it stops waiting if the player
-    // recovers by itself.
+    // A stream ends for players when its publisher stops (or is gone for
+    // longer than the server's reconnect window). For HLS players it also
+    // ends when it is published anew with other settings, under a new
+    // epoch: a reconnect after changing the resolution, or a mid-stream
+    // change of the encoder's setup (dash.js plays on into the MPD's next
+    // Period). So when the video ends, stalls or fails, the page waits for
+    // a publisher session other than the one live when it loaded (its
+    // start time differs) and starts over with it; it stops waiting if
+    // the player recovers by itself.
     async function liveSince() {
       try {
         const res = await fetch('/api/streams', { cache: 'no-store' });
