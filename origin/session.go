@@ -301,14 +301,12 @@ func (sess *Session) end(lost bool) {
 		// publisher: requests for them wait, as for any segment not yet
 		// begun, for one that comes back.
 		next := &snapshot{renditions: slices.Clone(st.snap.Load().renditions)}
-		for _, t := range sess.tracks {
-			for i, r := range next.renditions {
-				if r.id == t.rid && r.partial != nil {
-					r.partial.end(false)
-					c := *r
-					c.partial = nil
-					next.renditions[i] = &c
-				}
+		for i, r := range next.renditions {
+			if r.partial != nil && !r.ladder {
+				r.partial.end(false)
+				c := *r
+				c.partial = nil
+				next.renditions[i] = &c
 			}
 		}
 		s.rebuildLocked(st, next, time.Now())
