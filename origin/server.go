@@ -181,16 +181,63 @@ func (s *Server) list() []*stream {
 }
 
 // forget drops st if it is still the stream registered under its name,
-// or a replaced instance.
+// or a replaced instance. An instance that a later one continues keeps
+// its media playlists, without its segments, while the chain goes on:
+// its HLS players are still on them (playlist_bridge.go). The chain's
+// remains go with its last instance.
 func (s *Server) forget(st *stream) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.replaced, st.name+"/"+st.epoch)
 	st.gone.Store(true)
+	if st.succ.Load() != nil && !newestOf(st).gone.Load() {
+		st.strip()
+		s.trimRemainsLocked(st.name)
+		return
+	}
+	delete(s.replaced, st.name+"/"+st.epoch)
+	for key, p := range s.replaced {
+		if p.name == st.name && p.gone.Load() && newestOf(p).gone.Load() {
+			delete(s.replaced, key)
+		}
+	}
 	if s.streams[st.name] == st {
 		delete(s.streams, st.name)
 		s.log.Info("stream dropped", "stream", st.name)
 	}
+}
+
+// maxRemains bounds the dropped instances of one name kept for their
+// playlists: a publisher changing its setup again and again does not
+// grow the origin. Players on an older one get 404.
+const maxRemains = 16
+
+// trimRemainsLocked drops the oldest dropped instances of name beyond
+// maxRemains. The caller holds s.mu.
+func (s *Server) trimRemainsLocked(name string) {
+	for {
+		var oldest *stream
+		n := 0
+		for _, p := range s.replaced {
+			if p.name == name && p.gone.Load() {
+				n++
+				if oldest == nil || p.epochMillis < oldest.epochMillis {
+					oldest = p
+				}
+			}
+		}
+		if n <= maxRemains {
+			return
+		}
+		delete(s.replaced, oldest.name+"/"+oldest.epoch)
+	}
+}
+
+// newestOf returns the last instance of the chain that continues st.
+func newestOf(st *stream) *stream {
+	for succ := st.succ.Load(); succ != nil; succ = st.succ.Load() {
+		st = succ.to
+	}
+	return st
 }
 
 // Close ends every stream's publisher session, and the streams waiting for

@@ -117,6 +117,16 @@ func (s *Server) serveRendition(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
+	case file == "index.m3u8" && st.succ.Load() != nil:
+		// A later instance continues this one: its playlists go on.
+		obj := s.bridged(st, rid)
+		if obj == nil {
+			s.notFound(w, "playlist", "stream ended")
+			return
+		}
+		s.serveObject(w, r, "playlist", obj)
+	case st.gone.Load():
+		s.notFound(w, "segment", "stream ended")
 	case file == "init.mp4":
 		s.serveObject(w, r, "init", st.snap.Load().rendition(rid).init)
 	case file == "index.m3u8":

@@ -94,6 +94,7 @@ func (sess *Session) AddRendition(slot int, c codecs.Codec, start time.Duration)
 			info:    info,
 			ladder:  true,
 			next:    first,
+			first:   first,
 			partial: newPartial(first),
 			init: &object{
 				body:        pk.Init(),

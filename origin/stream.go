@@ -36,6 +36,8 @@ type rendition struct {
 	entries []*entry // oldest first; the listed ones are a suffix
 	// next is the number of the segment being produced.
 	next uint64
+	// first is the number of the rendition's first segment.
+	first uint64
 	// targetDuration is the HLS EXT-X-TARGETDURATION: it only grows.
 	targetDuration int
 	// discSeq counts discontinuities that have left the window.
@@ -158,6 +160,12 @@ type stream struct {
 	// gone is set once the instance is dropped: its files are no longer
 	// served, and a later instance's MPD leaves its Period out.
 	gone atomic.Bool
+	// succ is set when a later instance continues this one: HLS players
+	// on this instance's media playlists go on into it (playlist_bridge.go).
+	succ atomic.Pointer[succession]
+	// bridges caches, per rendition id, this instance's bridged media
+	// playlist (a *bridgeCache).
+	bridges sync.Map
 
 	snap atomic.Pointer[snapshot]
 
@@ -195,8 +203,9 @@ func newStream(name string, now time.Time, old *stream) *stream {
 	return st
 }
 
-// continues makes st the next Period of old's presentation, when old
-// was still live: its publisher was lost, or is publishing anew.
+// continues makes st the next Period of old's presentation, and the
+// continuation of old's HLS media playlists, when old was still live: its
+// publisher was lost, or is publishing anew.
 func (st *stream) continues(old *stream) {
 	if old.snap.Load().ended {
 		return // the presentation ended, and its players with it
@@ -206,6 +215,7 @@ func (st *stream) continues(old *stream) {
 	old.mu.Lock()
 	st.prior = append(old.priorLocked(), old)
 	old.mu.Unlock()
+	old.succ.Store(newSuccession(st, old.snap.Load()))
 }
 
 // priorLocked drops the prior instances that are gone and returns the
