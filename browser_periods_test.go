@@ -15,38 +15,55 @@ import (
 	"github.com/golivestream/live/origin"
 )
 
-// barePlayerPage is a third-party page playing an MPD with nothing but
-// dash.js: none of the watch page's reloading.
-const barePlayerPage = `<!doctype html><meta charset="utf-8">
-<video id="video" muted autoplay playsinline></video>
+// barePlayersPage is a third-party page playing one stream twice, with
+// nothing but dash.js (the MPD) and hls.js (the multivariant playlist):
+// none of the watch page's reloading.
+const barePlayersPage = `<!doctype html><meta charset="utf-8">
+<video id="dash" muted autoplay playsinline></video>
+<video id="hls" muted autoplay playsinline></video>
 <script src="%[1]s/static/vendor/dash.mediaplayer.min.js"></script>
+<script src="%[1]s/static/vendor/hls.min.js"></script>
 <script>
+// Errors, and what happened, for a failure's report.
 window.__errors = [];
-const player = dashjs.MediaPlayer().create();
-player.on(dashjs.MediaPlayer.events.ERROR, (e) => window.__errors.push(JSON.stringify(e.error || e)));
-// What happened, for a failure's report.
 window.__log = [];
+const dashVideo = document.getElementById('dash'), hlsVideo = document.getElementById('hls');
+const player = dashjs.MediaPlayer().create();
+player.on(dashjs.MediaPlayer.events.ERROR, (e) => window.__errors.push('dash.js: ' + JSON.stringify(e.error || e)));
 for (const ev of ['PERIOD_SWITCH_STARTED', 'PERIOD_SWITCH_COMPLETED', 'STREAM_INITIALIZED', 'PLAYBACK_WAITING', 'PLAYBACK_STALLED', 'MANIFEST_LOADED', 'BUFFER_EMPTY']) {
-  player.on(dashjs.MediaPlayer.events[ev], () => window.__log.push(ev + '@' + document.getElementById('video').currentTime.toFixed(2)));
+  player.on(dashjs.MediaPlayer.events[ev], () => window.__log.push('dash.js ' + ev + '@' + dashVideo.currentTime.toFixed(2)));
 }
-player.initialize(document.getElementById('video'), '%[1]s/live/%[2]s/manifest.mpd', true);
+player.initialize(dashVideo, '%[1]s/live/%[2]s/manifest.mpd', true);
+
+const hls = new Hls();
+hls.on(Hls.Events.ERROR, (_, d) => {
+  const what = 'hls.js: ' + d.type + ' ' + d.details + (d.fatal ? ' (fatal)' : '');
+  (d.fatal ? window.__errors : window.__log).push(what + '@' + hlsVideo.currentTime.toFixed(2));
+});
+hls.on(Hls.Events.FRAG_CHANGED, (_, d) => window.__log.push('hls.js playing ' + d.frag.relurl + ' cc ' + d.frag.cc + '@' + hlsVideo.currentTime.toFixed(2)));
+hls.loadSource('%[1]s/live/%[2]s/index.m3u8');
+hls.attachMedia(hlsVideo);
 </script>`
 
-// TestDASHPlayerFollowsNewPeriod: an encoder changes its picture size
+// TestPlayersFollowNewEpoch: an encoder changes its picture size
 // mid-stream (ffmpeg relaying 320x240, then 640x360, in one RTMP
-// connection). The new setup is a new epoch, which the MPD at the same
-// URL describes as the next Period of the same presentation: a plain
-// dash.js, on a page of another origin that knows nothing of epochs,
-// plays on into the new size without a reload or an error.
-func TestDASHPlayerFollowsNewPeriod(t *testing.T) {
+// connection). The new setup is a new epoch. The MPD at the same URL
+// describes it as the next Period of the same presentation, and the old
+// epoch's HLS media playlists go on into the new epoch's segments after a
+// discontinuity: a plain dash.js and a plain hls.js, on a page of
+// another origin that knows nothing of epochs, both play on into the new
+// size through the PoP, without a reload or an error.
+func TestPlayersFollowNewEpoch(t *testing.T) {
 	a := startApp(t, Config{Origin: origin.Config{Window: time.Minute}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pubDone := publishSizeSwitch(t, ctx, a, "periods")
+	_, mv := get(t, a.base+"/live/periods/index.m3u8")
+	oldPlaylist := a.base + "/live/periods/" + strings.TrimSpace(lastLine(string(mv)))
 
 	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprintf(w, barePlayerPage, a.base, "periods")
+		fmt.Fprintf(w, barePlayersPage, a.base, "periods")
 	}))
 	defer site.Close()
 
@@ -64,39 +81,46 @@ func TestDASHPlayerFollowsNewPeriod(t *testing.T) {
 		t.Fatal(err)
 	}
 	awaitLoad(t, loads, 20*time.Second)
-	awaitHeight(t, bctx, 240)
-	var before float64
-	if err := chromedp.Run(bctx, chromedp.Evaluate(`document.getElementById('video').currentTime`, &before)); err != nil {
+	both := func(height int) string {
+		return fmt.Sprintf(`document.getElementById('dash').videoHeight === %[1]d && document.getElementById('hls').videoHeight === %[1]d`, height)
+	}
+	pollWithin(t, bctx, both(240), 20*time.Second)
+	var before []float64
+	times := `[document.getElementById('dash').currentTime, document.getElementById('hls').currentTime]`
+	if err := chromedp.Run(bctx, chromedp.Evaluate(times, &before)); err != nil {
 		t.Fatal(err)
 	}
 
-	// The switch comes about 8 s into the stream; the player gets there
+	// The switch comes about 8 s into the stream; the players get there
 	// by playing, without a reload.
-	t.Cleanup(func() { // a failure's report: the player's events and requests, the MPD
+	t.Cleanup(func() { // a failure's report: the players' events and requests, the manifests
 		if !t.Failed() {
 			return
 		}
 		var diag string
-		chromedp.Run(context.WithoutCancel(bctx), chromedp.Evaluate(`JSON.stringify({errors: window.__errors, t: document.getElementById('video').currentTime,
-			h: document.getElementById('video').videoHeight, paused: document.getElementById('video').paused,
-			buffered: Array.from({length: document.getElementById('video').buffered.length}, (_, i) => [document.getElementById('video').buffered.start(i), document.getElementById('video').buffered.end(i)]),
-			log: window.__log, res: performance.getEntriesByType('resource').map((e) => e.name.replace(/^.*\/live\//, '') + ' ' + e.responseStatus + ' @' + (e.startTime/1000).toFixed(2)).slice(-60)})`, &diag))
+		chromedp.Run(context.WithoutCancel(bctx), chromedp.Evaluate(`JSON.stringify({errors: window.__errors, log: window.__log,
+			videos: ['dash', 'hls'].map((id) => { const v = document.getElementById(id); return {id, t: v.currentTime, h: v.videoHeight, paused: v.paused,
+				buffered: Array.from({length: v.buffered.length}, (_, i) => [v.buffered.start(i), v.buffered.end(i)])}; }),
+			res: performance.getEntriesByType('resource').map((e) => e.name.replace(/^.*\/live\//, '') + ' ' + e.responseStatus + ' @' + (e.startTime/1000).toFixed(2)).slice(-80)})`, &diag))
 		_, mpd := get(t, a.base+"/live/periods/manifest.mpd")
-		t.Logf("player: %s\nMPD:\n%s", diag, mpd)
+		_, pl := get(t, oldPlaylist)
+		t.Logf("players: %s\nMPD:\n%s\nfirst epoch's video playlist:\n%s", diag, mpd, pl)
 	})
-	awaitHeightWithin(t, bctx, 360, 40*time.Second)
-	var after float64
+	pollWithin(t, bctx, both(360), 40*time.Second)
+	var after []float64
 	var errs []string
 	if err := chromedp.Run(bctx,
-		chromedp.Evaluate(`document.getElementById('video').currentTime`, &after),
+		chromedp.Evaluate(times, &after),
 		chromedp.Evaluate(`window.__errors`, &errs)); err != nil {
 		t.Fatal(err)
 	}
 	if len(errs) > 0 {
-		t.Errorf("dash.js errors: %v", errs)
+		t.Errorf("player errors: %v", errs)
 	}
-	if after <= before {
-		t.Errorf("currentTime went from %.1f to %.1f across the switch", before, after)
+	for i, name := range []string{"dash.js", "hls.js"} {
+		if after[i] <= before[i] {
+			t.Errorf("%s: currentTime went from %.1f to %.1f across the switch", name, before[i], after[i])
+		}
 	}
 	select {
 	case <-loads:
@@ -111,6 +135,9 @@ func TestDASHPlayerFollowsNewPeriod(t *testing.T) {
 		t.Errorf("MPD has %d periods, want the two epochs:\n%s", n, body)
 	}
 	validateMPD(t, body)
+	if code, body = get(t, oldPlaylist); code != http.StatusOK || !strings.Contains(string(body), "#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"../../") {
+		t.Errorf("the first epoch's video playlist: %d, without the next epoch after a discontinuity:\n%s", code, body)
+	}
 
 	select {
 	case err := <-pubDone:
@@ -119,4 +146,10 @@ func TestDASHPlayerFollowsNewPeriod(t *testing.T) {
 	}
 	cancel()
 	<-pubDone
+}
+
+// lastLine returns the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }

@@ -269,14 +269,13 @@
     // ---- the stream coming back
 
     // A stream ends for players when its publisher stops (or is gone for
-    // longer than the server's reconnect window). For HLS players it also
-    // ends when it is published anew with other settings, under a new
-    // epoch: a reconnect after changing the resolution, or a mid-stream
-    // change of the encoder's setup (dash.js plays on into the MPD's next
-    // Period). So when the video ends, stalls or fails, the page waits for
-    // a publisher session other than the one live when it loaded (its
-    // start time differs) and starts over with it; it stops waiting if
-    // the player recovers by itself.
+    // longer than the server's reconnect window). A publisher back in time
+    // with other settings, or changing its setup mid-stream, needs nothing
+    // here: dash.js plays on into the MPD's next Period, hls.js on through
+    // the discontinuity its media playlists go on with. So when the video
+    // ends, stalls or fails, the page waits for a publisher session other
+    // than the one live when it loaded (its start time differs) and starts
+    // over with it; it stops waiting if the player recovers by itself.
     async function liveSince() {
       try {
         const res = await fetch('/api/streams', { cache: 'no-store' });
