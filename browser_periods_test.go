@@ -47,17 +47,19 @@ hls.attachMedia(hlsVideo);
 
 // TestPlayersFollowNewEpoch: an encoder changes its picture size
 // mid-stream (ffmpeg relaying 320x240, then 640x360, in one RTMP
-// connection). The new setup is a new epoch. The MPD at the same URL
+// connection), then its connection is lost and it comes back at
+// 512x288. Each new setup is a new epoch. The MPD at the same URL
 // describes it as the next Period of the same presentation, and the old
 // epoch's HLS media playlists go on into the new epoch's segments after a
 // discontinuity: a plain dash.js and a plain hls.js, on a page of
-// another origin that knows nothing of epochs, both play on into the new
-// size through the PoP, without a reload or an error.
+// another origin that knows nothing of epochs, both play on into each
+// new size through the PoP, without a reload or an error.
 func TestPlayersFollowNewEpoch(t *testing.T) {
 	a := startApp(t, Config{Origin: origin.Config{Window: time.Minute}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	pubDone := publishSizeSwitch(t, ctx, a, "periods")
+	pubCtx, lose := context.WithCancel(ctx)
+	pubDone := publishSizeSwitch(t, pubCtx, a, "periods")
 	_, mv := get(t, a.base+"/live/periods/index.m3u8")
 	oldPlaylist := a.base + "/live/periods/" + strings.TrimSpace(lastLine(string(mv)))
 
@@ -106,38 +108,59 @@ func TestPlayersFollowNewEpoch(t *testing.T) {
 		_, pl := get(t, oldPlaylist)
 		t.Logf("players: %s\nMPD:\n%s\nfirst epoch's video playlist:\n%s", diag, mpd, pl)
 	})
-	pollWithin(t, bctx, both(360), 40*time.Second)
-	var after []float64
-	var errs []string
-	if err := chromedp.Run(bctx,
-		chromedp.Evaluate(times, &after),
-		chromedp.Evaluate(`window.__errors`, &errs)); err != nil {
-		t.Fatal(err)
-	}
-	if len(errs) > 0 {
-		t.Errorf("player errors: %v", errs)
-	}
-	for i, name := range []string{"dash.js", "hls.js"} {
-		if after[i] <= before[i] {
-			t.Errorf("%s: currentTime went from %.1f to %.1f across the switch", name, before[i], after[i])
+	// checkSwitch checks what the players did to reach height.
+	checkSwitch := func(height int, periods int) {
+		t.Helper()
+		pollWithin(t, bctx, both(height), 40*time.Second)
+		var after []float64
+		var errs []string
+		if err := chromedp.Run(bctx,
+			chromedp.Evaluate(times, &after),
+			chromedp.Evaluate(`window.__errors`, &errs)); err != nil {
+			t.Fatal(err)
+		}
+		if len(errs) > 0 {
+			t.Errorf("player errors: %v", errs)
+		}
+		for i, name := range []string{"dash.js", "hls.js"} {
+			if after[i] <= before[i] {
+				t.Errorf("%s: currentTime went from %.1f to %.1f across the switch to %dp", name, before[i], after[i], height)
+			}
+		}
+		before = after
+		select {
+		case <-loads:
+			t.Error("the page reloaded")
+		default:
+		}
+		code, body := get(t, a.base+"/live/periods/manifest.mpd")
+		if code != http.StatusOK {
+			t.Fatalf("MPD: %d", code)
+		}
+		if n := strings.Count(string(body), "<Period "); n != periods {
+			t.Errorf("MPD has %d periods, want %d epochs:\n%s", n, periods, body)
+		}
+		validateMPD(t, body)
+		code, body = get(t, oldPlaylist)
+		if n := strings.Count(string(body), "#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"../../"); code != http.StatusOK || n != periods-1 {
+			t.Errorf("the first epoch's video playlist: %d, with %d later epochs after a discontinuity, want %d:\n%s", code, n, periods-1, body)
 		}
 	}
+	checkSwitch(360, 2)
+
+	// The publisher is lost (killed: no unpublish), and back within the
+	// reconnect window at another size: a third epoch, after a gap in the
+	// media, that the players go on into too.
 	select {
-	case <-loads:
-		t.Error("the page reloaded")
+	case err := <-pubDone:
+		t.Fatalf("the publisher stopped before the end of the test: %v", err)
 	default:
 	}
-	code, body := get(t, a.base+"/live/periods/manifest.mpd")
-	if code != http.StatusOK {
-		t.Fatalf("MPD: %d", code)
-	}
-	if n := strings.Count(string(body), "<Period "); n != 2 {
-		t.Errorf("MPD has %d periods, want the two epochs:\n%s", n, body)
-	}
-	validateMPD(t, body)
-	if code, body = get(t, oldPlaylist); code != http.StatusOK || !strings.Contains(string(body), "#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"../../") {
-		t.Errorf("the first epoch's video playlist: %d, without the next epoch after a discontinuity:\n%s", code, body)
-	}
+	lose()
+	<-pubDone
+	ffmpeg := requireTool(t, "ffmpeg")
+	pubDone = publishFiles(t, ctx, a, "periods", sizedFiles(t, ffmpeg, sized{"512x288", 30})...)
+	checkSwitch(288, 3)
 
 	select {
 	case err := <-pubDone:

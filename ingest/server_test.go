@@ -193,6 +193,33 @@ func TestTakeoverSilentPublisher(t *testing.T) {
 	}
 }
 
+// TestNoTakeover: with a negative TakeoverAfter, a silent publisher
+// keeps its stream: a newcomer is refused however long the first has
+// sent nothing (here longer than TestTakeoverSilentPublisher waits).
+func TestNoTakeover(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h, base := startGated(t, Config{TakeoverAfter: -1, ReadTimeout: time.Minute, Registerer: reg})
+	h.release()
+	clip := clipLoadDemo(t)
+	proxy := relay.Start(t, strings.TrimSuffix(strings.TrimPrefix(base, "rtmp://"), "/live/"))
+	first := make(chan error, 1)
+	go func() {
+		first <- Publish(context.Background(), PublisherConfig{URL: "rtmp://" + proxy.Addr() + "/live/cam", Clip: clip})
+	}()
+	await(t, h.published)
+	proxy.Freeze()
+	<-time.After(time.Second) // silent for longer than a takeover needs
+	err := Publish(context.Background(), PublisherConfig{URL: base + "cam", Clip: clip, Loops: 1, Speed: -1})
+	if !errors.Is(err, ErrPublishRejected) {
+		t.Errorf("a newcomer for a silent publisher's stream: %v, want refused", err)
+	}
+	if n := metricValue(t, reg, "live_ingest_takeovers_total"); n != 0 {
+		t.Errorf("live_ingest_takeovers_total %v, want 0", n)
+	}
+	proxy.Close()
+	<-first
+}
+
 // TestEndOfPublishing: a publisher that says it stops (deleteStream, as
 // ffmpeg and OBS send) ends its stream; one whose connection breaks
 // without saying so is dropped, so that its stream waits for it; a
