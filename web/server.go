@@ -126,6 +126,7 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /dashboard", s.page(sub, "dashboard.html"))
 	mux.Handle("GET /static/", http.StripPrefix("/static", staticCache(files)))
 	mux.HandleFunc("GET /api/streams", s.serveStreams)
+	mux.HandleFunc("GET /api/streams/{name}", s.serveStream)
 	mux.HandleFunc("POST /api/qoe", s.serveBeacon)
 	s.mux = mux
 	return s, nil
@@ -134,7 +135,7 @@ func New(cfg Config) (*Server, error) {
 // Handle registers the server's routes on mux, next to others (the PoP or
 // the origin at "/").
 func (s *Server) Handle(mux *http.ServeMux) {
-	for _, p := range []string{"GET /{$}", "GET /dashboard", "GET /static/", "GET /api/streams", "POST /api/qoe"} {
+	for _, p := range []string{"GET /{$}", "GET /dashboard", "GET /static/", "GET /api/streams", "GET /api/streams/{name}", "POST /api/qoe"} {
 		mux.Handle(p, s.mux)
 	}
 }
@@ -219,16 +220,43 @@ func (s *Server) serveStreams(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	views := make([]StreamView, 0, len(list))
 	for _, st := range list {
-		v := StreamView{StreamInfo: st, QoE: s.qoe.figures(st.Name, now)}
-		v.Viewers = v.QoE.Viewers
-		if s.cfg.PoP != nil {
-			ps := s.cfg.PoP(st.Name)
-			v.PoP = &PoPStats{Requests: ps.Requests, HitRatio: ps.HitRatio(), OriginFetches: ps.OriginFetches}
-		}
-		views = append(views, v)
+		views = append(views, s.view(st, now))
 	}
 	json.NewEncoder(w).Encode(struct {
 		FPSFloor float64      `json:"fps_floor"`
 		Streams  []StreamView `json:"streams"`
 	}{s.cfg.FPSFloor, views})
+}
+
+// serveStream answers GET /api/streams/{name}: one stream as the list
+// describes it, or 404. A watch page waiting for its stream asks this,
+// not for the whole list.
+func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	list, err := s.streams(r.Context())
+	if err != nil {
+		s.log.Warn("stream list", "error", err)
+		http.Error(w, "stream list unavailable", http.StatusBadGateway)
+		return
+	}
+	name := r.PathValue("name")
+	for _, st := range list {
+		if st.Name == name {
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(s.view(st, time.Now()))
+			return
+		}
+	}
+	http.Error(w, "no such stream", http.StatusNotFound)
+}
+
+// view is st with the players' QoE and the PoP's cache figures.
+func (s *Server) view(st origin.StreamInfo, now time.Time) StreamView {
+	v := StreamView{StreamInfo: st, QoE: s.qoe.figures(st.Name, now)}
+	v.Viewers = v.QoE.Viewers
+	if s.cfg.PoP != nil {
+		ps := s.cfg.PoP(st.Name)
+		v.PoP = &PoPStats{Requests: ps.Requests, HitRatio: ps.HitRatio(), OriginFetches: ps.OriginFetches}
+	}
+	return v
 }

@@ -278,11 +278,10 @@
     // over with it; it stops waiting if the player recovers by itself.
     async function liveSince() {
       try {
-        const res = await fetch('/api/streams', { cache: 'no-store' });
+        const res = await fetch('/api/streams/' + encodeURIComponent(name), { cache: 'no-store' });
         if (!res.ok) return null;
-        const data = await res.json();
-        const s = (data.streams || []).find((x) => x.name === name);
-        return s && s.live ? s.started : null;
+        const s = await res.json();
+        return s.live ? s.started : null;
       } catch (e) { return null; }
     }
     const loadedSince = liveSince(); // asked before the player loads anything
