@@ -211,10 +211,8 @@ func (s *Server) live(ctx context.Context, stream string) bool {
 func (s *Server) serveStreams(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	list, err := s.streams(r.Context())
-	if err != nil {
-		s.log.Warn("stream list", "error", err)
-		http.Error(w, "stream list unavailable", http.StatusBadGateway)
+	list, ok := s.listOr502(w, r)
+	if !ok {
 		return
 	}
 	now := time.Now()
@@ -233,10 +231,8 @@ func (s *Server) serveStreams(w http.ResponseWriter, r *http.Request) {
 // not for the whole list.
 func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	list, err := s.streams(r.Context())
-	if err != nil {
-		s.log.Warn("stream list", "error", err)
-		http.Error(w, "stream list unavailable", http.StatusBadGateway)
+	list, ok := s.listOr502(w, r)
+	if !ok {
 		return
 	}
 	name := r.PathValue("name")
@@ -248,6 +244,17 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	http.Error(w, "no such stream", http.StatusNotFound)
+}
+
+// listOr502 returns the stream list, or answers 502 when it cannot be had.
+func (s *Server) listOr502(w http.ResponseWriter, r *http.Request) ([]origin.StreamInfo, bool) {
+	list, err := s.streams(r.Context())
+	if err != nil {
+		s.log.Warn("stream list", "error", err)
+		http.Error(w, "stream list unavailable", http.StatusBadGateway)
+		return nil, false
+	}
+	return list, true
 }
 
 // view is st with the players' QoE and the PoP's cache figures.
