@@ -17,20 +17,24 @@ import (
 // segments after an EXT-X-DISCONTINUITY and an EXT-X-MAP of the new init
 // segment (RFC 8216bis 4.4.4.3, 4.4.4.5), so that a player holding the
 // earlier instance's playlists plays on instead of meeting EXT-X-ENDLIST.
-// This is HLS's counterpart of the MPD's next Period. Each rendition goes
-// on with the later instance's rendition of the same id (the source, a
-// ladder rung), or, if the later instance has no such rung, with its
-// source rendition of the same kind. The media sequence numbers and the
-// discontinuity sequence go on across the chain of instances.
+// This is HLS's counterpart of the MPD's next Period. A video rendition
+// goes on with the later instance's video rendition of the same height,
+// or of the nearest height; audio with the audio of the same id, or the
+// first. The media sequence numbers and the discontinuity sequence go on
+// across the chain of instances.
 
 // succession records that a later instance took over from a live one.
 // It is immutable but for mapped.
 type succession struct {
 	to *stream
-	// next is, per rendition of the earlier instance, the number after
-	// its last segment when to took over: a segment a transcoder flushes
-	// later is not bridged, so that the numbers after it never move.
-	next map[string]uint64
+	// from is, per rendition of the earlier instance, what its successor
+	// is chosen by, and the number after its last segment when to took
+	// over: a segment a transcoder flushes later is not bridged, so that
+	// the numbers after it never move.
+	from map[string]handedOver
+	// ladder is set when the earlier instance had a transcoding ladder:
+	// the later one's rungs are waited for a while (bridgeGrace).
+	ladder bool
 
 	mu sync.Mutex
 	// mapped is the rendition of to that each rendition's players go on
@@ -38,22 +42,33 @@ type succession struct {
 	mapped map[string]string
 }
 
-func newSuccession(to *stream, from *snapshot) *succession {
-	next := make(map[string]uint64, len(from.renditions))
-	for _, r := range from.renditions {
-		next[r.id] = r.next
-	}
-	return &succession{to: to, next: next, mapped: make(map[string]string)}
+// handedOver is a rendition of an instance as a later one took over.
+type handedOver struct {
+	next   uint64
+	height int // 0 for audio
+	ladder bool
 }
 
-// bridgeGrace is how many segment durations of media the later instance
-// may have before a ladder rung it lacks is taken as one it will not
-// get: its transcoder adds its rungs within about a second.
+func newSuccession(to *stream, from *snapshot) *succession {
+	s := &succession{to: to, from: make(map[string]handedOver, len(from.renditions)), mapped: make(map[string]string)}
+	for _, r := range from.renditions {
+		s.from[r.id] = handedOver{next: r.next, height: r.info.Height, ladder: r.ladder}
+		s.ladder = s.ladder || r.ladder
+	}
+	return s
+}
+
+// bridgeGrace is how many segment durations of media a later instance
+// may have before a rung of the height a rendition needs is taken as one
+// it will not get: its transcoder adds its rungs within about a second.
 const bridgeGrace = 3
 
 // successor returns the rendition of s.to that the players of rendition
 // rid go on with, and false while that is not decided yet. "" means none:
-// the later instance has nothing of rid's kind.
+// the later instance has nothing of rid's kind. A video rendition goes on
+// with one of the same height as soon as there is one; otherwise, once
+// the later instance's ladder had its time (or there is none to wait
+// for), with the nearest height, the lower of two equally near.
 func (s *succession) successor(rid string, segment time.Duration) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -61,22 +76,51 @@ func (s *succession) successor(rid string, segment time.Duration) (string, bool)
 		return id, true
 	}
 	snap := s.to.snap.Load()
-	pick := ""
-	switch {
-	case snap.rendition(rid) != nil:
-		pick = rid
-	case snap.ended || s.to.gone.Load() || snap.end() >= bridgeGrace*segment:
-		for _, r := range snap.renditions {
-			if !r.ladder && kindOf(r.id) == kindOf(rid) {
-				pick = r.id
-				break
+	from := s.from[rid]
+	settled := !s.ladder || snap.ended || s.to.gone.Load() || snap.end() >= bridgeGrace*segment
+	var pick *rendition
+	if kindOf(rid) == "audio" {
+		if pick = snap.rendition(rid); pick == nil {
+			for _, r := range snap.renditions {
+				if kindOf(r.id) == "audio" {
+					pick = r
+					break
+				}
 			}
 		}
-	default:
+	} else {
+		dist := func(r *rendition) int { return abs(r.info.Height - from.height) }
+		for _, r := range snap.renditions {
+			if !r.info.Video {
+				continue
+			}
+			switch {
+			case pick == nil, dist(r) < dist(pick),
+				dist(r) == dist(pick) && r.info.Height < pick.info.Height,
+				r.info.Height == pick.info.Height && r.ladder == from.ladder && pick.ladder != from.ladder:
+				pick = r
+			}
+		}
+		if pick != nil && dist(pick) != 0 && !settled {
+			return "", false
+		}
+	}
+	if pick == nil && !settled {
 		return "", false
 	}
-	s.mapped[rid] = pick
-	return pick, true
+	id := ""
+	if pick != nil {
+		id = pick.id
+	}
+	s.mapped[rid] = id
+	return id, true
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }
 
 // bridgeLink is one instance of the chain a bridged playlist walks.
@@ -139,8 +183,8 @@ func (s *Server) bridgeChain(st *stream, rid string) ([]bridgeLink, bool) {
 		succ := cur.succ.Load()
 		limit := r.next
 		if succ != nil {
-			if n, ok := succ.next[rid]; ok {
-				limit = min(limit, n)
+			if h, ok := succ.from[rid]; ok {
+				limit = min(limit, h.next)
 			}
 		}
 		l := bridgeLink{st: cur, r: r, off: off, before: before}

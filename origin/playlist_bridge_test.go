@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
+
+	"github.com/golivestream/live/packager"
 )
 
 // bridgeFixture is two instances of the fixture's stream, the second
@@ -124,35 +126,62 @@ func checkBridge(t *testing.T, body []byte, msn, ds int, uris []string, discs []
 	}
 }
 
-// TestBridgeSuccessor: a rendition goes on with the later instance's
-// rendition of its id; one the later instance lacks waits for its ladder
-// a while, then goes on with the source of its kind. A decision holds.
+// TestBridgeSuccessor: which rendition of the later instance the players
+// of each rendition go on with.
 func TestBridgeSuccessor(t *testing.T) {
-	_, _, cur := bridgeFixture(30 * time.Second)
-	short := &snapshot{renditions: []*rendition{{id: "v0", info: cur.snap.Load().rendition("v0").info}}}
-	cur.snap.Store(short)
-	s := newSuccession(cur, short)
-	if id, ok := s.successor("v0", time.Second); !ok || id != "v0" {
-		t.Errorf("v0 goes on with %q (decided %v), want v0", id, ok)
+	vid := func(id string, height int, ladder bool) *rendition {
+		return &rendition{id: id, ladder: ladder, info: packager.Info{Video: true, Height: height, Timescale: 90000}}
 	}
-	if id, ok := s.successor("v1", time.Second); ok {
-		t.Errorf("a rung the later instance may still get: decided %q at once", id)
+	aud := func(id string) *rendition { return &rendition{id: id, info: packager.Info{Timescale: 48000}} }
+	// played gives r seconds of media: the later instance's ladder had
+	// its time once it has bridgeGrace segment durations.
+	played := func(r *rendition, seconds int) *rendition {
+		c := *r
+		c.entries = []*entry{{seg: &packager.Segment{Duration: int64(seconds) * 90000, Timescale: 90000}}}
+		return &c
 	}
-	_, full, _ := fixture(30*time.Second, false) // 10.5 s of media
-	cur.snap.Store(full)
-	if id, ok := s.successor("v1", time.Second); !ok || id != "v0" {
-		t.Errorf("a rung the later instance did not get: %q (decided %v), want the source v0", id, ok)
-	}
-	if id, ok := s.successor("a1", time.Second); !ok || id != "a0" {
-		t.Errorf("audio a1: %q (decided %v), want a0", id, ok)
-	}
-	full.renditions = append(full.renditions, &rendition{id: "v1", ladder: true})
-	if id, _ := s.successor("v1", time.Second); id != "v0" {
-		t.Errorf("decision changed to %q", id)
-	}
-	cur.snap.Store(&snapshot{renditions: full.renditions[:1], ended: true})
-	if id, ok := s.successor("a0", time.Second); !ok || id != "" {
-		t.Errorf("audio into an instance without audio: %q (decided %v), want none", id, ok)
+	for _, tc := range []struct {
+		name string
+		from []*rendition
+		to   []*rendition
+		rid  string
+		want string // "?" for not decided yet
+	}{
+		{"same height at once", []*rendition{vid("v0", 360, false), vid("v1", 240, true)}, []*rendition{vid("v0", 360, false)}, "v0", "v0"},
+		{"a rung to come", []*rendition{vid("v0", 360, false), vid("v1", 240, true)}, []*rendition{vid("v0", 360, false)}, "v1", "?"},
+		{"no rung came", []*rendition{vid("v0", 360, false), vid("v1", 240, true)}, []*rendition{played(vid("v0", 360, false), 3)}, "v1", "v0"},
+		{"no ladder to wait for", []*rendition{vid("v0", 240, false)}, []*rendition{vid("v0", 360, false)}, "v0", "v0"},
+		{"nearest, the lower of two", []*rendition{vid("v0", 360, false), vid("v1", 240, true)},
+			[]*rendition{played(vid("v0", 720, false), 3), vid("v1", 480, true), vid("v2", 240, true)}, "v0", "v2"},
+		{"a rung before the source of its height", []*rendition{vid("v0", 720, false), vid("v1", 480, true)},
+			[]*rendition{vid("v0", 480, false), vid("v1", 480, true)}, "v1", "v1"},
+		{"the source before a rung of its height", []*rendition{vid("v0", 480, false), vid("v1", 240, true)},
+			[]*rendition{vid("v1", 480, true), vid("v0", 480, false)}, "v0", "v0"},
+		{"audio by id", []*rendition{aud("a0"), aud("a1")}, []*rendition{aud("a0"), aud("a1")}, "a1", "a1"},
+		{"audio, the first", []*rendition{aud("a0"), aud("a1")}, []*rendition{aud("a0")}, "a1", "a0"},
+		{"no audio any more", []*rendition{vid("v0", 240, false), aud("a0")}, []*rendition{vid("v0", 240, false)}, "a0", ""},
+		{"no video any more", []*rendition{vid("v0", 240, false), aud("a0")}, []*rendition{aud("a0")}, "v0", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			to := newStream("s", time.Now(), nil)
+			to.snap.Store(&snapshot{renditions: tc.to})
+			s := newSuccession(to, &snapshot{renditions: tc.from})
+			id, ok := s.successor(tc.rid, time.Second)
+			if !ok {
+				id = "?"
+			}
+			if id != tc.want {
+				t.Fatalf("%s goes on with %q, want %q", tc.rid, id, tc.want)
+			}
+			if !ok {
+				return
+			}
+			// A decision holds, whatever comes later.
+			to.snap.Store(&snapshot{renditions: append(slices.Clone(tc.to), vid("v9", 360, true), vid("v8", 240, true), aud("a9"))})
+			if again, _ := s.successor(tc.rid, time.Second); again != id {
+				t.Errorf("the decision changed to %q", again)
+			}
+		})
 	}
 }
 
