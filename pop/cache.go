@@ -30,6 +30,24 @@ type object struct {
 	// cacheable is false for responses that are shared only by the
 	// requests of one flight (5xx, no-store).
 	cacheable bool
+	// file, for a segment in the LRU, is its body in a memory file, sent
+	// by the fast path with sendfile(2); nil if none.
+	file *bodyFile
+}
+
+// sendfileMin is the smallest segment given a bodyFile: below it, the
+// copy sendfile saves costs less than its system calls.
+const sendfileMin = 32 << 10
+
+// cost is what o counts against its shard's byte bound: its body, twice
+// when it also has a bodyFile, and its bookkeeping.
+func (o *object) cost() int64 {
+	body, _ := o.body.Bytes()
+	n := int64(len(body)) + objectOverhead
+	if o.file != nil {
+		n += o.file.size
+	}
+	return n
 }
 
 func (o *object) fresh(now time.Time) bool { return now.Before(o.expires) }
@@ -259,6 +277,12 @@ var errStopping = fmt.Errorf("%w: the PoP is stopping", errAborted)
 // whether the body is complete.
 func (sh *shard) complete(o *object) bool {
 	_, _, err, _ := o.body.Next(1 << 62)
+	var file *bodyFile
+	if body, _ := o.body.Bytes(); err == nil && o.cacheable && o.class == classSegment && len(body) >= sendfileMin {
+		// Made before taking the lock; dropped if not kept. Without one
+		// (no memfd here, out of descriptors), hits are written.
+		file, _ = newBodyFile(body)
+	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if sh.filling[o.key] == o {
@@ -275,17 +299,27 @@ func (sh *shard) complete(o *object) bool {
 		requests, _ = sh.counts.Peek(o.key)
 	}
 	if !o.cacheable || !sh.c.admit(o, requests) {
+		file.drop()
 		return true
 	}
 	body, _ := o.body.Bytes()
-	size := int64(len(body)) + objectOverhead
+	kept := withLength(o, len(body))
+	if file != nil {
+		if kept == o { // o is shared with the fill's readers
+			c := *o
+			kept = &c
+		}
+		kept.file = file
+	}
+	size := kept.cost()
 	if size > sh.maxBytes {
+		file.drop()
 		return true
 	}
 	if _, ok := sh.lru.Peek(o.key); ok {
 		sh.lru.Remove(o.key)
 	}
-	sh.lru.Add(o.key, withLength(o, len(body)))
+	sh.lru.Add(o.key, kept)
 	sh.bytes += size
 	for sh.bytes > sh.maxBytes {
 		if _, _, ok := sh.lru.RemoveOldest(); !ok {
@@ -315,9 +349,21 @@ const objectOverhead = 1024
 // onEvict keeps the byte count; it runs with sh.mu held (simplelru calls it
 // from Add, Remove and RemoveOldest).
 func (sh *shard) onEvict(_ string, o *object) {
-	body, _ := o.body.Bytes()
-	sh.bytes -= int64(len(body)) + objectOverhead
+	sh.bytes -= o.cost()
+	o.file.drop()
 	sh.c.metrics.evictions.WithLabelValues(sh.c.name).Inc()
+}
+
+// dropFiles closes the bodyFiles of every object held, once the server
+// has stopped: hits are written from the heap from then on.
+func (c *cache) dropFiles() {
+	for _, sh := range c.shards {
+		sh.mu.Lock()
+		for _, o := range sh.lru.Values() {
+			o.file.drop()
+		}
+		sh.mu.Unlock()
+	}
 }
 
 // size returns the bytes held by complete objects.

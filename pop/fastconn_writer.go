@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -32,6 +33,12 @@ type fastWriter struct {
 	chunked bool
 	sent    bool // the head was written
 	err     error
+
+	// rc, fs and step send bodies from files (sendFile); set up on the
+	// connection's first such response.
+	rc   syscall.RawConn
+	fs   fileSend
+	step func(fd uintptr) bool
 }
 
 // reset prepares w for the next response.
@@ -112,6 +119,48 @@ func (w *fastWriter) send(p []byte) error {
 	}
 	w.written += int64(body)
 	return nil
+}
+
+// sendFile sends the whole body from f, a copy of the body the handler
+// declared by its Content-Length: the head leaves with its first bytes,
+// and the kernel takes the rest from f's pages (sendfile(2)). It reports
+// false, having sent nothing, when it cannot (a HEAD, another length, f
+// dropped, not a plain TCP connection): the caller writes the body.
+func (w *fastWriter) sendFile(f *bodyFile) (int64, bool) {
+	if w.err != nil || w.sent || w.isHead {
+		return 0, false
+	}
+	w.WriteHeader(http.StatusOK)
+	if !w.bodyAllowed() || w.declared() != f.size {
+		return 0, false
+	}
+	if w.rc == nil {
+		sc, ok := w.nc.(syscall.Conn)
+		if !ok {
+			return 0, false
+		}
+		rc, err := sc.SyscallConn()
+		if err != nil {
+			return 0, false
+		}
+		w.rc, w.step = rc, w.fs.step
+	}
+	if !f.acquire() {
+		return 0, false
+	}
+	defer f.release()
+	w.buildHead()
+	w.fs = fileSend{head: w.head, f: f}
+	err := w.rc.Write(w.step)
+	if err == nil {
+		err = w.fs.err
+	}
+	w.sent = true
+	w.written += w.fs.off
+	if err != nil {
+		w.err, w.close = err, true
+	}
+	return w.fs.off, true
 }
 
 // smallBody is how much of a body without a Content-Length is held to see

@@ -20,6 +20,9 @@ type metrics struct {
 	// and the connections it gave to net/http (server_fast.go).
 	fastRequests prometheus.Counter
 	handoffs     prometheus.Counter
+	// sendfile counts the responses whose body the fast path sent from a
+	// bodyFile.
+	sendfile prometheus.Counter
 
 	// Resolved children of the vectors used on every request, so the hot
 	// path does not hash label values.
@@ -79,9 +82,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "live_pop_http_handoffs_total",
 			Help: "Connections the fast path gave to net/http at their first request it does not answer: another method or path, HTTP/1.0, a request body, a head over 4 KiB.",
 		}),
+		sendfile: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "live_pop_sendfile_responses_total",
+			Help: "Cached segments the fast path sent with sendfile(2) from a memory file, without copying them from the heap.",
+		}),
 	}
 	m.resolve()
-	if err := promreg.Register(reg, m.requests, m.fetches, m.upstreamErrors, m.bytesServed, m.evictions, m.held, m.aborted, m.prefetches, m.fastRequests, m.handoffs); err != nil {
+	if err := promreg.Register(reg, m.requests, m.fetches, m.upstreamErrors, m.bytesServed, m.evictions, m.held, m.aborted, m.prefetches, m.fastRequests, m.handoffs, m.sendfile); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -218,6 +218,10 @@ func (s *Server) Run(ctx context.Context) error {
 	<-ctx.Done()
 	s.stop()
 	s.goroutines.Close()
+	s.local.dropFiles()
+	if s.proxy != nil {
+		s.proxy.dropFiles()
+	}
 	return nil
 }
 

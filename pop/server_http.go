@@ -143,9 +143,19 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *object, how lo
 		return
 	}
 	if body, complete := o.body.Bytes(); complete {
-		n, _ := w.Write(body) // a client gone mid-body is no one else's problem
+		var n int64
+		sent := false
+		if fw, ok := w.(*fastWriter); ok && o.file != nil {
+			if n, sent = fw.sendFile(o.file); sent {
+				s.metrics.sendfile.Inc()
+			}
+		}
+		if !sent {
+			m, _ := w.Write(body) // a client gone mid-body is no one else's problem
+			n = int64(m)
+		}
 		s.metrics.bytes[o.class].Add(float64(n))
-		s.load.bytes.Add(int64(n))
+		s.load.bytes.Add(n)
 		return
 	}
 	s.streamFill(w, r, o, 0, math.MaxInt)
