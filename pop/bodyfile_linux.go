@@ -16,29 +16,59 @@ import (
 // the body from our heap, which was a third of the CPU of a segment hit.
 // The heap copy stays for everything else (ranges, net/http, peers).
 type bodyFile struct {
-	fd   int
-	size int64
+	fd     int
+	size   int64
+	budget *fileBudget // gets the descriptor back when fd is closed
 	// state is twice the number of senders holding fd, plus 1 once the
 	// file is dropped: whoever leaves it at 1 closes fd, so that a sender
 	// never uses an fd number closed, and maybe reused, under it.
 	state atomic.Int64
 }
 
-// newBodyFile copies body into a new memory file.
-func newBodyFile(body []byte) (*bodyFile, error) {
+// fileBudget bounds the body files open at once, so that they never take
+// the descriptors that connections need: half of the soft limit on open
+// files (which Go raises to the hard limit at start).
+type fileBudget struct{ left atomic.Int64 }
+
+func newFileBudget() *fileBudget {
+	b := &fileBudget{}
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err == nil {
+		b.left.Store(int64(min(rl.Cur/2, 1<<30)))
+	}
+	return b
+}
+
+// newBodyFile copies body into a new memory file, if b has a descriptor
+// to spare.
+func newBodyFile(body []byte, b *fileBudget) (*bodyFile, error) {
+	if b.left.Add(-1) < 0 {
+		b.left.Add(1)
+		return nil, errNoDescriptors
+	}
 	fd, err := unix.MemfdCreate("pop-body", unix.MFD_CLOEXEC)
 	if err != nil {
+		b.left.Add(1)
 		return nil, fmt.Errorf("memfd_create: %w", err)
 	}
+	f := &bodyFile{fd: fd, size: int64(len(body)), budget: b}
 	for off := 0; off < len(body); {
 		n, err := unix.Pwrite(fd, body[off:], int64(off))
 		if err != nil || n == 0 {
-			unix.Close(fd)
+			f.close()
 			return nil, fmt.Errorf("write body file: %w", errors.Join(err, errShortWrite))
 		}
 		off += n
 	}
-	return &bodyFile{fd: fd, size: int64(len(body))}, nil
+	return f, nil
+}
+
+var errNoDescriptors = errors.New("no descriptors to spare for body files")
+
+// close closes fd and gives the descriptor back to the budget.
+func (f *bodyFile) close() {
+	unix.Close(f.fd)
+	f.budget.left.Add(1)
 }
 
 var errShortWrite = errors.New("short write")
@@ -59,7 +89,7 @@ func (f *bodyFile) acquire() bool {
 // release lets go of f after acquire.
 func (f *bodyFile) release() {
 	if f.state.Add(-2) == 1 {
-		unix.Close(f.fd)
+		f.close()
 	}
 }
 
@@ -71,7 +101,7 @@ func (f *bodyFile) drop() {
 		return
 	}
 	if f.state.Or(1) == 0 {
-		unix.Close(f.fd)
+		f.close()
 	}
 }
 

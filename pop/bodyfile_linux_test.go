@@ -5,6 +5,7 @@ package pop
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -30,7 +31,9 @@ func fdOpen(fd int) bool {
 // when it is dropped and no sender holds it, not before.
 func TestBodyFile(t *testing.T) {
 	body := bytes.Repeat([]byte("0123456789"), 10000)
-	f, err := newBodyFile(body)
+	budget := &fileBudget{}
+	budget.left.Store(1)
+	f, err := newBodyFile(body, budget)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,15 +57,25 @@ func TestBodyFile(t *testing.T) {
 		t.Error("still open once dropped and released")
 	}
 
-	g, err := newBodyFile(body)
+	// The budget of descriptors: one file at a time here.
+	g, err := newBodyFile(body, budget)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := newBodyFile(body, budget); !errors.Is(err, errNoDescriptors) {
+		t.Errorf("a second file on a budget of one: %v", err)
 	}
 	g.drop()
 	if fdOpen(g.fd) {
 		t.Error("a dropped file nobody held is still open")
 	}
 	g.drop() // twice is harmless
+	if n := budget.left.Load(); n != 1 {
+		t.Errorf("budget %d once every file closed, want 1", n)
+	}
+	if b := newFileBudget(); b.left.Load() < 100 {
+		t.Errorf("a budget of %d descriptors from the open-file limit", b.left.Load())
+	}
 }
 
 // TestFastPathSendfile: a cached segment is sent from its body file on the

@@ -10,10 +10,15 @@ type bodyFile struct{ size int64 }
 
 var errNoBodyFile = errors.New("no body files on this system")
 
-func newBodyFile([]byte) (*bodyFile, error) { return nil, errNoBodyFile }
-func (f *bodyFile) acquire() bool           { return false }
-func (f *bodyFile) release()                {}
-func (f *bodyFile) drop()                   {}
+// fileBudget bounds, on Linux, the body files open at once.
+type fileBudget struct{}
+
+func newFileBudget() *fileBudget { return &fileBudget{} }
+
+func newBodyFile([]byte, *fileBudget) (*bodyFile, error) { return nil, errNoBodyFile }
+func (f *bodyFile) acquire() bool                        { return false }
+func (f *bodyFile) release()                             {}
+func (f *bodyFile) drop()                                {}
 
 // fileSend is, on Linux, one response sent from a bodyFile.
 type fileSend struct {

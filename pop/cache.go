@@ -93,6 +93,8 @@ type cache struct {
 	ctx context.Context
 	// goroutines owns the goroutines that copy response bodies into fills.
 	goroutines *group
+	// files bounds the body files of segments; shared by a server's caches.
+	files *fileBudget
 	// onComplete, when not nil, sees every object whose body completed.
 	onComplete func(*object)
 	// boarded, when set (by tests, before use), is called when a request
@@ -125,7 +127,7 @@ type shard struct {
 // newCache returns a cache of n shards sharing maxBytes.
 // Its fetches run under ctx and their goroutines are owned by goroutines.
 func newCache(name string, n int, maxBytes int64, countKeys bool, admit func(*object, int) bool, m *metrics, ctx context.Context, goroutines *group) *cache {
-	c := &cache{name: name, seed: maphash.MakeSeed(), admit: admit, countKeys: countKeys, metrics: m, ctx: ctx, goroutines: goroutines}
+	c := &cache{name: name, seed: maphash.MakeSeed(), admit: admit, countKeys: countKeys, metrics: m, ctx: ctx, goroutines: goroutines, files: newFileBudget()}
 	for range n {
 		sh := &shard{c: c, maxBytes: maxBytes / int64(n), filling: map[string]*object{}, flights: map[string]*flight{}}
 		// The count bound is never reached: bytes decide evictions.
@@ -281,7 +283,7 @@ func (sh *shard) complete(o *object) bool {
 	if body, _ := o.body.Bytes(); err == nil && o.cacheable && o.class == classSegment && len(body) >= sendfileMin {
 		// Made before taking the lock; dropped if not kept. Without one
 		// (no memfd here, out of descriptors), hits are written.
-		file, _ = newBodyFile(body)
+		file, _ = newBodyFile(body, sh.c.files)
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()

@@ -185,6 +185,9 @@ func New(cfg Config) (*Server, error) {
 		}, m, ctx, &s.goroutines)
 	}
 	s.local = newCache("local", cfg.Shards, localBytes, false, func(*object, int) bool { return true }, m, ctx, &s.goroutines)
+	if s.proxy != nil {
+		s.proxy.files = s.local.files // one budget of descriptors
+	}
 	// Only the owner of a manifest prefetches what it lists.
 	s.local.onComplete = s.prefetcher.onComplete
 	if cfg.Registerer != nil {
