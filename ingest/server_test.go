@@ -141,6 +141,25 @@ func TestDuplicatePublisherRefused(t *testing.T) {
 	}
 }
 
+// frozenPublisher starts a server with cfg and a publisher of the demo
+// clip to stream "cam" through a relay, and freezes the relay's uplink
+// once the stream is live: the publisher's connection stays open, silent.
+// first gets how that publisher ended.
+func frozenPublisher(t *testing.T, cfg Config) (h *gateHandler, base string, clip *Clip, proxy *relay.Relay, first <-chan error) {
+	t.Helper()
+	h, base = startGated(t, cfg)
+	h.release()
+	clip = clipLoadDemo(t)
+	proxy = relay.Start(t, strings.TrimSuffix(strings.TrimPrefix(base, "rtmp://"), "/live/"))
+	done := make(chan error, 1)
+	go func() {
+		done <- Publish(context.Background(), PublisherConfig{URL: "rtmp://" + proxy.Addr() + "/live/cam", Clip: clip})
+	}()
+	await(t, h.published) // the first is live
+	proxy.Freeze()
+	return h, base, clip, proxy, done
+}
+
 // A publisher silent for TakeoverAfter (its encoder lost the connection
 // and reconnected) is replaced by the new connection for its stream, long
 // before ReadTimeout would have ended it.
@@ -148,17 +167,7 @@ func TestTakeoverSilentPublisher(t *testing.T) {
 	const takeover = 300 * time.Millisecond
 	events := logtest.New(64)
 	reg := prometheus.NewRegistry()
-	h, base := startGated(t, Config{TakeoverAfter: takeover, ReadTimeout: time.Minute, Logger: slog.New(events), Registerer: reg})
-	h.release()
-	clip := clipLoadDemo(t)
-	proxy := relay.Start(t, strings.TrimSuffix(strings.TrimPrefix(base, "rtmp://"), "/live/"))
-
-	first := make(chan error, 1)
-	go func() {
-		first <- Publish(context.Background(), PublisherConfig{URL: "rtmp://" + proxy.Addr() + "/live/cam", Clip: clip})
-	}()
-	await(t, h.published) // the first is live
-	proxy.Freeze()        // its uplink freezes; the connection stays open
+	h, base, clip, proxy, first := frozenPublisher(t, Config{TakeoverAfter: takeover, ReadTimeout: time.Minute, Logger: slog.New(events), Registerer: reg})
 	start := time.Now()
 	<-time.After(takeover) // the silence the server waits for
 	var err error
@@ -198,16 +207,7 @@ func TestTakeoverSilentPublisher(t *testing.T) {
 // sent nothing (here longer than TestTakeoverSilentPublisher waits).
 func TestNoTakeover(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	h, base := startGated(t, Config{TakeoverAfter: -1, ReadTimeout: time.Minute, Registerer: reg})
-	h.release()
-	clip := clipLoadDemo(t)
-	proxy := relay.Start(t, strings.TrimSuffix(strings.TrimPrefix(base, "rtmp://"), "/live/"))
-	first := make(chan error, 1)
-	go func() {
-		first <- Publish(context.Background(), PublisherConfig{URL: "rtmp://" + proxy.Addr() + "/live/cam", Clip: clip})
-	}()
-	await(t, h.published)
-	proxy.Freeze()
+	_, base, clip, proxy, first := frozenPublisher(t, Config{TakeoverAfter: -1, ReadTimeout: time.Minute, Registerer: reg})
 	<-time.After(time.Second) // silent for longer than a takeover needs
 	err := Publish(context.Background(), PublisherConfig{URL: base + "cam", Clip: clip, Loops: 1, Speed: -1})
 	if !errors.Is(err, ErrPublishRejected) {

@@ -190,13 +190,7 @@ func TestBridgeSuccessor(t *testing.T) {
 // playlist after the first instance's own files are gone, until the
 // chain ends and its last instance is dropped.
 func TestBridgeServed(t *testing.T) {
-	srv, err := New(Config{Window: 10 * time.Second, ReconnectWindow: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	publishAudio(t, srv, "s", 48000, 3).Drop()
-	old := srv.stream("s")
+	srv, old := lostStream(t)
 	oldPath := "/live/s/" + old.epoch + "/a0/index.m3u8"
 	before := mediaPlaylistOf(t, srv, oldPath)
 

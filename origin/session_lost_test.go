@@ -74,6 +74,19 @@ func awaitEnded(t *testing.T, st *stream, within time.Duration) {
 	}
 }
 
+// lostStream returns a server (10 s window, 1 min reconnect window) whose
+// stream "s", 3 s of 48 kHz AAC, has lost its publisher.
+func lostStream(t *testing.T) (*Server, *stream) {
+	t.Helper()
+	srv, err := New(Config{Window: 10 * time.Second, ReconnectWindow: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	publishAudio(t, srv, "s", 48000, 3).Drop()
+	return srv, srv.stream("s")
+}
+
 // TestLostPublisher: a publisher whose connection broke (Drop) leaves its
 // stream live for the reconnect window. Back with the same tracks, it
 // resumes the stream: viewers never see it end. Back with other tracks,
@@ -82,13 +95,7 @@ func awaitEnded(t *testing.T, st *stream, within time.Duration) {
 // window, ends it at once.
 func TestLostPublisher(t *testing.T) {
 	t.Run("resumes", func(t *testing.T) {
-		srv, err := New(Config{Window: 10 * time.Second, ReconnectWindow: time.Minute})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer srv.Close()
-		publishAudio(t, srv, "s", 48000, 3).Drop()
-		st := srv.stream("s")
+		srv, st := lostStream(t)
 		path := "/live/s/" + st.epoch + "/a0/index.m3u8"
 		if pl := mediaPlaylistOf(t, srv, path); pl.Endlist {
 			t.Fatal("a lost publisher's playlist ended at once")
@@ -115,13 +122,7 @@ func TestLostPublisher(t *testing.T) {
 	})
 
 	t.Run("next period", func(t *testing.T) {
-		srv, err := New(Config{Window: 10 * time.Second, ReconnectWindow: time.Minute})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer srv.Close()
-		publishAudio(t, srv, "s", 48000, 3).Drop()
-		old := srv.stream("s")
+		srv, old := lostStream(t)
 		ast := mpdOf(t, srv, "s").AvailabilityStartTime
 
 		sess := publishAudio(t, srv, "s", 44100, 3)
