@@ -5,6 +5,7 @@ package pop
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -213,4 +214,44 @@ func bodyFiles(t *testing.T) int {
 		}
 	}
 	return n
+}
+
+// TestBodyFileOnlyWhenKept: a segment holds a body file when its cache
+// keeps it; none is left open for one it does not keep (a proxy layer's
+// cold key), a playlist or a small segment.
+func TestBodyFileOnlyWhenKept(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		key   string
+		size  int
+		admit bool
+		want  bool
+	}{
+		{"kept segment", "/live/s/e/v0/1.m4s", 64 << 10, true, true},
+		{"segment not kept", "/live/s/e/v0/1.m4s", 64 << 10, false, false},
+		{"small segment", "/live/s/e/v0/1.m4s", 8 << 10, true, false},
+		{"playlist", "/live/s/e/v0/index.m3u8", 64 << 10, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestCache(t)
+			c.admit = func(*object, int) bool { return tc.admit }
+			filed := make(chan struct{}, 1)
+			c.onComplete = func(*object) { filed <- struct{}{} }
+			body := bytes.Repeat([]byte{7}, tc.size)
+			before := bodyFiles(t)
+			o, how, err := c.get(context.Background(), tc.key, classify(tc.key), func(_ context.Context, key string, cl class) (*object, io.ReadCloser, error) {
+				o := &object{key: key, class: cl, status: http.StatusOK, header: http.Header{}, body: newFill(int64(len(body)), func() {}), cacheable: true}
+				return o, io.NopCloser(bytes.NewReader(body)), nil
+			})
+			if err != nil || how != lookupMiss {
+				t.Fatalf("get: %v %v", how, err)
+			}
+			o.body.wait(context.Background())
+			<-filed // kept or not
+			if got := bodyFiles(t) - before; got != map[bool]int{true: 1, false: 0}[tc.want] {
+				t.Errorf("%d body files made, want %v", got, tc.want)
+			}
+			c.dropFiles()
+		})
+	}
 }

@@ -280,10 +280,16 @@ var errStopping = fmt.Errorf("%w: the PoP is stopping", errAborted)
 func (sh *shard) complete(o *object) bool {
 	_, _, err, _ := o.body.Next(1 << 62)
 	var file *bodyFile
-	if body, _ := o.body.Bytes(); err == nil && o.cacheable && o.class == classSegment && len(body) >= sendfileMin {
-		// Made before taking the lock; dropped if not kept. Without one
-		// (no memfd here, out of descriptors), hits are written.
-		file, _ = newBodyFile(body, sh.c.files)
+	if body, _ := o.body.Bytes(); err == nil && o.class == classSegment && len(body) >= sendfileMin {
+		sh.mu.Lock()
+		keep := sh.admitsLocked(o)
+		sh.mu.Unlock()
+		if keep {
+			// Made outside the lock; dropped if not kept after all.
+			// Without one (no memfd here, out of descriptors), hits
+			// are written.
+			file, _ = newBodyFile(body, sh.c.files)
+		}
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -296,11 +302,7 @@ func (sh *shard) complete(o *object) bool {
 		}
 		return false
 	}
-	var requests int
-	if sh.counts != nil {
-		requests, _ = sh.counts.Peek(o.key)
-	}
-	if !o.cacheable || !sh.c.admit(o, requests) {
+	if !sh.admitsLocked(o) {
 		file.drop()
 		return true
 	}
@@ -329,6 +331,16 @@ func (sh *shard) complete(o *object) bool {
 		}
 	}
 	return true
+}
+
+// admitsLocked reports whether the complete object o is to be kept. The
+// caller holds sh.mu.
+func (sh *shard) admitsLocked(o *object) bool {
+	var requests int
+	if sh.counts != nil {
+		requests, _ = sh.counts.Peek(o.key)
+	}
+	return o.cacheable && sh.c.admit(o, requests)
 }
 
 // withLength returns o, or for a body that came without a Content-Length
