@@ -360,11 +360,7 @@ func TestBrowserStreamComesBack(t *testing.T) {
 			t.Errorf("%s: error %s after the stream came back", tb.format, *s.Error)
 		}
 	}
-	select {
-	case err := <-second:
-		t.Fatalf("the publisher stopped before the end of the test: %v", err)
-	default:
-	}
+	stillPublishing(t, second)
 	cancel() // the rest of the stream is not needed
 	<-second
 }
@@ -377,6 +373,17 @@ func TestBrowserStreamComesBack(t *testing.T) {
 func publishSizeSwitch(t *testing.T, ctx context.Context, a *testApp, name string) <-chan error {
 	t.Helper()
 	return publishFiles(t, ctx, a, name, sizedFiles(t, requireTool(t, "ffmpeg"), sized{"320x240", 8}, sized{"640x360", 30})...)
+}
+
+// stillPublishing fails the test if the publisher whose end done reports
+// has stopped: the test needed it until now.
+func stillPublishing(t *testing.T, done <-chan error) {
+	t.Helper()
+	select {
+	case err := <-done:
+		t.Fatalf("the publisher stopped before the end of the test: %v", err)
+	default:
+	}
 }
 
 // publishFiles publishes stream name with ffmpeg relaying files, one
