@@ -32,7 +32,9 @@ type beacon struct {
 const maxBeaconBytes = 2048
 
 var (
-	validSession = regexp.MustCompile(`^[A-Za-z0-9_-]{16,64}$`)
+	// validSession is the alphabet and length of what may stand in a
+	// session field; parseToken says whether it is a token.
+	validSession = regexp.MustCompile(`^[A-Za-z0-9_-]{0,64}$`)
 	validStream  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 	validEvents  = map[string]bool{"start": true, "stall": true, "switch": true, "heartbeat": true, "error": true}
 )
@@ -41,22 +43,17 @@ var (
 var errBeacon = errors.New("invalid beacon")
 
 // parseBeacon decodes and validates a beacon body; it never trusts the
-// stream name, which the caller checks against the live streams.
+// stream name, which the caller checks against the live streams, nor the
+// session, whose token the caller verifies.
 func parseBeacon(body []byte) (*beacon, error) {
 	var b beacon
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&b); err != nil {
+	if err := decodeStrict(body, &b); err != nil {
 		return nil, fmt.Errorf("%w: %v", errBeacon, err)
 	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: trailing data", errBeacon)
+	if err := checkStreamSession(b.Stream, b.Session); err != nil {
+		return nil, fmt.Errorf("%w: %v", errBeacon, err)
 	}
 	switch {
-	case !validStream.MatchString(b.Stream):
-		return nil, fmt.Errorf("%w: stream name", errBeacon)
-	case !validSession.MatchString(b.Session):
-		return nil, fmt.Errorf("%w: session must match [A-Za-z0-9_-]{16,64}", errBeacon)
 	case !validEvents[b.Event]:
 		return nil, fmt.Errorf("%w: event %q", errBeacon, b.Event)
 	case b.Format != "" && b.Format != "hls" && b.Format != "dash":
@@ -85,6 +82,31 @@ func parseBeacon(body []byte) (*beacon, error) {
 	return &b, nil
 }
 
+// decodeStrict decodes body, one JSON object with no field v lacks, into v.
+func decodeStrict(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data")
+	}
+	return nil
+}
+
+// checkStreamSession checks the fields that beacons and session requests
+// share: a stream name, and what may stand in a session field.
+func checkStreamSession(stream, session string) error {
+	switch {
+	case !validStream.MatchString(stream):
+		return errors.New("stream name")
+	case !validSession.MatchString(session):
+		return errors.New("session must match [A-Za-z0-9_-]{0,64}")
+	}
+	return nil
+}
+
 // limiter is a token bucket per client address, with a bound on the
 // addresses it remembers. It is safe for concurrent use.
 type limiter struct {
@@ -95,9 +117,22 @@ type limiter struct {
 	buckets *simplelru.LRU[string, *bucket] // guarded by mu
 }
 
+// bucket is a token bucket; its owner guards it.
 type bucket struct {
 	tokens float64
 	at     time.Time
+}
+
+// take refills b at rate tokens per second up to burst, then takes a
+// token if there is one.
+func (b *bucket) take(now time.Time, rate, burst float64) bool {
+	b.tokens = min(burst, b.tokens+max(0, now.Sub(b.at).Seconds())*rate)
+	b.at = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 func newLimiter(rate, burst float64, clients int) *limiter {
@@ -114,13 +149,7 @@ func (l *limiter) allow(client string, now time.Time) bool {
 		b = &bucket{tokens: l.burst, at: now}
 		l.buckets.Add(client, b)
 	}
-	b.tokens = min(l.burst, b.tokens+now.Sub(b.at).Seconds()*l.rate)
-	b.at = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+	return b.take(now, l.rate, l.burst)
 }
 
 // clientAddr is the address a beacon is counted against: the connection's,
@@ -133,30 +162,41 @@ func clientAddr(r *http.Request) string {
 	return host
 }
 
-// serveBeacon handles POST /api/qoe.
+// serveBeacon handles POST /api/qoe. A beacon counts only with a session
+// token this server issued for the stream (POST /api/qoe/session), within
+// its lifetime and its session's beacon rate.
 func (s *Server) serveBeacon(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	now := time.Now()
 	if !s.limit.allow(clientAddr(r), now) {
-		s.refuse(w, "rate", http.StatusTooManyRequests, "too many beacons")
+		s.refuseBeacon(w, "rate", http.StatusTooManyRequests, "too many beacons")
 		return
 	}
 	body, err := readLimited(w, r, maxBeaconBytes)
 	if err != nil {
-		s.refuse(w, "size", http.StatusRequestEntityTooLarge, "beacon too large")
+		s.refuseBeacon(w, "size", http.StatusRequestEntityTooLarge, "beacon too large")
 		return
 	}
 	b, err := parseBeacon(body)
 	if err != nil {
-		s.refuse(w, "invalid", http.StatusBadRequest, err.Error())
+		s.refuseBeacon(w, "invalid", http.StatusBadRequest, err.Error())
+		return
+	}
+	tok, err := s.signer.verify(b.Session, b.Stream, now)
+	if err != nil {
+		s.refuseBeacon(w, sessionReason(err), http.StatusForbidden, err.Error())
 		return
 	}
 	if !s.live(r.Context(), b.Stream) {
-		s.refuse(w, "stream", http.StatusNotFound, "no such live stream")
+		s.refuseBeacon(w, "stream", http.StatusNotFound, "no such live stream")
 		return
 	}
-	if !s.qoe.record(b, now) {
-		s.refuse(w, "sessions", http.StatusTooManyRequests, "too many sessions for this stream")
+	switch s.qoe.record(b.Stream, tok.id, b, now) {
+	case refusedFull:
+		s.refuseBeacon(w, "sessions", http.StatusTooManyRequests, "too many sessions")
+		return
+	case refusedRate:
+		s.refuseBeacon(w, "session_rate", http.StatusTooManyRequests, "too many beacons in this session")
 		return
 	}
 	s.metrics.beacons.WithLabelValues(b.Event).Inc()
@@ -166,9 +206,10 @@ func (s *Server) serveBeacon(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Server) refuse(w http.ResponseWriter, reason string, code int, msg string) {
+// refuseBeacon answers a beacon that does not count.
+func (s *Server) refuseBeacon(w http.ResponseWriter, reason string, code int, msg string) {
 	s.metrics.rejected.WithLabelValues(reason).Inc()
-	s.log.Debug("beacon refused", "reason", msg)
+	s.drops.note("beacon", reason, msg, time.Now())
 	http.Error(w, msg, code)
 }
 

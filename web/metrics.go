@@ -12,9 +12,11 @@ import (
 // metrics are the QoE collectors: counters of beacons, and per-stream
 // figures computed when scraped.
 type metrics struct {
-	beacons    *prometheus.CounterVec
-	rejected   *prometheus.CounterVec
-	firstFrame prometheus.Histogram
+	beacons         *prometheus.CounterVec
+	rejected        *prometheus.CounterVec
+	sessions        *prometheus.CounterVec
+	sessionRejected *prometheus.CounterVec
+	firstFrame      prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
@@ -25,7 +27,17 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 		}, []string{"event"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "live_qoe_beacons_rejected_total",
-			Help: "QoE beacons refused, by reason (rate, size, invalid, stream, sessions).",
+			Help: "QoE beacons refused, by reason (rate, size, invalid, stream, sessions, " +
+				"session_missing, session_forged, session_expired, session_rate).",
+		}, []string{"reason"}),
+		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "live_qoe_sessions_issued_total",
+			Help: "QoE session tokens issued, by kind (new, renewal).",
+		}, []string{"kind"}),
+		sessionRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "live_qoe_session_requests_rejected_total",
+			Help: "QoE session requests refused, by reason (rate, size, invalid, stream, issue_rate, " +
+				"session_forged, session_expired).",
 		}, []string{"reason"}),
 		firstFrame: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "live_qoe_first_frame_seconds",
@@ -33,7 +45,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 			Buckets: []float64{0.25, 0.5, 1, 1.5, 2, 3, 5, 8, 13},
 		}),
 	}
-	if err := promreg.Register(reg, m.beacons, m.rejected, m.firstFrame, qoeCollector{s}); err != nil {
+	if err := promreg.Register(reg, m.beacons, m.rejected, m.sessions, m.sessionRejected, m.firstFrame, qoeCollector{s}); err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
 	return m, nil

@@ -16,10 +16,11 @@ const StallThreshold = 2 * time.Second
 const (
 	qoeWindow    = time.Minute
 	viewerWindow = 30 * time.Second
-	// maxSessions bounds the sessions kept per stream.
-	maxSessions = 100000
 	// firstFrames bounds the first-frame times kept per stream.
 	firstFrames = 256
+	// sweepEvery spaces the sweeps of every stream that a full store makes
+	// before it refuses a new session: a full store is not swept per beacon.
+	sweepEvery = time.Second
 )
 
 // QoE is a stream's quality of experience as the players report it.
@@ -40,48 +41,81 @@ type QoE struct {
 	FirstFrameP90 float64 `json:"first_frame_ms_p90"`
 }
 
-// session is one page load.
+// session is one playback session the server started: one user, however
+// many beacons it sends.
 type session struct {
 	lastSeen  time.Time
 	lastStall time.Time // zero: never stalled
+	beacons   bucket    // the beacons it may still send
 }
 
 // streamQoE holds one stream's sessions and recent first-frame times.
 type streamQoE struct {
-	sessions    map[string]*session
+	sessions    map[sessionID]*session
 	firstFrames []float64 // ring of the last firstFrames values, ms
 	next        int
 }
 
+// qoeLimits bound a qoeStore.
+type qoeLimits struct {
+	// maxSessions bounds the sessions kept, all streams together.
+	maxSessions int
+	// perMinute and burst bound the beacons one session may send: a token
+	// bucket refilled at perMinute, holding at most burst.
+	perMinute, burst float64
+}
+
+// recordResult is what became of a beacon.
+type recordResult int
+
+const (
+	recorded    recordResult = iota
+	refusedFull              // a new session, and the store holds maxSessions
+	refusedRate              // the session is over its beacon rate
+)
+
 // qoeStore keeps the QoE figures of every stream. It is safe for
 // concurrent use.
 type qoeStore struct {
-	mu      sync.Mutex
-	streams map[string]*streamQoE // guarded by mu
+	limits qoeLimits
+
+	mu       sync.Mutex
+	streams  map[string]*streamQoE // guarded by mu
+	sessions int                   // sessions in streams; guarded by mu
+	sweptAt  time.Time             // the last sweep of a full store; guarded by mu
 }
 
-func newQoEStore() *qoeStore { return &qoeStore{streams: map[string]*streamQoE{}} }
+func newQoEStore(l qoeLimits) *qoeStore {
+	return &qoeStore{limits: l, streams: map[string]*streamQoE{}}
+}
 
-// record applies one validated beacon at now. It reports false when the
-// stream has as many sessions as it may keep and this one is new.
-func (q *qoeStore) record(b *beacon, now time.Time) bool {
+// record applies one validated beacon of session id, which the caller
+// checked was issued for stream, at now.
+func (q *qoeStore) record(stream string, id sessionID, b *beacon, now time.Time) recordResult {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	st := q.streams[b.Stream]
+	st := q.streams[stream]
 	if st == nil {
-		st = &streamQoE{sessions: map[string]*session{}}
-		q.streams[b.Stream] = st
+		st = &streamQoE{sessions: map[sessionID]*session{}}
+		q.streams[stream] = st
 	}
-	s := st.sessions[b.Session]
+	s := st.sessions[id]
 	if s == nil {
-		if len(st.sessions) >= maxSessions {
-			st.expire(now)
-			if len(st.sessions) >= maxSessions {
-				return false
+		if q.sessions >= q.limits.maxSessions && now.Sub(q.sweptAt) >= sweepEvery {
+			q.sweptAt = now
+			for _, other := range q.streams {
+				q.expireLocked(other, now)
 			}
 		}
-		s = &session{}
-		st.sessions[b.Session] = s
+		if q.sessions >= q.limits.maxSessions {
+			return refusedFull
+		}
+		s = &session{beacons: bucket{tokens: q.limits.burst, at: now}}
+		st.sessions[id] = s
+		q.sessions++
+	}
+	if !s.beacons.take(now, q.limits.perMinute/60, q.limits.burst) {
+		return refusedRate
 	}
 	s.lastSeen = now
 	switch b.Event {
@@ -97,14 +131,16 @@ func (q *qoeStore) record(b *beacon, now time.Time) bool {
 			}
 		}
 	}
-	return true
+	return recorded
 }
 
-// expire drops the sessions not heard from within the one-minute window.
-func (st *streamQoE) expire(now time.Time) {
+// expireLocked drops the sessions of st not heard from within the
+// one-minute window. q.mu must be held.
+func (q *qoeStore) expireLocked(st *streamQoE, now time.Time) {
 	for id, s := range st.sessions {
 		if now.Sub(s.lastSeen) > qoeWindow {
 			delete(st.sessions, id)
+			q.sessions--
 		}
 	}
 }
@@ -117,7 +153,7 @@ func (q *qoeStore) figures(stream string, now time.Time) QoE {
 	if st == nil {
 		return QoE{}
 	}
-	st.expire(now)
+	q.expireLocked(st, now)
 	var f QoE
 	for _, s := range st.sessions {
 		f.Users++
@@ -145,8 +181,9 @@ func (q *qoeStore) figures(stream string, now time.Time) QoE {
 func (q *qoeStore) forget(keep func(string) bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for name := range q.streams {
+	for name, st := range q.streams {
 		if !keep(name) {
+			q.sessions -= len(st.sessions)
 			delete(q.streams, name)
 		}
 	}

@@ -1,10 +1,16 @@
 package web
 
 import (
-	"strconv"
 	"testing"
 	"time"
 )
+
+// testID is a session id made from n.
+func testID(n int) sessionID {
+	var id sessionID
+	id[0], id[1] = byte(n>>8), byte(n)
+	return id
+}
 
 // TestQoEFigures replays hand-made timelines of beacons and checks the
 // one-minute figures at given instants.
@@ -35,16 +41,58 @@ func TestQoEFigures(t *testing.T) {
 			QoE{Users: 2, Stalled: 1, StallRate: 0.5, ZeroStallRate: 0.5, Viewers: 2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			q := newQoEStore()
+			q := newQoEStore(qoeLimits{maxSessions: 10, perMinute: 30, burst: 10})
 			for _, e := range tc.events {
-				b := &beacon{Stream: "s", Session: "session-" + strconv.Itoa(e.session) + "-xxxxxxxx", Event: e.event}
+				b := &beacon{Stream: "s", Event: e.event}
 				if e.event == "start" {
 					b.FirstFrameMS = ff(1000)
 				}
-				q.record(b, t0.Add(e.at))
+				if got := q.record("s", testID(e.session), b, t0.Add(e.at)); got != recorded {
+					t.Fatalf("beacon %+v: %v", e, got)
+				}
 			}
 			if got := q.figures("s", t0.Add(tc.at)); got != tc.want {
 				t.Errorf("got %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestQoELimits: a session's beacons beyond its rate, and new sessions
+// beyond the store's bound, are refused; each comes back with time.
+func TestQoELimits(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	type ev struct {
+		at      time.Duration
+		session int
+		n       int // beacons sent at once
+		want    recordResult
+	}
+	for _, tc := range []struct {
+		name      string
+		events    []ev
+		wantUsers int
+	}{
+		{"a burst of 10, then none", []ev{{0, 1, 10, recorded}, {0, 1, 1, refusedRate}}, 1},
+		{"69 stalls are one user", []ev{{0, 1, 10, recorded}, {0, 1, 59, refusedRate}}, 1},
+		{"refilled at 30 a minute", []ev{{0, 1, 10, recorded}, {2 * time.Second, 1, 1, recorded}, {2 * time.Second, 1, 1, refusedRate}}, 1},
+		{"one session's rate is not another's", []ev{{0, 1, 10, recorded}, {0, 2, 10, recorded}, {0, 2, 1, refusedRate}}, 2},
+		{"a full store refuses new sessions", []ev{{0, 1, 1, recorded}, {0, 2, 1, recorded}, {0, 3, 1, recorded}, {time.Second, 4, 1, refusedFull}, {time.Second, 1, 1, recorded}}, 3},
+		{"room again once sessions are silent", []ev{{0, 1, 1, recorded}, {0, 2, 1, recorded}, {30 * time.Second, 3, 1, recorded}, {61 * time.Second, 4, 1, recorded}, {61 * time.Second, 5, 1, recorded}, {61 * time.Second, 6, 1, refusedFull}}, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := newQoEStore(qoeLimits{maxSessions: 3, perMinute: 30, burst: 10})
+			var last time.Duration
+			for _, e := range tc.events {
+				for i := range e.n {
+					if got := q.record("s", testID(e.session), &beacon{Stream: "s", Event: "stall"}, t0.Add(e.at)); got != e.want {
+						t.Fatalf("session %d at %v, beacon %d: %v, want %v", e.session, e.at, i, got, e.want)
+					}
+				}
+				last = e.at
+			}
+			if f := q.figures("s", t0.Add(last)); f.Users != tc.wantUsers || f.Stalled != tc.wantUsers {
+				t.Errorf("figures %+v, want %d users, all stalled", f, tc.wantUsers)
 			}
 		})
 	}

@@ -4,6 +4,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"embed"
 	"encoding/json"
@@ -35,9 +36,34 @@ type Config struct {
 	// FPSFloor is the ingest frame rate below which the dashboard shows a
 	// rendition in red. Zero means 20.
 	FPSFloor float64
-	// BeaconRate and BeaconBurst bound the beacons one client address may
-	// send: a token bucket. Zero means 5 per second, bursts of 50.
+	// BeaconRate and BeaconBurst bound the beacons and session requests one
+	// client address may send: a token bucket. Zero means 5 per second,
+	// bursts of 50.
 	BeaconRate, BeaconBurst float64
+	// SessionKey signs the QoE session tokens (HMAC-SHA256); at least 16
+	// bytes. Nil means 32 random bytes made by New: tokens are then good
+	// with this process only, and after a restart pages start new sessions.
+	// Nodes that may get the beacons of a page another node served need the
+	// same key.
+	SessionKey []byte
+	// SessionTTL is how long a session token is good; pages renew theirs at
+	// half of it. Zero means 10 minutes; under a minute is an error.
+	SessionTTL time.Duration
+	// SessionsPerMinute bounds the sessions one client address (an IPv6
+	// /64) may start: that many at once, then that many a minute. Pages
+	// beyond it play, uncounted, and ask again every 30 s. Renewals do not
+	// count. Zero means 10: a household or a small office behind one NAT.
+	SessionsPerMinute int
+	// SessionBeaconsPerMinute and SessionBeaconBurst bound the beacons one
+	// session may send: a token bucket. Zero means 30 a minute, bursts of
+	// 10; a page sends a heartbeat every 10 s, and start, stall, switch and
+	// error beacons as they happen.
+	SessionBeaconsPerMinute, SessionBeaconBurst int
+	// MaxSessions bounds the sessions kept, all streams together, each
+	// about 120 bytes; a beacon of a new session beyond it is refused until
+	// others have been silent for a minute. Zero means 100 000 (12 MB).
+	// Issuing a session keeps nothing: its token carries it.
+	MaxSessions int
 	// Logger receives events. Nil means discard.
 	Logger *slog.Logger
 	// Registerer receives the QoE metrics. Nil means not registered.
@@ -78,9 +104,13 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	qoe     *qoeStore
-	limit   *limiter
+	limit   *limiter // beacons and session requests per client address
+	issue   *limiter // new sessions per client address (IPv6 /64)
+	signer  *sessionSigner
+	drops   *dropLog
 	metrics *metrics
-	mux     *http.ServeMux
+	routes  []route
+	mux     *http.ServeMux // s.routes alone
 
 	mu sync.Mutex
 	// cached is the last stream list and when it was taken; guarded by mu.
@@ -102,14 +132,47 @@ func New(cfg Config) (*Server, error) {
 	if cfg.BeaconBurst <= 0 {
 		cfg.BeaconBurst = 50
 	}
+	switch n := len(cfg.SessionKey); {
+	case n == 0:
+		cfg.SessionKey = newSessionKey()
+	case n < 16:
+		return nil, fmt.Errorf("web: SessionKey has %d bytes, want at least 16", n)
+	default:
+		cfg.SessionKey = bytes.Clone(cfg.SessionKey)
+	}
+	switch {
+	case cfg.SessionTTL == 0:
+		cfg.SessionTTL = 10 * time.Minute
+	case cfg.SessionTTL < time.Minute:
+		return nil, fmt.Errorf("web: SessionTTL %v, want at least a minute", cfg.SessionTTL)
+	}
+	if cfg.SessionsPerMinute <= 0 {
+		cfg.SessionsPerMinute = 10
+	}
+	if cfg.SessionBeaconsPerMinute <= 0 {
+		cfg.SessionBeaconsPerMinute = 30
+	}
+	if cfg.SessionBeaconBurst <= 0 {
+		cfg.SessionBeaconBurst = 10
+	}
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = 100000
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		qoe:   newQoEStore(),
-		limit: newLimiter(cfg.BeaconRate, cfg.BeaconBurst, 65536),
+		cfg: cfg,
+		log: cfg.Logger,
+		qoe: newQoEStore(qoeLimits{
+			maxSessions: cfg.MaxSessions,
+			perMinute:   float64(cfg.SessionBeaconsPerMinute),
+			burst:       float64(cfg.SessionBeaconBurst),
+		}),
+		limit:  newLimiter(cfg.BeaconRate, cfg.BeaconBurst, limiterClients),
+		issue:  newLimiter(float64(cfg.SessionsPerMinute)/60, float64(cfg.SessionsPerMinute), limiterClients),
+		signer: &sessionSigner{key: cfg.SessionKey, ttl: cfg.SessionTTL},
+		drops:  newDropLog(cfg.Logger, time.Minute),
 	}
 	m, err := newMetrics(cfg.Registerer, s)
 	if err != nil {
@@ -121,22 +184,35 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	files := http.FileServerFS(sub)
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", s.page(sub, "index.html"))
-	mux.HandleFunc("GET /dashboard", s.page(sub, "dashboard.html"))
-	mux.Handle("GET /static/", http.StripPrefix("/static", staticCache(files)))
-	mux.HandleFunc("GET /api/streams", s.serveStreams)
-	mux.HandleFunc("GET /api/streams/{name}", s.serveStream)
-	mux.HandleFunc("POST /api/qoe", s.serveBeacon)
-	s.mux = mux
+	s.routes = []route{
+		{"GET /{$}", s.page(sub, "index.html")},
+		{"GET /dashboard", s.page(sub, "dashboard.html")},
+		{"GET /static/", http.StripPrefix("/static", staticCache(files))},
+		{"GET /api/streams", http.HandlerFunc(s.serveStreams)},
+		{"GET /api/streams/{name}", http.HandlerFunc(s.serveStream)},
+		{"POST /api/qoe", http.HandlerFunc(s.serveBeacon)},
+		{"POST /api/qoe/session", http.HandlerFunc(s.serveSession)},
+	}
+	s.mux = http.NewServeMux()
+	s.Handle(s.mux)
 	return s, nil
+}
+
+// limiterClients bounds the client addresses each limiter remembers, each
+// about 180 bytes: 12 MB a limiter at most.
+const limiterClients = 65536
+
+// route is one of the server's patterns and its handler.
+type route struct {
+	pattern string
+	handler http.Handler
 }
 
 // Handle registers the server's routes on mux, next to others (the PoP or
 // the origin at "/").
 func (s *Server) Handle(mux *http.ServeMux) {
-	for _, p := range []string{"GET /{$}", "GET /dashboard", "GET /static/", "GET /api/streams", "GET /api/streams/{name}", "POST /api/qoe"} {
-		mux.Handle(p, s.mux)
+	for _, rt := range s.routes {
+		mux.Handle(rt.pattern, rt.handler)
 	}
 }
 

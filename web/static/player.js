@@ -122,27 +122,56 @@
 
     // ---- QoE beacons
 
-    const session = randomId(24);
+    // The server counts a viewer once per session it started: the page asks
+    // POST /api/qoe/session for one as it loads, sends the token with every
+    // beacon, and renews it at half its lifetime (the same session, a fresh
+    // token). Without one (the stream not live yet, too many new sessions
+    // from this address, the server unreachable) the page plays on, sends
+    // no beacons, and asks again in about 30 s.
+    let session = null; // the token
+    const sessionReady = refreshSession(); // settles after the first answer
 
-    function randomId(n) {
-      const abc = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-';
-      const bytes = crypto.getRandomValues(new Uint8Array(n));
-      let s = '';
-      for (const b of bytes) s += abc[b & 63];
-      return s;
-    }
-
-    // Fire and forget: a failed or rejected beacon is never retried.
-    function beacon(event, fields) {
-      const body = Object.assign({ stream: name, session: session, event: event, format: format }, fields);
+    // One request, then the next one scheduled: a chain, never two at once.
+    async function refreshSession() {
+      let next = 30000 * (0.75 + Math.random() / 2);
       try {
-        fetch('/api/qoe', {
+        const body = session ? { stream: name, session: session } : { stream: name };
+        const res = await fetch('/api/qoe/session', {
           method: 'POST',
           headers: { 'Content-Type': 'application/json' },
           body: JSON.stringify(body),
-          keepalive: true,
-        }).catch(() => {});
-      } catch (e) { /* ignore */ }
+          cache: 'no-store',
+        });
+        if (res.ok) {
+          const s = await res.json();
+          session = s.session;
+          next = Math.max(30, s.expires_in / 2) * 1000;
+        } else if (res.status === 403) {
+          // Expired: the page slept through its renewals. A new session.
+          session = null;
+          next = 1000;
+        }
+      } catch (e) { /* unreachable: try again later */ }
+      setTimeout(refreshSession, next);
+    }
+
+    // Fire and forget: a failed or rejected beacon is never retried. Sent
+    // once the page has its session; dropped if it has none.
+    function beacon(event, fields) {
+      const body = Object.assign({ stream: name, event: event, format: format }, fields);
+      const send = () => {
+        if (!session) return;
+        body.session = session;
+        try {
+          fetch('/api/qoe', {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json' },
+            body: JSON.stringify(body),
+            keepalive: true,
+          }).catch(() => {});
+        } catch (e) { /* ignore */ }
+      };
+      if (session) send(); else sessionReady.then(send);
     }
 
     // The current rendition from the player; also keeps state.bitrate fresh.
