@@ -40,12 +40,27 @@ type object struct {
 const sendfileMin = 32 << 10
 
 // cost is what o counts against its shard's byte bound: its body, twice
-// when it also has a bodyFile, and its bookkeeping.
+// when it also has a bodyFile, its key and headers, and its bookkeeping.
+// It is what o holds in the heap, so that many small objects (404s) are
+// bounded as tightly as a few large ones.
 func (o *object) cost() int64 {
 	body, _ := o.body.Bytes()
-	n := int64(len(body)) + objectOverhead
+	n := int64(len(body)) + int64(len(o.key)) + headerCost(o.header) + objectOverhead
 	if o.file != nil {
 		n += o.file.size
+	}
+	return n
+}
+
+// headerCost estimates the heap a response's header map holds: its
+// entries' slots, slices and strings.
+func headerCost(h http.Header) int64 {
+	n := int64(64 * len(h))
+	for k, vs := range h {
+		n += int64(len(k))
+		for _, v := range vs {
+			n += int64(len(v)) + 16
+		}
 	}
 	return n
 }
@@ -122,6 +137,11 @@ type shard struct {
 	// counts holds recent keys' request counts, when the cache counts;
 	// guarded by mu.
 	counts *simplelru.LRU[string, int]
+	// expiring holds the short-lived objects of lru by when they become
+	// useless (cache_expiry.go); expired is set while one is removed.
+	// Both guarded by mu.
+	expiring expiries
+	expired  bool
 }
 
 // newCache returns a cache of n shards sharing maxBytes.
@@ -215,6 +235,18 @@ func (c *cache) get(ctx context.Context, key string, cl class, fetch fetchFunc) 
 	return o, how, nil
 }
 
+// has reports whether the cache holds key, fresh or still arriving, or
+// is fetching it: a request for it costs no new upstream fetch.
+func (c *cache) has(key string, now time.Time) bool {
+	sh := c.shard(key)
+	if _, o := sh.lookup(key, now, false); o != nil {
+		return true
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.flights[key] != nil
+}
+
 // lookup returns the fresh object for key, filling or complete, or nil;
 // and, when the complete one has expired, that stale object. A request
 // (count) is counted against key when the cache counts.
@@ -291,6 +323,7 @@ func (sh *shard) complete(o *object) bool {
 			file, _ = newBodyFile(body, sh.c.files)
 		}
 	}
+	o.body.release()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if sh.filling[o.key] == o {
@@ -324,6 +357,7 @@ func (sh *shard) complete(o *object) bool {
 		sh.lru.Remove(o.key)
 	}
 	sh.lru.Add(o.key, kept)
+	sh.expireLocked(kept)
 	sh.bytes += size
 	for sh.bytes > sh.maxBytes {
 		if _, _, ok := sh.lru.RemoveOldest(); !ok {
@@ -365,6 +399,10 @@ const objectOverhead = 1024
 func (sh *shard) onEvict(_ string, o *object) {
 	sh.bytes -= o.cost()
 	o.file.drop()
+	if sh.expired {
+		sh.c.metrics.expired.WithLabelValues(sh.c.name).Inc()
+		return
+	}
 	sh.c.metrics.evictions.WithLabelValues(sh.c.name).Inc()
 }
 

@@ -28,27 +28,6 @@ func (c class) String() string {
 // isManifest reports whether objects of c change at their URL.
 func (c class) isManifest() bool { return c == classPlaylist || c == classManifest }
 
-// classify names the class of a request path of our URL layout (and of
-// other HLS/DASH origins: the extension decides).
-func classify(path string) class {
-	if !strings.HasPrefix(path, "/live/") {
-		return classOther
-	}
-	switch {
-	case strings.HasSuffix(path, ".m3u8"):
-		return classPlaylist
-	case strings.HasSuffix(path, ".mpd"):
-		return classManifest
-	case strings.HasSuffix(path, ".m4s"), strings.HasSuffix(path, ".ts"),
-		strings.HasSuffix(path, ".m4a"), strings.HasSuffix(path, ".m4v"), strings.HasSuffix(path, ".cmfv"),
-		strings.HasSuffix(path, ".cmfa"):
-		return classSegment
-	case strings.HasSuffix(path, ".mp4"):
-		return classInit
-	}
-	return classOther
-}
-
 // freshness is what a response's Cache-Control says about keeping it.
 type freshness struct {
 	ttl       time.Duration

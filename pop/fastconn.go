@@ -80,7 +80,7 @@ func (c *fastConn) serve() {
 			c.nc.SetWriteDeadline(time.Now().Add(t))
 		}
 		c.w.reset(h.head, h.close)
-		if !c.handle(handler) || c.w.close || !c.setIdle() {
+		if !c.handle(handler) || c.w.close || !c.setIdle(false) {
 			return
 		}
 	}
@@ -181,17 +181,26 @@ func (c *fastConn) handle(handler http.Handler) (ok bool) {
 	return c.w.finish() == nil && c.req.Context().Err() == nil
 }
 
-// setIdle marks c as waiting for its next request, under IdleTimeout,
-// and reports false if the server is closing and c must end instead. The
-// deadline is set under mu so that Close's cannot be overwritten.
-func (c *fastConn) setIdle() bool {
+// setIdle marks c as waiting for its next request, and reports false if
+// the server is closing and c must end instead. As with net/http, the
+// first request must arrive within ReadHeaderTimeout of the connection,
+// so that a client that connects and sends nothing is gone as soon as
+// one that sends half a head; a later one within IdleTimeout of the
+// previous response. The deadline is set under mu so that Close's cannot
+// be overwritten.
+func (c *fastConn) setIdle(first bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.f.closing.Load() {
 		return false
 	}
 	c.idle = true
-	c.nc.SetReadDeadline(deadline(c.f.hs.IdleTimeout, c.f.hs.ReadTimeout))
+	hs := c.f.hs
+	if first {
+		c.nc.SetReadDeadline(deadline(hs.ReadHeaderTimeout, hs.ReadTimeout))
+	} else {
+		c.nc.SetReadDeadline(deadline(hs.IdleTimeout, hs.ReadTimeout))
+	}
 	return true
 }
 

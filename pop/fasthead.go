@@ -1,6 +1,10 @@
 package pop
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/golivestream/live/internal/layout"
+)
 
 // fastHead is a request head the fast path (serve_fast.go) answers itself:
 // GET or HEAD, HTTP/1.1, an origin-form target of plain characters for a
@@ -148,12 +152,13 @@ func cutLine(b []byte) (line, rest []byte, ok bool) {
 }
 
 // fastTarget splits an origin-form target into h's path and query, and
-// reports whether both are plain enough for the fast path: a media path
-// (see classify) of unreserved characters and slashes, so that it needs no
-// unescaping, and a query of visible ASCII.
+// reports whether both are plain enough for the fast path: a path under
+// /live/ of unreserved characters and slashes, so that it needs no
+// unescaping, and a query of visible ASCII. Whether the path names an
+// object is the handler's to say (routeFor).
 func fastTarget(t []byte, h *fastHead) bool {
 	path, query, _ := bytes.Cut(t, []byte("?"))
-	if len(path)+len(query) > maxKeyLength || !bytes.HasPrefix(path, []byte("/live/")) {
+	if len(path)+len(query) > layout.MaxURI || !bytes.HasPrefix(path, []byte(layout.Prefix)) {
 		return false
 	}
 	for _, c := range path {
@@ -166,9 +171,6 @@ func fastTarget(t []byte, h *fastHead) bool {
 		if c <= ' ' || c >= 0x7f || c == '#' {
 			return false
 		}
-	}
-	if classify(string(path)) == classOther { // no allocation: the conversion does not escape
-		return false
 	}
 	h.target, h.path, h.query = t, path, query
 	return true

@@ -73,6 +73,14 @@ func (f *fill) detach() {
 	}
 }
 
+// release forgets how to stop the producer of a fill that is over, so
+// that a cached object does not keep its fetch's contexts alive.
+func (f *fill) release() {
+	f.mu.Lock()
+	f.cancel = nil
+	f.mu.Unlock()
+}
+
 // leave unregisters a reader that had all it asked for (a range): unlike
 // detach, it does not stop the transfer, whose rest is still worth
 // caching.

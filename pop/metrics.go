@@ -13,6 +13,7 @@ type metrics struct {
 	upstreamErrors *prometheus.CounterVec
 	bytesServed    *prometheus.CounterVec
 	evictions      *prometheus.CounterVec
+	expired        *prometheus.CounterVec
 	held           *prometheus.GaugeVec
 	aborted        prometheus.Counter
 	prefetches     prometheus.Counter
@@ -23,6 +24,12 @@ type metrics struct {
 	// sendfile counts the responses whose body the fast path sent from a
 	// bodyFile.
 	sendfile prometheus.Counter
+	// refused counts the requests answered without asking upstream, by
+	// reason (route.go).
+	refused map[string]prometheus.Counter
+	// clientGone counts pass-through requests whose client left before
+	// the answer.
+	clientGone prometheus.Counter
 
 	// Resolved children of the vectors used on every request, so the hot
 	// path does not hash label values.
@@ -62,6 +69,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "live_pop_evictions_total",
 			Help: "Objects removed from a cache layer to stay within its bytes.",
 		}, []string{"layer"}),
+		expired: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "live_pop_expired_total",
+			Help: "Short-lived objects (playlists, MPDs, 404s) removed from a cache layer once of no more use.",
+		}, []string{"layer"}),
 		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "live_pop_held_requests",
 			Help: "Requests waiting for an upstream fetch to answer, by cache layer.",
@@ -86,9 +97,21 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "live_pop_sendfile_responses_total",
 			Help: "Cached segments the fast path sent with sendfile(2) from a memory file, without copying them from the heap.",
 		}),
+		clientGone: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "live_pop_client_gone_total",
+			Help: "Requests passed through to the origin whose client left before the answer: normal client behaviour, not an upstream failure.",
+		}),
+	}
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "live_pop_refused_total",
+		Help: "Requests the PoP answered itself without asking upstream, by reason: layout (no object of the URL layout, or not in its one spelling: 404), directive (malformed HLS delivery directive: 400), ahead (a segment or _HLS_msn far past the last one a manifest listed: 404 or 400), miss_budget (the client's fetches of objects not known to exist are spent: 429), uri_too_long (414).",
+	}, []string{"reason"})
+	m.refused = map[string]prometheus.Counter{}
+	for _, l := range refusalLabels {
+		m.refused[l] = refused.WithLabelValues(l)
 	}
 	m.resolve()
-	if err := promreg.Register(reg, m.requests, m.fetches, m.upstreamErrors, m.bytesServed, m.evictions, m.held, m.aborted, m.prefetches, m.fastRequests, m.handoffs, m.sendfile); err != nil {
+	if err := promreg.Register(reg, m.requests, m.fetches, m.upstreamErrors, m.bytesServed, m.evictions, m.expired, m.held, m.aborted, m.prefetches, m.fastRequests, m.handoffs, m.sendfile, refused, m.clientGone); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -2,17 +2,11 @@ package pop
 
 import (
 	"context"
-	"encoding/xml"
-	"net/url"
-	"path"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
@@ -93,24 +87,27 @@ func newPrefetcher(s *Server) *prefetcher {
 	return &prefetcher{s: s, done: done}
 }
 
-// onComplete looks at a completed object; manifests trigger prefetches.
+// onComplete looks at a completed object: a live manifest that lists a
+// new last segment has it and the next one prefetched.
 func (p *prefetcher) onComplete(o *object) {
-	if o.status != 200 || !o.class.isManifest() {
-		return
-	}
-	body, ok := o.body.Bytes()
-	if !ok {
+	ws, live := p.s.noteManifest(o)
+	if !live || len(ws) == 0 {
 		return
 	}
 	var keys []string
 	if o.class == classPlaylist {
-		keys = nextFromPlaylist(o.key, body)
+		w := ws[len(ws)-1] // where the playlist goes on
+		keys = []string{segmentKey(w.dir, w.last), segmentKey(w.dir, w.last+1)}
 	} else {
 		now := time.Now()
 		p.mu.Lock()
 		p.sweepLocked(now)
 		p.mu.Unlock()
-		keys = slices.DeleteFunc(nextFromMPD(o.key, body), func(k string) bool { return !p.isWatched(k, now) })
+		for _, w := range ws {
+			if p.isWatched(w.dir, now) {
+				keys = append(keys, segmentKey(w.dir, w.last), segmentKey(w.dir, w.last+1))
+			}
+		}
 	}
 	for _, k := range keys {
 		p.mu.Lock()
@@ -142,110 +139,4 @@ func (p *prefetcher) fetch(key string) {
 		defer o.body.detach()
 		o.body.wait(ctx)
 	})
-}
-
-// nextFromPlaylist returns, for an HLS media playlist at key, the keys of
-// its last segment and of the one after it.
-func nextFromPlaylist(key string, body []byte) []string {
-	var pl playlist.Media
-	if err := pl.Unmarshal(body); err != nil || len(pl.Segments) == 0 || pl.Endlist {
-		return nil
-	}
-	return lastAndNext(key, pl.Segments[len(pl.Segments)-1].URI)
-}
-
-// nextFromMPD returns, for every Representation of a dynamic MPD at key
-// addressed by $Number$ and a SegmentTimeline, the keys of its last
-// segment and of the one after it.
-//
-// It reads only the few fields it needs with encoding/xml: dash-mpd's own
-// XML decoder loops forever on some malformed input (found by
-// FuzzNextFromManifests, corpus entry 8a4cafdbcf4d825a), and MPDs here
-// come from upstream.
-func nextFromMPD(key string, body []byte) []string {
-	var m mpdPrefetchView
-	if err := xml.Unmarshal(body, &m); err != nil || m.Type != "dynamic" || len(m.Periods) == 0 {
-		return nil
-	}
-	var out []string
-	for _, as := range m.Periods[len(m.Periods)-1].AdaptationSets {
-		for _, rep := range as.Representations {
-			tpl := rep.SegmentTemplate
-			if tpl == nil {
-				tpl = as.SegmentTemplate
-			}
-			if tpl == nil || tpl.Timeline == nil || tpl.StartNumber == nil || !strings.Contains(tpl.Media, "$Number$") {
-				continue
-			}
-			count := uint64(0)
-			for _, s := range tpl.Timeline.S {
-				count += uint64(max(s.R, 0)) + 1
-			}
-			if count == 0 {
-				continue
-			}
-			last := *tpl.StartNumber + count - 1
-			uri := strings.NewReplacer("$RepresentationID$", rep.ID, "$Number$", strconv.FormatUint(last, 10)).Replace(tpl.Media)
-			out = append(out, lastAndNext(key, uri)...)
-		}
-	}
-	return out
-}
-
-// mpdPrefetchView is the part of an MPD (ISO/IEC 23009-1 5.3) that
-// nextFromMPD reads.
-type mpdPrefetchView struct {
-	Type    string `xml:"type,attr"`
-	Periods []struct {
-		AdaptationSets []struct {
-			SegmentTemplate *templateView `xml:"SegmentTemplate"`
-			Representations []struct {
-				ID              string        `xml:"id,attr"`
-				SegmentTemplate *templateView `xml:"SegmentTemplate"`
-			} `xml:"Representation"`
-		} `xml:"AdaptationSet"`
-	} `xml:"Period"`
-}
-
-type templateView struct {
-	Media       string  `xml:"media,attr"`
-	StartNumber *uint64 `xml:"startNumber,attr"`
-	Timeline    *struct {
-		S []struct {
-			R int `xml:"r,attr"`
-		} `xml:"S"`
-	} `xml:"SegmentTimeline"`
-}
-
-// lastAndNext resolves uri against the manifest key, and derives the next
-// segment's key by incrementing the number that ends its file name
-// ("41.m4s" -> "42.m4s"); only the first is returned when there is none.
-func lastAndNext(key, uri string) []string {
-	base, err := url.Parse(key)
-	if err != nil {
-		return nil
-	}
-	ref, err := url.Parse(uri)
-	if err != nil || ref.IsAbs() || ref.Host != "" {
-		return nil
-	}
-	last := base.ResolveReference(ref)
-	out := []string{last.RequestURI()}
-	dir, file := path.Split(last.Path)
-	ext := path.Ext(file)
-	num := strings.TrimSuffix(file, ext)
-	i := len(num)
-	for i > 0 && num[i-1] >= '0' && num[i-1] <= '9' {
-		i--
-	}
-	if i == len(num) {
-		return out
-	}
-	n, err := strconv.ParseUint(num[i:], 10, 64)
-	if err != nil {
-		return out
-	}
-	next := *last
-	next.Path = dir + num[:i] + strconv.FormatUint(n+1, 10) + ext
-	return append(out, next.RequestURI())
 }

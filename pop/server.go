@@ -44,12 +44,17 @@ type Config struct {
 	Peers []string
 	// Self is this node's URL as it appears in Peers. Required with Peers.
 	Self string
-	// QueryKeys are the query parameters that name a different object: they
-	// stay in cache keys and upstream requests. Every other parameter of a
-	// cached URL (viewer tokens, cache busters) is dropped from both, so it
-	// cannot multiply origin fetches. Nil means the HLS delivery directives
-	// _HLS_msn, _HLS_part and _HLS_skip; an empty non-nil slice keeps none.
-	QueryKeys []string
+	// MissRate and MissBurst bound, per client address (per /64 for
+	// IPv6), the upstream fetches of objects the node neither holds nor
+	// knows to exist from a manifest it saw lately: a token bucket of
+	// MissBurst tokens refilled at MissRate per second. Players ask for
+	// what manifests list, which never counts; this catches requests for
+	// random segment numbers or stream names, each of which would cost an
+	// origin fetch. A request over the budget gets 429 with Retry-After.
+	// Zero means 20 per second and a burst of 40; a negative MissRate
+	// means no bound.
+	MissRate  float64
+	MissBurst int
 	// HotThreshold is how many requests for a key owned by another node
 	// this node must see before it keeps a copy. Zero means 4.
 	HotThreshold int
@@ -86,8 +91,13 @@ type Server struct {
 	proxy *cache
 
 	prefetcher *prefetcher
-	stats      streamStats
-	load       *loadMeter // viewers and bytes served, for Load (load.go)
+	// windows is what the manifests this node saw list (window.go).
+	windows knownWindows
+	// budget bounds the fetches of objects not known to exist; nil for
+	// no bound (route.go).
+	budget *missBudget
+	stats  streamStats
+	load   *loadMeter // viewers and bytes served, for Load (load.go)
 	// fetchFromOrigin is s.fetchOrigin, bound once: a method value made
 	// per request would allocate.
 	fetchFromOrigin fetchFunc
@@ -119,8 +129,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Shards <= 0 {
 		cfg.Shards = 16
 	}
-	if cfg.QueryKeys == nil {
-		cfg.QueryKeys = defaultQueryKeys()
+	if cfg.MissRate == 0 {
+		cfg.MissRate = 20
+	}
+	if cfg.MissBurst <= 0 {
+		cfg.MissBurst = 40
 	}
 	if cfg.HotThreshold <= 0 {
 		cfg.HotThreshold = 4
@@ -168,6 +181,9 @@ func New(cfg Config) (*Server, error) {
 	s.origins = &upstream{targets: targets, client: s.client, log: s.log}
 	s.fetchFromOrigin = s.fetchOrigin
 	s.prefetcher = newPrefetcher(s)
+	if cfg.MissRate > 0 {
+		s.budget = newMissBudget(cfg.MissRate, cfg.MissBurst)
+	}
 
 	localBytes := cfg.CacheBytes
 	if len(cfg.Peers) > 0 {
@@ -187,6 +203,8 @@ func New(cfg Config) (*Server, error) {
 	s.local = newCache("local", cfg.Shards, localBytes, false, func(*object, int) bool { return true }, m, ctx, &s.goroutines)
 	if s.proxy != nil {
 		s.proxy.files = s.local.files // one budget of descriptors
+		// The proxy layer's manifests tell what exists too.
+		s.proxy.onComplete = func(o *object) { s.noteManifest(o) }
 	}
 	// Only the owner of a manifest prefetches what it lists.
 	s.local.onComplete = s.prefetcher.onComplete
@@ -218,6 +236,7 @@ func contains(list []string, s string) bool {
 // upstream fetch and waits for their goroutines.
 func (s *Server) Run(ctx context.Context) error {
 	s.goroutines.Go(func() { s.origins.checkHealth(s.ctx, s.cfg.HealthInterval) })
+	s.goroutines.Go(s.dropExpiredEvery)
 	<-ctx.Done()
 	s.stop()
 	s.goroutines.Close()

@@ -134,7 +134,7 @@ func (f *fastServer) accept(wg *sync.WaitGroup) {
 		f.mu.Lock()
 		f.conns[c] = struct{}{}
 		f.mu.Unlock()
-		if !c.setIdle() {
+		if !c.setIdle(true) {
 			f.forget(c)
 			nc.Close()
 			continue

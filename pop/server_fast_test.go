@@ -101,32 +101,32 @@ func TestFastPathMatchesNetHTTP(t *testing.T) {
 	}
 	// Warm both caches so that X-Cache and bodies compare.
 	for _, addr := range addrs {
-		rawExchange(t, addr, get("/live/s/v0/1.m4s"), get("/live/s/index.m3u8"), get("/live/s/v0/404.m4s"))
+		rawExchange(t, addr, get("/live/s/e/v0/1.m4s"), get("/live/s/index.m3u8"), get("/live/s/e/v0/404.m4s"))
 	}
 	cases := []struct {
 		name string
 		reqs []string
 		fast int // requests the fast path answers
 	}{
-		{"segment", []string{get("/live/s/v0/1.m4s")}, 1},
+		{"segment", []string{get("/live/s/e/v0/1.m4s")}, 1},
 		{"playlist, chunked upstream", []string{get("/live/s/index.m3u8")}, 1},
-		{"HEAD", []string{"HEAD /live/s/v0/1.m4s HTTP/1.1\r\nHost: pop\r\n\r\n"}, 1},
-		{"not found, cached", []string{get("/live/s/v0/404.m4s")}, 1},
-		{"range", []string{get("/live/s/v0/1.m4s", "Range: bytes=10-99\r\n")}, 1},
-		{"range not satisfiable", []string{get("/live/s/v0/1.m4s", "Range: bytes=999999-\r\n")}, 1},
-		{"if-none-match", []string{get("/live/s/v0/1.m4s", "If-None-Match: \"seg\"\r\n")}, 1},
-		{"query ignored", []string{get("/live/s/v0/1.m4s?token=abc")}, 1},
-		{"pipelined", []string{get("/live/s/v0/1.m4s"), get("/live/s/index.m3u8"), get("/live/s/v0/1.m4s")}, 3},
-		{"then net/http", []string{get("/live/s/v0/1.m4s"), "OPTIONS /live/s/v0/1.m4s HTTP/1.1\r\nHost: pop\r\n\r\n", get("/live/s/v0/1.m4s")}, 1},
-		{"POST", []string{"POST /live/s/v0/1.m4s HTTP/1.1\r\nHost: pop\r\nContent-Length: 2\r\n\r\nhi"}, 0},
-		{"HTTP/1.0", []string{"GET /live/s/v0/1.m4s HTTP/1.0\r\n\r\n"}, 0},
+		{"HEAD", []string{"HEAD /live/s/e/v0/1.m4s HTTP/1.1\r\nHost: pop\r\n\r\n"}, 1},
+		{"not found, cached", []string{get("/live/s/e/v0/404.m4s")}, 1},
+		{"range", []string{get("/live/s/e/v0/1.m4s", "Range: bytes=10-99\r\n")}, 1},
+		{"range not satisfiable", []string{get("/live/s/e/v0/1.m4s", "Range: bytes=999999-\r\n")}, 1},
+		{"if-none-match", []string{get("/live/s/e/v0/1.m4s", "If-None-Match: \"seg\"\r\n")}, 1},
+		{"query ignored", []string{get("/live/s/e/v0/1.m4s?token=abc")}, 1},
+		{"pipelined", []string{get("/live/s/e/v0/1.m4s"), get("/live/s/index.m3u8"), get("/live/s/e/v0/1.m4s")}, 3},
+		{"then net/http", []string{get("/live/s/e/v0/1.m4s"), "OPTIONS /live/s/e/v0/1.m4s HTTP/1.1\r\nHost: pop\r\n\r\n", get("/live/s/e/v0/1.m4s")}, 1},
+		{"POST", []string{"POST /live/s/e/v0/1.m4s HTTP/1.1\r\nHost: pop\r\nContent-Length: 2\r\n\r\nhi"}, 0},
+		{"HTTP/1.0", []string{"GET /live/s/e/v0/1.m4s HTTP/1.0\r\n\r\n"}, 0},
 		{"healthz", []string{get("/healthz")}, 0},
-		{"escaped path", []string{get("/live/s/v0/%31.m4s")}, 0},
-		{"bare LF", []string{"GET /live/s/v0/1.m4s HTTP/1.1\nHost: pop\n\n"}, 0},
-		{"large head", []string{get("/live/s/v0/1.m4s", "Cookie: "+strings.Repeat("c", 8<<10)+"\r\n")}, 0},
-		{"connection close", []string{get("/live/s/v0/1.m4s", "Connection: close\r\n")}, 1},
-		{"host with port", []string{"GET /live/s/v0/1.m4s HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n"}, 1},
-		{"malformed host", []string{"GET /live/s/v0/1.m4s HTTP/1.1\r\nHost: a\"b\r\n\r\n"}, 0},
+		{"escaped path", []string{get("/live/s/e/v0/%31.m4s")}, 0},
+		{"bare LF", []string{"GET /live/s/e/v0/1.m4s HTTP/1.1\nHost: pop\n\n"}, 0},
+		{"large head", []string{get("/live/s/e/v0/1.m4s", "Cookie: "+strings.Repeat("c", 8<<10)+"\r\n")}, 0},
+		{"connection close", []string{get("/live/s/e/v0/1.m4s", "Connection: close\r\n")}, 1},
+		{"host with port", []string{"GET /live/s/e/v0/1.m4s HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n"}, 1},
+		{"malformed host", []string{"GET /live/s/e/v0/1.m4s HTTP/1.1\r\nHost: a\"b\r\n\r\n"}, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -180,7 +180,7 @@ func TestFastPathShutdown(t *testing.T) {
 	heldArrived := make(chan struct{})
 	halves := gated(body, release)
 	origin := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/live/s/v0/2.m4s" {
+		if r.URL.Path != "/live/s/e/v0/2.m4s" {
 			halves(w, r)
 			return
 		}
@@ -211,7 +211,7 @@ func TestFastPathShutdown(t *testing.T) {
 	}
 	defer busy.Close()
 	busy.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(busy, "GET /live/s/v0/1.m4s HTTP/1.1\r\nHost: pop\r\n\r\n")
+	io.WriteString(busy, "GET /live/s/e/v0/1.m4s HTTP/1.1\r\nHost: pop\r\n\r\n")
 	br := bufio.NewReader(busy)
 	resp, err := http.ReadResponse(br, nil) // the first half is in: the response is in progress
 	if err != nil {
@@ -223,7 +223,7 @@ func TestFastPathShutdown(t *testing.T) {
 	}
 	defer held.Close()
 	held.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(held, "GET /live/s/v0/2.m4s HTTP/1.1\r\nHost: pop\r\n\r\n")
+	io.WriteString(held, "GET /live/s/e/v0/2.m4s HTTP/1.1\r\nHost: pop\r\n\r\n")
 	<-heldArrived
 
 	shut := make(chan error, 1)
@@ -262,14 +262,16 @@ func TestFastPathShutdown(t *testing.T) {
 }
 
 // TestFastPathTimeouts: a connection that sends half a head, or nothing,
-// is closed after the http.Server's timeouts, as net/http would.
+// is closed after the http.Server's ReadHeaderTimeout, as net/http would:
+// IdleTimeout is for the wait between two requests, not before the first
+// (#18 D: silent connections were kept for the idle timeout).
 func TestFastPathTimeouts(t *testing.T) {
 	origin := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) {})
 	s, ln := newNode(t, origin.URL)
-	hs := &http.Server{Handler: s, ReadHeaderTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond}
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: 300 * time.Millisecond, IdleTimeout: time.Hour}
 	go s.Serve(hs, ln)
 	t.Cleanup(func() { hs.Close() })
-	for _, send := range []string{"", "GET /live/s/v0/1.m4s HTTP/1.1\r\nHost:"} {
+	for _, send := range []string{"", "GET /live/s/e/v0/1.m4s HTTP/1.1\r\nHost:"} {
 		start := time.Now() // before any deadline can be set
 		c, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
@@ -314,13 +316,13 @@ func TestFastPathRequestFields(t *testing.T) {
 		}
 	}()
 	rawExchange(t, ln.Addr().String(),
-		"GET /live/s/v0/1.m4s?t=1 HTTP/1.1\r\nHost: pop-a:8080\r\nUser-Agent: a\r\n\r\n",
+		"GET /live/s/e/v0/1.m4s?t=1 HTTP/1.1\r\nHost: pop-a:8080\r\nUser-Agent: a\r\n\r\n",
 		"HEAD /live/s/index.m3u8 HTTP/1.1\r\nHost: [::1]\r\n\r\n",
-		"GET /live/s/v0/1.m4s?t=1 HTTP/1.1\r\nHost: pop-a:8080\r\nUser-Agent: a\r\n\r\n")
+		"GET /live/s/e/v0/1.m4s?t=1 HTTP/1.1\r\nHost: pop-a:8080\r\nUser-Agent: a\r\n\r\n")
 	want := []fields{
-		{"GET", "pop-a:8080", "/live/s/v0/1.m4s?t=1", "/live/s/v0/1.m4s", "t=1", "a"},
+		{"GET", "pop-a:8080", "/live/s/e/v0/1.m4s?t=1", "/live/s/e/v0/1.m4s", "t=1", "a"},
 		{"HEAD", "[::1]", "/live/s/index.m3u8", "/live/s/index.m3u8", "", ""},
-		{"GET", "pop-a:8080", "/live/s/v0/1.m4s?t=1", "/live/s/v0/1.m4s", "t=1", "a"},
+		{"GET", "pop-a:8080", "/live/s/e/v0/1.m4s?t=1", "/live/s/e/v0/1.m4s", "t=1", "a"},
 	}
 	for i, w := range want {
 		if got := <-seen; got != w {
@@ -367,14 +369,14 @@ func TestFastPathClientLeavesWhileHeld(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	io.WriteString(gone, get("/live/s/v0/1.m4s"))
+	io.WriteString(gone, get("/live/s/e/v0/1.m4s"))
 	br := bufio.NewReader(gone)
 	if _, err := http.ReadResponse(br, nil); err != nil {
 		t.Fatal(err)
 	}
 	await(t, watching, "departure watch")
 	gone.Close()
-	if p := await(t, canceled, "canceled origin request"); p != "/live/s/v0/1.m4s" {
+	if p := await(t, canceled, "canceled origin request"); p != "/live/s/e/v0/1.m4s" {
 		t.Fatalf("origin request for %s canceled", p)
 	}
 
@@ -385,14 +387,14 @@ func TestFastPathClientLeavesWhileHeld(t *testing.T) {
 	}
 	defer stays.Close()
 	stays.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(stays, get("/live/s/v0/2.m4s"))
+	io.WriteString(stays, get("/live/s/e/v0/2.m4s"))
 	br = bufio.NewReader(stays)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	await(t, watching, "departure watch")
-	io.WriteString(stays, get("/live/s/v0/2.m4s"))
+	io.WriteString(stays, get("/live/s/e/v0/2.m4s"))
 	close(release)
 	for i := range 2 {
 		if i > 0 {
@@ -427,7 +429,7 @@ func TestFastPathHandlerClose(t *testing.T) {
 		hs.Close()
 		<-served
 	}()
-	req := "GET /live/s/v0/1.m4s HTTP/1.1\r\nHost: pop\r\n\r\n"
+	req := "GET /live/s/e/v0/1.m4s HTTP/1.1\r\nHost: pop\r\n\r\n"
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)

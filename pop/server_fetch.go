@@ -60,9 +60,15 @@ func (s *Server) fetchPeer(parent context.Context, owner, key string, cl class) 
 func (s *Server) newObject(key string, cl class, resp *http.Response, cancel context.CancelFunc) *object {
 	now := time.Now()
 	fr := parseFreshness(cl, resp.Header, resp.StatusCode, s.cfg.MinTTL, s.cfg.NegativeTTL)
-	h := make(http.Header, len(endToEnd))
+	n := 0
 	for _, k := range endToEnd {
-		if v := resp.Header.Values(k); len(v) > 0 {
+		if _, ok := resp.Header[k]; ok {
+			n++
+		}
+	}
+	h := make(http.Header, n)
+	for _, k := range endToEnd {
+		if v := resp.Header[k]; len(v) > 0 {
 			h[k] = v
 		}
 	}

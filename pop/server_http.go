@@ -5,11 +5,11 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"strconv"
+	"strings"
 	"time"
-)
 
-// maxKeyLength bounds the path and query of a request.
-const maxKeyLength = 2048
+	"github.com/golivestream/live/internal/layout"
+)
 
 // ServeHTTP is the proxy layer: it answers GET and HEAD for the live URL
 // layout from the caches, and passes anything else under the origin's
@@ -34,25 +34,32 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 		return
 	}
-	if len(r.URL.EscapedPath())+len(r.URL.RawQuery) > maxKeyLength {
-		http.Error(w, "URI too long", http.StatusRequestURITooLong)
-		return
-	}
-	cl := classify(r.URL.Path)
-	if cl == classOther {
+	if !strings.HasPrefix(r.URL.Path, layout.Prefix) {
+		if len(r.URL.EscapedPath())+len(r.URL.RawQuery) > layout.MaxURI {
+			s.refuse(w, refuseTooLong)
+			return
+		}
 		s.passThrough(w, r)
 		return
 	}
-	key := cacheKey(r.URL, s.cfg.QueryKeys)
-
+	now := time.Now()
+	rt, ref := s.routeFor(r, now)
+	if ref != nil {
+		s.refuse(w, ref)
+		return
+	}
 	forwarded := s.fromPeer(r)
-	o, how, err := s.get(r.Context(), key, cl, forwarded)
+	if !forwarded && s.budget != nil && !s.known(rt, now) && !s.holds(rt.key) && !s.budget.take(r.RemoteAddr, now) {
+		s.refuse(w, refuseBudget)
+		return
+	}
+	o, how, err := s.get(r.Context(), rt.key, rt.class, forwarded)
 	if err != nil {
 		if r.Context().Err() != nil {
 			return // the client left
 		}
-		s.metrics.requests.WithLabelValues(cl.String(), "error").Inc()
-		s.log.Warn("upstream failed", "key", key, "error", err)
+		s.metrics.requests.WithLabelValues(rt.class.String(), "error").Inc()
+		s.log.Warn("upstream failed", "key", rt.key, "error", err)
 		h.Set("Cache-Control", "no-store")
 		http.Error(w, "upstream unavailable", http.StatusBadGateway)
 		return

@@ -62,7 +62,8 @@ func (b *Buffer) Finish(err error) {
 		return
 	}
 	b.done, b.err = true, err
-	b.wakeLocked()
+	close(b.more)
+	b.more = nil // nobody waits on an ended Buffer: Next returns no channel
 }
 
 func (b *Buffer) wakeLocked() {

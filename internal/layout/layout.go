@@ -1,0 +1,170 @@
+// Package layout is the URL layout of live streams, shared by the origin
+// that serves it and the PoPs that cache it:
+//
+//	/live/{stream}/index.m3u8                      HLS multivariant playlist
+//	/live/{stream}/manifest.mpd                    DASH MPD
+//	/live/{stream}/{epoch}/{rendition}/index.m3u8  HLS media playlist
+//	/live/{stream}/{epoch}/{rendition}/init.mp4    CMAF init segment
+//	/live/{stream}/{epoch}/{rendition}/{n}.m4s     CMAF media segment n
+//
+// Every object has exactly one spelling: a stream name of
+// [A-Za-z0-9_-]{1,64}, an epoch in base 36 ([0-9a-z], no leading zero), a
+// rendition of lower-case letters and a number ("v0", "a0"), segment
+// numbers in decimal without leading zeros, and no %-escapes. Parse
+// refuses every other spelling, so that a cache keyed by the path holds
+// each object once and an origin never serves one object under two names.
+//
+// Of the query, only the HLS delivery directives of a media playlist
+// name another object (RFC 8216bis 6.2.5); Query keeps those, in their
+// canonical form, and nothing else.
+package layout
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Prefix is the path prefix of every live object.
+const Prefix = "/live/"
+
+// MaxURI bounds the length of a request's path and query, in bytes, at
+// the origin and the PoP alike: room for a signed playback token in the
+// path or the query, and well under what a request head may hold.
+const MaxURI = 4096
+
+// Kind is the kind of object a path names.
+type Kind int
+
+// The kinds of object of the layout.
+const (
+	Invalid       Kind = iota // not an object of the layout
+	Multivariant              // HLS multivariant playlist
+	MPD                       // DASH MPD
+	MediaPlaylist             // HLS media playlist of a rendition
+	Init                      // CMAF init segment of a rendition
+	Segment                   // CMAF media segment of a rendition
+)
+
+// Object is what a path of the layout names. Its strings are substrings of
+// the path parsed: Parse allocates nothing.
+type Object struct {
+	Kind   Kind
+	Stream string
+	// Epoch and Rendition are empty for a stream's manifests
+	// (Multivariant, MPD).
+	Epoch, Rendition string
+	// Number is a Segment's number.
+	Number uint64
+	// Dir is the rendition's directory, "/live/{stream}/{epoch}/{rendition}/",
+	// for the files of a rendition; empty otherwise.
+	Dir string
+}
+
+// Parse reports what path (a URL path as sent, not unescaped) names, and
+// false when it is no object of the layout in its canonical spelling.
+func Parse(path string) (Object, bool) {
+	rest, ok := strings.CutPrefix(path, Prefix)
+	if !ok {
+		return Object{}, false
+	}
+	var o Object
+	o.Stream, rest, ok = strings.Cut(rest, "/")
+	if !ok || !ValidStream(o.Stream) {
+		return Object{}, false
+	}
+	if !strings.Contains(rest, "/") {
+		switch rest {
+		case "index.m3u8":
+			o.Kind = Multivariant
+		case "manifest.mpd":
+			o.Kind = MPD
+		default:
+			return Object{}, false
+		}
+		return o, true
+	}
+	o.Epoch, rest, _ = strings.Cut(rest, "/")
+	var file string
+	o.Rendition, file, ok = strings.Cut(rest, "/")
+	if !ok || !ValidEpoch(o.Epoch) || !ValidRendition(o.Rendition) || strings.Contains(file, "/") {
+		return Object{}, false
+	}
+	o.Dir = path[:len(path)-len(file)]
+	switch file {
+	case "index.m3u8":
+		o.Kind = MediaPlaylist
+	case "init.mp4":
+		o.Kind = Init
+	default:
+		num, ok := strings.CutSuffix(file, ".m4s")
+		if !ok {
+			return Object{}, false
+		}
+		if o.Number, ok = ParseNumber(num); !ok {
+			return Object{}, false
+		}
+		o.Kind = Segment
+	}
+	return o, true
+}
+
+// ValidStream reports whether name is a stream name: [A-Za-z0-9_-]{1,64}.
+// Names only index memory: nothing a client sends reaches a filesystem.
+func ValidStream(name string) bool {
+	if len(name) == 0 || len(name) > 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidEpoch reports whether e is an epoch as the origin writes them: a
+// positive integer in base 36, lower case, without leading zeros, that
+// fits an int64.
+func ValidEpoch(e string) bool {
+	if len(e) == 0 || len(e) > 13 || e[0] == '0' {
+		return false
+	}
+	for i := 0; i < len(e); i++ {
+		if c := e[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'z') {
+			return false
+		}
+	}
+	_, err := strconv.ParseInt(e, 36, 64)
+	return err == nil
+}
+
+// ValidRendition reports whether r is a rendition's name: one to eight
+// lower-case letters, then a number without leading zeros ("v0", "v12",
+// "a0").
+func ValidRendition(r string) bool {
+	i := 0
+	for i < len(r) && 'a' <= r[i] && r[i] <= 'z' {
+		i++
+	}
+	if i == 0 || i > 8 {
+		return false
+	}
+	_, ok := ParseNumber(r[i:])
+	return ok && len(r)-i <= 4
+}
+
+// ParseNumber parses a decimal number in its one spelling: digits only,
+// no sign, no leading zeros, within uint64.
+func ParseNumber(s string) (uint64, bool) {
+	if len(s) == 0 || len(s) > 1 && s[0] == '0' {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	return n, err == nil
+}

@@ -1,0 +1,158 @@
+package layout
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+)
+
+var parseCases = []struct {
+	path string
+	want Object
+	ok   bool
+}{
+	{"/live/demo/index.m3u8", Object{Kind: Multivariant, Stream: "demo"}, true},
+	{"/live/demo/manifest.mpd", Object{Kind: MPD, Stream: "demo"}, true},
+	{"/live/Cam_1-x/mx5p2ya4/v0/index.m3u8", Object{Kind: MediaPlaylist, Stream: "Cam_1-x", Epoch: "mx5p2ya4", Rendition: "v0", Dir: "/live/Cam_1-x/mx5p2ya4/v0/"}, true},
+	{"/live/demo/mx5p2ya4/a0/init.mp4", Object{Kind: Init, Stream: "demo", Epoch: "mx5p2ya4", Rendition: "a0", Dir: "/live/demo/mx5p2ya4/a0/"}, true},
+	{"/live/demo/mx5p2ya4/v12/86.m4s", Object{Kind: Segment, Stream: "demo", Epoch: "mx5p2ya4", Rendition: "v12", Number: 86, Dir: "/live/demo/mx5p2ya4/v12/"}, true},
+	{"/live/demo/mx5p2ya4/v0/0.m4s", Object{Kind: Segment, Stream: "demo", Epoch: "mx5p2ya4", Rendition: "v0", Dir: "/live/demo/mx5p2ya4/v0/"}, true},
+
+	// One spelling per object.
+	{"/live/demo/mx5p2ya4/v0/0086.m4s", Object{}, false},   // leading zeros
+	{"/live/demo/mx5p2ya4/v0/%38%36.m4s", Object{}, false}, // escapes
+	{"/live/demo/mx5p2ya4/v0/+86.m4s", Object{}, false},    // a sign
+	{"/live/demo/mx5p2ya4/v00/86.m4s", Object{}, false},    // rendition number with a leading zero
+	{"/live/demo/0mx5p2ya4/v0/86.m4s", Object{}, false},    // epoch with a leading zero
+	{"/live/demo/MX5P2YA4/v0/86.m4s", Object{}, false},     // upper-case epoch
+	{"/live/demo/mx5p2ya4/V0/86.m4s", Object{}, false},     // upper-case rendition
+	{"/live/de%6Do/index.m3u8", Object{}, false},           // an escaped name
+	{"/live/demo//index.m3u8", Object{}, false},            // an empty segment
+	{"/live/demo/mx5p2ya4/v0//86.m4s", Object{}, false},    // an empty segment
+	{"/live/demo/mx5p2ya4/v0/86.m4s/", Object{}, false},    // a trailing slash
+	{"/live/demo/./index.m3u8", Object{}, false},           // dot segments
+	{"/live/demo/mx5p2ya4/v0/../v1/86.m4s", Object{}, false},
+	{"/live/demo/mx5p2ya4/v0/18446744073709551616.m4s", Object{}, false}, // beyond uint64
+	{"/live/demo/zzzzzzzzzzzzz/v0/1.m4s", Object{}, false},               // beyond int64
+	{"/live/demo/mx5p2ya4/v/1.m4s", Object{}, false},                     // rendition without a number
+	{"/live/demo/mx5p2ya4/0/1.m4s", Object{}, false},                     // rendition without letters
+	{"/live/demo/mx5p2ya4/v10000/1.m4s", Object{}, false},                // rendition number too long
+	{"/live/demo/mx5p2ya4/v0/1.ts", Object{}, false},
+	{"/live/demo/mx5p2ya4/v0/.m4s", Object{}, false},
+	{"/live/demo/mx5p2ya4/v0/index.m3u8x", Object{}, false},
+	{"/live/demo/index.m3u", Object{}, false},
+	{"/live/demo/mx5p2ya4/index.m3u8", Object{}, false}, // no rendition
+	{"/live/" + strings.Repeat("a", 65) + "/index.m3u8", Object{}, false},
+	{"/live/" + strings.Repeat("a", 64) + "/index.m3u8", Object{Kind: Multivariant, Stream: strings.Repeat("a", 64)}, true},
+	{"/live/a.b/index.m3u8", Object{}, false},
+	{"/live//index.m3u8", Object{}, false},
+	{"/vod/demo/index.m3u8", Object{}, false},
+	{"/live/", Object{}, false},
+	{"", Object{}, false},
+}
+
+func TestParse(t *testing.T) {
+	for _, tc := range parseCases {
+		t.Run(tc.path, func(t *testing.T) {
+			got, ok := Parse(tc.path)
+			if ok != tc.ok || got != tc.want {
+				t.Errorf("Parse(%q) = %+v, %v; want %+v, %v", tc.path, got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}
+
+func TestParseAllocates(t *testing.T) {
+	allocs := testing.AllocsPerRun(100, func() {
+		Parse("/live/demo/mx5p2ya4/v12/86.m4s")
+		ParseDirectives("_HLS_msn=12&_HLS_part=3&token=abc")
+	})
+	if allocs != 0 {
+		t.Errorf("Parse and ParseDirectives allocate %v times, want 0", allocs)
+	}
+}
+
+var directiveCases = []struct {
+	query, canonical string
+	err              bool
+}{
+	{"", "", false},
+	{"token=abc&_=123", "", false},
+	{"_HLS_msn=12", "_HLS_msn=12", false},
+	{"_HLS_part=3&_HLS_msn=12", "_HLS_msn=12&_HLS_part=3", false},
+	{"_HLS_skip=YES&_HLS_msn=12&token=x", "_HLS_msn=12&_HLS_skip=YES", false},
+	{"_HLS_skip=v2", "_HLS_skip=v2", false},
+	{"_HLS_msn=0", "_HLS_msn=0", false},
+	{"_HLS_msn=012", "", true},
+	{"_HLS_msn=", "", true},
+	{"_HLS_msn", "", true},
+	{"_HLS_msn=-1", "", true},
+	{"_HLS_msn=1e3", "", true},
+	{"_HLS_msn=%31", "", true},
+	{"_HLS_msn=1&_HLS_msn=1", "", true},
+	{"_HLS_part=1", "", true}, // without _HLS_msn
+	{"_HLS_msn=1&_HLS_part=01", "", true},
+	{"_HLS_skip=yes", "", true},
+	{"_HLS_skip=YES&_HLS_skip=YES", "", true},
+	{"_HLS%5Fmsn=12", "", false}, // not a directive as spelled: ignored
+}
+
+func TestParseDirectives(t *testing.T) {
+	for _, tc := range directiveCases {
+		t.Run(tc.query, func(t *testing.T) {
+			d, err := ParseDirectives(tc.query)
+			if (err != nil) != tc.err {
+				t.Fatalf("ParseDirectives(%q) error %v, want error %v", tc.query, err, tc.err)
+			}
+			if got := d.Query(); got != tc.canonical {
+				t.Errorf("ParseDirectives(%q).Query() = %q, want %q", tc.query, got, tc.canonical)
+			}
+		})
+	}
+}
+
+// FuzzParse: whatever Parse accepts is canonical: its parts rebuild the
+// path, and the number and directives read back as they were written.
+func FuzzParse(f *testing.F) {
+	for _, tc := range parseCases {
+		f.Add(tc.path, "")
+	}
+	for _, tc := range directiveCases {
+		f.Add("/live/demo/mx5p2ya4/v0/index.m3u8", tc.query)
+	}
+	f.Fuzz(func(t *testing.T, path, query string) {
+		if o, ok := Parse(path); ok {
+			var rebuilt string
+			switch o.Kind {
+			case Multivariant:
+				rebuilt = Prefix + o.Stream + "/index.m3u8"
+			case MPD:
+				rebuilt = Prefix + o.Stream + "/manifest.mpd"
+			case MediaPlaylist:
+				rebuilt = o.Dir + "index.m3u8"
+			case Init:
+				rebuilt = o.Dir + "init.mp4"
+			case Segment:
+				rebuilt = o.Dir + strconvU(o.Number) + ".m4s"
+			default:
+				t.Fatalf("Parse(%q) ok with kind %v", path, o.Kind)
+			}
+			if rebuilt != path {
+				t.Errorf("Parse(%q) = %+v, which spells %q", path, o, rebuilt)
+			}
+			if o.Dir != "" && o.Dir != Prefix+o.Stream+"/"+o.Epoch+"/"+o.Rendition+"/" {
+				t.Errorf("Parse(%q): Dir %q", path, o.Dir)
+			}
+		}
+		d, err := ParseDirectives(query)
+		if err != nil {
+			return
+		}
+		again, err := ParseDirectives(d.Query())
+		if err != nil || again != d {
+			t.Errorf("directives %+v of %q read back as %+v, %v", d, query, again, err)
+		}
+	})
+}
+
+func strconvU(n uint64) string { return strconv.FormatUint(n, 10) }
