@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/golivestream/live/ingest"
+	"github.com/golivestream/live/internal/httpserve"
 	"github.com/golivestream/live/internal/tlsfile"
 	"github.com/golivestream/live/origin"
 	"github.com/golivestream/live/pop"
@@ -232,15 +233,7 @@ func (a *App) listen(addr string, h http.Handler) (*httpServer, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("listen http: %w", err), a.closeListeners())
 	}
-	s := &httpServer{ln: ln, srv: &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-	}}
+	s := &httpServer{ln: ln, srv: httpserve.New(h, a.log)}
 	a.servers = append(a.servers, s)
 	return s, nil
 }

@@ -5,9 +5,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/golivestream/live/internal/httpserve"
+	"github.com/golivestream/live/internal/layout"
 )
 
 // Paths served, relative to the stream directory /live/{stream}/:
@@ -39,9 +41,26 @@ func (s *Server) routes() *http.ServeMux {
 	return mux
 }
 
-// ServeHTTP serves the origin's HTTP API.
+// ServeHTTP serves the origin's HTTP API. A path under /live/ that is not
+// an object of the layout in its one spelling (internal/layout: no
+// leading zeros, no %-escapes) is not found, so that no cache in front
+// can hold one object under two names; a range request of more than
+// httpserve.MaxRanges ranges gets the whole object.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	setCORS(w.Header())
+	path := r.URL.EscapedPath()
+	if len(path)+len(r.URL.RawQuery) > layout.MaxURI {
+		w.Header().Set("Cache-Control", "no-store")
+		http.Error(w, "URI too long", http.StatusRequestURITooLong)
+		return
+	}
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.HasPrefix(r.URL.Path, layout.Prefix) {
+		if _, ok := layout.Parse(path); !ok {
+			s.notFound(w, "other", "no such object")
+			return
+		}
+	}
+	httpserve.LimitRanges(r.Header)
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -148,8 +167,8 @@ func (s *Server) serveRendition(w http.ResponseWriter, r *http.Request) {
 		}
 		s.serveObject(w, r, "playlist", obj)
 	case strings.HasSuffix(file, ".m4s"):
-		n, err := strconv.ParseUint(strings.TrimSuffix(file, ".m4s"), 10, 64)
-		if err != nil {
+		n, ok := layout.ParseNumber(strings.TrimSuffix(file, ".m4s"))
+		if !ok {
 			s.notFound(w, "segment", "no such segment")
 			return
 		}

@@ -242,7 +242,7 @@ func TestBodyFileOnlyWhenKept(t *testing.T) {
 			o, how, err := c.get(context.Background(), tc.key, classify(tc.key), func(_ context.Context, key string, cl class) (*object, io.ReadCloser, error) {
 				o := &object{key: key, class: cl, status: http.StatusOK, header: http.Header{}, body: newFill(int64(len(body)), func() {}), cacheable: true}
 				return o, io.NopCloser(bytes.NewReader(body)), nil
-			})
+			}, "")
 			if err != nil || how != lookupMiss {
 				t.Fatalf("get: %v %v", how, err)
 			}

@@ -110,6 +110,10 @@ type cache struct {
 	goroutines *group
 	// files bounds the body files of segments; shared by a server's caches.
 	files *fileBudget
+	// gate, when not nil, is asked before a fetch starts, with the key and
+	// the address of the client whose request starts it; an error refuses
+	// the fetch, and is every waiter's answer.
+	gate func(key, client string) error
 	// onComplete, when not nil, sees every object whose body completed.
 	onComplete func(*object)
 	// boarded, when set (by tests, before use), is called when a request
@@ -168,8 +172,10 @@ func (c *cache) shard(key string) *shard {
 // upstream fetch shared by every concurrent request for key. The fetch
 // runs detached from ctx: a requester leaving does not stop it for others.
 // It stops when every requester waiting for its headers has left; once
-// they are in, the fill's readers decide (fill.detach).
-func (c *cache) get(ctx context.Context, key string, cl class, fetch fetchFunc) (*object, lookup, error) {
+// they are in, the fill's readers decide (fill.detach). client is the
+// address of the client asking ("" for the PoP itself or a peer), which
+// the cache's gate judges when the request would start a fetch.
+func (c *cache) get(ctx context.Context, key string, cl class, fetch fetchFunc, client string) (*object, lookup, error) {
 	sh := c.shard(key)
 	stale, res := sh.lookup(key, time.Now(), true)
 	if res != nil {
@@ -181,7 +187,7 @@ func (c *cache) get(ctx context.Context, key string, cl class, fetch fetchFunc) 
 	}
 
 	c.metrics.held.WithLabelValues(c.name).Inc()
-	fl := sh.board(key)
+	fl := sh.board(key, client)
 	ch := sh.group.DoChan(fl.id, func() (any, error) {
 		if sh.landedFlight(fl) {
 			// fl's call ended between this request's board and DoChan:
@@ -193,6 +199,13 @@ func (c *cache) get(ctx context.Context, key string, cl class, fetch fetchFunc) 
 			sh.land(fl)
 			fl.cancel()
 			return o, nil
+		}
+		if c.gate != nil {
+			if err := c.gate(key, fl.client); err != nil {
+				sh.land(fl)
+				fl.cancel()
+				return nil, err
+			}
 		}
 		o, body, err := fetch(fl.ctx, key, cl)
 		if err != nil {
@@ -216,7 +229,7 @@ func (c *cache) get(ctx context.Context, key string, cl class, fetch fetchFunc) 
 		return nil, lookupMiss, ctx.Err()
 	}
 	if errors.Is(r.Err, errFlightOver) {
-		return c.get(ctx, key, cl, fetch)
+		return c.get(ctx, key, cl, fetch, client)
 	}
 	if r.Err != nil {
 		if stale != nil && stale.usableStale(time.Now()) {
@@ -233,18 +246,6 @@ func (c *cache) get(ctx context.Context, key string, cl class, fetch fetchFunc) 
 		how = lookupCoalesced
 	}
 	return o, how, nil
-}
-
-// has reports whether the cache holds key, fresh or still arriving, or
-// is fetching it: a request for it costs no new upstream fetch.
-func (c *cache) has(key string, now time.Time) bool {
-	sh := c.shard(key)
-	if _, o := sh.lookup(key, now, false); o != nil {
-		return true
-	}
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	return sh.flights[key] != nil
 }
 
 // lookup returns the fresh object for key, filling or complete, or nil;

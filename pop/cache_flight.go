@@ -16,6 +16,7 @@ type flight struct {
 	// abandoned starts a new one instead of joining the canceled one.
 	id     string
 	key    string
+	client string // the address of the client whose request started it
 	ctx    context.Context
 	cancel context.CancelFunc
 	// waiters counts the requests waiting. landed is set once the fetch
@@ -26,8 +27,8 @@ type flight struct {
 	landed  bool
 }
 
-// board joins the flight in progress for key, or starts one.
-func (sh *shard) board(key string) *flight {
+// board joins the flight in progress for key, or starts one for client.
+func (sh *shard) board(key, client string) *flight {
 	if hook := sh.c.boarded; hook != nil {
 		defer hook(key)
 	}
@@ -37,7 +38,7 @@ func (sh *shard) board(key string) *flight {
 	if fl == nil {
 		sh.flightSeq++
 		ctx, cancel := context.WithCancel(sh.c.ctx)
-		fl = &flight{id: key + "\x00" + strconv.FormatUint(sh.flightSeq, 10), key: key, ctx: ctx, cancel: cancel}
+		fl = &flight{id: key + "\x00" + strconv.FormatUint(sh.flightSeq, 10), key: key, client: client, ctx: ctx, cancel: cancel}
 		sh.flights[key] = fl
 	}
 	fl.waiters++

@@ -82,7 +82,7 @@ func TestFlightStopsWhenEveryoneLeaves(t *testing.T) {
 	get := func(ctx context.Context) <-chan result {
 		ch := make(chan result, 1)
 		go func() {
-			o, how, err := c.get(ctx, key, classSegment, h.fetch)
+			o, how, err := c.get(ctx, key, classSegment, h.fetch, "")
 			ch <- result{o, how, err}
 		}()
 		return ch
@@ -245,12 +245,12 @@ func TestFlightOverBeforeJoining(t *testing.T) {
 	}
 	one, two := make(chan result, 1), make(chan result, 1)
 	go func() {
-		o, _, err := c.get(context.Background(), key, classSegment, fetch)
+		o, _, err := c.get(context.Background(), key, classSegment, fetch, "")
 		one <- result{o, err}
 	}()
 	await(t, started, "first fetch")
 	go func() {
-		o, _, err := c.get(context.Background(), key, classSegment, fetch)
+		o, _, err := c.get(context.Background(), key, classSegment, fetch, "")
 		two <- result{o, err}
 	}()
 	await(t, paused, "second request on the flight")

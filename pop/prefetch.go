@@ -128,7 +128,7 @@ func (p *prefetcher) fetch(key string) {
 	s.goroutines.Go(func() {
 		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.FetchTimeout)
 		defer cancel()
-		o, how, err := s.get(ctx, key, classify(key), false)
+		o, how, err := s.get(ctx, key, classify(key), false, "")
 		if err != nil {
 			return
 		}

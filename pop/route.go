@@ -1,8 +1,10 @@
 package pop
 
 import (
+	"errors"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -145,11 +147,27 @@ func (s *Server) known(rt route, now time.Time) bool {
 	return false
 }
 
-// holds reports whether either cache layer of the node holds key, fresh
-// or still arriving: answering it costs no new upstream fetch.
-func (s *Server) holds(key string) bool {
+// errOverBudget refuses a fetch that a client's miss budget does not
+// allow.
+var errOverBudget = errors.New("over the client's budget of fetches for objects not known to exist")
+
+// mayFetch is the caches' gate: a fetch that client's request would start
+// for key may go if the node knows the object exists (known) or the
+// client has budget left. Requests of the PoP itself and of peers
+// (client "") always may.
+func (s *Server) mayFetch(key, client string) error {
+	if client == "" {
+		return nil
+	}
 	now := time.Now()
-	return s.local.has(key, now) || s.proxy != nil && s.proxy.has(key, now)
+	path, _, _ := strings.Cut(key, "?")
+	if o, ok := layout.Parse(path); ok && s.known(route{key: key, class: classOf(o.Kind), obj: o}, now) {
+		return nil
+	}
+	if !s.budget.take(client, now) {
+		return errOverBudget
+	}
+	return nil
 }
 
 // missBudget bounds, per client address, the upstream fetches of objects

@@ -1,13 +1,17 @@
 package pop
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -198,3 +202,49 @@ func TestMissBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestPassThroughClientGone: a client leaving during a request passed
+// through to the origin is counted, not logged as a failure (#18 G: one
+// WARN line per such request).
+func TestPassThroughClientGone(t *testing.T) {
+	arrived := make(chan struct{})
+	origin := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-r.Context().Done() // answers nothing until the PoP gives up
+	})
+	var logged []slog.Record
+	var mu sync.Mutex
+	s, err := New(Config{Origins: []string{origin.URL}, Logger: slog.New(recordHandler(func(r slog.Record) {
+		mu.Lock()
+		logged = append(logged, r)
+		mu.Unlock()
+	}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-arrived; cancel() }()
+	req := httptest.NewRequest(http.MethodGet, "/api/streams", nil).WithContext(ctx)
+	s.ServeHTTP(httptest.NewRecorder(), req) // returns once the pass-through gave up
+	if n := counterValue(s.metrics.clientGone); n != 1 {
+		t.Errorf("live_pop_client_gone_total = %v, want 1", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, r := range logged {
+		if r.Level >= slog.LevelWarn {
+			t.Errorf("logged %v %q for a client that left", r.Level, r.Message)
+		}
+	}
+}
+
+// recordHandler is a slog.Handler passing every record to f.
+type recordHandler func(slog.Record)
+
+func (recordHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h recordHandler) Handle(_ context.Context, r slog.Record) error {
+	h(r)
+	return nil
+}
+func (h recordHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h recordHandler) WithGroup(string) slog.Handler      { return h }

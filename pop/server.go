@@ -184,6 +184,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MissRate > 0 {
 		s.budget = newMissBudget(cfg.MissRate, cfg.MissBurst)
 	}
+	var gate func(key, client string) error
+	if s.budget != nil {
+		gate = s.mayFetch
+	}
 
 	localBytes := cfg.CacheBytes
 	if len(cfg.Peers) > 0 {
@@ -199,8 +203,10 @@ func New(cfg Config) (*Server, error) {
 		s.proxy = newCache("proxy", max(cfg.Shards/4, 1), hotBytes, true, func(_ *object, requests int) bool {
 			return requests >= cfg.HotThreshold
 		}, m, ctx, &s.goroutines)
+		s.proxy.gate = gate
 	}
 	s.local = newCache("local", cfg.Shards, localBytes, false, func(*object, int) bool { return true }, m, ctx, &s.goroutines)
+	s.local.gate = gate
 	if s.proxy != nil {
 		s.proxy.files = s.local.files // one budget of descriptors
 		// The proxy layer's manifests tell what exists too.
@@ -259,15 +265,17 @@ func (s *Server) CacheSize() int64 {
 // get finds key in the layer that should hold it: the local cache for
 // keys this node owns (or that a peer forwarded), else the proxy layer
 // filled from the owner.
-func (s *Server) get(ctx context.Context, key string, cl class, forwarded bool) (*object, lookup, error) {
+// client is the requesting client's address: "" for a request of the PoP
+// itself or of a peer, which no miss budget bounds.
+func (s *Server) get(ctx context.Context, key string, cl class, forwarded bool, client string) (*object, lookup, error) {
 	if s.ring == nil || forwarded {
-		return s.local.get(ctx, key, cl, s.fetchFromOrigin)
+		return s.local.get(ctx, key, cl, s.fetchFromOrigin, client)
 	}
 	owner := s.ring.get(key)
 	if owner == s.self {
-		return s.local.get(ctx, key, cl, s.fetchFromOrigin)
+		return s.local.get(ctx, key, cl, s.fetchFromOrigin, client)
 	}
 	return s.proxy.get(ctx, key, cl, func(ctx context.Context, key string, cl class) (*object, io.ReadCloser, error) {
 		return s.fetchPeer(ctx, owner, key, cl)
-	})
+	}, client)
 }

@@ -1,6 +1,7 @@
 package pop
 
 import (
+	"errors"
 	"math"
 	"net/http"
 	"net/http/httputil"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/golivestream/live/internal/httpserve"
 	"github.com/golivestream/live/internal/layout"
 )
 
@@ -49,14 +51,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	forwarded := s.fromPeer(r)
-	if !forwarded && s.budget != nil && !s.known(rt, now) && !s.holds(rt.key) && !s.budget.take(r.RemoteAddr, now) {
-		s.refuse(w, refuseBudget)
-		return
+	client := r.RemoteAddr
+	if forwarded {
+		client = "" // judged by the node it came through
 	}
-	o, how, err := s.get(r.Context(), rt.key, rt.class, forwarded)
+	o, how, err := s.get(r.Context(), rt.key, rt.class, forwarded, client)
 	if err != nil {
 		if r.Context().Err() != nil {
 			return // the client left
+		}
+		if errors.Is(err, errOverBudget) {
+			s.refuse(w, refuseBudget)
+			return
 		}
 		s.metrics.requests.WithLabelValues(rt.class.String(), "error").Inc()
 		s.log.Warn("upstream failed", "key", rt.key, "error", err)
@@ -133,7 +139,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *object, how lo
 		w.WriteHeader(code)
 		return
 	}
-	if _, ranged := r.Header["Range"]; ranged && o.status == http.StatusOK {
+	if _, ranged := r.Header["Range"]; ranged && o.status == http.StatusOK && !httpserve.LimitRanges(r.Header) {
 		if body, complete := o.body.Bytes(); complete {
 			s.serveRange(w, r, o, body)
 			return
@@ -184,6 +190,11 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request) {
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			if r.Context().Err() != nil {
+				// The client left: normal, and nobody to answer.
+				s.metrics.clientGone.Inc()
+				return
+			}
 			s.log.Warn("pass-through failed", "path", r.URL.Path, "error", err)
 			http.Error(w, "upstream unavailable", http.StatusBadGateway)
 		},

@@ -1,6 +1,14 @@
 package pop
 
-import "testing"
+import (
+	"bytes"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/golivestream/live/internal/httpserve"
+)
 
 func TestSingleRange(t *testing.T) {
 	for _, tc := range []struct {
@@ -46,4 +54,34 @@ func FuzzSingleRange(f *testing.F) {
 			t.Fatalf("singleRange(%q, %d) = [%d, %d)", v, size, from, to)
 		}
 	})
+}
+
+// TestManyRanges: a Range header of more than httpserve.MaxRanges ranges
+// is ignored and the whole segment sent (#18 G: 15 000 one-byte ranges
+// made a multipart answer 30 times the size of the segment).
+func TestManyRanges(t *testing.T) {
+	body := randomBody(60 << 10)
+	origin := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		w.Write(body)
+	})
+	_, base := startPoP(t, Config{Origins: []string{origin.URL}})
+	c := newClient()
+	const seg = "/live/s/e/v0/1.m4s"
+	fetchAll(t, c, base+seg) // cached
+	for _, tc := range []struct{ ranges, code int }{{2, 206}, {httpserve.MaxRanges, 206}, {httpserve.MaxRanges + 1, 200}, {15000, 200}} {
+		spec := make([]string, tc.ranges)
+		for i := range spec {
+			spec[i] = strconv.Itoa(i) + "-" + strconv.Itoa(i)
+		}
+		req, _ := http.NewRequest(http.MethodGet, base+seg, nil)
+		req.Header.Set("Range", "bytes="+strings.Join(spec, ","))
+		resp, got := doAll(t, c, req)
+		if resp.StatusCode != tc.code {
+			t.Errorf("%d ranges: %d, want %d", tc.ranges, resp.StatusCode, tc.code)
+		}
+		if tc.code == 200 && !bytes.Equal(got, body) {
+			t.Errorf("%d ranges: %d bytes, want the whole %d", tc.ranges, len(got), len(body))
+		}
+	}
 }

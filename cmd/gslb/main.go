@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/golivestream/live/gslb"
+	"github.com/golivestream/live/internal/httpserve"
 	"github.com/golivestream/live/internal/logflag"
 )
 
@@ -112,15 +113,8 @@ func run(log *slog.Logger, c config) (int, error) {
 	if err != nil {
 		return 1, fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second, // report sessions extend their own
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := httpserve.New(s, log) // report sessions extend their own read deadline
+	srv.WriteTimeout = 30 * time.Second
 	srv.RegisterOnShutdown(s.CloseSessions)
 	fmt.Printf("gslb: serving on http://%s, predictor %s, map with %d networks\n", ln.Addr(), pred.Name(), m.Networks())
 

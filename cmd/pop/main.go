@@ -27,6 +27,7 @@ import (
 
 	"github.com/golivestream/live"
 	"github.com/golivestream/live/gslb"
+	"github.com/golivestream/live/internal/httpserve"
 	"github.com/golivestream/live/internal/logflag"
 	"github.com/golivestream/live/internal/tlsfile"
 	"github.com/golivestream/live/pop"
@@ -176,16 +177,9 @@ type server struct {
 // newHTTPServer returns the server of one listener; tlsConfig is nil for
 // plain HTTP.
 func newHTTPServer(h http.Handler, log *slog.Logger, tlsConfig *tls.Config) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second, // a client that stops reading lets go of its response
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		TLSConfig:         tlsConfig,
-	}
+	srv := httpserve.New(h, log)
+	srv.TLSConfig = tlsConfig
+	return srv
 }
 
 // gslbFlags are the flags about the global load balancer.

@@ -28,7 +28,7 @@ func TestTLS(t *testing.T) {
 	body := make([]byte, 200<<10)
 	rand.Read(body)
 	// The origin holds each path's second half until its channel is closed.
-	release := map[string]chan struct{}{"/live/s/e1/v0/1.m4s": make(chan struct{}), "/live/s/e1/v0/broken.m4s": make(chan struct{})}
+	release := map[string]chan struct{}{"/live/s/e1/v0/1.m4s": make(chan struct{}), "/live/s/e1/v0/2.m4s": make(chan struct{})}
 	var fetches atomic.Int64
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasSuffix(r.URL.Path, ".m4s") {
@@ -44,7 +44,7 @@ func TestTLS(t *testing.T) {
 		case <-r.Context().Done():
 			return
 		}
-		if strings.HasSuffix(r.URL.Path, "/broken.m4s") {
+		if strings.HasSuffix(r.URL.Path, "/2.m4s") {
 			panic(http.ErrAbortHandler) // the origin dies mid-body
 		}
 		w.Write(body[len(body)/2:])
@@ -68,7 +68,7 @@ func TestTLS(t *testing.T) {
 	for _, tc := range []struct {
 		path   string
 		broken bool
-	}{{"/live/s/e1/v0/1.m4s", false}, {"/live/s/e1/v0/broken.m4s", true}} {
+	}{{"/live/s/e1/v0/1.m4s", false}, {"/live/s/e1/v0/2.m4s", true}} {
 		const n = 50
 		fetches.Store(0)
 		type result struct {
