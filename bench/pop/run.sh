@@ -283,7 +283,7 @@ first_url() { echo "${URLS[$1]%%,*}"; }
 
 # check_system fails unless a system answers a new segment correctly.
 check_system() {
-  local s=$1 path=/live/check/$1/$RANDOM.m4s size
+  local s=$1 path=/live/check-$1/e/v0/$((RANDOM + 1)).m4s size
   size=$(curl -fsS --max-time 10 -o /dev/null -w '%{size_download}' "$(first_url "$s")$path") ||
     die "$s does not answer $path (logs in $RUN)"
   ((size == SEG_BYTES)) || die "$s answered $path with $size bytes, want $SEG_BYTES"
@@ -320,7 +320,7 @@ run_herds() {
       for ((i = 0; i < ${#SYSLIST[@]}; i++)); do
         s=${SYSLIST[$(((r - 1 + i) % ${#SYSLIST[@]}))]}
         run_fg "$HERD" -mode client -system "$s=${URLS[$s]}" -n "$n" -rounds 1 -first-round "$r" \
-          -origin "$ORIGIN" -prefix "/live/herd/$RUN_ID" -hot="$([[ $HOT == 1 ]] && echo true || echo false)" \
+          -origin "$ORIGIN" -prefix "/live/herd$RUN_ID" -hot="$([[ $HOT == 1 ]] && echo true || echo false)" \
           -segment-bytes "$SEG_BYTES" -timeout 60s -pause 1s -out "$RUN/herd.jsonl" -label "load $(cut -d' ' -f1 /proc/loadavg)" \
           >"$RUN/herd-last.txt" 2>&1 || { cat "$RUN/herd-last.txt" >&2; die "herd client failed on $s (N=$n, round $r)"; }
         tee -a "$RUN/herd-console.txt" <"$RUN/herd-last.txt" >&2
@@ -374,7 +374,7 @@ run_wrk() {
         # A fixed path per system: its owner among ours3's nodes stays the
         # same across rounds. The playlist's max-age is 60 s; the warm-up
         # refreshes it when it expired since the last round.
-        if [[ $obj == segment ]]; then path=/live/tp/$s/hot.m4s; else path=/live/tp/$s/index.m3u8; fi
+        if [[ $obj == segment ]]; then path=/live/tp-$s/e/v0/105.m4s; else path=/live/tp-$s/e/v0/index.m3u8; fi
         url=$(first_url "$s")$path
         before=$([[ $s == ours3 ]] && node0_peer_fetches "$obj" || echo 0)
         for ((j = 0; j < 8; j++)); do

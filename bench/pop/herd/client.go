@@ -147,7 +147,9 @@ func herdSystem(cfg clientConfig, t target, round int, enc *json.Encoder) error 
 			c.c.Close()
 		}
 	}()
-	path := fmt.Sprintf("%s/%s/n%d/%d-r%d/seg.m4s", cfg.prefix, t.name, cfg.n, time.Now().UnixNano(), round)
+	// A path of the layout (internal/layout): stream {prefix}-{system}-n{N},
+	// a new epoch per herd, segment {round}.
+	path := fmt.Sprintf("%s-%s-n%d/%s/v0/%d.m4s", cfg.prefix, t.name, cfg.n, strconv.FormatInt(time.Now().UnixNano(), 36), round)
 	kinds := []string{"miss"}
 	if cfg.hot {
 		kinds = append(kinds, "hot")

@@ -36,7 +36,7 @@ func main() {
 	rounds := flag.Int("rounds", 1, "client: herds per system, each on a fresh segment path")
 	firstRound := flag.Int("first-round", 1, "client: number of the first round (for a caller that alternates systems)")
 	originURL := flag.String("origin", "", "client: the stub origin, asked for its request count of each herd's path")
-	prefix := flag.String("prefix", "/live/herd", "client: path prefix of the herd segments (a run id belongs in it)")
+	prefix := flag.String("prefix", "/live/herd", "client: path prefix of the herd segments' stream names (a run id belongs in it): /live/NAME gives streams NAME-SYSTEM-nN")
 	hot := flag.Bool("hot", true, "client: after each herd on a new path, herd again on the same, now cached, path")
 	timeout := flag.Duration("timeout", 60*time.Second, "client: bound on one request, connect to last byte")
 	pause := flag.Duration("pause", time.Second, "client: quiet time between two herds")

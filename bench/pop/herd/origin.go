@@ -80,13 +80,14 @@ func runOrigin(listen string, delay time.Duration, pieces, segBytes, plBytes int
 }
 
 // makePlaylist returns an HLS media playlist of exactly size bytes (padded
-// with a comment line). Its segments live under /live/tp/, apart from the
-// herd's paths, since a PoP may prefetch what a playlist lists.
+// with a comment line). Its segments live in the throughput phase's
+// streams (tp-SYSTEM), apart from the herd's, since a PoP may prefetch
+// what a playlist lists.
 func makePlaylist(size int) []byte {
 	var b strings.Builder
 	b.WriteString("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:100\n#EXT-X-MAP:URI=\"init.mp4\"\n")
 	for i := 100; i < 106; i++ {
-		fmt.Fprintf(&b, "#EXTINF:2.000,\nseg-%d.m4s\n", i)
+		fmt.Fprintf(&b, "#EXTINF:2.000,\n%d.m4s\n", i)
 	}
 	const pad = "#PAD:"
 	if need := size - b.Len() - len(pad) - 1; need >= 0 {
