@@ -24,10 +24,14 @@ func Main(cfg Config, stdout io.Writer) int {
 		return 1
 	}
 	publish, play := app.URLs()
-	fmt.Fprintf(stdout, "publish: %s\nplay:    %s\n", publish, play)
+	fmt.Fprintf(stdout, "publish:   %s\nplay:      %s\n", publish, play)
 	if cfg.Demo {
-		fmt.Fprintf(stdout, "demo:    %s/live/%s/index.m3u8\n", app.PlayBase(), DemoStream)
+		fmt.Fprintf(stdout, "demo:      %s/live/%s/index.m3u8\n", app.PlayBase(), DemoStream)
+		fmt.Fprintf(stdout, "watch:     %s/?stream=%s\n", app.PlayBase(), DemoStream)
+	} else {
+		fmt.Fprintf(stdout, "watch:     %s/\n", app.PlayBase())
 	}
+	fmt.Fprintf(stdout, "dashboard: %s/dashboard\n", app.PlayBase())
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

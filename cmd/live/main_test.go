@@ -35,20 +35,33 @@ func TestMainDemoAndSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// "demo:    http://127.0.0.1:PORT/live/demo/index.m3u8"
-	var demoURL string
+	// "demo:      http://127.0.0.1:PORT/live/demo/index.m3u8", then the
+	// watch page and the dashboard, the first things a newcomer clicks.
+	urls := map[string]string{}
 	lines := bufio.NewScanner(stdout)
 	for lines.Scan() {
-		if rest, ok := strings.CutPrefix(lines.Text(), "demo:"); ok {
-			demoURL = strings.TrimSpace(rest)
+		name, url, _ := strings.Cut(lines.Text(), ":")
+		urls[name] = strings.TrimSpace(url)
+		if name == "dashboard" {
 			break
 		}
 	}
 	go io.Copy(io.Discard, stdout)
-	if demoURL == "" {
+	demoURL := urls["demo"]
+	if demoURL == "" || !strings.HasSuffix(urls["watch"], "/?stream=demo") || !strings.HasSuffix(urls["dashboard"], "/dashboard") {
 		cmd.Process.Kill()
 		cmd.Wait()
-		t.Fatalf("no demo URL printed; stderr:\n%s", stderr.String())
+		t.Fatalf("printed %q; want demo, watch and dashboard URLs; stderr:\n%s", urls, stderr.String())
+	}
+	for _, page := range []string{urls["watch"], urls["dashboard"]} {
+		resp, err := http.Get(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+			t.Errorf("%s: %d %s, want an HTML page", page, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
 	}
 
 	// The demo stream becomes playable: its multivariant playlist is
