@@ -46,47 +46,52 @@ func (s *Server) Streams() []StreamInfo {
 	now := time.Now()
 	var out []StreamInfo
 	for _, st := range s.list() {
-		st.mu.Lock()
-		started := st.sessionStart
-		sn := st.snap.Load()
-		waiting := st.session == nil && !sn.ended
-		st.mu.Unlock()
-		si := StreamInfo{
-			Name:         st.name,
-			Live:         !sn.ended,
-			Reconnecting: waiting,
-			Started:      started.UTC().Format(time.RFC3339Nano),
-			HLS:          "/live/" + st.name + "/index.m3u8",
-			DASH:         "/live/" + st.name + "/manifest.mpd",
-			Renditions:   []RenditionInfo{},
-		}
-		if !sn.ended {
-			si.Uptime = now.Sub(started).Seconds()
-		}
-		for _, r := range sn.renditions {
-			ms := measure(r)
-			ri := RenditionInfo{
-				ID: r.id, Type: kindOf(r.id), Codec: r.info.Codec,
-				Bitrate: ms.average, PeakRate: ms.peak, Segments: ms.segments,
-			}
-			if !sn.ended {
-				recent := measureRecent(r)
-				ri.RecentFPS, ri.RecentBitrate = recent.fps, recent.average
-			}
-			if r.info.Video {
-				ri.Width, ri.Height, ri.FPS = r.info.Width, r.info.Height, ms.fps
-			} else {
-				ri.SampleRate, ri.Channels = r.info.SampleRate, r.info.Channels
-			}
-			if n := len(r.entries); n > 0 {
-				last := r.entries[n-1].seg.Number
-				ri.LastNumber = &last
-			}
-			si.Renditions = append(si.Renditions, ri)
-		}
-		out = append(out, si)
+		out = append(out, st.info(now))
 	}
 	return out
+}
+
+// info describes st as of now.
+func (st *stream) info(now time.Time) StreamInfo {
+	st.mu.Lock()
+	started := st.sessionStart
+	sn := st.snap.Load()
+	waiting := st.session == nil && !sn.ended
+	st.mu.Unlock()
+	si := StreamInfo{
+		Name:         st.name,
+		Live:         !sn.ended,
+		Reconnecting: waiting,
+		Started:      started.UTC().Format(time.RFC3339Nano),
+		HLS:          "/live/" + st.name + "/index.m3u8",
+		DASH:         "/live/" + st.name + "/manifest.mpd",
+		Renditions:   []RenditionInfo{},
+	}
+	if !sn.ended {
+		si.Uptime = now.Sub(started).Seconds()
+	}
+	for _, r := range sn.renditions {
+		ms := measure(r)
+		ri := RenditionInfo{
+			ID: r.id, Type: kindOf(r.id), Codec: r.info.Codec,
+			Bitrate: ms.average, PeakRate: ms.peak, Segments: ms.segments,
+		}
+		if !sn.ended {
+			recent := measureRecent(r)
+			ri.RecentFPS, ri.RecentBitrate = recent.fps, recent.average
+		}
+		if r.info.Video {
+			ri.Width, ri.Height, ri.FPS = r.info.Width, r.info.Height, ms.fps
+		} else {
+			ri.SampleRate, ri.Channels = r.info.SampleRate, r.info.Channels
+		}
+		if n := len(r.entries); n > 0 {
+			last := r.entries[n-1].seg.Number
+			ri.LastNumber = &last
+		}
+		si.Renditions = append(si.Renditions, ri)
+	}
+	return si
 }
 
 func (s *Server) serveStreams(w http.ResponseWriter, _ *http.Request) {

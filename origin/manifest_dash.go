@@ -16,18 +16,19 @@ import (
 const TimePath = "/time"
 
 // buildMPD renders the stream's dynamic MPD (ISO/IEC 23009-1, DASH-IF live
-// profile): one Period per instance of the presentation (st, after the
+// profile): one Period per instance of the presentation (cur, after the
 // prior instances it continues, whose files are still served), one
 // AdaptationSet per media type, SegmentTemplate with $Number$ and a
 // SegmentTimeline per Representation, addressing the same files as the
-// HLS playlists.
-func buildMPD(st *stream, prior []*stream, snap *snapshot, cfg Config, now time.Time) ([]byte, error) {
+// HLS playlists. Of cfg it uses Window and SegmentDuration; now is the
+// publishTime. It is a pure function of its arguments.
+func buildMPD(cur view, prior []view, cfg Config, now time.Time) ([]byte, error) {
 	dynamic := "dynamic"
 	m := &mpd.MPD{
 		XMLNs:                 "urn:mpeg:dash:schema:mpd:2011",
 		Profiles:              mpd.ListOfProfilesType(mpd.PROFILE_LIVE),
 		Type:                  &dynamic,
-		AvailabilityStartTime: mpd.DateTime(st.pres.UTC().Format("2006-01-02T15:04:05.000Z")),
+		AvailabilityStartTime: mpd.DateTime(cur.pres.UTC().Format("2006-01-02T15:04:05.000Z")),
 		PublishTime:           mpd.DateTime(now.UTC().Format("2006-01-02T15:04:05.000Z")),
 		MinBufferTime:         durPtr(2 * cfg.SegmentDuration),
 		TimeShiftBufferDepth:  durPtr(cfg.Window),
@@ -38,14 +39,14 @@ func buildMPD(st *stream, prior []*stream, snap *snapshot, cfg Config, now time.
 			mpd.NewDescriptor("urn:mpeg:dash:utc:http-iso:2014", TimePath, ""),
 		},
 	}
-	if snap.ended {
+	if cur.snap.ended {
 		// ISO/IEC 23009-1 5.4: a dynamic MPD may become static. Players
 		// then treat the window as on-demand content that ends at
 		// mediaPresentationDuration, instead of waiting at the live edge
 		// for segments that will never come.
 		static := "static"
 		m.Type = &static
-		m.MediaPresentationDuration = durPtr(st.start + snap.end())
+		m.MediaPresentationDuration = durPtr(cur.start + cur.snap.end())
 		m.TimeShiftBufferDepth, m.SuggestedPresentationDelay = nil, nil
 	} else {
 		m.MinimumUpdatePeriod = durPtr(cfg.SegmentDuration)
@@ -55,16 +56,15 @@ func buildMPD(st *stream, prior []*stream, snap *snapshot, cfg Config, now time.
 	for _, p := range prior {
 		// An earlier instance's Period stays while some of it is in the
 		// time-shift buffer.
-		psnap := p.snap.Load()
-		if p.pres.Add(p.start + psnap.end()).Before(now.Add(-cfg.Window)) {
+		if p.pres.Add(p.start + p.snap.end()).Before(now.Add(-cfg.Window)) {
 			continue
 		}
-		if period, d := buildPeriod(p, psnap); period != nil {
+		if period, d := buildPeriod(p); period != nil {
 			m.Periods = append(m.Periods, period)
 			maxSeg = max(maxSeg, d)
 		}
 	}
-	if period, d := buildPeriod(st, snap); period != nil {
+	if period, d := buildPeriod(cur); period != nil {
 		m.Periods = append(m.Periods, period)
 		maxSeg = max(maxSeg, d)
 	}
@@ -77,11 +77,11 @@ func buildMPD(st *stream, prior []*stream, snap *snapshot, cfg Config, now time.
 	return buf.Bytes(), nil
 }
 
-// buildPeriod describes the instance st as a Period, named by its epoch,
-// beginning where st's timeline zero falls in the presentation. It also
+// buildPeriod describes the instance v as a Period, named by its epoch,
+// beginning where v's timeline zero falls in the presentation. It also
 // returns the longest segment listed; a nil Period if nothing is.
-func buildPeriod(st *stream, snap *snapshot) (*mpd.Period, time.Duration) {
-	period := &mpd.Period{Id: st.epoch, Start: durPtr(st.start)}
+func buildPeriod(v view) (*mpd.Period, time.Duration) {
+	period := &mpd.Period{Id: v.epoch, Start: durPtr(v.start)}
 	var maxSeg time.Duration
 	var video, audio *mpd.AdaptationSetType
 	var videos []*rendition
@@ -89,7 +89,7 @@ func buildPeriod(st *stream, snap *snapshot) (*mpd.Period, time.Duration) {
 	// playlist: an MPD update may add segment references and Periods, or
 	// remove expired ones, but not take a Representation out of a Period
 	// (ISO/IEC 23009-1 5.4.1, DASH-IF IOP timing model, "MPD updates").
-	for _, r := range snap.playable() {
+	for _, r := range v.snap.playable() {
 		listed := r.listed()
 		ms := measure(r)
 		rep := &mpd.RepresentationType{
@@ -97,7 +97,7 @@ func buildPeriod(st *stream, snap *snapshot) (*mpd.Period, time.Duration) {
 			Bandwidth: uint32(min(ms.peak, 1<<32-1)),
 		}
 		rep.Codecs = r.info.Codec
-		rep.SegmentTemplate = segmentTemplate(st, r, listed)
+		rep.SegmentTemplate = segmentTemplate(v.epoch, r, listed)
 		for _, e := range listed {
 			maxSeg = max(maxSeg, packager.Duration(e.seg.Duration, e.seg.Timescale))
 		}
@@ -185,13 +185,13 @@ func pairAligned(a, b []*entry) bool {
 
 // segmentTemplate describes r's listed segments: $Number$ addressing (the
 // same file names as HLS) with an explicit SegmentTimeline, runs of equal
-// durations folded with @r.
-func segmentTemplate(st *stream, r *rendition, listed []*entry) *mpd.SegmentTemplateType {
+// durations folded with @r. The files are those of instance epoch.
+func segmentTemplate(epoch string, r *rendition, listed []*entry) *mpd.SegmentTemplateType {
 	ts := r.info.Timescale
 	start := uint32(listed[0].seg.Number)
 	tpl := &mpd.SegmentTemplateType{
-		Initialization: st.epoch + "/$RepresentationID$/init.mp4",
-		Media:          st.epoch + "/$RepresentationID$/$Number$.m4s",
+		Initialization: epoch + "/$RepresentationID$/init.mp4",
+		Media:          epoch + "/$RepresentationID$/$Number$.m4s",
 	}
 	tpl.Timescale = &ts
 	tpl.StartNumber = &start

@@ -24,8 +24,8 @@ const goldenDir = "../testdata/golden"
 // segments (one of them after a reconnect) and an audio rendition.
 func fixture(window time.Duration, ended bool) (*stream, *snapshot, Config) {
 	ast := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	st := &stream{name: "cam1", epoch: "mf0epoch", ast: ast, pres: ast}
 	cfg := Config{Window: window, SegmentDuration: time.Second}
+	st := &stream{instance: instance{name: "cam1", epoch: "mf0epoch", ast: ast, pres: ast}, env: &streamEnv{cfg: cfg}}
 
 	video := &rendition{id: "v0", targetDuration: 1, info: packager.Info{
 		Codec: "avc1.64001e", Video: true, Width: 640, Height: 360, Timescale: 90000,
@@ -33,7 +33,6 @@ func fixture(window time.Duration, ended bool) (*stream, *snapshot, Config) {
 	audio := &rendition{id: "a0", targetDuration: 1, info: packager.Info{
 		Codec: "mp4a.40.2", SampleRate: 48000, Channels: 2, Timescale: 48000,
 	}}
-	s := &Server{cfg: cfg}
 	vstart, astart := int64(0), int64(0)
 	for n := uint64(0); n < 8; n++ {
 		vdur, adur := int64(90000), int64(48*1024)
@@ -42,21 +41,21 @@ func fixture(window time.Duration, ended bool) (*stream, *snapshot, Config) {
 			vstart += 225000
 			astart += 120000
 		}
-		video.entries = s.slide(video, &entry{seg: &packager.Segment{
+		video.entries = slide(video, &entry{seg: &packager.Segment{
 			Number: n, Start: vstart, Duration: vdur, Timescale: 90000,
 			Data: make([]byte, 100000+int(n)*1000), Samples: 30,
-		}, disc: disc, listed: true})
-		audio.entries = s.slide(audio, &entry{seg: &packager.Segment{
+		}, disc: disc, listed: true}, cfg.Window, cfg.SegmentDuration)
+		audio.entries = slide(audio, &entry{seg: &packager.Segment{
 			Number: n, Start: astart, Duration: adur, Timescale: 48000,
 			Data: make([]byte, 16000), Samples: 48,
-		}, disc: disc, listed: true})
+		}, disc: disc, listed: true}, cfg.Window, cfg.SegmentDuration)
 		video.next, audio.next = n+1, n+1
 		vstart += vdur
 		astart += adur
 	}
 	snap := &snapshot{renditions: []*rendition{video, audio}, ended: ended}
 	for _, r := range snap.renditions {
-		r.playlist = newLazy(func() *object { return newObject(mediaPlaylist(st, r, ended), typeM3U8, ast, false) })
+		r.playlist = newLazy(func() *object { return newObject(mediaPlaylist(&st.instance, r, ended), typeM3U8, ast, false) })
 	}
 	return st, snap, cfg
 }
@@ -74,12 +73,12 @@ func TestManifestsGolden(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			st, snap, cfg := fixture(tc.window, tc.ended)
 			now := st.ast.Add(10 * time.Second)
-			mpdBody, err := buildMPD(st, nil, snap, cfg, now)
+			mpdBody, err := buildMPD(view{&st.instance, snap}, nil, cfg, now)
 			if err != nil {
 				t.Fatal(err)
 			}
 			files := map[string][]byte{
-				tc.name + "_index.m3u8":   multivariantPlaylist(st, snap),
+				tc.name + "_index.m3u8":   multivariantPlaylist(&st.instance, snap),
 				tc.name + "_v0.m3u8":      snap.rendition("v0").playlist.get().body,
 				tc.name + "_a0.m3u8":      snap.rendition("a0").playlist.get().body,
 				tc.name + "_manifest.mpd": mpdBody,
@@ -142,7 +141,7 @@ func TestMPDPeriods(t *testing.T) {
 		t.Fatalf("prior %v, want old", cur.prior)
 	}
 
-	body, err := buildMPD(cur, cur.prior, snap, cfg, cur.ast.Add(10*time.Second))
+	body, err := buildMPD(view{&cur.instance, snap}, views(cur.prior), cfg, cur.ast.Add(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +176,7 @@ func TestMPDPeriods(t *testing.T) {
 
 	// Once all of it has left the time-shift buffer, the earlier Period
 	// goes; the presentation's times stay.
-	body, err = buildMPD(cur, []*stream{old}, snap, cfg, old.ast.Add(oldSnap.end()+cfg.Window+time.Millisecond))
+	body, err = buildMPD(view{&cur.instance, snap}, views([]*stream{old}), cfg, old.ast.Add(oldSnap.end()+cfg.Window+time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +190,7 @@ func TestMPDPeriods(t *testing.T) {
 
 	// When it ends, the presentation lasts to the end of its last Period.
 	snap.ended = true
-	body, err = buildMPD(cur, []*stream{old}, snap, cfg, cur.ast.Add(10*time.Second))
+	body, err = buildMPD(view{&cur.instance, snap}, views([]*stream{old}), cfg, cur.ast.Add(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,8 +16,8 @@ import (
 
 // bridgeFixture is two instances of the fixture's stream, the second
 // continuing the first 11 s later, as a server with window sees them.
-func bridgeFixture(window time.Duration) (srv *Server, old, cur *stream) {
-	old, oldSnap, cfg := fixture(window, false)
+func bridgeFixture(window time.Duration) (old, cur *stream) {
+	old, oldSnap, _ := fixture(window, false)
 	oldSnap.changed = make(chan struct{})
 	old.snap.Store(oldSnap)
 	cur, curSnap, _ := fixture(window, false)
@@ -26,7 +26,14 @@ func bridgeFixture(window time.Duration) (srv *Server, old, cur *stream) {
 	cur.ast = old.ast.Add(11 * time.Second)
 	cur.snap.Store(curSnap)
 	cur.continues(old)
-	return &Server{cfg: cfg}, old, cur
+	return old, cur
+}
+
+// bridgeOf renders the bridged media playlist of rendition rid of st, an
+// instance that a later one continues, as the chain stands now.
+func bridgeOf(st *stream, rid string) []byte {
+	chain, ended := st.bridgeChain(rid)
+	return bridgedPlaylist(chain, ended, st.env.cfg.Window)
 }
 
 // segmentMaps returns, for each segment of an HLS media playlist, the URI
@@ -51,8 +58,8 @@ func segmentMaps(body []byte) []string {
 // discontinuity and the later init segment, with media sequence and
 // discontinuity sequence numbers that go on across both.
 func TestBridgedPlaylist(t *testing.T) {
-	srv, old, cur := bridgeFixture(30 * time.Second)
-	body := srv.bridgedPlaylist(old, "v0")
+	old, cur := bridgeFixture(30 * time.Second)
+	body := bridgeOf(old, "v0")
 	checkGolden(t, "bridged_v0.m3u8", body)
 	var pl playlist.Media
 	if err := pl.Unmarshal(body); err != nil {
@@ -79,16 +86,16 @@ func TestBridgedPlaylist(t *testing.T) {
 
 	// A short window: the first instance's last segment, then the later
 	// one's two listed ones (its reconnect gap unlisted the others).
-	srv, old, cur = bridgeFixture(4 * time.Second)
-	checkBridge(t, srv.bridgedPlaylist(old, "a0"), 7, 1, []string{"7.m4s", "../../mf1epoch/a0/6.m4s", "../../mf1epoch/a0/7.m4s"}, []bool{false, true, false})
+	old, cur = bridgeFixture(4 * time.Second)
+	checkBridge(t, bridgeOf(old, "a0"), 7, 1, []string{"7.m4s", "../../mf1epoch/a0/6.m4s", "../../mf1epoch/a0/7.m4s"}, []bool{false, true, false})
 	// Once the first instance's files are gone, only the later one's are
 	// listed, after three discontinuities: the reconnect in the first, the
 	// switch, and the reconnect in the later one, which its first segment
 	// shows.
 	old.gone.Store(true)
-	checkBridge(t, srv.bridgedPlaylist(old, "a0"), 8+6, 2, []string{"../../mf1epoch/a0/6.m4s", "../../mf1epoch/a0/7.m4s"}, []bool{true, false})
+	checkBridge(t, bridgeOf(old, "a0"), 8+6, 2, []string{"../../mf1epoch/a0/6.m4s", "../../mf1epoch/a0/7.m4s"}, []bool{true, false})
 	old.strip()
-	checkBridge(t, srv.bridgedPlaylist(old, "a0"), 8+6, 2, []string{"../../mf1epoch/a0/6.m4s", "../../mf1epoch/a0/7.m4s"}, []bool{true, false})
+	checkBridge(t, bridgeOf(old, "a0"), 8+6, 2, []string{"../../mf1epoch/a0/6.m4s", "../../mf1epoch/a0/7.m4s"}, []bool{true, false})
 
 	// A third instance continues the second: numbers and discontinuities
 	// go on across the whole chain.
@@ -97,11 +104,11 @@ func TestBridgedPlaylist(t *testing.T) {
 	third.ast = cur.ast.Add(11 * time.Second)
 	third.snap.Store(thirdSnap)
 	third.continues(cur)
-	checkBridge(t, srv.bridgedPlaylist(old, "a0"), 8+7, 3,
+	checkBridge(t, bridgeOf(old, "a0"), 8+7, 3,
 		[]string{"../../mf1epoch/a0/7.m4s", "../../mf2epoch/a0/6.m4s", "../../mf2epoch/a0/7.m4s"}, []bool{false, true, false})
 	cur.gone.Store(true)
-	checkBridge(t, srv.bridgedPlaylist(old, "a0"), 16+6, 4, []string{"../../mf2epoch/a0/6.m4s", "../../mf2epoch/a0/7.m4s"}, []bool{true, false})
-	checkBridge(t, srv.bridgedPlaylist(cur, "a0"), 8+6, 2, []string{"../../mf2epoch/a0/6.m4s", "../../mf2epoch/a0/7.m4s"}, []bool{true, false})
+	checkBridge(t, bridgeOf(old, "a0"), 16+6, 4, []string{"../../mf2epoch/a0/6.m4s", "../../mf2epoch/a0/7.m4s"}, []bool{true, false})
+	checkBridge(t, bridgeOf(cur, "a0"), 8+6, 2, []string{"../../mf2epoch/a0/6.m4s", "../../mf2epoch/a0/7.m4s"}, []bool{true, false})
 }
 
 // checkBridge checks a bridged playlist's media sequence, discontinuity
@@ -163,7 +170,7 @@ func TestBridgeSuccessor(t *testing.T) {
 		{"no video any more", []*rendition{vid("v0", 240, false), aud("a0")}, []*rendition{aud("a0")}, "v0", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			to := newStream("s", time.Now(), nil)
+			to := newStream(nil, "s", time.Now(), nil)
 			to.snap.Store(&snapshot{renditions: tc.to})
 			s := newSuccession(to, &snapshot{renditions: tc.from})
 			id, ok := s.successor(tc.rid, time.Second)

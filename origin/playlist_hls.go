@@ -78,8 +78,9 @@ func snapRate(fps float64) float64 {
 // segmentPath is the URI of segment n relative to the rendition directory.
 func segmentPath(n uint64) string { return strconv.FormatUint(n, 10) + ".m4s" }
 
-// mediaPlaylist renders r's media playlist.
-func mediaPlaylist(st *stream, r *rendition, ended bool) []byte {
+// mediaPlaylist renders the media playlist of r, a rendition of instance
+// in, ending it when ended. It is a pure function of its arguments.
+func mediaPlaylist(in *instance, r *rendition, ended bool) []byte {
 	listed := r.listed()
 	pl := playlist.Media{
 		Version:             hlsVersion,
@@ -97,7 +98,7 @@ func mediaPlaylist(st *stream, r *rendition, ended bool) []byte {
 		// RFC 8216bis 4.4.4.6: EXT-X-PROGRAM-DATE-TIME maps the segment's
 		// first sample to the wall clock; ours is the availability start
 		// time plus its position on the stream timeline.
-		pdt := st.ast.Add(packager.Duration(e.seg.Start, e.seg.Timescale)).UTC()
+		pdt := in.ast.Add(packager.Duration(e.seg.Start, e.seg.Timescale)).UTC()
 		pl.Segments = append(pl.Segments, &playlist.MediaSegment{
 			Duration:      packager.Duration(e.seg.Duration, e.seg.Timescale),
 			URI:           segmentPath(e.seg.Number),
@@ -124,8 +125,9 @@ func hasDisc(es []*entry) bool {
 // left out so that new players do not pick them; players already on one
 // do not reload this playlist, but its media playlist answers 404 and they
 // switch to another variant. The source is never stalled, so a stream
-// with video always keeps a video variant.
-func multivariantPlaylist(st *stream, snap *snapshot) []byte {
+// with video always keeps a video variant. It is a pure function of the
+// instance in and its snapshot snap.
+func multivariantPlaylist(in *instance, snap *snapshot) []byte {
 	pl := playlist.Multivariant{Version: hlsVersion, IndependentSegments: true}
 	renditions := snap.playable()
 	var audio *rendition
@@ -139,7 +141,7 @@ func multivariantPlaylist(st *stream, snap *snapshot) []byte {
 	if audio != nil {
 		audioStats = measure(audio)
 		channels := strconv.Itoa(max(audio.info.Channels, 1))
-		uri := st.epoch + "/" + audio.id + "/index.m3u8"
+		uri := in.epoch + "/" + audio.id + "/index.m3u8"
 		pl.Renditions = append(pl.Renditions, &playlist.MultivariantRendition{
 			Type:       playlist.MultivariantRenditionTypeAudio,
 			GroupID:    "audio",
@@ -161,7 +163,7 @@ func multivariantPlaylist(st *stream, snap *snapshot) []byte {
 			AverageBandwidth: &avg,
 			Codecs:           []string{r.info.Codec},
 			Resolution:       strconv.Itoa(r.info.Width) + "x" + strconv.Itoa(r.info.Height),
-			URI:              st.epoch + "/" + r.id + "/index.m3u8",
+			URI:              in.epoch + "/" + r.id + "/index.m3u8",
 		}
 		if vs.fps > 0 {
 			fps := vs.fps
@@ -181,7 +183,7 @@ func multivariantPlaylist(st *stream, snap *snapshot) []byte {
 			Bandwidth:        audioStats.peak,
 			AverageBandwidth: &avg,
 			Codecs:           []string{audio.info.Codec},
-			URI:              st.epoch + "/" + audio.id + "/index.m3u8",
+			URI:              in.epoch + "/" + audio.id + "/index.m3u8",
 		})
 	}
 	b, _ := pl.Marshal() // Marshal of a filled-in Multivariant cannot fail

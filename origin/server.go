@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"sort"
 	"sync"
 	"time"
 
@@ -52,21 +51,33 @@ type Config struct {
 
 // Server is the origin: it implements the ingest side (Publish) and serves
 // HTTP (ServeHTTP). It is safe for concurrent use.
+//
+// A Server is the registry of its streams (server_registry.go), their
+// HTTP front (server_http.go, server_partial.go, api.go), and their
+// settings and metrics. Each stream owns its state and its lifecycle
+// (stream*.go), and its manifests are pure functions of its snapshots
+// (playlist_hls.go, playlist_bridge.go, manifest_dash.go).
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics
-	mux     *http.ServeMux
+	// env is what the server gives each stream it makes.
+	env *streamEnv
+	mux *http.ServeMux
 	// manifestCacheControl is the Cache-Control of playlists and MPDs.
 	manifestCacheControl string
 
+	// mu guards the registry: streams, replaced and closed. It is taken
+	// before a stream's mu, never while one is held.
 	mu sync.Mutex
 	// streams maps names to streams, live or lingering; guarded by mu.
 	streams map[string]*stream
-	// replaced holds, by name and epoch, the ended instances of a name
-	// that a new epoch took over, until their linger ends: players and
-	// edges still on one read its files (their playlists end with
-	// ENDLIST) instead of 404s. Guarded by mu.
+	// replaced holds, by name and epoch (replacedKey), the ended
+	// instances of a name that a new epoch took over, until their linger
+	// ends: players and edges still on one read its files (their
+	// playlists end with ENDLIST) instead of 404s. It also holds the
+	// remains of instances dropped while a later instance continues them
+	// (Server.forget). Guarded by mu.
 	replaced map[string]*stream
 	closed   bool // guarded by mu
 }
@@ -105,6 +116,7 @@ func New(cfg Config) (*Server, error) {
 		streams:  make(map[string]*stream),
 		replaced: make(map[string]*stream),
 	}
+	s.env = &streamEnv{cfg: cfg, metrics: m, log: cfg.Logger, forget: s.forget}
 	s.mux = s.routes()
 	s.manifestCacheControl = manifestCacheControl(cfg.SegmentDuration)
 	return s, nil
@@ -120,15 +132,10 @@ func (s *Server) Publish(name string, tracks []codecs.Codec) (*Session, error) {
 		return nil, errors.New("origin: shutting down")
 	}
 	st := s.streams[name]
-	if st != nil {
-		st.mu.Lock()
-		busy := st.session != nil
-		st.mu.Unlock()
-		if busy {
-			return nil, fmt.Errorf("%w: %s", ErrStreamBusy, name)
-		}
+	if st != nil && st.publishing() {
+		return nil, fmt.Errorf("%w: %s", ErrStreamBusy, name)
 	}
-	sess, err := newSession(s, st, name, tracks, now)
+	sess, err := newSession(s.env, st, name, tracks, now)
 	if err != nil {
 		return nil, err
 	}
@@ -138,106 +145,12 @@ func (s *Server) Publish(name string, tracks []codecs.Codec) (*Session, error) {
 	case st != nil:
 		// Replaced by a new instance: the old one ends, if it was waiting
 		// for its publisher, and lingers; its timer runs on.
-		st.mu.Lock()
-		if !st.snap.Load().ended {
-			s.endLocked(st, now)
-		}
-		st.mu.Unlock()
-		s.replaced[st.name+"/"+st.epoch] = st
+		st.supersede(now)
+		s.replaced[replacedKey(st.name, st.epoch)] = st
 	}
 	s.streams[name] = sess.st
 	s.metrics.publishes.Inc()
 	return sess, nil
-}
-
-// instance returns the instance epoch of the stream called name: the
-// current one or one replaced and lingering; nil for none.
-func (s *Server) instance(name, epoch string) *stream {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if st := s.streams[name]; st != nil && st.epoch == epoch {
-		return st
-	}
-	return s.replaced[name+"/"+epoch]
-}
-
-// stream returns the stream called name, or nil.
-func (s *Server) stream(name string) *stream {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.streams[name]
-}
-
-// list returns the streams sorted by name.
-func (s *Server) list() []*stream {
-	s.mu.Lock()
-	out := make([]*stream, 0, len(s.streams))
-	for _, st := range s.streams {
-		out = append(out, st)
-	}
-	s.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
-	return out
-}
-
-// forget drops st if it is still the stream registered under its name,
-// or a replaced instance. An instance that a later one continues keeps
-// its media playlists, without its segments, while the chain goes on:
-// its HLS players are still on them (playlist_bridge.go). The chain's
-// remains go with its last instance.
-func (s *Server) forget(st *stream) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st.gone.Store(true)
-	if st.succ.Load() != nil && !newestOf(st).gone.Load() {
-		st.strip()
-		s.trimRemainsLocked(st.name)
-		return
-	}
-	delete(s.replaced, st.name+"/"+st.epoch)
-	for key, p := range s.replaced {
-		if p.name == st.name && p.gone.Load() && newestOf(p).gone.Load() {
-			delete(s.replaced, key)
-		}
-	}
-	if s.streams[st.name] == st {
-		delete(s.streams, st.name)
-		s.log.Info("stream dropped", "stream", st.name)
-	}
-}
-
-// maxRemains bounds the dropped instances of one name kept for their
-// playlists: a publisher changing its setup again and again does not
-// grow the origin. Players on an older one get 404.
-const maxRemains = 16
-
-// trimRemainsLocked drops the oldest dropped instances of name beyond
-// maxRemains. The caller holds s.mu.
-func (s *Server) trimRemainsLocked(name string) {
-	for {
-		var oldest *stream
-		n := 0
-		for _, p := range s.replaced {
-			if p.name == name && p.gone.Load() {
-				n++
-				if oldest == nil || p.epochMillis < oldest.epochMillis {
-					oldest = p
-				}
-			}
-		}
-		if n <= maxRemains {
-			return
-		}
-		delete(s.replaced, oldest.name+"/"+oldest.epoch)
-	}
-}
-
-// newestOf returns the last instance of the chain that continues st.
-func newestOf(st *stream) *stream {
-	for succ := st.succ.Load(); succ != nil; succ = st.succ.Load() {
-		st = succ.to
-	}
-	return st
 }
 
 // Close ends every stream's publisher session, and the streams waiting for
@@ -255,29 +168,7 @@ func (s *Server) Close() {
 	}
 	s.mu.Unlock()
 	for _, st := range streams {
-		st.mu.Lock()
-		sess := st.session
-		st.mu.Unlock()
-		if sess != nil {
-			sess.Close()
-		}
-		s.endLost(st)
-		st.stopTimer()
-	}
-}
-
-// stopTimer cancels a pending drop of the stream.
-func (st *stream) stopTimer() {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.stopTimerLocked()
-}
-
-// stopTimerLocked is stopTimer for a caller holding st.mu.
-func (st *stream) stopTimerLocked() {
-	if st.endTimer != nil {
-		st.endTimer.Stop()
-		st.endTimer = nil
+		st.close()
 	}
 }
 

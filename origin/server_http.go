@@ -2,7 +2,6 @@ package origin
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -106,14 +105,14 @@ func (s *Server) serveManifest(w http.ResponseWriter, r *http.Request) {
 		s.notFound(w, "manifest", "no such file")
 		return
 	}
-	st := s.lookup(name)
+	st := s.stream(name)
 	if st == nil {
 		s.notFound(w, "manifest", "no such stream")
 		return
 	}
 	// A stream that just started has no segment yet: hold the request
 	// until it has one rather than answer 404.
-	obj := s.await(r.Context(), st, func(sn *snapshot) (*object, bool) {
+	obj := st.await(r.Context(), func(sn *snapshot) (*object, bool) {
 		o := pick(sn)
 		return o, o != nil || sn.ended
 	})
@@ -138,7 +137,7 @@ func (s *Server) serveRendition(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case file == "index.m3u8" && st.succ.Load() != nil:
 		// A later instance continues this one: its playlists go on.
-		obj := s.bridged(st, rid)
+		obj := st.bridged(rid)
 		if obj == nil {
 			s.notFound(w, "playlist", "stream ended")
 			return
@@ -150,7 +149,7 @@ func (s *Server) serveRendition(w http.ResponseWriter, r *http.Request) {
 		s.serveObject(w, r, "init", st.snap.Load().rendition(rid).init)
 	case file == "index.m3u8":
 		reason := "rendition has no segments yet"
-		obj := s.await(r.Context(), st, func(sn *snapshot) (*object, bool) {
+		obj := st.await(r.Context(), func(sn *snapshot) (*object, bool) {
 			rd := sn.rendition(rid)
 			if rd.stalled > 0 {
 				// hls.js does not retry a level playlist that answers
@@ -185,7 +184,7 @@ func (s *Server) serveSegment(w http.ResponseWriter, r *http.Request, st *stream
 	var reason string
 	var part *partial
 	streamable := streamable(r)
-	obj := s.await(r.Context(), st, func(sn *snapshot) (*object, bool) {
+	obj := st.await(r.Context(), func(sn *snapshot) (*object, bool) {
 		rd := sn.rendition(rid)
 		if rd == nil {
 			reason = "no such rendition"
@@ -224,33 +223,6 @@ func (s *Server) serveSegment(w http.ResponseWriter, r *http.Request, st *stream
 	s.serveObject(w, r, "segment", obj)
 }
 
-// await returns what pick finds in st's snapshot, waiting for newer
-// snapshots while pick says it is not final, for at most three segment
-// durations or until the client leaves.
-func (s *Server) await(ctx context.Context, st *stream, pick func(*snapshot) (*object, bool)) *object {
-	sn := st.snap.Load()
-	if obj, final := pick(sn); final {
-		return obj
-	}
-	s.metrics.held.Inc()
-	defer s.metrics.held.Dec()
-	timer := time.NewTimer(3 * s.cfg.SegmentDuration)
-	defer timer.Stop()
-	for {
-		select {
-		case <-sn.changed:
-		case <-timer.C:
-			return nil
-		case <-ctx.Done():
-			return nil
-		}
-		sn = st.snap.Load()
-		if obj, final := pick(sn); final {
-			return obj
-		}
-	}
-}
-
 // serveObject writes obj with its caching headers; ServeContent handles
 // HEAD, Range and conditional requests (If-None-Match, If-Modified-Since).
 func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, class string, obj *object) {
@@ -266,7 +238,3 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, class strin
 	s.metrics.bytesServed.WithLabelValues(class).Add(float64(len(obj.body)))
 	http.ServeContent(w, r, "", obj.modTime, bytes.NewReader(obj.body))
 }
-
-// lookup returns the stream named name, or nil. Names only index a map:
-// nothing a client sends reaches the filesystem.
-func (s *Server) lookup(name string) *stream { return s.stream(name) }

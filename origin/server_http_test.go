@@ -78,7 +78,7 @@ func TestManyRanges(t *testing.T) {
 	}
 	defer srv.Close()
 	publishAudio(t, srv, "r", 48000, 4)
-	seg := "/live/r/" + srv.lookup("r").epoch + "/a0/0.m4s"
+	seg := "/live/r/" + srv.stream("r").epoch + "/a0/0.m4s"
 	whole := mustFetch(t, srv, seg)
 	for _, tc := range []struct{ ranges, code int }{{1, 206}, {httpserve.MaxRanges, 206}, {httpserve.MaxRanges + 1, 200}, {15000, 200}} {
 		spec := make([]string, tc.ranges)

@@ -76,7 +76,7 @@ func (s *Server) streamHeaders(w http.ResponseWriter, st *stream, rid string, p 
 	h := w.Header()
 	info := st.snap.Load().rendition(rid).info
 	h.Set("Content-Type", contentType(info))
-	h.Set("ETag", segmentETag(st, rid, p.number))
+	h.Set("ETag", segmentETag(st.epoch, rid, p.number))
 	h.Set("Last-Modified", p.beganAt().UTC().Format(http.TimeFormat))
 	h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	s.metrics.requests.WithLabelValues("segment", "200").Inc()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -17,7 +16,6 @@ import (
 // Session is one publisher feeding a stream. Its Write methods are called
 // from one goroutine (the publisher's); Close may be called from any.
 type Session struct {
-	srv    *Server
 	st     *stream
 	log    *slog.Logger
 	tracks []*sessionTrack
@@ -48,9 +46,10 @@ type sessionTrack struct {
 
 // newSession builds the packagers for tracks and attaches them to the
 // stream old (resuming it when the tracks are unchanged) or to a new
-// stream instance. The caller holds s.mu.
-func newSession(s *Server, old *stream, name string, tracks []codecs.Codec, now time.Time) (*Session, error) {
-	sess := &Session{srv: s, log: s.log.With("stream", name)}
+// stream instance, made with env. Publish calls it with the registry
+// locked, so that no other session is made for name meanwhile.
+func newSession(env *streamEnv, old *stream, name string, tracks []codecs.Codec, now time.Time) (*Session, error) {
+	sess := &Session{log: env.log.With("stream", name)}
 	ids := renditionIDs(tracks)
 
 	build := func(first func(rid string) uint64) error {
@@ -59,11 +58,11 @@ func newSession(s *Server, old *stream, name string, tracks []codecs.Codec, now 
 			rid := ids[i]
 			pk, err := packager.New(packager.Config{
 				Codec:           c,
-				SegmentDuration: s.cfg.SegmentDuration,
-				ChunkDuration:   s.cfg.ChunkDuration,
+				SegmentDuration: env.cfg.SegmentDuration,
+				ChunkDuration:   env.cfg.ChunkDuration,
 				FirstNumber:     first(rid),
 				OnSegment:       func(seg *packager.Segment) { sess.onSegment(rid, seg) },
-				OnChunk:         func(c *packager.Chunk) { s.addChunk(sess.st, rid, c) },
+				OnChunk:         func(c *packager.Chunk) { sess.st.addChunk(rid, c) },
 			})
 			if err != nil {
 				return fmt.Errorf("track %d: %w", i, err)
@@ -90,7 +89,7 @@ func newSession(s *Server, old *stream, name string, tracks []codecs.Codec, now 
 		}
 		sess.log.Info("stream resumed", "epoch", old.epoch, "timeline", sess.base)
 	} else {
-		sess.st = newStream(name, now, old)
+		sess.st = newStream(env, name, now, old)
 		if old != nil {
 			sess.st.continues(old)
 			sess.log.Info("stream restarted with new tracks", "old_epoch", old.epoch, "epoch", sess.st.epoch)
@@ -100,37 +99,7 @@ func newSession(s *Server, old *stream, name string, tracks []codecs.Codec, now 
 	}
 
 	sess.last = make([]lastTime, len(sess.tracks))
-	st := sess.st
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.session = sess
-	st.sessionStart, st.sessionBase = now, sess.base
-	prev := st.snap.Load()
-	next := &snapshot{}
-	for _, t := range sess.tracks {
-		r := &rendition{id: t.rid, info: t.pk.Info()}
-		if p := prev.rendition(t.rid); p != nil {
-			*r = *p
-		}
-		r.partial = newPartial(r.next)
-		r.init = &object{
-			body:        t.pk.Init(),
-			contentType: contentType(r.info),
-			etag:        fmt.Sprintf(`"%s-%s-init"`, st.epoch, t.rid),
-			modTime:     now,
-			immutable:   true,
-		}
-		next.renditions = append(next.renditions, r)
-	}
-	for _, r := range prev.renditions {
-		if r.ladder { // resumed: the transcoder will add to them again
-			c := *r
-			c.partial = newPartial(c.next)
-			next.renditions = append(next.renditions, &c)
-		}
-	}
-	s.rebuildLocked(st, next, now)
-	st.publishLocked(next)
+	sess.st.attach(sess, now)
 	return sess, nil
 }
 
@@ -260,7 +229,7 @@ func (sess *Session) onSegment(rid string, seg *packager.Segment) {
 			disc, t.disc = t.disc, false
 		}
 	}
-	sess.srv.addSegment(sess.st, rid, seg, disc, sess.arrival)
+	sess.st.addSegment(rid, seg, disc, sess.arrival)
 }
 
 // Close flushes the last segments and marks the stream ended: the
@@ -284,66 +253,6 @@ func (sess *Session) end(lost bool) {
 		}
 		sess.mu.Unlock()
 
-		s, st := sess.srv, sess.st
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		if st.session != sess {
-			return
-		}
-		st.session = nil
-		uptime := time.Since(st.sessionStart).Round(time.Millisecond)
-		if !lost || s.cfg.ReconnectWindow < 0 {
-			s.endLocked(st, time.Now())
-			sess.log.Info("stream ended", "uptime", uptime)
-			return
-		}
-		// The segments after the flushed ones will not come from this
-		// publisher: requests for them wait, as for any segment not yet
-		// begun, for one that comes back.
-		next := &snapshot{renditions: slices.Clone(st.snap.Load().renditions)}
-		for i, r := range next.renditions {
-			if r.partial != nil && !r.ladder {
-				r.partial.end(false)
-				c := *r
-				c.partial = nil
-				next.renditions[i] = &c
-			}
-		}
-		s.rebuildLocked(st, next, time.Now())
-		st.publishLocked(next)
-		st.stopTimerLocked()
-		st.endTimer = time.AfterFunc(s.cfg.ReconnectWindow, func() { s.endLost(st) })
-		sess.log.Info("publisher gone without unpublishing: the stream stays live for its return", "uptime", uptime, "reconnect_window", s.cfg.ReconnectWindow)
+		sess.st.detach(sess, lost)
 	})
-}
-
-// endLocked marks st ended: its playlists get EXT-X-ENDLIST, its MPD
-// becomes static, and it is dropped after Config.Linger unless a
-// publisher resumes it. The caller holds st.mu.
-func (s *Server) endLocked(st *stream, now time.Time) {
-	// A new snapshot: the published one is never modified, and readers
-	// hold it without a lock.
-	next := &snapshot{renditions: slices.Clone(st.snap.Load().renditions), ended: true}
-	s.rebuildLocked(st, next, now)
-	st.publishLocked(next)
-	// No more segments will come; a ladder rendition's may still, from
-	// its transcoder, until it has flushed.
-	for _, r := range next.renditions {
-		if r.partial != nil && !r.ladder {
-			r.partial.end(false)
-		}
-	}
-	st.stopTimerLocked()
-	st.endTimer = time.AfterFunc(s.cfg.Linger, func() { s.forget(st) })
-}
-
-// endLost ends st if it is still waiting for a lost publisher.
-func (s *Server) endLost(st *stream) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.session != nil || st.snap.Load().ended {
-		return
-	}
-	s.endLocked(st, time.Now())
-	s.log.Info("stream ended: its publisher did not come back", "stream", st.name)
 }

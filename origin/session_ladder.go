@@ -1,16 +1,12 @@
 package origin
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"math"
 	"sync"
 	"time"
 
 	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
-
-	"github.com/golivestream/live/packager"
 )
 
 // ErrRenditionChanged refuses a ladder rendition whose codec setup differs
@@ -47,67 +43,10 @@ func (sess *Session) AddRendition(slot int, c codecs.Codec, start time.Duration)
 		}
 	}
 	rid := fmt.Sprintf("v%d", sources+slot)
-	s, st := sess.srv, sess.st
-
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.session != sess {
-		return nil, fmt.Errorf("add rendition %s: %w", rid, errSessionClosed)
-	}
-	prev := st.snap.Load()
-	old := prev.rendition(rid)
-	if old != nil && !old.ladder {
-		return nil, fmt.Errorf("add rendition %s: the publisher sends it", rid)
-	}
-	first := uint64(max(0, math.Round(float64(start)/float64(s.cfg.SegmentDuration))))
-	if old != nil {
-		first = old.next
-	}
-	t := &sessionTrack{rid: rid, disc: old != nil && len(old.entries) > 0}
-	pk, err := packager.New(packager.Config{
-		Codec:           c,
-		SegmentDuration: s.cfg.SegmentDuration,
-		ChunkDuration:   s.cfg.ChunkDuration,
-		FirstNumber:     first,
-		OnSegment: func(seg *packager.Segment) {
-			disc := t.disc
-			t.disc = false
-			s.addSegment(st, rid, seg, disc, time.Time{})
-		},
-		OnChunk: func(c *packager.Chunk) { s.addChunk(st, rid, c) },
-	})
+	t, err := sess.st.addRung(sess, rid, c, start)
 	if err != nil {
-		return nil, fmt.Errorf("add rendition %s: %w", rid, err)
+		return nil, err
 	}
-	t.pk = pk
-	if old != nil && old.init != nil && !bytes.Equal(old.init.body, pk.Init()) {
-		return nil, fmt.Errorf("add rendition %s: %w", rid, ErrRenditionChanged)
-	}
-
-	if old == nil {
-		now := time.Now()
-		info := pk.Info()
-		next := &snapshot{ended: prev.ended}
-		next.renditions = append(next.renditions, prev.renditions...)
-		next.renditions = append(next.renditions, &rendition{
-			id:      rid,
-			info:    info,
-			ladder:  true,
-			next:    first,
-			first:   first,
-			partial: newPartial(first),
-			init: &object{
-				body:        pk.Init(),
-				contentType: contentType(info),
-				etag:        fmt.Sprintf(`"%s-%s-init"`, st.epoch, rid),
-				modTime:     now,
-				immutable:   true,
-			},
-		})
-		s.rebuildLocked(st, next, now)
-		st.publishLocked(next)
-	}
-	sess.log.Info("rendition added", "rendition", rid, "first_segment", first, "resumed", old != nil)
 	return &Rendition{sess: sess, t: t}, nil
 }
 

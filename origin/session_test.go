@@ -112,7 +112,7 @@ func TestCloseKeepsSnapshots(t *testing.T) {
 	defer srv.Close()
 	f := publishFeed(t, srv, "keep", time.Second, true)
 	f.run(5*time.Second, 0)
-	st := srv.lookup("keep")
+	st := srv.stream("keep")
 
 	type seen struct {
 		sn         *snapshot

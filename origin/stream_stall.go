@@ -38,22 +38,22 @@ func (s *snapshot) sourceEnd() time.Duration {
 // sourceEnd. An ended stream has nothing stalled: its renditions are
 // complete as they are. After a publisher resumed the stream, a rung is
 // behind by what the source sent since, not by the gap: its transcoder
-// starts again with the publisher. The caller holds st.mu.
-func (s *Server) markStallLocked(st *stream, next *snapshot, c *rendition, source time.Duration) {
+// starts again with the publisher.
+func (st *stream) markStallLocked(next *snapshot, c *rendition, source time.Duration) {
 	was := c.stalled
 	c.stalled = 0
 	if n := len(c.entries); c.ladder && n > 0 && !next.ended {
 		lag := source - max(packager.Duration(c.entries[n-1].end(), c.info.Timescale), st.sessionBase)
-		if lag > stallAfter(s.cfg.SegmentDuration) {
+		if lag > stallAfter(st.env.cfg.SegmentDuration) {
 			c.stalled = lag
 		}
 	}
 	switch {
 	case was == 0 && c.stalled > 0:
-		s.log.Warn("ladder rendition stalled: left out of the HLS multivariant playlist",
+		st.env.log.Warn("ladder rendition stalled: left out of the HLS multivariant playlist",
 			"stream", st.name, "rendition", c.id, "behind", c.stalled.Round(time.Millisecond))
 	case was > 0 && c.stalled == 0 && !next.ended:
-		s.log.Info("ladder rendition resumed: back in the HLS multivariant playlist",
+		st.env.log.Info("ladder rendition resumed: back in the HLS multivariant playlist",
 			"stream", st.name, "rendition", c.id)
 	}
 }

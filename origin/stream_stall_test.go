@@ -67,16 +67,19 @@ func TestMarkStall(t *testing.T) {
 		}, true, 0, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := &Server{cfg: Config{SegmentDuration: time.Second}, log: slog.New(slog.DiscardHandler)}
+			env := &streamEnv{cfg: Config{SegmentDuration: time.Second}, log: slog.New(slog.DiscardHandler)}
+			st := &stream{instance: instance{name: "s"}, env: env, sessionBase: tc.base}
 			next := &snapshot{renditions: tc.renditions, ended: tc.ended}
 			got := map[string]time.Duration{}
+			st.mu.Lock()
 			for _, r := range next.renditions {
 				c := *r
-				srv.markStallLocked(&stream{name: "s", sessionBase: tc.base}, next, &c, next.sourceEnd())
+				st.markStallLocked(next, &c, next.sourceEnd())
 				if c.stalled != 0 {
 					got[c.id] = c.stalled
 				}
 			}
+			st.mu.Unlock()
 			if len(got) != len(tc.want) {
 				t.Fatalf("stalled %v, want %v", got, tc.want)
 			}

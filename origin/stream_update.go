@@ -8,14 +8,15 @@ import (
 	"github.com/golivestream/live/packager"
 )
 
-// addSegment appends seg to rendition rid of st, slides the window, rebuilds
+// addSegment appends seg to rendition rid, slides the window, rebuilds
 // the manifests and publishes the new snapshot, waking held requests.
 // arrival is when the access unit that closed the segment reached ingest.
-func (s *Server) addSegment(st *stream, rid string, seg *packager.Segment, disc bool, arrival time.Time) {
+func (st *stream) addSegment(rid string, seg *packager.Segment, disc bool, arrival time.Time) {
 	now := time.Now()
 	st.mu.Lock()
 	defer st.mu.Unlock()
 
+	cfg := st.env.cfg
 	prev := st.snap.Load()
 	next := &snapshot{ended: prev.ended, renditions: make([]*rendition, len(prev.renditions))}
 	copy(next.renditions, prev.renditions)
@@ -33,24 +34,24 @@ func (s *Server) addSegment(st *stream, rid string, seg *packager.Segment, disc 
 				modTime = began
 			}
 		}
-		r.entries = s.slide(&r, &entry{
+		r.entries = slide(&r, &entry{
 			seg: seg,
 			obj: &object{
 				body:        seg.Data,
 				contentType: contentType(r.info),
-				etag:        segmentETag(st, rid, seg.Number),
+				etag:        segmentETag(st.epoch, rid, seg.Number),
 				modTime:     modTime,
 				immutable:   true,
 			},
 			disc:   disc,
 			listed: true,
-		})
+		}, cfg.Window, cfg.SegmentDuration)
 		r.next = seg.Number + 1
 		secs := float64(seg.Duration) / float64(seg.Timescale)
 		r.targetDuration = max(r.targetDuration, int(math.Round(secs)), 1)
 		next.renditions[i] = &r
 	}
-	s.rebuildLocked(st, next, now)
+	st.rebuildLocked(next, now)
 	st.publishLocked(next)
 	switch {
 	case streamed == nil:
@@ -60,35 +61,44 @@ func (s *Server) addSegment(st *stream, rid string, seg *packager.Segment, disc 
 		streamed.end(false)
 	}
 
-	s.metrics.segments.WithLabelValues(kindOf(rid)).Inc()
-	s.metrics.segmentBytes.WithLabelValues(kindOf(rid)).Add(float64(len(seg.Data)))
+	m := st.env.metrics
+	m.segments.WithLabelValues(kindOf(rid)).Inc()
+	m.segmentBytes.WithLabelValues(kindOf(rid)).Add(float64(len(seg.Data)))
 	if !arrival.IsZero() {
-		s.metrics.availability.Observe(time.Since(arrival).Seconds())
+		m.availability.Observe(time.Since(arrival).Seconds())
 	}
 }
 
-// segmentETag is the ETag of segment n of rendition rid.
-func segmentETag(st *stream, rid string, n uint64) string {
-	return fmt.Sprintf(`"%s-%s-%d"`, st.epoch, rid, n)
+// segmentETag is the ETag of segment n of rendition rid of instance epoch.
+func segmentETag(epoch, rid string, n uint64) string {
+	return fmt.Sprintf(`"%s-%s-%d"`, epoch, rid, n)
 }
 
-// addChunk hands a chunk of the segment rendition rid of st is producing
-// to the requests held for that segment. It takes no lock: the partial
-// it adds to is in the published snapshot.
-func (s *Server) addChunk(st *stream, rid string, c *packager.Chunk) {
+// initETag is the ETag of the init segment of rendition rid of instance
+// epoch.
+func initETag(epoch, rid string) string {
+	return fmt.Sprintf(`"%s-%s-init"`, epoch, rid)
+}
+
+// addChunk hands a chunk of the segment rendition rid is producing to the
+// requests held for that segment. It takes no lock: the partial it adds
+// to is in the published snapshot.
+func (st *stream) addChunk(rid string, c *packager.Chunk) {
 	if r := st.snap.Load().rendition(rid); r != nil && r.partial != nil && r.partial.number == c.SegmentNumber {
 		r.partial.add(c.Segment)
 	}
 }
 
 // slide returns r's entries with e appended, the ones past the window
-// unlisted and the ones past the retention dropped. Entries are shared with
-// older snapshots, so a changed one is copied, never modified.
-func (s *Server) slide(r *rendition, e *entry) []*entry {
+// unlisted and the ones past the retention (another window and one
+// segment) dropped, and counts in r.discSeq the discontinuities that left
+// the window. Entries are shared with older snapshots, so a changed one
+// is copied, never modified.
+func slide(r *rendition, e *entry, window, segment time.Duration) []*entry {
 	ts := e.seg.Timescale
 	end := e.end()
-	listFrom := end - packager.Ticks(s.cfg.Window, ts)
-	keepFrom := listFrom - packager.Ticks(s.cfg.Window+s.cfg.SegmentDuration, ts)
+	listFrom := end - packager.Ticks(window, ts)
+	keepFrom := listFrom - packager.Ticks(window+segment, ts)
 
 	out := make([]*entry, 0, len(r.entries)+1)
 	for _, old := range r.entries {
@@ -108,20 +118,21 @@ func (s *Server) slide(r *rendition, e *entry) []*entry {
 	return append(out, e)
 }
 
-// rebuildLocked sets up the manifests of next, from its renditions: each
-// is built when first asked for. It also marks the ladder renditions that
-// have stalled (see stallAfter). The caller holds st.mu.
-func (s *Server) rebuildLocked(st *stream, next *snapshot, now time.Time) {
+// rebuildLocked sets up the manifests of next, a snapshot about to be
+// published, from its renditions: each is built, by the pure functions of
+// playlist_hls.go and manifest_dash.go, when first asked for. It also
+// marks the ladder renditions that have stalled (see stallAfter).
+func (st *stream) rebuildLocked(next *snapshot, now time.Time) {
 	source := next.sourceEnd()
 	for i, r := range next.renditions {
 		if len(r.listed()) == 0 {
 			continue
 		}
 		c := *r
-		s.markStallLocked(st, next, &c, source)
+		st.markStallLocked(next, &c, source)
 		ended := next.ended
 		c.playlist = newLazy(func() *object {
-			return newObject(mediaPlaylist(st, &c, ended), typeM3U8, now, false)
+			return newObject(mediaPlaylist(&st.instance, &c, ended), typeM3U8, now, false)
 		})
 		next.renditions[i] = &c
 	}
@@ -129,14 +140,16 @@ func (s *Server) rebuildLocked(st *stream, next *snapshot, now time.Time) {
 		return
 	}
 	next.multivariant = newLazy(func() *object {
-		return newObject(multivariantPlaylist(st, next), typeM3U8, now, false)
+		return newObject(multivariantPlaylist(&st.instance, next), typeM3U8, now, false)
 	})
 	prior := st.priorLocked()
+	env := st.env
 	next.mpd = newLazy(func() *object {
-		mpd, err := buildMPD(st, prior, next, s.cfg, now)
+		// The earlier Periods as their instances are when it is asked for.
+		mpd, err := buildMPD(view{&st.instance, next}, views(prior), env.cfg, now)
 		if err != nil {
 			// Only a bug can get here: the MPD is built from our own types.
-			s.log.Error("build MPD", "stream", st.name, "error", err)
+			env.log.Error("build MPD", "stream", st.name, "error", err)
 			return nil
 		}
 		return newObject(mpd, typeMPD, now, false)
