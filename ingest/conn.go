@@ -55,6 +55,18 @@ type conn struct {
 	log  *slog.Logger
 	name string // set once reserved
 
+	// addr is the client's address as MaxPendingPerAddr counts it; local
+	// is set for a loopback one, which it does not bound.
+	addr  string
+	local bool
+
+	// pending is set while c counts among the connections not publishing
+	// yet; guarded by srv.mu.
+	pending bool
+	// evicted is set when the server closes the connection, not
+	// publishing yet, to make room for a new one.
+	evicted atomic.Bool
+
 	// ending is closed once the publisher has gone and its stream is
 	// closing; released once the connection has let go of its name.
 	ending, released chan struct{}
@@ -74,20 +86,6 @@ func (c *conn) silence() time.Duration {
 	return time.Since(time.Unix(0, c.lastRead.Load()))
 }
 
-// Read reads from the connection, notes when bytes came, and passes them
-// on only if the guard lets them.
-func (c *conn) Read(p []byte) (int, error) {
-	n, err := c.nc.Read(p)
-	if n > 0 {
-		c.lastRead.Store(time.Now().UnixNano())
-		c.srv.metrics.bytesIn.Add(float64(n))
-		if gerr := c.guard.feed(p[:n]); gerr != nil {
-			return 0, gerr
-		}
-	}
-	return n, err
-}
-
 func (c *conn) run() {
 	defer c.srv.release(c)
 	defer c.nc.Close()
@@ -103,30 +101,34 @@ func (c *conn) run() {
 	switch {
 	case err == nil:
 		c.log.Info("rtmp publisher finished")
+	case c.name == "":
+		c.srv.endPending(c, err)
 	case errors.Is(err, ErrProtocol):
 		c.srv.metrics.refused.WithLabelValues("protocol").Inc()
 		c.log.Warn("rtmp connection closed: protocol violation", "reason", err)
-	case c.name != "" && isTimeout(err):
+	case isTimeout(err):
 		// The publisher went silent: its stream ends, which viewers see.
 		c.log.Warn("rtmp publisher timed out", "reason", err)
-	case c.name != "":
-		c.log.Info("rtmp publisher disconnected", "reason", err)
 	default:
-		c.log.Warn("rtmp connection refused", "reason", err)
+		c.log.Info("rtmp publisher disconnected", "reason", err)
 	}
 }
 
 func (c *conn) runInner() error {
 	timeout := c.srv.cfg.ReadTimeout
-	c.nc.SetDeadline(time.Now().Add(timeout))
+	c.nc.SetDeadline(time.Now().Add(c.srv.cfg.PublishTimeout))
 	c.guard = newChunkGuard()
 
-	// A read buffer that holds a whole video frame: one read system call
-	// per burst instead of one per 4 KB (gortmplib's own buffer).
+	// The library reads the connection itself until the client may
+	// publish (it has a 4 KB buffer of its own), then through a buffer
+	// that holds a whole video frame: one read system call per burst
+	// instead of one per 4 KB. Connections that never publish do not
+	// cost that buffer.
+	in := &readerSwitch{r: c}
 	sc := &gortmplib.ServerConn{RW: struct {
 		io.Reader
 		io.Writer
-	}{bufio.NewReaderSize(c, 64<<10), c.nc}}
+	}{in, c.nc}}
 	if err := sc.Initialize(); err != nil {
 		return fmt.Errorf("handshake: %w", err)
 	}
@@ -151,6 +153,8 @@ func (c *conn) runInner() error {
 	// Authorize and reserve may have waited: the publisher gets its full
 	// timeout for what comes next.
 	c.nc.SetDeadline(time.Now().Add(timeout))
+	c.guard.publishing()
+	in.r = bufio.NewReaderSize(c, 64<<10)
 	c.name = name
 	c.log = c.log.With("stream", name)
 	c.log.Info("rtmp publisher connected")
@@ -288,36 +292,6 @@ const (
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// lowatTuner sizes the socket's receive low-water mark to what the
-// publisher sends in lowatDelay, so reads happen in bursts while data is
-// held back at most that long (a keyframe, which closes segments, is larger
-// and is never held). It only grows and shrinks by re-measuring each second.
-type lowatTuner struct {
-	at       time.Time
-	received uint64
-}
-
-// lowatDelay bounds how long the kernel may hold received bytes back.
-const (
-	lowatDelay = 20 * time.Millisecond
-	lowatMax   = 64 << 10
-)
-
-// update returns the low-water mark for the rate seen since the last call.
-func (l *lowatTuner) update(now time.Time, received uint64) (int, bool) {
-	if l.at.IsZero() {
-		l.at, l.received = now, received
-		return 0, false
-	}
-	elapsed := now.Sub(l.at)
-	if elapsed <= 0 {
-		return 0, false
-	}
-	rate := float64(received-l.received) / elapsed.Seconds()
-	l.at, l.received = now, received
-	return min(int(rate*lowatDelay.Seconds()), lowatMax), true
 }
 
 // refuse tells the publisher why it is being dropped, with an onStatus

@@ -9,10 +9,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
+	"github.com/bluenviron/gortmplib/pkg/bytecounter"
 	"github.com/bluenviron/gortmplib/pkg/handshake"
+	"github.com/bluenviron/gortmplib/pkg/message"
 )
 
 // FuzzConn feeds a server connection arbitrary bytes after a real
@@ -63,7 +66,8 @@ func TestConnReplay(t *testing.T) {
 // replay serves one connection of srv, on loopback, to a client that
 // shakes hands, sends data and half-closes, as a publisher that is done
 // does, then reads what the server says until it closes. It fails t if
-// the server's side does not end.
+// the server's side does not end. As encoders do, the client sends what
+// follows its publish command only once the server has answered it.
 func replay(t *testing.T, srv *Server, data []byte) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -90,12 +94,23 @@ func replay(t *testing.T, srv *Server, data []byte) {
 	if _, _, err := handshake.DoClient(client, false, false); err != nil {
 		t.Fatalf("handshake: %v", err)
 	}
+	started := make(chan struct{}) // the server said NetStream.Publish.Start
 	drained := make(chan struct{})
 	go func() {
 		defer close(drained)
-		io.Copy(io.Discard, client) // what the server says, until it closes
+		// What the server says, until it closes.
+		io.Copy(io.Discard, &markReader{r: client, mark: []byte("NetStream.Publish.Start"), seen: started})
 	}()
-	client.Write(data) // fails if the server has given up on us
+	// Each write fails if the server has given up on us.
+	if at := publishEnd(data); at >= 0 {
+		client.Write(data[:at])
+		select {
+		case <-started:
+		case <-drained:
+		}
+		data = data[at:]
+	}
+	client.Write(data)
 	client.(*net.TCPConn).CloseWrite()
 	select {
 	case <-done:
@@ -103,6 +118,48 @@ func replay(t *testing.T, srv *Server, data []byte) {
 		t.Fatal("the server's connection did not end after the client finished")
 	}
 	<-drained
+}
+
+// publishEnd returns where the first publish command of a client's chunk
+// stream ends, as gortmplib's reader reads it, or -1.
+func publishEnd(data []byte) int {
+	r := bytes.NewReader(data)
+	// One byte per read: the reader's buffer holds nothing beyond what
+	// it has returned.
+	bcr := bytecounter.NewReader(iotest.OneByteReader(r))
+	mr := message.NewReader(bcr, bcr, func(uint32) error { return nil })
+	for {
+		m, err := mr.Read()
+		if err != nil {
+			return -1
+		}
+		if cmd, ok := m.(*message.CommandAMF0); ok && cmd.Name == "publish" {
+			return len(data) - r.Len()
+		}
+	}
+}
+
+// markReader reads r and closes seen once mark has passed.
+type markReader struct {
+	r    io.Reader
+	mark []byte
+	seen chan struct{}
+	tail []byte // the last bytes read, as long as mark at most
+}
+
+func (m *markReader) Read(p []byte) (int, error) {
+	n, err := m.r.Read(p)
+	if m.mark == nil {
+		return n, err
+	}
+	m.tail = append(m.tail, p[:n]...)
+	if bytes.Contains(m.tail, m.mark) {
+		close(m.seen)
+		m.mark = nil
+		return n, err
+	}
+	m.tail = m.tail[max(0, len(m.tail)-len(m.mark)):]
+	return n, err
 }
 
 // countingHandler accepts every stream and counts what it gets.

@@ -17,28 +17,53 @@ const (
 	// stay well below: ffmpeg keeps the default 128, OBS sets 4096,
 	// gortmplib's publisher (the demo) 65536; SRS refuses above 65536 too.
 	maxChunkSize = 65536
+	// minChunkSize is the smallest chunk size a client may set, RTMP's
+	// default. RTMP 1.0, 5.4.1: "The maximum chunk size SHOULD be at least
+	// 128 bytes, and MUST be at least 1 byte." The library keeps each
+	// chunk of a long message as an allocation of its own plus a slice
+	// header, so 1-byte chunks would make a message cost some 30 times
+	// its length; no encoder sets less than 128.
+	minChunkSize = 128
 	// handshakeLen is what a client sends before its first chunk: C0, C1
 	// and C2.
 	handshakeLen = 1 + 1536 + 1536
 	// rtmpeVersion is the C0 of the encrypted handshake (RTMPE), whose
 	// chunks the guard could not read.
 	rtmpeVersion = 6
-	// typeSetChunkSize is the message type of Set Chunk Size.
+	// Message types (RTMP 1.0, 5.4 and 7.1).
 	typeSetChunkSize = 1
+	typeAudio        = 8
+	typeVideo        = 9
 )
 
 // chunkGuard follows the chunk stream a client sends, as gortmplib's reader
 // will parse it (pkg/rawmessage: chunk stream ids 2 to 63, a chunk body of
-// at most the chunk size in effect), and refuses a Set Chunk Size above
-// maxChunkSize before the library applies it. It sees the bytes when they
-// are read from the socket, before the library's buffers: a refusal stops
-// everything after the bad message. It keeps a few bytes of state per
-// chunk stream and copies nothing but headers. Not safe for concurrent use.
+// at most the chunk size in effect), and refuses what would make the
+// library hold more memory than the connection's budget allows
+// (conn_guard_budget.go): a Set Chunk Size outside minChunkSize to
+// maxChunkSize before the library applies it, a message longer than its
+// type may be, or one that would take the bytes the library holds for the
+// connection, or its unfinished messages, over their bounds. Until
+// publishing is called only small messages other than audio and video
+// pass. It sees the bytes when they are read from the socket, before the
+// library's buffers: a refusal stops everything after the bad message's
+// header, before the library allocates its body. It keeps a few dozen
+// bytes of state per chunk stream and copies nothing but headers. Not
+// safe for concurrent use.
 type chunkGuard struct {
 	skip      int    // handshake bytes still to pass
 	chunkSize uint32 // in effect for the next chunk
 	off       bool   // the stream is one the library refuses: stop following
 	err       error  // the refusal, once made
+
+	// published is set once the client may publish: audio, video and
+	// large messages pass from then on.
+	published bool
+	// held is what the library holds for the connection, as the
+	// streams' held add up; partial counts the messages begun in more
+	// than one chunk and not finished.
+	held    uint64
+	partial int
 
 	// The chunk being read: its header bytes so far (basic header, message
 	// header, extended timestamp), how many it has, and once it is
@@ -60,11 +85,25 @@ type chunkStream struct {
 	recv    uint32 // message bytes received so far (0: between messages)
 	// payload holds the first bytes of a Set Chunk Size message.
 	payload [4]byte
+
+	// multi is set while a message that takes more than one chunk is
+	// unfinished; chunks counts its chunks so far, and largest is the
+	// longest of them.
+	multi           bool
+	chunks, largest uint32
+	// held is what this stream adds to chunkGuard.held.
+	held uint64
+	// kept is what the library keeps of the stream's past messages.
+	kept fragments
 }
 
 func newChunkGuard() *chunkGuard {
 	return &chunkGuard{skip: handshakeLen, chunkSize: 128}
 }
+
+// publishing lets the client publish: audio, video and messages up to
+// their type's full length pass from now on.
+func (g *chunkGuard) publishing() { g.published = true }
 
 // feed follows p, the next bytes from the client, and returns the refusal
 // if p breaks a rule; the bytes must then not reach the library.
@@ -76,8 +115,7 @@ func (g *chunkGuard) feed(p []byte) error {
 		switch {
 		case g.skip > 0:
 			if g.skip == handshakeLen && p[0] == rtmpeVersion {
-				g.err = fmt.Errorf("%w: encrypted RTMP (RTMPE) is not supported; use rtmp:// or rtmps://", ErrProtocol)
-				return g.err
+				return g.refuse("encrypted RTMP (RTMPE) is not supported; use rtmp:// or rtmps://")
 			}
 			n := min(g.skip, len(p))
 			g.skip -= n
@@ -170,6 +208,11 @@ func (g *chunkGuard) startBody() error {
 	g.cs = cs
 	g.bodyLeft = min(cs.length-cs.recv, g.chunkSize)
 	g.headLen = 0
+	if cs.recv == 0 && g.begin(cs) != nil {
+		return g.err
+	}
+	cs.chunks++
+	cs.largest = max(cs.largest, g.bodyLeft)
 	if g.bodyLeft == 0 {
 		return g.endChunk()
 	}
@@ -207,16 +250,27 @@ func (g *chunkGuard) endChunk() error {
 		return nil // more chunks to come
 	}
 	cs.recv = 0
+	if g.end(cs) != nil {
+		return g.err
+	}
 	if cs.typ != typeSetChunkSize || cs.length != uint32(len(cs.payload)) {
 		return nil // not a Set Chunk Size the library would apply
 	}
 	size := uint32(cs.payload[0])<<24 | uint32(cs.payload[1])<<16 | uint32(cs.payload[2])<<8 | uint32(cs.payload[3])
-	if size > maxChunkSize {
-		g.err = fmt.Errorf("%w: chunk size %d is above the %d allowed", ErrProtocol, size, maxChunkSize)
-		return g.err
+	switch {
+	case size > maxChunkSize:
+		return g.refuse("chunk size %d is above the %d allowed", size, maxChunkSize)
+	case size < minChunkSize:
+		return g.refuse("chunk size %d is below the %d allowed", size, minChunkSize)
 	}
 	g.chunkSize = size
 	return nil
+}
+
+// refuse makes the guard's refusal, for what format and args say.
+func (g *chunkGuard) refuse(format string, args ...any) error {
+	g.err = fmt.Errorf("%w: "+format, append([]any{ErrProtocol}, args...)...)
+	return g.err
 }
 
 func be24(b []byte) uint32 { return uint32(b[0])<<16 | uint32(b[1])<<8 | uint32(b[2]) }

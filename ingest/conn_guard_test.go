@@ -3,24 +3,15 @@ package ingest
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
-	"net"
-	"reflect"
-	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/bluenviron/gortmplib/pkg/bytecounter"
-	"github.com/bluenviron/gortmplib/pkg/handshake"
-	"github.com/bluenviron/gortmplib/pkg/message"
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/golivestream/live/internal/logtest"
 )
 
 // chunkStreamOf writes msgs with gortmplib's own writer, applying the
@@ -28,8 +19,16 @@ import (
 // its handshake.
 func chunkStreamOf(t testing.TB, msgs ...*rawmessage.Message) []byte {
 	t.Helper()
+	return chunkStreamAt(t, 128, msgs...)
+}
+
+// chunkStreamAt is chunkStreamOf for a client whose chunk size is
+// already size.
+func chunkStreamAt(t testing.TB, size uint32, msgs ...*rawmessage.Message) []byte {
+	t.Helper()
 	var buf bytes.Buffer
 	w := rawmessage.NewWriter(&buf, bytecounter.NewWriter(io.Discard), false)
+	w.SetChunkSize(size)
 	for _, m := range msgs {
 		if err := w.Write(m); err != nil {
 			t.Fatal(err)
@@ -48,10 +47,21 @@ func setChunkSize(v uint32) *rawmessage.Message {
 // media is a message of n bytes on chunk stream cs at ms milliseconds.
 func media(cs byte, typ uint8, ms int64, n int) *rawmessage.Message {
 	body := make([]byte, n)
-	for i := range body {
+	for i := range min(n, 4096) { // the rest of a big frame does not matter
 		body[i] = byte(i)
 	}
 	return &rawmessage.Message{ChunkStreamID: cs, Type: typ, MessageStreamID: 1, Timestamp: time.Duration(ms) * time.Millisecond, Body: body}
+}
+
+// command is an AMF0 command message of n bytes on chunk stream cs (the
+// guard looks at no body but Set Chunk Size's).
+func command(cs byte, n int) *rawmessage.Message { return media(cs, 20, 0, n) }
+
+// firstChunk is the first chunk of a message of length bytes of type typ
+// on chunk stream cs, with body bytes of it: a type 0 header, then the
+// body. The rest of the message is not sent.
+func firstChunk(cs byte, typ uint8, length, body int) []byte {
+	return append([]byte{cs, 0, 0, 0, byte(length >> 16), byte(length >> 8), byte(length), typ, 1, 0, 0, 0}, make([]byte, body)...)
 }
 
 // feedInPieces feeds b to g in pieces of random sizes, as reads return
@@ -70,11 +80,17 @@ func feedInPieces(g *chunkGuard, b []byte, rnd *rand.Rand) error {
 	return nil
 }
 
-// TestChunkGuard follows chunk streams written by gortmplib's writer: it
-// must end each at a chunk boundary with the chunk size the writer ended
-// with, however the bytes are split, and refuse exactly the chunk sizes
-// above maxChunkSize.
-func TestChunkGuard(t *testing.T) {
+// guardCase is a client's chunk stream after its handshake: pre before
+// the server lets it publish, post after, and how the guard ends it.
+type guardCase struct {
+	name      string
+	pre, post []byte
+	size      uint32 // the chunk size at the end
+	err       string // the refusal, if any
+}
+
+// guardCases are TestChunkGuard's cases and FuzzChunkGuard's seeds.
+func guardCases(t testing.TB) []guardCase {
 	const ext = 0x1000000 // ms: timestamps that need the extended field
 	interleaved := []*rawmessage.Message{
 		media(6, 9, 0, 5000), media(4, 8, 0, 300), media(6, 9, 33, 0), media(4, 8, 21, 1),
@@ -90,28 +106,96 @@ func TestChunkGuard(t *testing.T) {
 		}
 		return out
 	}
-	for _, tc := range []struct {
-		name string
-		msgs []*rawmessage.Message
-		size uint32 // the chunk size at the end
-		err  string // the refusal, if any
-	}{
-		{"default chunk size", interleaved, 128, ""},
-		{"4096, as OBS sets", cat([]*rawmessage.Message{setChunkSize(4096)}, interleaved), 4096, ""},
-		{"the largest allowed", cat([]*rawmessage.Message{setChunkSize(maxChunkSize)}, interleaved, extended), maxChunkSize, ""},
-		{"extended timestamps", cat(extended, []*rawmessage.Message{setChunkSize(1000)}, extended), 1000, ""},
-		{"set chunk size split over chunks", cat([]*rawmessage.Message{setChunkSize(1)}, interleaved[:3], []*rawmessage.Message{setChunkSize(3000)}, interleaved), 3000, ""},
-		{"changes mid-stream", cat(interleaved, []*rawmessage.Message{setChunkSize(60000)}, extended, []*rawmessage.Message{setChunkSize(256)}, interleaved), 256, ""},
-		{"one above", cat(interleaved, []*rawmessage.Message{setChunkSize(maxChunkSize + 1)}), 0, "chunk size 65537 is above"},
-		{"10 MB", cat([]*rawmessage.Message{setChunkSize(4096)}, []*rawmessage.Message{setChunkSize(10 << 20)}, interleaved), 0, "chunk size 10485760"},
-		{"refused in small chunks", cat([]*rawmessage.Message{setChunkSize(1)}, extended[:2], []*rawmessage.Message{setChunkSize(1 << 31)}), 0, "chunk size 2147483648"},
-	} {
+	one := func(m ...*rawmessage.Message) []*rawmessage.Message { return m }
+	of := func(msgs ...[]*rawmessage.Message) []byte { return chunkStreamOf(t, cat(msgs...)...) }
+	at := func(size uint32, msgs ...[]*rawmessage.Message) []byte {
+		return chunkStreamAt(t, size, cat(msgs...)...)
+	}
+	// What encoders send before they may publish: connect, releaseStream,
+	// FCPublish, createStream, publish.
+	handshake := one(command(3, 700), command(3, 150), command(3, 150), command(3, 120), command(3, 130))
+	// A stream of big frames: keyframes of a 4K stream (a few MB each),
+	// each smaller than the one before, P-frames and audio between.
+	var frames []*rawmessage.Message
+	for i := range 4 {
+		frames = append(frames, media(6, 9, int64(i*1000), 6<<20-i*100<<10))
+		for j := range 3 {
+			frames = append(frames, media(6, 9, int64(i*1000+j*33), 20000), media(4, 8, int64(i*1000+j*21), 300))
+		}
+	}
+	// Nine commands begun, each in one chunk of the two it takes.
+	var nine []byte
+	for cs := range byte(9) {
+		nine = append(nine, firstChunk(3+cs, 20, 5000, 4096)...)
+	}
+	return []guardCase{
+		{"default chunk size", nil, of(interleaved), 128, ""},
+		{"4096, as OBS sets", nil, of(one(setChunkSize(4096)), interleaved), 4096, ""},
+		{"the largest allowed", nil, of(one(setChunkSize(maxChunkSize)), interleaved, extended), maxChunkSize, ""},
+		{"extended timestamps", nil, of(extended, one(setChunkSize(1000)), extended), 1000, ""},
+		{"changes mid-stream", nil, of(interleaved, one(setChunkSize(60000)), extended, one(setChunkSize(256)), interleaved), 256, ""},
+		{"one above", nil, of(interleaved, one(setChunkSize(maxChunkSize+1))), 0, "chunk size 65537 is above"},
+		{"10 MB", nil, of(one(setChunkSize(4096), setChunkSize(10<<20)), interleaved), 0, "chunk size 10485760"},
+		{"refused in small chunks", nil, of(one(setChunkSize(minChunkSize)), extended[:2], one(setChunkSize(1<<31))), 0, "chunk size 2147483648"},
+		{"one below", of(one(setChunkSize(minChunkSize - 1))), nil, 0, "chunk size 127 is below"},
+		{"1 byte", of(handshake, one(setChunkSize(1))), nil, 0, "chunk size 1 is below"},
+
+		// Issue #18 A: what a connection may make the library hold.
+		{"a publish as OBS sends it", of(one(setChunkSize(4096)), handshake),
+			at(4096, one(media(4, 18, 0, 400), media(6, 9, 0, 50), media(4, 8, 0, 7)), frames), 4096, ""},
+		{"a publish at the default chunk size, as ffmpeg's", of(handshake),
+			of(one(media(4, 18, 0, 400), media(6, 9, 0, 4<<20), media(4, 8, 0, 300), media(6, 9, 33, 30000))), 128, ""},
+		{"a frame of 8 MiB", of(one(setChunkSize(maxChunkSize))), at(maxChunkSize, one(media(6, 9, 0, maxMediaMessage))), maxChunkSize, ""},
+		{"a frame above 8 MiB", nil, of(one(media(6, 9, 0, maxMediaMessage+1))), 0, "message type 9 of 8388609 bytes, above the 8388608"},
+		{"the chunk size changing between big frames", nil,
+			of(one(setChunkSize(4096), media(6, 9, 0, 2<<20), setChunkSize(maxChunkSize), media(6, 9, 40, 2<<20), media(6, 9, 80, 3<<20))), maxChunkSize, ""},
+		{"a command of 16 KiB", of(one(setChunkSize(4096), command(3, maxPendingMessage))), nil, 4096, ""},
+		{"a command above 16 KiB", of(one(setChunkSize(4096), command(3, maxPendingMessage+1))), nil, 0,
+			"message type 20 of 16385 bytes, above the 16384"},
+		{"a command of 10 MiB", append(of(one(setChunkSize(maxChunkSize))), firstChunk(3, 20, 10<<20, maxChunkSize)...), nil, 0,
+			"message type 20 of 10485760 bytes, above the 16384"},
+		{"metadata of 64 KiB, publishing", of(handshake), of(one(media(4, 18, 0, maxControlMessage))), 128, ""},
+		{"a command above 64 KiB, publishing", of(handshake), of(one(command(3, maxControlMessage+1))), 0, "message type 20 of 65537 bytes"},
+		{"video before publish", of(handshake, one(media(6, 9, 0, 100))), nil, 0, "audio or video (message type 9) before publish"},
+		{"audio before publish", of(one(media(4, 8, 0, 10))), nil, 0, "audio or video (message type 8) before publish"},
+		{"nine messages unfinished", append(of(one(setChunkSize(4096))), nine...), nil, 0, "more than 8 messages unfinished"},
+		{"unfinished commands", append(of(one(setChunkSize(4096))), bytes.Join([][]byte{
+			firstChunk(3, 20, 15000, 4096), firstChunk(4, 20, 15000, 4096), firstChunk(5, 20, 15000, 4096),
+			firstChunk(6, 20, 15000, 4096), firstChunk(7, 20, 15000, 4096)}, nil)...), nil, 0,
+			"75000 bytes held for unfinished and past messages, above the 65536"},
+		{"unfinished frames", nil, append(of(one(setChunkSize(maxChunkSize))), bytes.Join([][]byte{
+			firstChunk(6, 9, 5<<20, maxChunkSize), firstChunk(7, 9, 5<<20, maxChunkSize)}, nil)...), 0,
+			"10485760 bytes held for unfinished and past messages, above the 9437184"},
+		// gortmplib keeps the chunks of a stream's longest message.
+		{"what finished commands leave", of(one(setChunkSize(4096), command(3, 15000), command(4, 15000), command(5, 15000),
+			command(6, 15000), command(7, 15000))), nil, 0, "80536 bytes held"},
+	}
+}
+
+// TestChunkGuard follows chunk streams written by gortmplib's writer: it
+// must end each at a chunk boundary with the chunk size the writer ended
+// with, however the bytes are split, and refuse exactly the chunk sizes
+// outside minChunkSize to maxChunkSize and the messages that break the
+// connection's budget.
+func TestChunkGuard(t *testing.T) {
+	for _, tc := range guardCases(t) {
 		t.Run(tc.name, func(t *testing.T) {
-			stream := chunkStreamOf(t, tc.msgs...)
-			for seed := range uint64(20) {
+			seeds := uint64(10)
+			if len(tc.pre)+len(tc.post) > 1<<20 {
+				seeds = 2 // cases of big frames: the splits matter less than the time
+			}
+			for seed := range seeds {
 				g := newChunkGuard()
 				g.skip = 0
-				err := feedInPieces(g, stream, rand.New(rand.NewPCG(seed, 1)))
+				rnd := rand.New(rand.NewPCG(seed, 1))
+				err := feedInPieces(g, tc.pre, rnd)
+				if err == nil {
+					g.publishing()
+					err = feedInPieces(g, tc.post, rnd)
+				}
+				if berr := guardBooks(g); berr != nil {
+					t.Fatalf("seed %d: %v", seed, berr)
+				}
 				if tc.err != "" {
 					if !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), tc.err) {
 						t.Fatalf("seed %d: err %v, want a protocol error with %q", seed, err, tc.err)
@@ -121,13 +205,30 @@ func TestChunkGuard(t *testing.T) {
 					}
 					continue
 				}
-				if err != nil || g.off || g.cs != nil || g.headLen != 0 || g.chunkSize != tc.size {
-					t.Fatalf("seed %d: err %v, off %v, mid-chunk %v, %d header bytes, chunk size %d (want %d)",
-						seed, err, g.off, g.cs != nil, g.headLen, g.chunkSize, tc.size)
+				if err != nil || g.off || g.cs != nil || g.headLen != 0 || g.chunkSize != tc.size || g.partial != 0 {
+					t.Fatalf("seed %d: err %v, off %v, mid-chunk %v, %d header bytes, chunk size %d (want %d), %d messages unfinished",
+						seed, err, g.off, g.cs != nil, g.headLen, g.chunkSize, tc.size, g.partial)
 				}
 			}
 		})
 	}
+}
+
+// guardBooks checks that g's totals are its chunk streams' sums.
+func guardBooks(g *chunkGuard) error {
+	var held uint64
+	var partial int
+	for i := range g.streams {
+		cs := &g.streams[i]
+		held += cs.held
+		if cs.multi {
+			partial++
+		}
+	}
+	if g.err == nil && (held != g.held || partial != g.partial) {
+		return fmt.Errorf("the guard counts %d bytes held and %d messages unfinished; its streams, %d and %d", g.held, g.partial, held, partial)
+	}
+	return nil
 }
 
 // The handshake passes untouched, except the encrypted one, whose chunks
@@ -146,134 +247,37 @@ func TestChunkGuardHandshake(t *testing.T) {
 	}
 }
 
-// guardedReader passes bytes through a chunk guard in reads of at most max
-// bytes, as Conn.Read does.
-type guardedReader struct {
-	r   io.Reader
-	g   *chunkGuard
-	max int
-}
-
-func (r *guardedReader) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p[:min(len(p), r.max)])
-	if n > 0 {
-		if gerr := r.g.feed(p[:n]); gerr != nil {
-			return 0, gerr
-		}
-	}
-	return n, err
-}
-
-// readMessages reads messages from r with gortmplib's reader, as the
-// server does, until an error: at the latest the end of r, as every
-// message takes at least one byte.
-func readMessages(r io.Reader) ([]message.Message, error) {
-	bcr := bytecounter.NewReader(r)
-	mr := message.NewReader(bcr, bcr, func(uint32) error { return nil })
-	var out []message.Message
-	for {
-		m, err := mr.Read()
-		if err != nil {
-			return out, err
-		}
-		out = append(out, m)
-	}
-}
-
-// FuzzChunkGuard checks the guard against gortmplib's reader on arbitrary
-// chunk streams. With the guard, the reader must read the same messages as
-// without it, unless the guard refused. A refusal may cut the stream
-// short, but only one that without the guard goes on to a chunk size above
-// maxChunkSize or to an error of the reader's (the guard judges whole
-// reads, which may hold what the reader would have stopped before). Never
-// may the reader take a chunk size above maxChunkSize through the guard.
-func FuzzChunkGuard(f *testing.F) {
-	f.Add(recordPublish(f), uint16(4096))
-	f.Add(chunkStreamOf(f, setChunkSize(1), media(6, 9, 0x1000000, 300), setChunkSize(70000), media(4, 8, 0, 100000)), uint16(7))
-	f.Add(chunkStreamOf(f, media(6, 9, 0, 300), setChunkSize(200), media(6, 9, 0xfffffe, 600), media(6, 9, 0xffffff, 600)), uint16(1))
-	f.Fuzz(func(t *testing.T, data []byte, readMax uint16) {
-		plain, plainErr := readMessages(bytes.NewReader(data))
-		g := newChunkGuard()
-		g.skip = 0
-		guarded, guardedErr := readMessages(&guardedReader{r: bytes.NewReader(data), g: g, max: 1 + int(readMax)})
-
-		if len(guarded) > len(plain) || len(guarded) > 0 && !reflect.DeepEqual(guarded, plain[:len(guarded)]) {
-			t.Fatalf("with the guard the reader read %d messages, not a prefix of the %d without", len(guarded), len(plain))
-		}
-		bigAt := -1 // the first chunk size above the limit the reader took
-		for i, m := range plain {
-			if s, ok := m.(*message.SetChunkSize); ok && s.Value > maxChunkSize {
-				bigAt = i
-				break
-			}
-		}
-		if !errors.Is(guardedErr, ErrProtocol) {
-			if bigAt >= 0 {
-				t.Fatalf("the reader took chunk size %d through the guard", plain[bigAt].(*message.SetChunkSize).Value)
-			}
-			if len(guarded) != len(plain) || guardedErr.Error() != plainErr.Error() {
-				t.Fatalf("with the guard: %d messages, %v; without: %d, %v", len(guarded), guardedErr, len(plain), plainErr)
-			}
-			return
-		}
-		cleanEnd := errors.Is(plainErr, io.EOF) || errors.Is(plainErr, io.ErrUnexpectedEOF)
-		if bigAt < 0 && cleanEnd {
-			t.Fatalf("the guard refused (%v) a stream the reader reads to its end (%v) with no chunk size above %d",
-				guardedErr, plainErr, maxChunkSize)
-		}
-	})
-}
-
-// TestGuardOnConnection: over a real connection, a client that sets a
-// 10 MB chunk size and announces a 10 MB message is cut off at once with a
-// log line and a metric, before the server allocates the chunk; so is a
-// client that starts the encrypted handshake.
-func TestGuardOnConnection(t *testing.T) {
-	huge := chunkStreamOf(t, setChunkSize(4096), setChunkSize(10<<20))
-	// A type 0 chunk header on stream 6: timestamp 0, length 10 MB, video.
-	huge = append(huge, 6, 0, 0, 0, 0xa0, 0, 0, 9, 1, 0, 0, 0)
+// TestFragments: the bound of what gortmplib keeps of a chunk stream's
+// past messages follows its slice of chunks, each message overwriting its
+// first entries.
+func TestFragments(t *testing.T) {
+	type msg struct{ n, size uint32 }
 	for _, tc := range []struct {
-		name      string
-		handshake bool // a plain handshake first
-		send      []byte
-		want      string
+		name string
+		msgs []msg
+		want uint64 // bytes(0)
+		from uint32 // and bytes(from)
+		tail uint64
 	}{
-		{"10 MB chunks", true, huge, "chunk size 10485760 is above"},
-		{"RTMPE", false, append([]byte{rtmpeVersion}, make([]byte, 1536)...), "RTMPE"},
+		{"none", nil, 0, 0, 0},
+		{"one", []msg{{10, 4096}}, 10 * 4096, 4, 6 * 4096},
+		{"a shorter one after", []msg{{10, 4096}, {3, 4096}}, 10 * 4096, 3, 7 * 4096},
+		{"a longer one after", []msg{{3, 4096}, {10, 4096}}, 10 * 4096, 10, 0},
+		{"larger chunks over smaller", []msg{{512, 128}, {2, 32768}}, 2*32768 + 510*128, 2, 510 * 128},
+		{"halving", []msg{{512, 128}, {256, 256}, {128, 512}, {64, 1024}}, 64*1024 + 64*512 + 128*256 + 256*128, 0, 64*1024 + 64*512 + 128*256 + 256*128},
+		// Five sizes in four runs: the last two merge into the larger.
+		{"more runs than kept", []msg{{5, 1}, {4, 2}, {3, 3}, {2, 4}, {1, 5}}, 5 + 4 + 3 + 2*2, 1, 4 + 3 + 2*2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			events := logtest.New(64)
-			reg := prometheus.NewRegistry()
-			_, base := startGated(t, Config{ReadTimeout: time.Minute, Logger: slog.New(events), Registerer: reg})
-			nc, err := net.Dial("tcp", strings.TrimSuffix(strings.TrimPrefix(base, "rtmp://"), "/live/"))
-			if err != nil {
-				t.Fatal(err)
+			var f fragments
+			for _, m := range tc.msgs {
+				f.overwrite(m.n, m.size)
 			}
-			defer nc.Close()
-			nc.SetDeadline(time.Now().Add(10 * time.Second))
-			if tc.handshake {
-				if _, _, err := handshake.DoClient(nc, false, false); err != nil {
-					t.Fatal(err)
-				}
+			if got := f.bytes(0); got != tc.want {
+				t.Errorf("bytes(0) = %d, want %d", got, tc.want)
 			}
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			if _, err := nc.Write(tc.send); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := io.Copy(io.Discard, nc); err != nil && !errors.Is(err, syscall.ECONNRESET) {
-				t.Fatalf("the server did not close the connection: %v", err)
-			}
-			msg := events.Await(t, "protocol violation")
-			runtime.ReadMemStats(&after)
-			if !strings.Contains(msg, "protocol violation") {
-				t.Errorf("logged %q", msg)
-			}
-			if got := metricValue(t, reg, "live_ingest_refused_total", "reason", "protocol"); got != 1 {
-				t.Errorf("refused{reason=protocol} = %v, want 1", got)
-			}
-			if grew := after.TotalAlloc - before.TotalAlloc; grew > 4<<20 {
-				t.Errorf("the server allocated %d MB for the connection", grew>>20)
+			if got := f.bytes(tc.from); got != tc.tail {
+				t.Errorf("bytes(%d) = %d, want %d", tc.from, got, tc.tail)
 			}
 		})
 	}

@@ -11,6 +11,7 @@ import (
 // metrics are the RTMP server's Prometheus collectors.
 type metrics struct {
 	connections prometheus.Gauge
+	pending     prometheus.Gauge
 	publishers  prometheus.Gauge
 	refused     *prometheus.CounterVec // reason
 	takeovers   prometheus.Counter
@@ -24,13 +25,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "live_ingest_connections",
 			Help: "Open RTMP connections, publishing or not yet.",
 		}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "live_ingest_pending_connections",
+			Help: "Open RTMP connections that have not published yet (MaxPending).",
+		}),
 		publishers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "live_ingest_publishers",
 			Help: "RTMP connections holding a stream name.",
 		}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "live_ingest_refused_total",
-			Help: "Publishers refused, by reason: bad_name, unauthorized, auth_unavailable, busy, codec, play, rejected (by the origin), failed (mid-stream), too_many (MaxConns), protocol (a rule of RTMP broken, e.g. a chunk size above 64 KiB).",
+			Help: "Publishers refused, by reason: bad_name, unauthorized, auth_unavailable, busy, codec, play, rejected (by the origin), failed (mid-stream), too_many (a new connection with MaxConns, MaxPending or MaxPendingPerAddr reached and no idle connection to close), evicted (a connection idle before publishing, closed to make room for a new one), timeout (no publish within PublishTimeout), protocol (a rule of RTMP broken, e.g. a chunk size above 64 KiB, or a message the connection may not send or its memory budget allows).",
 		}, []string{"reason"}),
 		takeovers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "live_ingest_takeovers_total",
@@ -45,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Bytes received from RTMP clients.",
 		}),
 	}
-	if err := promreg.Register(reg, m.connections, m.publishers, m.refused, m.takeovers, m.republished, m.bytesIn); err != nil {
+	if err := promreg.Register(reg, m.connections, m.pending, m.publishers, m.refused, m.takeovers, m.republished, m.bytesIn); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -67,11 +67,41 @@ type Config struct {
 	Authorize func(context.Context, PublishRequest) error
 	// App is the RTMP application publishers must use. Empty means "live".
 	App string
-	// MaxConns bounds concurrent RTMP connections. Zero means 1000.
+	// MaxConns bounds concurrent RTMP connections, publishing or not yet.
+	// Zero means 1000.
 	MaxConns int
-	// ReadTimeout bounds the wait for the next message from a publisher (and
-	// for the handshake), and a reconnecting publisher's wait for its
-	// previous connection's stream to finish closing. Zero means 10 s.
+	// MaxPending bounds the connections that have not published yet
+	// (handshake, connect, publish, authorization), so that publishers
+	// always have MaxConns - MaxPending places that idle or
+	// unauthenticated connections cannot take. When a bound on
+	// connections is reached, a new connection closes the connection not
+	// publishing yet that has been silent the longest (a publisher's
+	// handshake is silent for a round trip at a time; a connection opened
+	// to hold a place, from the start); it is refused only when MaxConns
+	// publishers are connected. Zero means half of MaxConns; it must not
+	// be above MaxConns.
+	MaxPending int
+	// MaxPendingPerAddr bounds the connections that have not published
+	// yet from one address (an IPv4 address, an IPv6 /64) as MaxPending
+	// does for all, so that one client cannot take the places of others.
+	// Connections that publish do not count: several encoders behind one
+	// NAT publish as many streams as they like, only not more than this
+	// many handshakes at once. Loopback addresses are not bounded (a
+	// proxy or TLS terminator on this host connects everyone from there,
+	// a load generator starts many publishers at once), only by
+	// MaxPending. Zero means 8; negative means no bound per address
+	// (behind a proxy elsewhere that connects everyone from its address).
+	MaxPendingPerAddr int
+	// PublishTimeout bounds the time from a connection's accept to its
+	// publish command: the RTMP handshake, connect, createStream and
+	// publish, which encoders send in a fraction of a second. Zero means
+	// 5 s.
+	PublishTimeout time.Duration
+	// ReadTimeout bounds the wait for the next message from a publisher,
+	// authorization, and a reconnecting publisher's wait for its previous
+	// connection's stream to finish closing (PublishTimeout bounds what
+	// comes before: the handshake and the publish command). Zero means
+	// 10 s.
 	ReadTimeout time.Duration
 	// TakeoverAfter is how long a publisher may send nothing before a new
 	// publisher of the same stream replaces it: an encoder that lost its
@@ -81,26 +111,33 @@ type Config struct {
 	// keeps its stream until ReadTimeout).
 	TakeoverAfter time.Duration
 	// Registerer receives the server's Prometheus metrics (connections,
-	// publishers, refusals by reason, takeovers, bytes received). Nil
-	// means none.
+	// those not publishing yet, publishers, refusals by reason,
+	// takeovers, bytes received). Nil means none.
 	Registerer prometheus.Registerer
-	// Logger receives connection events. Nil means discard.
+	// Logger receives connection events. Nil means discard. Connections
+	// that end before they publish are logged at most once per kind
+	// every 10 s, the others of the kind summed up in one line.
 	Logger *slog.Logger
 }
 
 // Server is an RTMP server accepting publishers. It is safe for concurrent use.
 type Server struct {
-	cfg     Config
-	ln      net.Listener
-	tlsLn   net.Listener // nil without TLSAddr
-	log     *slog.Logger
-	metrics *metrics
+	cfg      Config
+	ln       net.Listener
+	tlsLn    net.Listener // nil without TLSAddr
+	log      *slog.Logger
+	metrics  *metrics
+	refusals *refusalLog
 
 	mu sync.Mutex
 	// active maps stream names to the connection publishing them; guarded by mu.
 	active map[string]*conn
-	// conns holds every open connection, so Run can close them; guarded by mu.
+	// conns holds every open connection but those evicted (closed
+	// already), so Run can close them; guarded by mu.
 	conns map[*conn]struct{}
+	// pending holds the open connections that have not published yet;
+	// guarded by mu.
+	pending pendingConns
 
 	wg sync.WaitGroup // connection goroutines
 }
@@ -118,6 +155,18 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 1000
+	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = max(cfg.MaxConns/2, 1)
+	}
+	if cfg.MaxPending > cfg.MaxConns {
+		return nil, fmt.Errorf("ingest: MaxPending %d is above MaxConns %d", cfg.MaxPending, cfg.MaxConns)
+	}
+	if cfg.MaxPendingPerAddr == 0 {
+		cfg.MaxPendingPerAddr = 8
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = 5 * time.Second
 	}
 	if cfg.ReadTimeout <= 0 {
 		cfg.ReadTimeout = 10 * time.Second
@@ -151,13 +200,14 @@ func New(cfg Config) (*Server, error) {
 		tlsLn = tls.NewListener(raw, cfg.TLSConfig)
 	}
 	return &Server{
-		cfg:     cfg,
-		ln:      ln,
-		tlsLn:   tlsLn,
-		log:     cfg.Logger,
-		metrics: m,
-		active:  make(map[string]*conn),
-		conns:   make(map[*conn]struct{}),
+		cfg:      cfg,
+		ln:       ln,
+		tlsLn:    tlsLn,
+		log:      cfg.Logger,
+		metrics:  m,
+		refusals: &refusalLog{log: cfg.Logger},
+		active:   make(map[string]*conn),
+		conns:    make(map[*conn]struct{}),
 	}, nil
 }
 
@@ -180,7 +230,7 @@ func (s *Server) Run(ctx context.Context) error {
 		lns = append(lns, s.tlsLn)
 	}
 	stop := make(chan struct{})
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		select {
@@ -190,6 +240,10 @@ func (s *Server) Run(ctx context.Context) error {
 		for _, ln := range lns {
 			ln.Close()
 		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.refusals.runFlush(stop)
 	}()
 	// One accept loop per listener; the first to end ends the others.
 	ended := make(chan error, len(lns))
@@ -208,6 +262,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+	s.refusals.flush() // what the connections closed above logged
 
 	if ctx.Err() != nil {
 		return nil
@@ -224,18 +279,15 @@ func (s *Server) accept(ctx context.Context, ln net.Listener) error {
 		}
 		c := &conn{srv: s, ctx: ctx, nc: nc, log: s.log.With("remote", nc.RemoteAddr().String()),
 			ending: make(chan struct{}), released: make(chan struct{})}
+		c.addr, c.local = addrKey(nc.RemoteAddr())
 		c.lastRead.Store(time.Now().UnixNano())
 		s.mu.Lock()
-		if len(s.conns) >= s.cfg.MaxConns {
-			s.mu.Unlock()
-			s.log.Warn("rtmp connection refused: too many connections", "remote", nc.RemoteAddr().String(), "max", s.cfg.MaxConns)
-			s.metrics.refused.WithLabelValues("too_many").Inc()
-			nc.Close()
+		err = s.admitLocked(c)
+		s.mu.Unlock()
+		if err != nil {
+			s.refuseConn(c, err)
 			continue
 		}
-		s.conns[c] = struct{}{}
-		s.mu.Unlock()
-		s.metrics.connections.Inc()
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -244,7 +296,8 @@ func (s *Server) accept(ctx context.Context, ln net.Listener) error {
 	}
 }
 
-// reserve claims name for c; it fails when another connection publishes it.
+// reserve claims name for c, which then publishes; it fails when another
+// connection publishes name.
 // A connection whose publisher has gone but whose stream is still closing
 // (ending) is waited for, up to ReadTimeout: a publisher that reconnects
 // at once, as soon as its stream shows ended, is not refused for that.
@@ -256,6 +309,7 @@ func (s *Server) reserve(name string, c *conn) bool {
 		old, busy := s.active[name]
 		if !busy {
 			s.active[name] = c
+			s.publishedLocked(c)
 		}
 		s.mu.Unlock()
 		if !busy {
@@ -296,9 +350,6 @@ func (s *Server) release(c *conn) {
 		delete(s.active, c.name)
 		s.metrics.publishers.Dec()
 	}
-	if _, ok := s.conns[c]; ok {
-		delete(s.conns, c)
-		s.metrics.connections.Dec()
-	}
+	s.forgetLocked(c)
 	close(c.released)
 }

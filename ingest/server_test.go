@@ -57,12 +57,15 @@ func (s gateSession) Drop() {
 }
 
 // startGated runs a Server configured as cfg, with a gateHandler, on
-// loopback.
+// cfg.Listener or else on loopback.
 func startGated(t *testing.T, cfg Config) (*gateHandler, string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ln := cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	h := &gateHandler{published: make(chan string, 4), closing: make(chan string, 4), unblock: make(chan struct{})}
 	cfg.Listener, cfg.Handler = ln, h
