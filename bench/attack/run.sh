@@ -8,12 +8,14 @@
 #
 #   bench/attack/run.sh               # about 3 minutes
 #   CONNS_A=3 CONNS_C=1000 bench/attack/run.sh
+#   LIVE_BIN=/tmp/live-before bench/attack/run.sh   # a build of your own
 set -euo pipefail
 
 CONNS_A=${CONNS_A:-50}      # A: connections announcing 10 MiB messages
 CONNS_C=${CONNS_C:-1000}    # C: idle connections from one address
 HOLD=${HOLD:-20}            # seconds each RTMP attack lasts
 URLS_N=${URLS_N:-20000}     # B: requests per URL phase
+LIVE_BIN=${LIVE_BIN:-}      # a cmd/live binary to attack (default: built from this tree)
 for v in CONNS_A CONNS_C HOLD URLS_N; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "run.sh: $v must be a whole number" >&2; exit 2; }
 done
@@ -36,7 +38,8 @@ cleanup() {
 trap cleanup EXIT
 
 log "building"
-(cd "$ROOT" && go build -o "$RUN/live" ./cmd/live && go build -o "$RUN/rtmp" ./bench/attack/rtmp && go build -o "$RUN/urls" ./bench/attack/urls)
+(cd "$ROOT" && go build -o "$RUN/rtmp" ./bench/attack/rtmp && go build -o "$RUN/urls" ./bench/attack/urls)
+if [[ -n $LIVE_BIN ]]; then cp "$LIVE_BIN" "$RUN/live"; else (cd "$ROOT" && go build -o "$RUN/live" ./cmd/live); fi
 
 RTMP_PORT=$(free_port)
 HTTP_PORT=$(free_port)
@@ -91,12 +94,11 @@ phase() {
   after=$(rss)
   peak=$(sort -n "$samples" | tail -n1)
   report "$(printf '%-28s RSS before %5s MB, peak %5s MB, after %5s MB; ffmpeg publisher got in: %s' "$name" "$before" "$peak" "$after" "$got")"
-  sed 's/^/    /' "$RUN/$name.log" | tail -n 5
+  sed 's/^/    /' "$RUN/$name.log" | tail -n 6 | tee -a "$RESULTS"
 }
 
-report "# bench/attack/run.sh $(date -u +%FT%TZ) $(git -C "$ROOT" rev-parse --short HEAD) CONNS_A=$CONNS_A CONNS_C=$CONNS_C HOLD=$HOLD URLS_N=$URLS_N"
+report "# bench/attack/run.sh $(date -u +%FT%TZ) ${LIVE_BIN:-$(git -C "$ROOT" rev-parse --short HEAD)} CONNS_A=$CONNS_A CONNS_C=$CONNS_C HOLD=$HOLD URLS_N=$URLS_N"
 phase "A-huge-messages" "$RUN/rtmp" -addr "127.0.0.1:$RTMP_PORT" -mode bigmsg -conns "$CONNS_A" -duration "${HOLD}s"
 phase "C-idle-connections" "$RUN/rtmp" -addr "127.0.0.1:$RTMP_PORT" -mode idle -conns "$CONNS_C" -duration "${HOLD}s"
 phase "B-url-variants" "$RUN/urls" -base "$BASE" -n "$URLS_N" -duration 60s
-grep -E 'upstream fetches' "$RUN/B-url-variants.log" | sed 's/^/    /' | tee -a "$RESULTS"
 report "refusals: $(curl -fs "$BASE/metrics" | grep -E '^live_(ingest_refused_total|pop_refused_total)' | awk '$2 > 0' | tr '\n' ' ')"
