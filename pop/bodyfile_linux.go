@@ -5,9 +5,12 @@ package pop
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/golivestream/live/internal/fastpath"
 )
 
 // bodyFile is a copy of a complete cached body in a memory file
@@ -93,6 +96,22 @@ func (f *bodyFile) release() {
 	}
 }
 
+// sendTo sends f as the body of the response w, when w can send it from
+// a file (the fast path's, fastpath.FileSender): the kernel takes the
+// bytes from f's pages. It reports false, having sent nothing, when it
+// cannot: f is nil or dropped, or w cannot send it.
+func (f *bodyFile) sendTo(w http.ResponseWriter) (int64, bool) {
+	if f == nil {
+		return 0, false
+	}
+	fs, ok := w.(fastpath.FileSender)
+	if !ok || !f.acquire() {
+		return 0, false
+	}
+	defer f.release()
+	return fs.SendFile(f.fd, f.size)
+}
+
 // drop closes f once no sender holds it; the object it belonged to has
 // left the cache. Pages the kernel still has in flight stay valid: they
 // are referenced, not borrowed.
@@ -103,45 +122,4 @@ func (f *bodyFile) drop() {
 	if f.state.Or(1) == 0 {
 		f.close()
 	}
-}
-
-// fileSend is one response sent from a bodyFile: the head with MSG_MORE,
-// so that it leaves with the body's first bytes, then sendfile(2). step
-// is a syscall.RawConn Write callback; a fileSend is reused, so that a
-// hit allocates nothing.
-type fileSend struct {
-	head []byte
-	f    *bodyFile
-	off  int64 // body bytes sent
-	err  error
-}
-
-// step sends what it can on fd; false means fd must become writable first.
-func (s *fileSend) step(fd uintptr) bool {
-	for len(s.head) > 0 {
-		n, err := unix.SendmsgN(int(fd), s.head, nil, nil, unix.MSG_MORE|unix.MSG_NOSIGNAL)
-		if err == unix.EAGAIN {
-			return false
-		}
-		if err != nil {
-			s.err = err
-			return true
-		}
-		s.head = s.head[n:]
-	}
-	for s.off < s.f.size {
-		n, err := unix.Sendfile(int(fd), s.f.fd, &s.off, int(s.f.size-s.off))
-		if err == unix.EAGAIN {
-			return false
-		}
-		if err != nil {
-			s.err = err
-			return true
-		}
-		if n == 0 {
-			s.err = errShortWrite
-			return true
-		}
-	}
-	return true
 }

@@ -10,16 +10,16 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/golivestream/live/internal/fastpath/fastpathtest"
 )
 
 // fdOpen reports whether fd is an open descriptor.
@@ -118,20 +118,20 @@ func TestFastPathSendfile(t *testing.T) {
 	}
 	const path = "/live/s/e/v0/0.m4s"
 	get := "GET " + path + " HTTP/1.1\r\nHost: pop\r\n\r\n"
-	rawExchange(t, ln.Addr().String(), get) // a miss
+	fastpathtest.Send(t, ln.Addr().String(), get) // a miss
 	<-admitted
-	resps, got, _, _ := rawExchange(t, ln.Addr().String(),
+	x := fastpathtest.Send(t, ln.Addr().String(),
 		get, // a hit: from the file
 		"HEAD "+path+" HTTP/1.1\r\nHost: pop\r\n\r\n",
 		"GET "+path+" HTTP/1.1\r\nHost: pop\r\nRange: bytes=1000-1999\r\n\r\n",
 		get)
 	want := bodies[path]
 	for i, w := range [][]byte{want, nil, want[1000:2000], want} {
-		if !bytes.Equal(got[i], w) {
-			t.Errorf("response %d (%s): %d bytes, not the origin's %d", i, resps[i].Status, len(got[i]), len(w))
+		if !bytes.Equal(x.Bodies[i], w) {
+			t.Errorf("response %d (%s): %d bytes, not the origin's %d", i, x.Responses[i].Status, len(x.Bodies[i]), len(w))
 		}
 	}
-	if cl := resps[1].Header.Get("Content-Length"); cl != strconv.Itoa(len(want)) {
+	if cl := x.Responses[1].Header.Get("Content-Length"); cl != strconv.Itoa(len(want)) {
 		t.Errorf("HEAD: Content-Length %s", cl)
 	}
 	if n := counterValue(s.metrics.sendfile); n != 2 {
@@ -142,19 +142,9 @@ func TestFastPathSendfile(t *testing.T) {
 	// file is dropped) while the response is in flight, far larger than
 	// the socket buffers.
 	big := "/live/s/e/v0/1.m4s"
-	rawExchange(t, ln.Addr().String(), "GET "+big+" HTTP/1.1\r\nHost: pop\r\n\r\n")
+	fastpathtest.Send(t, ln.Addr().String(), "GET "+big+" HTTP/1.1\r\nHost: pop\r\n\r\n")
 	<-admitted
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	// A fixed receive buffer: the kernel's autotuning cannot take in the
-	// body while the reader waits.
-	if err := c.(*net.TCPConn).SetReadBuffer(64 << 10); err != nil {
-		t.Fatal(err)
-	}
-	c.SetDeadline(time.Now().Add(20 * time.Second))
+	c := fastpathtest.DialSmall(t, ln.Addr().String())
 	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: pop\r\n\r\n", big)
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {

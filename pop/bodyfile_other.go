@@ -2,7 +2,10 @@
 
 package pop
 
-import "errors"
+import (
+	"errors"
+	"net/http"
+)
 
 // bodyFile is, on Linux, a body copied into a memory file for sendfile(2);
 // elsewhere there is none, and hits are written from the heap.
@@ -16,19 +19,7 @@ type fileBudget struct{}
 func newFileBudget() *fileBudget { return &fileBudget{} }
 
 func newBodyFile([]byte, *fileBudget) (*bodyFile, error) { return nil, errNoBodyFile }
-func (f *bodyFile) acquire() bool                        { return false }
-func (f *bodyFile) release()                             {}
 func (f *bodyFile) drop()                                {}
 
-// fileSend is, on Linux, one response sent from a bodyFile.
-type fileSend struct {
-	head []byte
-	f    *bodyFile
-	off  int64
-	err  error
-}
-
-func (s *fileSend) step(uintptr) bool {
-	s.err = errNoBodyFile
-	return true
-}
+// sendTo sends, on Linux, f as the body of the response w.
+func (f *bodyFile) sendTo(http.ResponseWriter) (int64, bool) { return 0, false }

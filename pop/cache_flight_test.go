@@ -154,8 +154,8 @@ func TestViewersLeaveBeforeHeaders(t *testing.T) {
 		w.Write(body)
 	})
 	s, ln := newNode(t, origin.URL)
-	watching := make(chan struct{}, 4)
-	s.watchWaiting = func() { watching <- struct{}{} }
+	boarded := make(chan string, 4)
+	s.local.boarded = func(k string) { boarded <- k }
 	serveNode(t, s, ln)
 	const path = "/live/s/e/v0/3.m4s"
 	request := "GET " + path + " HTTP/1.1\r\nHost: pop\r\n\r\n"
@@ -171,8 +171,8 @@ func TestViewersLeaveBeforeHeaders(t *testing.T) {
 		viewers = append(viewers, nc)
 	}
 	await(t, arrived, "origin request")
-	await(t, watching, "departure watch")
-	await(t, watching, "departure watch")
+	await(t, boarded, "first viewer on the flight")
+	await(t, boarded, "second viewer on the flight")
 	for _, nc := range viewers {
 		nc.Close()
 	}

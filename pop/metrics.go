@@ -18,7 +18,7 @@ type metrics struct {
 	aborted        prometheus.Counter
 	prefetches     prometheus.Counter
 	// fastRequests and handoffs count the requests the fast path answered
-	// and the connections it gave to net/http (server_fast.go).
+	// and the connections it gave to net/http (Serve, package fastpath).
 	fastRequests prometheus.Counter
 	handoffs     prometheus.Counter
 	// sendfile counts the responses whose body the fast path sent from a

@@ -107,10 +107,6 @@ type Server struct {
 	stop context.CancelFunc
 	// goroutines owns the health checks, fills and prefetches.
 	goroutines group
-
-	// watchWaiting, when set (by tests, before serving), is called when a
-	// fast connection's departure watch starts waiting (fastconn_watch.go).
-	watchWaiting func()
 }
 
 // New validates cfg and returns a Server ready to serve; Run checks the

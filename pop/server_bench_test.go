@@ -1,13 +1,13 @@
 package pop
 
 import (
-	"bufio"
-	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -71,32 +71,64 @@ func (w *discardWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// BenchmarkFastPathHit measures the fast path (server_fast.go) for the
-// same hit, from request bytes to response bytes, on a connection that
-// only replays the request and discards the response: parsing, the
+// BenchmarkFastPathHit measures the fast path (Serve, package fastpath)
+// for the same hit, from request bytes to response bytes, on a connection
+// that only replays the request and discards the response: parsing, the
 // handler and the response head, without the kernel.
 func BenchmarkFastPathHit(b *testing.B) {
 	s := hotPlaylist(b)
 	req := "GET /live/s/e/v0/index.m3u8 HTTP/1.1\r\nHost: pop\r\nUser-Agent: hls.js\r\nAccept: */*\r\n\r\n"
-	nc := &replayConn{req: []byte(req), left: b.N}
-	f := &fastServer{s: s, hs: &http.Server{Handler: s}, ctx: context.Background(), closed: make(chan struct{}), conns: map[*fastConn]struct{}{}}
-	c := &fastConn{f: f, nc: nc, br: bufio.NewReaderSize(nc, fastReadBuffer)}
+	nc := &replayConn{req: []byte(req), left: b.N, closed: make(chan struct{})}
+	ln := &oneConnListener{c: nc, closed: make(chan struct{})}
+	hs := &http.Server{Handler: s}
+	served := make(chan error, 1)
 	b.ReportAllocs()
 	b.ResetTimer()
-	c.serve()
+	go func() { served <- s.Serve(hs, ln) }()
+	<-nc.closed // every request answered
 	b.StopTimer()
+	hs.Close()
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		b.Fatal(err)
+	}
 	if want := b.N * (600 + 200); nc.written < want {
 		b.Fatalf("%d bytes written for %d requests", nc.written, b.N)
 	}
 }
 
+// oneConnListener is a net.Listener that accepts c, then nothing until it
+// is closed.
+type oneConnListener struct {
+	c         net.Conn
+	accepted  bool
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func (l *oneConnListener) Accept() (net.Conn, error) {
+	if !l.accepted {
+		l.accepted = true
+		return l.c, nil
+	}
+	<-l.closed
+	return nil, net.ErrClosed
+}
+
+func (l *oneConnListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *oneConnListener) Addr() net.Addr { return l.c.RemoteAddr() }
+
 // replayConn is a net.Conn that reads req left times, then EOF, and
-// counts what is written to it.
+// counts what is written to it; closed is closed with it.
 type replayConn struct {
 	net.Conn // not called
 	req      []byte
 	left     int
 	written  int
+	closed   chan struct{}
 }
 
 func (c *replayConn) Read(p []byte) (int, error) {
@@ -108,7 +140,7 @@ func (c *replayConn) Read(p []byte) (int, error) {
 }
 
 func (c *replayConn) Write(p []byte) (int, error)      { c.written += len(p); return len(p), nil }
-func (c *replayConn) Close() error                     { return nil }
+func (c *replayConn) Close() error                     { close(c.closed); return nil }
 func (c *replayConn) RemoteAddr() net.Addr             { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1} }
 func (c *replayConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *replayConn) SetWriteDeadline(time.Time) error { return nil }

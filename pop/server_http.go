@@ -156,14 +156,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *object, how lo
 		return
 	}
 	if body, complete := o.body.Bytes(); complete {
-		var n int64
-		sent := false
-		if fw, ok := w.(*fastWriter); ok && o.file != nil {
-			if n, sent = fw.sendFile(o.file); sent {
-				s.metrics.sendfile.Inc()
-			}
-		}
-		if !sent {
+		n, sent := o.file.sendTo(w)
+		if sent {
+			s.metrics.sendfile.Inc()
+		} else {
 			m, _ := w.Write(body) // a client gone mid-body is no one else's problem
 			n = int64(m)
 		}

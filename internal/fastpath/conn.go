@@ -1,4 +1,4 @@
-package pop
+package fastpath
 
 import (
 	"bufio"
@@ -8,21 +8,16 @@ import (
 	"net/url"
 	"runtime"
 	"sync"
-	"syscall"
 	"time"
 )
 
-// fastReadBuffer is the fast path's read buffer per connection: a request
+// readBuffer is the fast path's read buffer per connection: a request
 // head that does not fit goes to net/http.
-const fastReadBuffer = 4 << 10
+const readBuffer = 4 << 10
 
-// errTooManyFiles is accept's error when the process is out of
-// descriptors: worth a retry after a pause, as net/http does.
-const errTooManyFiles = syscall.EMFILE
-
-// fastConn is one connection on the fast path (server_fast.go).
-type fastConn struct {
-	f  *fastServer
+// conn is one connection on the fast path.
+type conn struct {
+	l  *listener
 	nc net.Conn
 	br *bufio.Reader
 
@@ -33,61 +28,59 @@ type fastConn struct {
 	// its target, path, query, Host and headers while they repeat, as
 	// they do for a player or a CDN edge on one connection.
 	req   *http.Request
-	vals  [fastHeaderCount][1]string
-	w     fastWriter
+	vals  [][1]string // by index of the parser's names
+	w     writer
 	watch *departureWatch
 }
 
 // serve answers fast requests until the connection ends or a request
 // needs net/http.
-func (c *fastConn) serve() {
+func (c *conn) serve() {
 	handed := false
 	defer func() {
 		if !handed {
-			c.f.forget(c)
+			c.l.forget(c)
 			c.nc.Close()
 		}
 	}()
+	s := c.l.s
 	// The connection's context is every request's: it ends when the
 	// client leaves during one (departureWatch), or at shutdown's end.
-	ctx, cancel := context.WithCancel(c.f.ctx)
+	ctx, cancel := context.WithCancel(c.l.ctx)
 	defer cancel()
 	c.watch = newDepartureWatch(c, cancel)
 	c.req = (&http.Request{
 		Method: http.MethodGet, URL: &url.URL{}, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: make(http.Header, fastHeaderCount), Body: http.NoBody, RemoteAddr: c.nc.RemoteAddr().String(),
+		Header: make(http.Header, len(s.parser.names)), Body: http.NoBody, RemoteAddr: c.nc.RemoteAddr().String(),
 	}).WithContext(ctx)
-	c.w = fastWriter{nc: c.nc, closing: &c.f.closing, header: make(http.Header, 8)}
-	handler := c.f.hs.Handler
-	if handler == nil {
-		handler = c.f.s
-	}
-	var h fastHead
+	c.vals = make([][1]string, len(s.parser.names))
+	c.w = writer{nc: c.nc, closing: &c.l.closing, header: make(http.Header, 8)}
+	h := s.parser.newHead()
 	for {
 		n, err := c.readHead()
 		if err != nil {
 			return // closed, timed out or shut down: as net/http, nothing to say
 		}
-		if n < 0 || !parseFastHead(c.buffered(n), &h) {
+		if n < 0 || !s.parser.parse(c.buffered(n), &h) {
 			handed = true
-			c.f.handOver(c)
+			c.l.handOver(c)
 			return
 		}
-		c.f.s.metrics.fastRequests.Inc()
+		s.cfg.Answered()
 		c.setRequest(&h)
 		c.br.Discard(n)
-		if t := c.f.hs.WriteTimeout; t > 0 {
+		if t := s.cfg.HTTP.WriteTimeout; t > 0 {
 			c.nc.SetWriteDeadline(time.Now().Add(t))
 		}
-		c.w.reset(h.head, h.close)
-		if !c.handle(handler) || c.w.close || !c.setIdle(false) {
+		c.w.reset(h.isHead, h.close)
+		if !c.handle(s.cfg.Handler) || c.w.close || !c.setIdle(false) {
 			return
 		}
 	}
 }
 
 // buffered returns the first n bytes buffered, which are there.
-func (c *fastConn) buffered(n int) []byte {
+func (c *conn) buffered(n int) []byte {
 	b, _ := c.br.Peek(n)
 	return b
 }
@@ -95,14 +88,15 @@ func (c *fastConn) buffered(n int) []byte {
 // readHead waits for a complete request head and returns its length, or
 // -1 if it does not fit the buffer. The connection is idle until its
 // first byte, then busy.
-func (c *fastConn) readHead() (int, error) {
+func (c *conn) readHead() (int, error) {
 	if c.br.Buffered() == 0 {
 		if _, err := c.br.Peek(1); err != nil { // under the deadline set by setIdle
 			return 0, err
 		}
 	}
 	c.setBusy()
-	c.nc.SetReadDeadline(deadline(c.f.hs.ReadHeaderTimeout, c.f.hs.ReadTimeout))
+	hs := c.l.s.cfg.HTTP
+	c.nc.SetReadDeadline(deadline(hs.ReadHeaderTimeout, hs.ReadTimeout))
 	for {
 		b, _ := c.br.Peek(c.br.Buffered())
 		if n := headEnd(b); n >= 0 {
@@ -128,10 +122,10 @@ func deadline(timeouts ...time.Duration) time.Time {
 }
 
 // setRequest makes c.req the request h describes.
-func (c *fastConn) setRequest(h *fastHead) {
+func (c *conn) setRequest(h *head) {
 	r := c.req
 	r.Method = http.MethodGet
-	if h.head {
+	if h.isHead {
 		r.Method = http.MethodHead
 	}
 	if string(h.path) != r.URL.Path {
@@ -148,6 +142,7 @@ func (c *fastConn) setRequest(h *fastHead) {
 	}
 	r.Close = h.close
 	clear(r.Header)
+	names := c.l.s.parser.names
 	for i, v := range h.header {
 		if v == nil {
 			continue
@@ -155,7 +150,7 @@ func (c *fastConn) setRequest(h *fastHead) {
 		if string(v) != c.vals[i][0] {
 			c.vals[i][0] = string(v)
 		}
-		r.Header[fastHeaderNames[i]] = c.vals[i][:]
+		r.Header[names[i]] = c.vals[i][:]
 	}
 }
 
@@ -163,14 +158,14 @@ func (c *fastConn) setRequest(h *fastHead) {
 // whether the connection may serve another request. A handler that panics
 // with http.ErrAbortHandler (an upstream failure mid-body) aborts the
 // response, as net/http does; any other panic is logged too.
-func (c *fastConn) handle(handler http.Handler) (ok bool) {
+func (c *conn) handle(handler http.Handler) (ok bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			ok = false
 			if p != http.ErrAbortHandler {
 				buf := make([]byte, 64<<10)
 				buf = buf[:runtime.Stack(buf, false)]
-				c.f.s.log.Error("panic serving", "remote", c.req.RemoteAddr, "path", c.req.URL.Path, "panic", p, "stack", string(buf))
+				c.l.s.log.Error("panic serving", "remote", c.req.RemoteAddr, "path", c.req.URL.Path, "panic", p, "stack", string(buf))
 			}
 		}
 	}()
@@ -188,14 +183,14 @@ func (c *fastConn) handle(handler http.Handler) (ok bool) {
 // one that sends half a head; a later one within IdleTimeout of the
 // previous response. The deadline is set under mu so that Close's cannot
 // be overwritten.
-func (c *fastConn) setIdle(first bool) bool {
+func (c *conn) setIdle(first bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.f.closing.Load() {
+	if c.l.closing.Load() {
 		return false
 	}
 	c.idle = true
-	hs := c.f.hs
+	hs := c.l.s.cfg.HTTP
 	if first {
 		c.nc.SetReadDeadline(deadline(hs.ReadHeaderTimeout, hs.ReadTimeout))
 	} else {
@@ -205,7 +200,7 @@ func (c *fastConn) setIdle(first bool) bool {
 }
 
 // setBusy marks c as reading or answering a request: Close lets it finish.
-func (c *fastConn) setBusy() {
+func (c *conn) setBusy() {
 	c.mu.Lock()
 	c.idle = false
 	c.mu.Unlock()

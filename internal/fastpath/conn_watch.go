@@ -1,4 +1,4 @@
-package pop
+package fastpath
 
 import (
 	"context"
@@ -17,14 +17,21 @@ import (
 // client that leaves sooner is noticed at the next write.
 const watchAfter = time.Second
 
+// The debug messages of a departure watch: it waits for the client's
+// socket, and the client left.
+const (
+	msgWatching = "request held: watching for its client leaving"
+	msgLeft     = "client left while its request was held"
+)
+
 // departureWatch ends a fast connection's context when its client leaves
-// while a request is held, as net/http's background read does, so that a
-// fill nobody else wants stops. It peeks at the socket and never consumes:
+// while a request is held, as net/http's background read does, so that
+// the handler's work for nobody (an upstream fetch) stops. It peeks at the socket and never consumes:
 // a pipelined request that arrives meanwhile stays there for the next
 // read, and the watch just ends. It waits under the read deadline in
 // effect, the request head's, and stops watching when that passes.
 type departureWatch struct {
-	c      *fastConn
+	c      *conn
 	raw    syscall.RawConn    // nil: the connection is not a socket; no watch
 	cancel context.CancelFunc // of the connection's context
 	timer  *time.Timer        // runs run watchAfter after arm
@@ -35,7 +42,7 @@ type departureWatch struct {
 	exited chan struct{}
 }
 
-func newDepartureWatch(c *fastConn, cancel context.CancelFunc) *departureWatch {
+func newDepartureWatch(c *conn, cancel context.CancelFunc) *departureWatch {
 	w := &departureWatch{c: c, cancel: cancel, exited: make(chan struct{}, 1)}
 	if sc, ok := c.nc.(syscall.Conn); ok {
 		w.raw, _ = sc.SyscallConn()
@@ -86,8 +93,8 @@ func (w *departureWatch) run() {
 			n, _, err = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		}
 		if errors.Is(err, syscall.EAGAIN) {
-			if hook := w.c.f.s.watchWaiting; hook != nil && !waiting {
-				hook()
+			if !waiting {
+				w.c.l.s.log.Debug(msgWatching, "remote", w.c.req.RemoteAddr, "path", w.c.req.URL.Path)
 			}
 			waiting = true
 			return false // nothing yet: wait for readability
@@ -96,7 +103,7 @@ func (w *departureWatch) run() {
 		return true
 	})
 	if err == nil && left {
-		w.c.f.s.log.Debug("client left while its request was held", "remote", w.c.req.RemoteAddr, "path", w.c.req.URL.Path)
+		w.c.l.s.log.Debug(msgLeft, "remote", w.c.req.RemoteAddr, "path", w.c.req.URL.Path)
 		w.cancel()
 	}
 }

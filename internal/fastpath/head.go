@@ -1,50 +1,34 @@
-package pop
+package fastpath
 
-import (
-	"bytes"
+import "bytes"
 
-	"github.com/golivestream/live/internal/layout"
-)
-
-// fastHead is a request head the fast path (serve_fast.go) answers itself:
-// GET or HEAD, HTTP/1.1, an origin-form target of plain characters for a
-// cached media path, one Host, no body, nothing that changes the
+// head is a request head the fast path answers itself: GET or HEAD,
+// HTTP/1.1, an origin-form target of plain characters under the
+// server's Prefix, one Host, no body, nothing that changes the
 // connection. Its byte slices point into the connection's read buffer and
 // are valid until the next read.
-type fastHead struct {
-	head   bool   // HEAD, not GET
+type head struct {
+	isHead bool   // HEAD, not GET
 	target []byte // the request target: path, and '?' and query if any
-	path   []byte // [A-Za-z0-9-._~/]+, under /live/
+	path   []byte // [A-Za-z0-9-._~/]+, starting with the prefix
 	query  []byte // after '?', without it; visible ASCII but '#'
 	host   []byte // the Host header's value (validHost)
 	close  bool   // Connection: close
-	header [fastHeaderCount][]byte
+	// header holds the value of each of the parser's names, by index;
+	// nil for a header the request does not have.
+	header [][]byte
 }
 
-// The request headers the fast path passes to the handler, which reads no
-// others (ServeHTTP, serve, serveRange and the http.ServeContent it calls).
-// A header the handler starts to read must be added here.
-const (
-	hdrUserAgent = iota
-	hdrRange
-	hdrIfRange
-	hdrIfNoneMatch
-	hdrIfMatch
-	hdrIfModifiedSince
-	hdrIfUnmodifiedSince
-	hdrHop
-	fastHeaderCount
-)
-
-// fastHeaderNames are in canonical form: they are the handler's header keys.
-var fastHeaderNames = [fastHeaderCount]string{
-	"User-Agent", "Range", "If-Range", "If-None-Match", "If-Match",
-	"If-Modified-Since", "If-Unmodified-Since", HopHeader,
+// parser reads request heads for the fast path, keeping of their headers
+// only those the handler reads.
+type parser struct {
+	prefix string   // of the paths taken (Config.Prefix)
+	names  []string // the headers kept, canonical (Config.Headers)
 }
 
 // headEnd returns the length of the request head at the start of b, up to
 // and including the empty line that ends it, or -1 if b holds no complete
-// head yet. Lines may end in LF alone; parseFastHead refuses those.
+// head yet. Lines may end in LF alone; parse refuses those.
 func headEnd(b []byte) int {
 	for i := 0; ; {
 		j := bytes.IndexByte(b[i:], '\n')
@@ -59,12 +43,18 @@ func headEnd(b []byte) int {
 	}
 }
 
-// parseFastHead parses a complete request head (as delimited by headEnd)
-// into h, and reports whether the fast path may answer it. Anything it
-// does not accept goes to net/http, which answers or refuses it as usual,
-// so this parser only needs to be right about what it accepts.
-func parseFastHead(b []byte, h *fastHead) bool {
-	*h = fastHead{}
+// newHead returns a head with room for p's headers.
+func (p *parser) newHead() head { return head{header: make([][]byte, len(p.names))} }
+
+// parse parses a complete request head (as delimited by headEnd) into h,
+// made by newHead, and reports whether the fast path may answer it.
+// Anything it does not accept goes to net/http, which answers or refuses
+// it as usual, so this parser only needs to be right about what it
+// accepts (RFC 9112 sections 3 and 5, as net/http reads them).
+func (p *parser) parse(b []byte, h *head) bool {
+	kept := h.header
+	clear(kept)
+	*h = head{header: kept}
 	line, rest, ok := cutLine(b)
 	if !ok {
 		return false
@@ -73,12 +63,12 @@ func parseFastHead(b []byte, h *fastHead) bool {
 	case bytes.HasPrefix(line, []byte("GET ")):
 		line = line[4:]
 	case bytes.HasPrefix(line, []byte("HEAD ")):
-		line, h.head = line[5:], true
+		line, h.isHead = line[5:], true
 	default:
 		return false
 	}
 	target, ok := bytes.CutSuffix(line, []byte(" HTTP/1.1"))
-	if !ok || !fastTarget(target, h) {
+	if !ok || !p.splitTarget(target, h) {
 		return false
 	}
 	hosts := 0
@@ -121,20 +111,26 @@ func parseFastHead(b []byte, h *fastHead) bool {
 			case !equalFold(value, "keep-alive"):
 				return false // upgrades and hop-by-hop lists go to net/http
 			}
-		case equalFold(name, "Content-Length"), equalFold(name, "Transfer-Encoding"),
-			equalFold(name, "Expect"), equalFold(name, "Upgrade"):
+		case isFraming(name):
 			return false // a body or a protocol change: net/http's
 		default:
-			for i, n := range fastHeaderNames {
+			for i, n := range p.names {
 				if equalFold(name, n) {
-					if h.header[i] != nil {
+					if kept[i] != nil {
 						return false // repeated: let net/http combine them
 					}
-					h.header[i] = value
+					kept[i] = value
 				}
 			}
 		}
 	}
+}
+
+// isFraming reports whether name is a header announcing a request body or
+// a change of protocol, which the fast path leaves to net/http.
+func isFraming(name []byte) bool {
+	return equalFold(name, "Content-Length") || equalFold(name, "Transfer-Encoding") ||
+		equalFold(name, "Expect") || equalFold(name, "Upgrade")
 }
 
 // cutLine splits b after its first CRLF. A line ending in a bare LF, or
@@ -151,14 +147,15 @@ func cutLine(b []byte) (line, rest []byte, ok bool) {
 	return line, b[i+1:], true
 }
 
-// fastTarget splits an origin-form target into h's path and query, and
+// splitTarget splits an origin-form target into h's path and query, and
 // reports whether both are plain enough for the fast path: a path under
-// /live/ of unreserved characters and slashes, so that it needs no
-// unescaping, and a query of visible ASCII. Whether the path names an
-// object is the handler's to say (routeFor).
-func fastTarget(t []byte, h *fastHead) bool {
+// p.prefix of unreserved characters and slashes, so that it needs no
+// unescaping, and a query of visible ASCII. Whether the path names
+// anything is the handler's to say. No length is checked: a head that
+// does not fit the read buffer (readBuffer) goes to net/http.
+func (p *parser) splitTarget(t []byte, h *head) bool {
 	path, query, _ := bytes.Cut(t, []byte("?"))
-	if len(path)+len(query) > layout.MaxURI || !bytes.HasPrefix(path, []byte(layout.Prefix)) {
+	if len(path) == 0 || path[0] != '/' || len(path) < len(p.prefix) || string(path[:len(p.prefix)]) != p.prefix {
 		return false
 	}
 	for _, c := range path {

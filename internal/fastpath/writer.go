@@ -1,4 +1,4 @@
-package pop
+package fastpath
 
 import (
 	"net"
@@ -6,15 +6,15 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
-// fastWriter is the http.ResponseWriter of the fast path. It writes the
-// response head together with the first body bytes in one writev(2), and
-// the rest of the body straight to the connection; a body of unknown
-// length is chunked. It is reused from one request to the next.
-type fastWriter struct {
+// writer is the http.ResponseWriter of the fast path, a Flusher and a
+// FileSender. It writes the response head together with the first body
+// bytes in one writev(2), and the rest of the body straight to the
+// connection; a body of unknown length is chunked. It is reused from one
+// request to the next.
+type writer struct {
 	nc          net.Conn
 	closing     *atomic.Bool // the server's: once set, responses end their connection
 	header      http.Header
@@ -34,15 +34,17 @@ type fastWriter struct {
 	sent    bool // the head was written
 	err     error
 
-	// rc, fs and step send bodies from files (sendFile); set up on the
-	// connection's first such response.
-	rc   syscall.RawConn
-	fs   fileSend
-	step func(fd uintptr) bool
+	// fs sends bodies from files (SendFile).
+	fs fileSend
 }
 
+var (
+	_ http.Flusher = (*writer)(nil)
+	_ FileSender   = (*writer)(nil)
+)
+
 // reset prepares w for the next response.
-func (w *fastWriter) reset(isHead, close bool) {
+func (w *writer) reset(isHead, close bool) {
 	clear(w.header)
 	w.isHead, w.close = isHead, close
 	w.status, w.length, w.written = 0, -1, 0
@@ -50,25 +52,25 @@ func (w *fastWriter) reset(isHead, close bool) {
 	w.pending = w.pending[:0]
 }
 
-func (w *fastWriter) Header() http.Header { return w.header }
+func (w *writer) Header() http.Header { return w.header }
 
 // WriteHeader records the status; the head leaves with the first body
 // bytes, or when the handler returns or flushes.
-func (w *fastWriter) WriteHeader(code int) {
+func (w *writer) WriteHeader(code int) {
 	if w.status == 0 && code >= 200 { // 1xx: the handlers here send none
 		w.status = code
 	}
 }
 
 // bodyAllowed reports whether the response may have a body (RFC 9110 6.4.1).
-func (w *fastWriter) bodyAllowed() bool {
+func (w *writer) bodyAllowed() bool {
 	return w.status != http.StatusNoContent && w.status != http.StatusNotModified
 }
 
 // Write sends p as body bytes, after the head if it has not left yet.
 // Without a Content-Length, the first smallBody bytes are held, so that a
 // small body that is all there is gets one, as net/http gives it.
-func (w *fastWriter) Write(p []byte) (int, error) {
+func (w *writer) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
@@ -97,7 +99,7 @@ func (w *fastWriter) Write(p []byte) (int, error) {
 
 // send writes what has not left, in one writev(2): the head, the body
 // bytes held and p, framed as a chunk when the body is chunked.
-func (w *fastWriter) send(p []byte) error {
+func (w *writer) send(p []byte) error {
 	w.out = w.bufs[:0]
 	if !w.sent {
 		w.out = append(w.out, w.head)
@@ -121,48 +123,6 @@ func (w *fastWriter) send(p []byte) error {
 	return nil
 }
 
-// sendFile sends the whole body from f, a copy of the body the handler
-// declared by its Content-Length: the head leaves with its first bytes,
-// and the kernel takes the rest from f's pages (sendfile(2)). It reports
-// false, having sent nothing, when it cannot (a HEAD, another length, f
-// dropped, not a plain TCP connection): the caller writes the body.
-func (w *fastWriter) sendFile(f *bodyFile) (int64, bool) {
-	if w.err != nil || w.sent || w.isHead {
-		return 0, false
-	}
-	w.WriteHeader(http.StatusOK)
-	if !w.bodyAllowed() || w.declared() != f.size {
-		return 0, false
-	}
-	if w.rc == nil {
-		sc, ok := w.nc.(syscall.Conn)
-		if !ok {
-			return 0, false
-		}
-		rc, err := sc.SyscallConn()
-		if err != nil {
-			return 0, false
-		}
-		w.rc, w.step = rc, w.fs.step
-	}
-	if !f.acquire() {
-		return 0, false
-	}
-	defer f.release()
-	w.buildHead()
-	w.fs = fileSend{head: w.head, f: f}
-	err := w.rc.Write(w.step)
-	if err == nil {
-		err = w.fs.err
-	}
-	w.sent = true
-	w.written += w.fs.off
-	if err != nil {
-		w.err, w.close = err, true
-	}
-	return w.fs.off, true
-}
-
 // smallBody is how much of a body without a Content-Length is held to see
 // whether it is all (net/http holds as much).
 const smallBody = 2 << 10
@@ -174,7 +134,7 @@ var (
 )
 
 // declared returns the Content-Length the handler set, or -1.
-func (w *fastWriter) declared() int64 {
+func (w *writer) declared() int64 {
 	v := w.header["Content-Length"]
 	if len(v) != 1 {
 		return -1
@@ -187,7 +147,7 @@ func (w *fastWriter) declared() int64 {
 }
 
 // Flush sends the head if it has not left, and any body bytes held.
-func (w *fastWriter) Flush() {
+func (w *writer) Flush() {
 	if !w.sent && w.err == nil {
 		w.WriteHeader(http.StatusOK)
 		w.buildHead()
@@ -198,7 +158,7 @@ func (w *fastWriter) Flush() {
 // finish ends the response after the handler returned: what has not left
 // (a body held entirely gets a Content-Length), the last chunk, and whether
 // the body was complete.
-func (w *fastWriter) finish() error {
+func (w *writer) finish() error {
 	if w.err != nil {
 		return w.err
 	}
@@ -226,7 +186,7 @@ func (w *fastWriter) finish() error {
 
 // buildHead serializes the status and the header into w.head, adding the
 // Date, and either the framing the handler declared or chunking.
-func (w *fastWriter) buildHead() {
+func (w *writer) buildHead() {
 	w.length = w.declared()
 	if w.length < 0 || !w.bodyAllowed() {
 		delete(w.header, "Content-Length")
