@@ -8,13 +8,13 @@ import (
 	"slices"
 	"time"
 
+	"github.com/golivestream/live/internal/mediatime"
+
 	"github.com/Eyevinn/mp4ff/mp4"
 	"github.com/bluenviron/gortmplib"
 	"github.com/bluenviron/gortmplib/pkg/codecs"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
-
-	"github.com/golivestream/live/packager"
 )
 
 // maxClipSeconds bounds every timestamp LoadClip accepts, so that tick
@@ -221,7 +221,7 @@ func editShift(movieTimescale uint32, edts *mp4.EdtsBox, timescale uint32) (int6
 		if e.MediaTime < 0 || e.MediaTime > maxTicks(timescale) {
 			return 0, fmt.Errorf("edit list media time %d out of range", e.MediaTime)
 		}
-		d := packager.Ticks(packager.Duration(int64(delay), movieTimescale), timescale)
+		d := mediatime.Ticks(mediatime.Duration(int64(delay), movieTimescale), timescale)
 		return d - e.MediaTime, nil
 	}
 	return 0, nil
@@ -258,8 +258,8 @@ func buildClip(data []byte, tracks []*clipTrack) (*Clip, error) {
 			payload := payloads[start:len(payloads):len(payloads)]
 			cs := ClipSample{
 				Track: ti,
-				DTS:   packager.Duration(s.dts+t.shift, t.timescale),
-				PTS:   packager.Duration(s.dts+s.cto+t.shift, t.timescale),
+				DTS:   mediatime.Duration(s.dts+t.shift, t.timescale),
+				PTS:   mediatime.Duration(s.dts+s.cto+t.shift, t.timescale),
 			}
 			if t.video {
 				var au h264.AVCC
@@ -277,7 +277,7 @@ func buildClip(data []byte, tracks []*clipTrack) (*Clip, error) {
 		if dur <= 0 && len(t.samples) > 1 {
 			dur = last.dts - t.samples[len(t.samples)-2].dts // repeat the previous spacing
 		}
-		c.Duration = max(c.Duration, packager.Duration(last.dts+max(dur, 1)-first.dts, t.timescale))
+		c.Duration = max(c.Duration, mediatime.Duration(last.dts+max(dur, 1)-first.dts, t.timescale))
 	}
 
 	// Stable: samples were appended track by track, so ties keep track order.

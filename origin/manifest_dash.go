@@ -6,9 +6,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/Eyevinn/dash-mpd/mpd"
+	"github.com/golivestream/live/internal/mediatime"
 
-	"github.com/golivestream/live/packager"
+	"github.com/Eyevinn/dash-mpd/mpd"
 )
 
 // TimePath is where the origin serves its clock, named by the MPD's
@@ -99,7 +99,7 @@ func buildPeriod(v view) (*mpd.Period, time.Duration) {
 		rep.Codecs = r.info.Codec
 		rep.SegmentTemplate = segmentTemplate(v.epoch, r, listed)
 		for _, e := range listed {
-			maxSeg = max(maxSeg, packager.Duration(e.seg.Duration, e.seg.Timescale))
+			maxSeg = max(maxSeg, mediatime.Duration(e.seg.Duration, e.seg.Timescale))
 		}
 		if r.info.Video {
 			rep.Width, rep.Height = uint32(r.info.Width), uint32(r.info.Height)
@@ -166,7 +166,7 @@ func aligned(rs []*rendition) bool {
 // overlapping segments with different numbers.
 func pairAligned(a, b []*entry) bool {
 	span := func(e *entry) (time.Duration, time.Duration) {
-		return packager.Duration(e.seg.Start, e.seg.Timescale), packager.Duration(e.end(), e.seg.Timescale)
+		return mediatime.Duration(e.seg.Start, e.seg.Timescale), mediatime.Duration(e.end(), e.seg.Timescale)
 	}
 	for len(a) > 0 && len(b) > 0 {
 		as, ae := span(a[0])

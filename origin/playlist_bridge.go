@@ -5,9 +5,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
+	"github.com/golivestream/live/internal/mediatime"
 
-	"github.com/golivestream/live/packager"
+	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
 )
 
 // A stream instance that a later one continues (stream.continues: its
@@ -133,7 +133,7 @@ collect:
 	for k := len(links) - 1; k >= 0; k-- {
 		es := links[k].entries
 		for i := len(es) - 1; i >= 0; i-- {
-			d := packager.Duration(es[i].seg.Duration, es[i].seg.Timescale)
+			d := mediatime.Duration(es[i].seg.Duration, es[i].seg.Timescale)
 			if len(items) > 0 && total+d > window {
 				break collect
 			}
@@ -172,9 +172,9 @@ collect:
 			maps[len(pl.Segments)] = bridgeURI(self, l, "init.mp4")
 			prev = it.link
 		}
-		pdt := l.in.ast.Add(packager.Duration(e.seg.Start, e.seg.Timescale)).UTC()
+		pdt := l.in.ast.Add(mediatime.Duration(e.seg.Start, e.seg.Timescale)).UTC()
 		pl.Segments = append(pl.Segments, &playlist.MediaSegment{
-			Duration:      packager.Duration(e.seg.Duration, e.seg.Timescale),
+			Duration:      mediatime.Duration(e.seg.Duration, e.seg.Timescale),
 			URI:           bridgeURI(self, l, segmentPath(e.seg.Number)),
 			Discontinuity: disc,
 			DateTime:      &pdt,

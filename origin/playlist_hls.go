@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/golivestream/live/internal/mediatime"
+
 	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
 
 	"github.com/golivestream/live/packager"
@@ -98,9 +100,9 @@ func mediaPlaylist(in *instance, r *rendition, ended bool) []byte {
 		// RFC 8216bis 4.4.4.6: EXT-X-PROGRAM-DATE-TIME maps the segment's
 		// first sample to the wall clock; ours is the availability start
 		// time plus its position on the stream timeline.
-		pdt := in.ast.Add(packager.Duration(e.seg.Start, e.seg.Timescale)).UTC()
+		pdt := in.ast.Add(mediatime.Duration(e.seg.Start, e.seg.Timescale)).UTC()
 		pl.Segments = append(pl.Segments, &playlist.MediaSegment{
-			Duration:      packager.Duration(e.seg.Duration, e.seg.Timescale),
+			Duration:      mediatime.Duration(e.seg.Duration, e.seg.Timescale),
 			URI:           segmentPath(e.seg.Number),
 			Discontinuity: e.disc,
 			DateTime:      &pdt,

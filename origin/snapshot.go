@@ -8,6 +8,8 @@ package origin
 import (
 	"time"
 
+	"github.com/golivestream/live/internal/mediatime"
+
 	"github.com/golivestream/live/packager"
 )
 
@@ -135,7 +137,7 @@ func (s *snapshot) end() time.Duration {
 	var end time.Duration
 	for _, r := range s.renditions {
 		if n := len(r.entries); n > 0 {
-			if d := packager.Duration(r.entries[n-1].end(), r.info.Timescale); d > end {
+			if d := mediatime.Duration(r.entries[n-1].end(), r.info.Timescale); d > end {
 				end = d
 			}
 		}

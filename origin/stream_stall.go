@@ -3,7 +3,7 @@ package origin
 import (
 	"time"
 
-	"github.com/golivestream/live/packager"
+	"github.com/golivestream/live/internal/mediatime"
 )
 
 // stallAfter is how far a ladder rendition may fall behind the source, in
@@ -26,7 +26,7 @@ func (s *snapshot) sourceEnd() time.Duration {
 	var end time.Duration
 	for _, r := range s.renditions {
 		if n := len(r.entries); n > 0 && !r.ladder && r.info.Video {
-			end = max(end, packager.Duration(r.entries[n-1].end(), r.info.Timescale))
+			end = max(end, mediatime.Duration(r.entries[n-1].end(), r.info.Timescale))
 		}
 	}
 	return end
@@ -43,7 +43,7 @@ func (st *stream) markStallLocked(next *snapshot, c *rendition, source time.Dura
 	was := c.stalled
 	c.stalled = 0
 	if n := len(c.entries); c.ladder && n > 0 && !next.ended {
-		lag := source - max(packager.Duration(c.entries[n-1].end(), c.info.Timescale), st.sessionBase)
+		lag := source - max(mediatime.Duration(c.entries[n-1].end(), c.info.Timescale), st.sessionBase)
 		if lag > stallAfter(st.env.cfg.SegmentDuration) {
 			c.stalled = lag
 		}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golivestream/live/internal/mediatime"
+
 	"github.com/Eyevinn/dash-mpd/mpd"
 	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
 	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
@@ -22,7 +24,7 @@ import (
 // track builds a rendition with one segment from 0 to end, in ticks of ts.
 func track(id string, ladder, video bool, ts uint32, end time.Duration) *rendition {
 	r := &rendition{id: id, ladder: ladder, info: packager.Info{Video: video, Timescale: ts}}
-	r.entries = []*entry{{listed: true, seg: &packager.Segment{Duration: packager.Ticks(end, ts), Timescale: ts}}}
+	r.entries = []*entry{{listed: true, seg: &packager.Segment{Duration: mediatime.Ticks(end, ts), Timescale: ts}}}
 	return r
 }
 

@@ -5,6 +5,8 @@ import (
 	"math"
 	"time"
 
+	"github.com/golivestream/live/internal/mediatime"
+
 	"github.com/golivestream/live/packager"
 )
 
@@ -97,8 +99,8 @@ func (st *stream) addChunk(rid string, c *packager.Chunk) {
 func slide(r *rendition, e *entry, window, segment time.Duration) []*entry {
 	ts := e.seg.Timescale
 	end := e.end()
-	listFrom := end - packager.Ticks(window, ts)
-	keepFrom := listFrom - packager.Ticks(window+segment, ts)
+	listFrom := end - mediatime.Ticks(window, ts)
+	keepFrom := listFrom - mediatime.Ticks(window+segment, ts)
 
 	out := make([]*entry, 0, len(r.entries)+1)
 	for _, old := range r.entries {

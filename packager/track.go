@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/golivestream/live/internal/mediatime"
+
 	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
 )
 
@@ -173,10 +175,10 @@ type Track struct {
 	info      Info
 	init      []byte
 
-	segTicks    int64 // Ticks(SegmentDuration)
+	segTicks    int64 // mediatime.Ticks(SegmentDuration)
 	tolTicks    int64 // segment cut tolerance, segTicks/10
-	chunkTicks  int64 // Ticks(ChunkDuration)
-	resyncTicks int64 // Ticks(audioResync)
+	chunkTicks  int64 // mediatime.Ticks(ChunkDuration)
+	resyncTicks int64 // mediatime.Ticks(audioResync)
 	trunFlags   uint32
 	sampleBytes int // bytes per trun sample entry
 
@@ -243,14 +245,14 @@ func New(cfg Config) (*Track, error) {
 	}
 
 	ts := t.info.Timescale
-	t.segTicks = Ticks(cfg.SegmentDuration, ts)
-	t.chunkTicks = Ticks(cfg.ChunkDuration, ts)
+	t.segTicks = mediatime.Ticks(cfg.SegmentDuration, ts)
+	t.chunkTicks = mediatime.Ticks(cfg.ChunkDuration, ts)
 	if t.segTicks < 1 || t.chunkTicks < 1 {
 		return nil, fmt.Errorf("new track: segment duration %v and chunk duration %v must be at least one tick of timescale %d",
 			cfg.SegmentDuration, cfg.ChunkDuration, ts)
 	}
 	t.tolTicks = t.segTicks / 10
-	t.resyncTicks = Ticks(audioResync, ts)
+	t.resyncTicks = mediatime.Ticks(audioResync, ts)
 	return t, nil
 }
 
@@ -287,7 +289,7 @@ func (t *Track) fallbackDuration() int64 {
 	if t.lastDur > 0 {
 		return t.lastDur
 	}
-	return Ticks(defaultVideoSampleDuration, VideoTimescale)
+	return mediatime.Ticks(defaultVideoSampleDuration, VideoTimescale)
 }
 
 // boundaryAfter returns the first multiple of the segment duration strictly

@@ -3,12 +3,14 @@ package packager
 import (
 	"fmt"
 	"time"
+
+	"github.com/golivestream/live/internal/mediatime"
 )
 
 // WriteAudio adds one raw AAC access unit (no ADTS header).
 //
 // Every frame lasts 1024 ticks of the sample rate. The first frame decodes at
-// Ticks(pts); each next one at the previous time plus 1024, which removes the
+// mediatime.Ticks(pts); each next one at the previous time plus 1024, which removes the
 // millisecond rounding jitter of RTMP timestamps. When pts is more than
 // 100 ms later than that expected time (a real gap), the track follows pts:
 // the segment in progress ends and the next one starts at pts, leaving a gap
@@ -29,7 +31,7 @@ func (t *Track) WriteAudio(pts time.Duration, au []byte) error {
 		return fmt.Errorf("write audio: access unit of %d bytes is too large", len(au))
 	}
 
-	tm := Ticks(pts, t.info.Timescale)
+	tm := mediatime.Ticks(pts, t.info.Timescale)
 	if !t.started {
 		if tm < 0 {
 			return nil

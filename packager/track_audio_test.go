@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"testing"
 	"time"
+
+	"github.com/golivestream/live/internal/mediatime"
 )
 
 // audioFrame is one AAC access unit of a synthetic stream.
@@ -71,7 +73,7 @@ func TestAudioTiming(t *testing.T) {
 				t.Fatalf("%d samples, want %d", len(samples), len(tt.frames))
 			}
 			ts := tr.Info().Timescale
-			first := Ticks(tt.frames[0].pts, ts)
+			first := mediatime.Ticks(tt.frames[0].pts, ts)
 			for i, s := range samples {
 				if s.dur != 1024 || !s.sync || s.dts != first+int64(i)*1024 || !bytes.Equal(s.data, tt.frames[i].au) {
 					t.Fatalf("sample %d: dts %d dur %d sync %v, want dts %d dur 1024", i, s.dts, s.dur, s.sync, first+int64(i)*1024)
@@ -81,7 +83,7 @@ func TestAudioTiming(t *testing.T) {
 			if segDur == 0 {
 				segDur = time.Second
 			}
-			seg := Ticks(segDur, ts)
+			seg := mediatime.Ticks(segDur, ts)
 			for i, s := range col.segs {
 				// Segments after the first start at the first frame at or
 				// after a multiple of the segment duration.
@@ -91,7 +93,7 @@ func TestAudioTiming(t *testing.T) {
 				if i > 0 && i < len(col.segs)-1 && (s.Duration < seg-1024 || s.Duration > seg+1024) {
 					t.Errorf("segment %d: duration %d, want %d ± 1024", i, s.Duration, seg)
 				}
-				checkChunkDurations(t, s, Ticks(defaultChunkDuration, ts), 1024)
+				checkChunkDurations(t, s, mediatime.Ticks(defaultChunkDuration, ts), 1024)
 			}
 		})
 	}
@@ -112,7 +114,7 @@ func TestAudioGap(t *testing.T) {
 	if len(samples) != len(frames) {
 		t.Fatalf("%d samples, want %d", len(samples), len(frames))
 	}
-	if got, want := samples[100].dts, Ticks(frames[100].pts, 48000); got != want {
+	if got, want := samples[100].dts, mediatime.Ticks(frames[100].pts, 48000); got != want {
 		t.Errorf("first frame after the gap at %d, want %d (resync)", got, want)
 	}
 	// The gap lies between two segments; each is contiguous in itself.
@@ -159,7 +161,7 @@ func TestAudioBackwardJump(t *testing.T) {
 	if want := samples[99].dts + 1024; samples[100].dts != want {
 		t.Errorf("frame 119 at %d, want %d", samples[100].dts, want)
 	}
-	if want := Ticks(frames[150].pts, 48000); samples[131].dts != want {
+	if want := mediatime.Ticks(frames[150].pts, 48000); samples[131].dts != want {
 		t.Errorf("frame 150 at %d, want %d", samples[131].dts, want)
 	}
 }
@@ -180,7 +182,7 @@ func TestAudioDropsNegativeStart(t *testing.T) {
 	if len(samples) != len(frames)-firstKept {
 		t.Fatalf("%d samples, want %d", len(samples), len(frames)-firstKept)
 	}
-	if samples[0].dts != Ticks(frames[firstKept].pts, 48000) {
+	if samples[0].dts != mediatime.Ticks(frames[firstKept].pts, 48000) {
 		t.Errorf("first sample at %d", samples[0].dts)
 	}
 }

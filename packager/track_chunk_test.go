@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golivestream/live/internal/mediatime"
+
 	"github.com/Eyevinn/mp4ff/bits"
 	"github.com/Eyevinn/mp4ff/mp4"
 	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
@@ -102,7 +104,7 @@ func TestChunkDurations(t *testing.T) {
 				if len(s.Chunks) != tt.wantChunks {
 					t.Errorf("segment %d: %d chunks, want %d", s.Number, len(s.Chunks), tt.wantChunks)
 				}
-				checkChunkDurations(t, s, Ticks(target, VideoTimescale), 3001)
+				checkChunkDurations(t, s, mediatime.Ticks(target, VideoTimescale), 3001)
 			}
 		})
 	}

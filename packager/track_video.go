@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/golivestream/live/internal/mediatime"
 )
 
 // NAL unit types (ITU-T H.264 Table 7-1, ITU-T H.265 Table 7-1) that the
@@ -52,7 +54,7 @@ func (t *Track) WriteVideo(pts, dts time.Duration, au [][]byte) error {
 		return fmt.Errorf("write video: access unit of %d bytes is too large", size)
 	}
 
-	d := Ticks(dts, VideoTimescale)
+	d := mediatime.Ticks(dts, VideoTimescale)
 	if !t.started {
 		if d < 0 || !sync {
 			return nil
@@ -61,7 +63,7 @@ func (t *Track) WriteVideo(pts, dts time.Duration, au [][]byte) error {
 	} else if t.hasPend && d <= t.pendDTS {
 		d = t.pendDTS + 1
 	}
-	cto := clampInt32(Ticks(pts, VideoTimescale) - d)
+	cto := clampInt32(mediatime.Ticks(pts, VideoTimescale) - d)
 
 	if t.hasPend {
 		dur := d - t.pendDTS

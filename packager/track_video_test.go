@@ -5,9 +5,12 @@ import (
 	"errors"
 	"math"
 
-	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
+	"github.com/golivestream/live/internal/mediatime"
+
 	"testing"
 	"time"
+
+	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
 )
 
 // writeFrames feeds frames to tr.
@@ -30,13 +33,13 @@ func expectSamples(tb testing.TB, got []parsedSample, want []videoFrame, hevc bo
 	}
 	for i, w := range want {
 		g := got[i]
-		dts, pts := Ticks(w.dts, VideoTimescale), Ticks(w.pts, VideoTimescale)
+		dts, pts := mediatime.Ticks(w.dts, VideoTimescale), mediatime.Ticks(w.pts, VideoTimescale)
 		var dur int64
 		switch {
 		case i+1 < len(want):
-			dur = Ticks(want[i+1].dts, VideoTimescale) - dts
+			dur = mediatime.Ticks(want[i+1].dts, VideoTimescale) - dts
 		case i > 0:
-			dur = dts - Ticks(want[i-1].dts, VideoTimescale)
+			dur = dts - mediatime.Ticks(want[i-1].dts, VideoTimescale)
 		default:
 			dur = 3000
 		}
@@ -94,8 +97,8 @@ func TestVideoSegmentation(t *testing.T) {
 			samples := checkSegments(t, tr, col.segs, tt.firstNumber, true)
 			expectSamples(t, samples, frames, tt.stream.hevc)
 
-			frame := Ticks(tt.stream.frameDur, VideoTimescale)
-			want := Ticks(tt.wantSeg, VideoTimescale)
+			frame := mediatime.Ticks(tt.stream.frameDur, VideoTimescale)
+			want := mediatime.Ticks(tt.wantSeg, VideoTimescale)
 			total := int64(0)
 			for i, s := range col.segs {
 				total += s.Duration
@@ -105,7 +108,7 @@ func TestVideoSegmentation(t *testing.T) {
 				if tt.wantChunks > 0 && len(s.Chunks) != tt.wantChunks {
 					t.Errorf("segment %d: %d chunks, want %d", i, len(s.Chunks), tt.wantChunks)
 				}
-				checkChunkDurations(t, s, Ticks(defaultChunkDuration, VideoTimescale), frame+1)
+				checkChunkDurations(t, s, mediatime.Ticks(defaultChunkDuration, VideoTimescale), frame+1)
 			}
 			if wantN := (len(frames) + int(want/frame) - 1) / int(want/frame); len(col.segs) != wantN {
 				t.Errorf("%d segments, want %d", len(col.segs), wantN)
@@ -141,7 +144,7 @@ func TestVideoDropsBeforeKeyframe(t *testing.T) {
 	tr.Flush()
 	samples := checkSegments(t, tr, col.segs, 0, true)
 	expectSamples(t, samples, frames[30:], false)
-	if got, want := col.segs[0].Start, Ticks(25*fd, VideoTimescale); got != want {
+	if got, want := col.segs[0].Start, mediatime.Ticks(25*fd, VideoTimescale); got != want {
 		t.Errorf("first segment starts at %d, want %d", got, want)
 	}
 }
@@ -218,7 +221,7 @@ func TestVideoNonIncreasingDTS(t *testing.T) {
 		}
 		// The presentation time is kept: the composition offset absorbs
 		// the correction.
-		if want := Ticks(tt.dts, VideoTimescale); samples[i].pts != want {
+		if want := mediatime.Ticks(tt.dts, VideoTimescale); samples[i].pts != want {
 			t.Errorf("sample %d: pts %d, want %d", i, samples[i].pts, want)
 		}
 	}
@@ -247,7 +250,7 @@ func TestVideoTimestampJump(t *testing.T) {
 		t.Fatalf("%d samples, want %d", len(samples), len(writes))
 	}
 	for i, w := range writes {
-		if want := Ticks(w.dts, VideoTimescale); samples[i].dts != want {
+		if want := mediatime.Ticks(w.dts, VideoTimescale); samples[i].dts != want {
 			t.Errorf("sample %d: dts %d, want %d", i, samples[i].dts, want)
 		}
 	}

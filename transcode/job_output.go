@@ -7,13 +7,14 @@ import (
 	"io"
 	"time"
 
+	"github.com/golivestream/live/internal/mediatime"
+
 	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/golivestream/live/origin"
-	"github.com/golivestream/live/packager"
 )
 
 // speedWindow is the span over which encode speed is measured.
@@ -93,7 +94,7 @@ func (o *output) write(rawPTS, rawDTS int64, au [][]byte) error {
 	// value; the stream timeline stays far below 2^33 ticks (26 h).
 	dts90 := o.t0 + o.dec.Decode(rawDTS)
 	pts90 := dts90 + diff33(rawPTS, rawDTS)
-	dts, pts := packager.Duration(dts90, 90_000), packager.Duration(pts90, 90_000)
+	dts, pts := mediatime.Duration(dts90, 90_000), mediatime.Duration(pts90, 90_000)
 	j := o.j
 	now := time.Now()
 	if first {

@@ -1,4 +1,7 @@
-package packager
+// Package mediatime converts between stream time (time.Duration) and
+// media time (int64 ticks of a timescale): the one conversion used
+// everywhere, exact and overflow-safe.
+package mediatime
 
 import (
 	"math"
@@ -17,8 +20,8 @@ const nsPerSecond = uint64(time.Second)
 // for timescales above 1 GHz) saturates to math.MaxInt64 or math.MinInt64.
 // A zero timescale gives 0.
 //
-// Ticks is the one conversion from stream time to media time used by the
-// package; Duration is its inverse.
+// Ticks is the one conversion from stream time to media time; Duration is
+// its inverse.
 func Ticks(d time.Duration, timescale uint32) int64 {
 	if timescale == 0 || d == 0 {
 		return 0

@@ -1,4 +1,4 @@
-package packager
+package mediatime
 
 import (
 	"math"
@@ -133,9 +133,9 @@ func TestTicksRandom(t *testing.T) {
 }
 
 // TestTicksRoundTrip checks that converting whole ticks to a duration and
-// back gives the same ticks for the timescales used by the package.
+// back gives the same ticks for the timescales used by the packager.
 func TestTicksRoundTrip(t *testing.T) {
-	for _, ts := range []uint32{VideoTimescale, 48000, 44100, 24000} {
+	for _, ts := range []uint32{90000, 48000, 44100, 24000} { // video, and audio rates
 		for _, v := range []int64{0, 1, 1023, 1024, 3000, 1 << 40, -1 << 40} {
 			if got := Ticks(Duration(v, ts), ts); got != v {
 				t.Errorf("timescale %d: Ticks(Duration(%d)) = %d", ts, v, got)
