@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/golivestream/live/publisher"
 )
 
 func TestKeyAuthorizer(t *testing.T) {
@@ -96,8 +98,8 @@ func TestPublishAuthorized(t *testing.T) {
 	h, base := startGated(t, Config{Authorize: KeyAuthorizer("s3cret"), Registerer: reg})
 	h.release()
 	clip := clipLoadDemo(t)
-	err := Publish(context.Background(), PublisherConfig{URL: base + "cam?key=wrong", Clip: clip, Loops: 1, Speed: -1})
-	if !errors.Is(err, ErrPublishRejected) || !strings.Contains(err.Error(), "not authorized") {
+	err := publisher.Publish(context.Background(), publisher.Config{URL: base + "cam?key=wrong", Clip: clip, Loops: 1, Speed: -1})
+	if !errors.Is(err, publisher.ErrRejected) || !strings.Contains(err.Error(), "not authorized") {
 		t.Errorf("wrong key: %v, want a refusal saying not authorized", err)
 	}
 	if n := len(h.published); n != 0 {
@@ -106,7 +108,7 @@ func TestPublishAuthorized(t *testing.T) {
 	if n := metricValue(t, reg, "live_ingest_refused_total", "reason", "unauthorized"); n != 1 {
 		t.Errorf("refused unauthorized %v, want 1", n)
 	}
-	if err := Publish(context.Background(), PublisherConfig{URL: base + "cam?key=s3cret", Clip: clip, Loops: 1, Speed: -1}); err != nil {
+	if err := publisher.Publish(context.Background(), publisher.Config{URL: base + "cam?key=s3cret", Clip: clip, Loops: 1, Speed: -1}); err != nil {
 		t.Fatalf("right key: %v", err)
 	}
 	if name := await(t, h.published); name != "cam" {
@@ -115,7 +117,7 @@ func TestPublishAuthorized(t *testing.T) {
 	// The key with the server URL, as OBS users may give it: server
 	// rtmp://HOST/live?key=KEY, stream key cam2.
 	keyFirst := strings.Replace(base, "/live/", "/live?key=s3cret/", 1) + "cam2"
-	if err := Publish(context.Background(), PublisherConfig{URL: keyFirst, Clip: clip, Loops: 1, Speed: -1}); err != nil {
+	if err := publisher.Publish(context.Background(), publisher.Config{URL: keyFirst, Clip: clip, Loops: 1, Speed: -1}); err != nil {
 		t.Fatalf("key with the server URL: %v", err)
 	}
 	if name := await(t, h.published); name != "cam2" {
@@ -179,7 +181,7 @@ func TestSlowAuthorize(t *testing.T) {
 	}
 	h, base := startGated(t, Config{Authorize: slow, ReadTimeout: timeout})
 	h.release()
-	if err := Publish(context.Background(), PublisherConfig{URL: base + "slow", Clip: clipLoadDemo(t), Loops: 1, Speed: -1}); err != nil {
+	if err := publisher.Publish(context.Background(), publisher.Config{URL: base + "slow", Clip: clipLoadDemo(t), Loops: 1, Speed: -1}); err != nil {
 		t.Fatalf("publish after a slow authorization: %v", err)
 	}
 	if name := await(t, h.published); name != "slow" {

@@ -16,6 +16,8 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/bytecounter"
 	"github.com/bluenviron/gortmplib/pkg/handshake"
 	"github.com/bluenviron/gortmplib/pkg/message"
+
+	"github.com/golivestream/live/publisher"
 )
 
 // FuzzConn feeds a server connection arbitrary bytes after a real
@@ -213,7 +215,7 @@ func (s countingSession) Drop() {
 func recordPublish(tb testing.TB) []byte {
 	tb.Helper()
 	demo := clipLoadDemo(tb)
-	mini := &Clip{Tracks: demo.Tracks, Duration: 2500 * time.Millisecond}
+	mini := &publisher.Clip{Tracks: demo.Tracks, Duration: 2500 * time.Millisecond}
 	for _, s := range demo.Samples {
 		if s.DTS >= mini.Duration {
 			break
@@ -239,7 +241,7 @@ func recordPublish(tb testing.TB) []byte {
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() { ran <- srv.Run(ctx) }()
-	err = Publish(context.Background(), PublisherConfig{
+	err = publisher.Publish(context.Background(), publisher.Config{
 		URL: "rtmp://" + ln.Addr().String() + "/live/seed", Clip: mini, Loops: 1, Speed: -1,
 	})
 	cancel()

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/golivestream/live/internal/logtest"
+	"github.com/golivestream/live/publisher"
 )
 
 // dialRTMP connects to the server of base (an rtmp:// URL's prefix) and
@@ -154,7 +155,7 @@ func TestBigMessageAttack(t *testing.T) {
 	publish := func(name string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		return Publish(ctx, PublisherConfig{URL: base + name, Clip: clip, Loops: 1, Speed: -1})
+		return publisher.Publish(ctx, publisher.Config{URL: base + name, Clip: clip, Loops: 1, Speed: -1})
 	}
 	before := heapInUse()
 

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/golivestream/live/internal/logtest"
+	"github.com/golivestream/live/publisher"
 )
 
 // Parameter sets of ffmpeg -f lavfi -i testsrc2=size=WxH -c:v libx264
@@ -173,7 +174,7 @@ func mustHex(t *testing.T, s string) []byte {
 func TestSetupFlipsRefused(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	h := &countingHandler{}
-	if err := publishFlips(t, h, reg, nil); !errors.Is(err, ErrPublishRejected) {
+	if err := publishFlips(t, h, reg, nil); !errors.Is(err, publisher.ErrRejected) {
 		t.Fatalf("the flipping publisher: %v, want a refusal", err)
 	}
 	h.mu.Lock()
@@ -202,7 +203,7 @@ func TestRepublishRefused(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	h := &refusingHandler{}
 	events := logtest.New(64)
-	if err := publishFlips(t, h, reg, slog.New(events)); !errors.Is(err, ErrPublishRejected) {
+	if err := publishFlips(t, h, reg, slog.New(events)); !errors.Is(err, publisher.ErrRejected) {
 		t.Fatalf("publisher: %v, want a refusal", err)
 	}
 	// Not "rtmp connection panicked", closing a session that is gone.
@@ -244,9 +245,9 @@ func publishFlips(t *testing.T, h Handler, reg *prometheus.Registry, log *slog.L
 		{SPS: mustHex(t, sps360), PPS: mustHex(t, pps360)},
 		{SPS: mustHex(t, sps720), PPS: mustHex(t, pps720)},
 	}
-	clip := &Clip{Tracks: []*gortmplib.Track{{Codec: sets[0]}}, Duration: 20 * time.Second}
+	clip := &publisher.Clip{Tracks: []*gortmplib.Track{{Codec: sets[0]}}, Duration: 20 * time.Second}
 	for i := range 20 * 30 {
-		s := ClipSample{PTS: time.Duration(i) * time.Second / 30, NALUs: [][]byte{{0x41, 0x9a, 0x02}}}
+		s := publisher.ClipSample{PTS: time.Duration(i) * time.Second / 30, NALUs: [][]byte{{0x41, 0x9a, 0x02}}}
 		s.DTS = s.PTS
 		if i%30 == 0 { // a keyframe a second, with the other size's sets in-band
 			c := sets[i/30%2]
@@ -267,5 +268,5 @@ func publishFlips(t *testing.T, h Handler, reg *prometheus.Registry, log *slog.L
 			t.Error(err)
 		}
 	}()
-	return Publish(context.Background(), PublisherConfig{URL: "rtmp://" + srv.Addr().String() + "/live/flip", Clip: clip, Loops: 1, Speed: -1})
+	return publisher.Publish(context.Background(), publisher.Config{URL: "rtmp://" + srv.Addr().String() + "/live/flip", Clip: clip, Loops: 1, Speed: -1})
 }

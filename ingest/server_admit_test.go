@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/golivestream/live/internal/logtest"
+	"github.com/golivestream/live/publisher"
 )
 
 // natListener makes every connection it accepts look as if it came from
@@ -139,7 +140,7 @@ func TestIdleFlood(t *testing.T) {
 			start := time.Now()
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			if err := Publish(ctx, PublisherConfig{URL: "rtmp://" + addr + "/live/cam", Clip: clipLoadDemo(t), Loops: 1, Speed: -1}); err != nil {
+			if err := publisher.Publish(ctx, publisher.Config{URL: "rtmp://" + addr + "/live/cam", Clip: clipLoadDemo(t), Loops: 1, Speed: -1}); err != nil {
 				t.Fatalf("publishing during the flood: %v", err)
 			}
 			if name := await(t, h.published); name != "cam" {
@@ -180,7 +181,7 @@ func TestFullOfPublishers(t *testing.T) {
 	live := func(names ...string) {
 		for _, name := range names {
 			wg.Go(func() {
-				if err := Publish(ctx, PublisherConfig{URL: base + name, Clip: clip, Speed: 4}); !errors.Is(err, context.Canceled) {
+				if err := publisher.Publish(ctx, publisher.Config{URL: base + name, Clip: clip, Speed: 4}); !errors.Is(err, context.Canceled) {
 					t.Errorf("publisher %s: %v", name, err)
 				}
 			})

@@ -14,8 +14,10 @@ import (
 	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/golivestream/live/internal/democlip"
 	"github.com/golivestream/live/internal/logtest"
 	"github.com/golivestream/live/internal/relay"
+	"github.com/golivestream/live/publisher"
 )
 
 // gateHandler accepts every stream; its sessions' Close reports on closing
@@ -56,6 +58,17 @@ func (s gateSession) Drop() {
 	s.Close()
 }
 
+// clipLoadDemo loads the demo clip (internal/democlip), which the tests'
+// publishers send.
+func clipLoadDemo(t testing.TB) *publisher.Clip {
+	t.Helper()
+	c, err := publisher.LoadClip(democlip.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // startGated runs a Server configured as cfg, with a gateHandler, on
 // cfg.Listener or else on loopback.
 func startGated(t *testing.T, cfg Config) (*gateHandler, string) {
@@ -94,16 +107,16 @@ func TestReconnectWhileClosing(t *testing.T) {
 	events := logtest.New(64)
 	h, base := startGated(t, Config{Logger: slog.New(events)})
 	clip := clipLoadDemo(t)
-	cfg := PublisherConfig{URL: base + "again", Clip: clip, Loops: 1, Speed: -1}
+	cfg := publisher.Config{URL: base + "again", Clip: clip, Loops: 1, Speed: -1}
 
-	if err := Publish(context.Background(), cfg); err != nil {
+	if err := publisher.Publish(context.Background(), cfg); err != nil {
 		t.Fatalf("first publish: %v", err)
 	}
 	if name := await(t, h.closing); name != "again" {
 		t.Fatalf("closing %q", name)
 	}
 	second := make(chan error, 1)
-	go func() { second <- Publish(context.Background(), cfg) }()
+	go func() { second <- publisher.Publish(context.Background(), cfg) }()
 	events.Await(t, "waiting for the stream's previous publisher")
 	h.release() // the first stream finishes closing
 	if err := <-second; err != nil {
@@ -123,10 +136,10 @@ func TestDuplicatePublisherRefused(t *testing.T) {
 	clip := clipLoadDemo(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	first := make(chan error, 1)
-	go func() { first <- Publish(ctx, PublisherConfig{URL: base + "dup", Clip: clip}) }()
+	go func() { first <- publisher.Publish(ctx, publisher.Config{URL: base + "dup", Clip: clip}) }()
 	await(t, h.published) // the first is live
-	err := Publish(context.Background(), PublisherConfig{URL: base + "dup", Clip: clip, Loops: 1, Speed: -1})
-	if !errors.Is(err, ErrPublishRejected) {
+	err := publisher.Publish(context.Background(), publisher.Config{URL: base + "dup", Clip: clip, Loops: 1, Speed: -1})
+	if !errors.Is(err, publisher.ErrRejected) {
 		t.Errorf("second publisher: %v, want a refusal", err)
 	}
 	if n := metricValue(t, reg, "live_ingest_refused_total", "reason", "busy"); n != 1 {
@@ -148,7 +161,7 @@ func TestDuplicatePublisherRefused(t *testing.T) {
 // clip to stream "cam" through a relay, and freezes the relay's uplink
 // once the stream is live: the publisher's connection stays open, silent.
 // first gets how that publisher ended.
-func frozenPublisher(t *testing.T, cfg Config) (h *gateHandler, base string, clip *Clip, proxy *relay.Relay, first <-chan error) {
+func frozenPublisher(t *testing.T, cfg Config) (h *gateHandler, base string, clip *publisher.Clip, proxy *relay.Relay, first <-chan error) {
 	t.Helper()
 	h, base = startGated(t, cfg)
 	h.release()
@@ -156,7 +169,7 @@ func frozenPublisher(t *testing.T, cfg Config) (h *gateHandler, base string, cli
 	proxy = relay.Start(t, strings.TrimSuffix(strings.TrimPrefix(base, "rtmp://"), "/live/"))
 	done := make(chan error, 1)
 	go func() {
-		done <- Publish(context.Background(), PublisherConfig{URL: "rtmp://" + proxy.Addr() + "/live/cam", Clip: clip})
+		done <- publisher.Publish(context.Background(), publisher.Config{URL: "rtmp://" + proxy.Addr() + "/live/cam", Clip: clip})
 	}()
 	await(t, h.published) // the first is live
 	proxy.Freeze()
@@ -175,10 +188,10 @@ func TestTakeoverSilentPublisher(t *testing.T) {
 	<-time.After(takeover) // the silence the server waits for
 	var err error
 	for range 3 { // bytes in flight may have reached it a little later
-		if err = Publish(context.Background(), PublisherConfig{URL: base + "cam", Clip: clip, Loops: 1, Speed: -1}); err == nil {
+		if err = publisher.Publish(context.Background(), publisher.Config{URL: base + "cam", Clip: clip, Loops: 1, Speed: -1}); err == nil {
 			break
 		}
-		if !errors.Is(err, ErrPublishRejected) {
+		if !errors.Is(err, publisher.ErrRejected) {
 			t.Fatal(err)
 		}
 		<-time.After(takeover)
@@ -212,8 +225,8 @@ func TestNoTakeover(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	_, base, clip, proxy, first := frozenPublisher(t, Config{TakeoverAfter: -1, ReadTimeout: time.Minute, Registerer: reg})
 	<-time.After(time.Second) // silent for longer than a takeover needs
-	err := Publish(context.Background(), PublisherConfig{URL: base + "cam", Clip: clip, Loops: 1, Speed: -1})
-	if !errors.Is(err, ErrPublishRejected) {
+	err := publisher.Publish(context.Background(), publisher.Config{URL: base + "cam", Clip: clip, Loops: 1, Speed: -1})
+	if !errors.Is(err, publisher.ErrRejected) {
 		t.Errorf("a newcomer for a silent publisher's stream: %v, want refused", err)
 	}
 	if n := metricValue(t, reg, "live_ingest_takeovers_total"); n != 0 {
@@ -232,7 +245,7 @@ func TestEndOfPublishing(t *testing.T) {
 	t.Run("unpublished", func(t *testing.T) {
 		h, base := startGated(t, Config{})
 		h.release()
-		if err := Publish(context.Background(), PublisherConfig{URL: base + "s", Clip: clip, Loops: 1, Speed: -1}); err != nil {
+		if err := publisher.Publish(context.Background(), publisher.Config{URL: base + "s", Clip: clip, Loops: 1, Speed: -1}); err != nil {
 			t.Fatal(err)
 		}
 		await(t, h.closing)
@@ -245,7 +258,7 @@ func TestEndOfPublishing(t *testing.T) {
 		h.release()
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- Publish(ctx, PublisherConfig{URL: base + "s", Clip: clip}) }()
+		go func() { done <- publisher.Publish(ctx, publisher.Config{URL: base + "s", Clip: clip}) }()
 		await(t, h.published)
 		cancel() // closes the connection, saying nothing
 		<-done
@@ -272,7 +285,7 @@ func TestEndOfPublishing(t *testing.T) {
 		defer cancel()
 		done := make(chan error, 1)
 		go func() {
-			done <- Publish(pctx, PublisherConfig{URL: "rtmp://" + ln.Addr().String() + "/live/s", Clip: clip})
+			done <- publisher.Publish(pctx, publisher.Config{URL: "rtmp://" + ln.Addr().String() + "/live/s", Clip: clip})
 		}()
 		await(t, h.published)
 		stop()

@@ -13,6 +13,7 @@ import (
 	"github.com/golivestream/live/internal/logtest"
 	"github.com/golivestream/live/internal/tlsfile"
 	"github.com/golivestream/live/internal/tlstest"
+	"github.com/golivestream/live/publisher"
 )
 
 // TestRTMPS: a publisher reaches the handler over RTMPS, with the chunk
@@ -42,7 +43,7 @@ func TestRTMPS(t *testing.T) {
 	publish := func(url string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		return Publish(ctx, PublisherConfig{URL: url, Clip: clip, Loops: 1, Speed: -1, TLSConfig: trusting})
+		return publisher.Publish(ctx, publisher.Config{URL: url, Clip: clip, Loops: 1, Speed: -1, TLSConfig: trusting})
 	}
 
 	if err := publish(secure + "sec"); err != nil {
@@ -66,7 +67,7 @@ func TestRTMPS(t *testing.T) {
 	// RTMPS to a certificate the publisher does not trust is refused by it.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	err = Publish(ctx, PublisherConfig{URL: secure + "untrusted", Clip: clip, Loops: 1, Speed: -1})
+	err = publisher.Publish(ctx, publisher.Config{URL: secure + "untrusted", Clip: clip, Loops: 1, Speed: -1})
 	var unknown x509.UnknownAuthorityError
 	if !errors.As(err, &unknown) {
 		t.Errorf("untrusted certificate: %v, want an unknown authority error", err)

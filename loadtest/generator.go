@@ -25,8 +25,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/golivestream/live"
-	"github.com/golivestream/live/ingest"
+	"github.com/golivestream/live/internal/democlip"
+	"github.com/golivestream/live/publisher"
 )
 
 // MaxDuration bounds a run.
@@ -112,7 +112,7 @@ type Config struct {
 type Generator struct {
 	cfg    Config
 	log    *slog.Logger
-	clip   *ingest.Clip // nil without broadcasters
+	clip   *publisher.Clip // nil without broadcasters
 	client *http.Client
 }
 
@@ -144,9 +144,9 @@ func New(cfg Config) (*Generator, error) {
 	if cfg.Broadcasters > 0 {
 		clip := cfg.Clip
 		if clip == nil {
-			clip = live.DemoClip()
+			clip = democlip.Bytes()
 		}
-		c, err := ingest.LoadClip(clip)
+		c, err := publisher.LoadClip(clip)
 		if err != nil {
 			return nil, fmt.Errorf("loadtest: clip: %w", err)
 		}

@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/golivestream/live/ingest"
+	"github.com/golivestream/live/publisher"
 )
 
 const (
@@ -158,7 +158,7 @@ func (r *run) broadcast(ctx context.Context, name string) {
 	}
 	for {
 		r.publishes.Add(1)
-		err := ingest.Publish(ctx, ingest.PublisherConfig{URL: target, Clip: r.clip, Logger: log})
+		err := publisher.Publish(ctx, publisher.Config{URL: target, Clip: r.clip, Logger: log})
 		if ctx.Err() != nil {
 			return
 		}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/golivestream/live/internal/layout"
 	"github.com/golivestream/live/internal/mediatime"
 
 	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
@@ -224,9 +225,8 @@ func startFirst(vs []*playlist.MultivariantVariant) {
 }
 
 // TTLDirective is our Cache-Control extension giving a lifetime in
-// milliseconds: max-age counts whole seconds, too coarse for playlists of
-// 1-second segments. RFC 9111 5.2.3 lets other caches ignore it.
-const TTLDirective = "live-ttl-ms"
+// milliseconds (layout.TTLDirective).
+const TTLDirective = layout.TTLDirective
 
 // manifestCacheControl is the Cache-Control of playlists and MPDs: a
 // lifetime of half a segment, in milliseconds for our PoPs, rounded to

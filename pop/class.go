@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/golivestream/live/origin"
+	"github.com/golivestream/live/internal/layout"
 )
 
 // class is the kind of object a URL names; it decides caching defaults and
@@ -36,7 +36,7 @@ type freshness struct {
 
 // TTLDirective is the origin's Cache-Control extension giving a lifetime in
 // milliseconds: half a segment for playlists, so PoPs refresh them that often.
-const TTLDirective = origin.TTLDirective
+const TTLDirective = layout.TTLDirective
 
 // parseFreshness reads the lifetime of a response of class c: our
 // millisecond extension, then s-maxage, then max-age (RFC 9111 5.2.2); with

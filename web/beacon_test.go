@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golivestream/live/origin"
+	"github.com/golivestream/live/internal/streaminfo"
 )
 
 // sess stands in a session field; whether it is a token is not parseBeacon's business.
@@ -102,9 +102,9 @@ func TestLimiter(t *testing.T) {
 // TestBeaconEndpoint checks the HTTP side: sizes, unknown or ended
 // streams, rates, and that accepted beacons reach the figures.
 func TestBeaconEndpoint(t *testing.T) {
-	streams := []origin.StreamInfo{{Name: "demo", Live: true}, {Name: "over", Live: false}}
+	streams := []streaminfo.Stream{{Name: "demo", Live: true}, {Name: "over", Live: false}}
 	s, err := New(Config{
-		Streams:     func(context.Context) ([]origin.StreamInfo, error) { return streams, nil },
+		Streams:     func(context.Context) ([]streaminfo.Stream, error) { return streams, nil },
 		BeaconRate:  1,
 		BeaconBurst: 6,
 	})

@@ -20,7 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/golivestream/live/origin"
+	"github.com/golivestream/live/internal/streaminfo"
 	"github.com/golivestream/live/pop"
 )
 
@@ -30,7 +30,7 @@ var static embed.FS
 // Config configures a Server.
 type Config struct {
 	// Streams lists the streams as the origin describes them. Required.
-	Streams func(ctx context.Context) ([]origin.StreamInfo, error)
+	Streams func(ctx context.Context) ([]streaminfo.Stream, error)
 	// PoP, when not nil, gives the cache figures of each stream.
 	PoP func(stream string) pop.StreamStats
 	// FPSFloor is the ingest frame rate below which the dashboard shows a
@@ -73,8 +73,8 @@ type Config struct {
 // RemoteStreams returns a Config.Streams that asks an origin's (or an
 // upstream PoP's) /api/streams, for a PoP node that is not in the origin's
 // process.
-func RemoteStreams(client *http.Client, originURL string) func(context.Context) ([]origin.StreamInfo, error) {
-	return func(ctx context.Context) ([]origin.StreamInfo, error) {
+func RemoteStreams(client *http.Client, originURL string) func(context.Context) ([]streaminfo.Stream, error) {
+	return func(ctx context.Context) ([]streaminfo.Stream, error) {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(originURL, "/")+"/api/streams", nil)
@@ -90,7 +90,7 @@ func RemoteStreams(client *http.Client, originURL string) func(context.Context) 
 			return nil, fmt.Errorf("stream list: status %d", resp.StatusCode)
 		}
 		var body struct {
-			Streams []origin.StreamInfo `json:"streams"`
+			Streams []streaminfo.Stream `json:"streams"`
 		}
 		if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&body); err != nil {
 			return nil, fmt.Errorf("stream list: %w", err)
@@ -114,7 +114,7 @@ type Server struct {
 
 	mu sync.Mutex
 	// cached is the last stream list and when it was taken; guarded by mu.
-	cached   []origin.StreamInfo
+	cached   []streaminfo.Stream
 	cachedAt time.Time
 }
 
@@ -237,7 +237,7 @@ func staticCache(h http.Handler) http.Handler {
 // StreamView is one stream in GET /api/streams: the origin's description
 // with the players' QoE and the PoP's cache figures.
 type StreamView struct {
-	origin.StreamInfo
+	streaminfo.Stream
 	Viewers int       `json:"viewers"`
 	QoE     QoE       `json:"qoe"`
 	PoP     *PoPStats `json:"pop,omitempty"`
@@ -251,7 +251,7 @@ type PoPStats struct {
 }
 
 // streams returns the stream list, taken at most once a second.
-func (s *Server) streams(ctx context.Context) ([]origin.StreamInfo, error) {
+func (s *Server) streams(ctx context.Context) ([]streaminfo.Stream, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if time.Since(s.cachedAt) < time.Second && s.cached != nil {
@@ -323,7 +323,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 }
 
 // listOr502 returns the stream list, or answers 502 when it cannot be had.
-func (s *Server) listOr502(w http.ResponseWriter, r *http.Request) ([]origin.StreamInfo, bool) {
+func (s *Server) listOr502(w http.ResponseWriter, r *http.Request) ([]streaminfo.Stream, bool) {
 	list, err := s.streams(r.Context())
 	if err != nil {
 		s.log.Warn("stream list", "error", err)
@@ -334,8 +334,8 @@ func (s *Server) listOr502(w http.ResponseWriter, r *http.Request) ([]origin.Str
 }
 
 // view is st with the players' QoE and the PoP's cache figures.
-func (s *Server) view(st origin.StreamInfo, now time.Time) StreamView {
-	v := StreamView{StreamInfo: st, QoE: s.qoe.figures(st.Name, now)}
+func (s *Server) view(st streaminfo.Stream, now time.Time) StreamView {
+	v := StreamView{Stream: st, QoE: s.qoe.figures(st.Name, now)}
 	v.Viewers = v.QoE.Viewers
 	if s.cfg.PoP != nil {
 		ps := s.cfg.PoP(st.Name)

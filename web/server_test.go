@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golivestream/live/origin"
+	"github.com/golivestream/live/internal/streaminfo"
 	"github.com/golivestream/live/pop"
 )
 
@@ -17,10 +17,10 @@ import (
 // page asks for it, both with the PoP's figures; 404 for a stream the
 // origin does not have, 502 when the origin's list cannot be had.
 func TestStreamsAPI(t *testing.T) {
-	streams := []origin.StreamInfo{{Name: "demo", Live: true, Started: "2026-11-21T12:00:00Z"}, {Name: "a b", Live: false}}
+	streams := []streaminfo.Stream{{Name: "demo", Live: true, Started: "2026-11-21T12:00:00Z"}, {Name: "a b", Live: false}}
 	var fail error
 	s, err := New(Config{
-		Streams: func(context.Context) ([]origin.StreamInfo, error) { return streams, fail },
+		Streams: func(context.Context) ([]streaminfo.Stream, error) { return streams, fail },
 		PoP:     func(string) pop.StreamStats { return pop.StreamStats{Requests: 10, OriginFetches: 2} },
 	})
 	if err != nil {
@@ -43,7 +43,7 @@ func TestStreamsAPI(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		path string
-		want origin.StreamInfo
+		want streaminfo.Stream
 	}{
 		{"/api/streams/demo", streams[0]},
 		{"/api/streams/a%20b", streams[1]},

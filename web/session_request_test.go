@@ -14,15 +14,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/golivestream/live/origin"
+	"github.com/golivestream/live/internal/streaminfo"
 )
 
 // testServer is a Server with streams demo and other live, over ended, and
 // cfg's other fields.
 func testServer(t *testing.T, cfg Config) *Server {
 	t.Helper()
-	streams := []origin.StreamInfo{{Name: "demo", Live: true}, {Name: "other", Live: true}, {Name: "over", Live: false}}
-	cfg.Streams = func(context.Context) ([]origin.StreamInfo, error) { return streams, nil }
+	streams := []streaminfo.Stream{{Name: "demo", Live: true}, {Name: "other", Live: true}, {Name: "over", Live: false}}
+	cfg.Streams = func(context.Context) ([]streaminfo.Stream, error) { return streams, nil }
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -246,7 +246,7 @@ func TestIssueKey(t *testing.T) {
 
 // TestNewSessionConfig: a short key or lifetime is refused, not stretched.
 func TestNewSessionConfig(t *testing.T) {
-	streams := func(context.Context) ([]origin.StreamInfo, error) { return nil, nil }
+	streams := func(context.Context) ([]streaminfo.Stream, error) { return nil, nil }
 	for _, tc := range []struct {
 		name string
 		cfg  Config

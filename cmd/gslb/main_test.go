@@ -19,10 +19,10 @@ import (
 
 	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
 
-	"github.com/golivestream/live"
-	"github.com/golivestream/live/ingest"
+	"github.com/golivestream/live/internal/democlip"
 	"github.com/golivestream/live/internal/proctest"
 	"github.com/golivestream/live/loadtest"
+	"github.com/golivestream/live/publisher"
 )
 
 // interval is the report interval of the test's PoPs and balancer.
@@ -48,13 +48,13 @@ func TestEndToEnd(t *testing.T) {
 	origin := proctest.Start(t, originBin, 2, "-rtmp", "127.0.0.1:0", "-http", "127.0.0.1:0", "-log-format", "json")
 	rtmpURL := strings.Replace(strings.TrimSpace(strings.TrimPrefix(origin.Stdout[0], "publish:")), "{stream}", "demo", 1)
 	originURL := "http://" + hostOf(t, strings.Fields(origin.Stdout[1])[1])
-	clip, err := ingest.LoadClip(live.DemoClip())
+	clip, err := publisher.LoadClip(democlip.Bytes())
 	if err != nil {
 		t.Fatal(err)
 	}
 	pubCtx, stopPub := context.WithCancel(context.Background())
 	pubDone := make(chan error, 1)
-	go func() { pubDone <- ingest.Publish(pubCtx, ingest.PublisherConfig{URL: rtmpURL, Clip: clip}) }()
+	go func() { pubDone <- publisher.Publish(pubCtx, publisher.Config{URL: rtmpURL, Clip: clip}) }()
 	t.Cleanup(func() {
 		stopPub()
 		if err := <-pubDone; err != nil && !errors.Is(err, context.Canceled) {

@@ -8,12 +8,12 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/golivestream/live"
+	"github.com/golivestream/live/internal/app"
 	"github.com/golivestream/live/pop"
 )
 
 func main() {
-	flags := live.AddFlags(flag.CommandLine, "HTTP listen address for players (the PoP)")
+	flags := app.AddFlags(flag.CommandLine, "HTTP listen address for players (the PoP)")
 	cacheBytes := flag.Int64("cache-bytes", 1<<30, "bytes the PoP may cache")
 	demo := flag.Bool("demo", true, "publish the bundled test clip in a loop as stream \"demo\"")
 	flag.Parse()
@@ -24,5 +24,5 @@ func main() {
 	}
 	cfg.Demo = *demo
 	cfg.PoP = &pop.Config{CacheBytes: *cacheBytes}
-	os.Exit(live.Main(cfg, os.Stdout))
+	os.Exit(app.Main(cfg, os.Stdout))
 }

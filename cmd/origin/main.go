@@ -8,16 +8,16 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/golivestream/live"
+	"github.com/golivestream/live/internal/app"
 )
 
 func main() {
-	flags := live.AddFlags(flag.CommandLine, "HTTP listen address for players")
+	flags := app.AddFlags(flag.CommandLine, "HTTP listen address for players")
 	flag.Parse()
 	cfg, err := flags.Config(os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "origin:", err)
 		os.Exit(2)
 	}
-	os.Exit(live.Main(cfg, os.Stdout))
+	os.Exit(app.Main(cfg, os.Stdout))
 }

@@ -25,10 +25,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/golivestream/live"
 	"github.com/golivestream/live/gslb"
 	"github.com/golivestream/live/internal/httpserve"
 	"github.com/golivestream/live/internal/logflag"
+	"github.com/golivestream/live/internal/popnode"
 	"github.com/golivestream/live/internal/tlsfile"
 	"github.com/golivestream/live/pop"
 )
@@ -71,7 +71,7 @@ func main() {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	handler, node, err := live.NewPoPNode(pop.Config{
+	handler, node, err := popnode.New(pop.Config{
 		Origins:    split(*origins),
 		CacheBytes: *cacheBytes,
 		Peers:      split(*peers),

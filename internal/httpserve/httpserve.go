@@ -66,3 +66,16 @@ func LimitRanges(h http.Header) bool {
 	delete(h, "Range")
 	return true
 }
+
+// PrefixFirst sends the requests whose path starts with prefix straight
+// to first, and the others to rest: nearly every request a PoP gets is
+// for a media path, which then skips the mux's routing.
+func PrefixFirst(prefix string, first, rest http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, prefix) {
+			first.ServeHTTP(w, r)
+			return
+		}
+		rest.ServeHTTP(w, r)
+	})
+}

@@ -32,6 +32,12 @@ const Prefix = "/live/"
 // path or the query, and well under what a request head may hold.
 const MaxURI = 4096
 
+// TTLDirective is the origin's Cache-Control extension giving a lifetime
+// in milliseconds, which PoPs follow: max-age counts whole seconds, too
+// coarse for playlists of 1-second segments. RFC 9111 5.2.3 lets other
+// caches ignore it.
+const TTLDirective = "live-ttl-ms"
+
 // Kind is the kind of object a path names.
 type Kind int
 

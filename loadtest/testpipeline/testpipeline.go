@@ -10,7 +10,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/golivestream/live"
+	"github.com/golivestream/live/internal/app"
 	"github.com/golivestream/live/pop"
 )
 
@@ -31,7 +31,7 @@ const publishKey = "loadtest-key"
 // the test's log.
 func Start(t testing.TB) *Pipeline {
 	t.Helper()
-	app, err := live.New(live.Config{
+	app, err := app.New(app.Config{
 		RTMPAddr:   "127.0.0.1:0",
 		HTTPAddr:   "127.0.0.1:0",
 		PoP:        &pop.Config{},

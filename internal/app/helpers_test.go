@@ -1,4 +1,4 @@
-package live
+package app
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/golivestream/live/internal/mpdtest"
-	"github.com/golivestream/live/origin"
+	"github.com/golivestream/live/internal/streaminfo"
 )
 
 // testApp is an App running on loopback ports for one test.
@@ -105,13 +105,13 @@ func mustGet(t *testing.T, url string) []byte {
 }
 
 // streams returns what /api/streams says.
-func (a *testApp) streams(t *testing.T) map[string]origin.StreamInfo {
+func (a *testApp) streams(t *testing.T) map[string]streaminfo.Stream {
 	t.Helper()
-	var resp struct{ Streams []origin.StreamInfo }
+	var resp struct{ Streams []streaminfo.Stream }
 	if err := json.Unmarshal(mustGet(t, a.base+"/api/streams"), &resp); err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]origin.StreamInfo{}
+	out := map[string]streaminfo.Stream{}
 	for _, s := range resp.Streams {
 		out[s.Name] = s
 	}

@@ -1,4 +1,4 @@
-package ingest
+package publisher
 
 import (
 	"context"
@@ -192,7 +192,7 @@ func rejection(msg message.Message) error {
 		}
 		code, _ := info.GetString("code")
 		desc, _ := info.GetString("description")
-		return fmt.Errorf("%w: %s: %s", ErrPublishRejected, code, desc)
+		return fmt.Errorf("%w: %s: %s", ErrRejected, code, desc)
 	}
 	return nil
 }

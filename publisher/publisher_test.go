@@ -1,4 +1,4 @@
-package ingest
+package publisher
 
 import (
 	"context"
@@ -161,7 +161,7 @@ func TestPublishLoops(t *testing.T) {
 	defer cancel()
 
 	const loops = 2
-	if err := Publish(ctx, PublisherConfig{URL: url, Clip: clip, Loops: loops, Speed: -1}); err != nil {
+	if err := Publish(ctx, Config{URL: url, Clip: clip, Loops: loops, Speed: -1}); err != nil {
 		t.Fatal(err)
 	}
 	var r pubReceived
@@ -224,7 +224,7 @@ func TestPublishCancel(t *testing.T) {
 	defer wg.Wait()
 	defer cancel()
 	wg.Go(func() {
-		done <- Publish(ctx, PublisherConfig{URL: url, Clip: clip}) // real time, forever
+		done <- Publish(ctx, Config{URL: url, Clip: clip}) // real time, forever
 	})
 
 	timeout := time.NewTimer(pubTimeout)
@@ -274,8 +274,8 @@ func TestPublishRejected(t *testing.T) {
 			url := pubStartServer(t, tc.serve)
 			ctx, cancel := context.WithTimeout(t.Context(), pubTimeout)
 			defer cancel()
-			err := Publish(ctx, PublisherConfig{URL: url, Clip: clip, Speed: tc.speed})
-			if !errors.Is(err, ErrPublishRejected) || !strings.Contains(err.Error(), "stream name is taken") {
+			err := Publish(ctx, Config{URL: url, Clip: clip, Speed: tc.speed})
+			if !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "stream name is taken") {
 				t.Fatalf("Publish returned %v, want the server's refusal", err)
 			}
 		})
@@ -288,16 +288,16 @@ func TestPublishConfig(t *testing.T) {
 	badTrack.Samples = append([]ClipSample{{Track: 7}}, clip.Samples...)
 	for _, tc := range []struct {
 		name string
-		cfg  PublisherConfig
+		cfg  Config
 		want string
 	}{
-		{"no URL", PublisherConfig{Clip: clip}, "no URL"},
-		{"bad scheme", PublisherConfig{URL: "http://127.0.0.1/live/x", Clip: clip}, "scheme"},
-		{"no clip", PublisherConfig{URL: "rtmp://127.0.0.1/live/x"}, "no clip"},
-		{"empty clip", PublisherConfig{URL: "rtmp://127.0.0.1/live/x", Clip: &Clip{}}, "empty clip"},
-		{"bad track", PublisherConfig{URL: "rtmp://127.0.0.1/live/x", Clip: &badTrack}, "no track 7"},
-		{"negative loops", PublisherConfig{URL: "rtmp://127.0.0.1/live/x", Clip: clip, Loops: -1}, "loop"},
-		{"NaN speed", PublisherConfig{URL: "rtmp://127.0.0.1/live/x", Clip: clip, Speed: math.NaN()}, "NaN"},
+		{"no URL", Config{Clip: clip}, "no URL"},
+		{"bad scheme", Config{URL: "http://127.0.0.1/live/x", Clip: clip}, "scheme"},
+		{"no clip", Config{URL: "rtmp://127.0.0.1/live/x"}, "no clip"},
+		{"empty clip", Config{URL: "rtmp://127.0.0.1/live/x", Clip: &Clip{}}, "empty clip"},
+		{"bad track", Config{URL: "rtmp://127.0.0.1/live/x", Clip: &badTrack}, "no track 7"},
+		{"negative loops", Config{URL: "rtmp://127.0.0.1/live/x", Clip: clip, Loops: -1}, "loop"},
+		{"NaN speed", Config{URL: "rtmp://127.0.0.1/live/x", Clip: clip, Speed: math.NaN()}, "NaN"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := Publish(t.Context(), tc.cfg)

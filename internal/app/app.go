@@ -1,4 +1,4 @@
-package live
+package app
 
 import (
 	"context"
@@ -17,10 +17,14 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/golivestream/live/ingest"
+	"github.com/golivestream/live/internal/democlip"
 	"github.com/golivestream/live/internal/httpserve"
+	"github.com/golivestream/live/internal/layout"
+	"github.com/golivestream/live/internal/streaminfo"
 	"github.com/golivestream/live/internal/tlsfile"
 	"github.com/golivestream/live/origin"
 	"github.com/golivestream/live/pop"
+	"github.com/golivestream/live/publisher"
 	"github.com/golivestream/live/transcode"
 	"github.com/golivestream/live/web"
 )
@@ -126,7 +130,7 @@ func New(cfg Config) (*App, error) {
 	}
 	a := &App{cfg: cfg, log: cfg.Logger, origin: org}
 	wcfg := web.Config{
-		Streams:    func(context.Context) ([]origin.StreamInfo, error) { return org.Streams(), nil },
+		Streams:    func(context.Context) ([]streaminfo.Stream, error) { return org.Streams(), nil },
 		Logger:     cfg.Logger.With("part", "web"),
 		Registerer: reg,
 	}
@@ -157,7 +161,7 @@ func New(cfg Config) (*App, error) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	pages.Handle(mux)
 	mux.Handle("/", front)
-	players := liveFirst(front, mux)
+	players := httpserve.PrefixFirst(layout.Prefix, front, mux)
 	plain, err := a.listen(cfg.HTTPAddr, players)
 	if err != nil {
 		return nil, err
@@ -322,7 +326,7 @@ func (a *App) Run(ctx context.Context) error {
 // runDemo publishes the bundled clip over RTMP to our own ingest, in a
 // loop, reconnecting after failures, until ctx is done.
 func (a *App) runDemo(ctx context.Context) error {
-	clip, err := ingest.LoadClip(DemoClip())
+	clip, err := publisher.LoadClip(democlip.Bytes())
 	if err != nil {
 		return fmt.Errorf("demo clip: %w", err)
 	}
@@ -332,7 +336,7 @@ func (a *App) runDemo(ctx context.Context) error {
 	}
 	log := a.log.With("part", "demo")
 	for {
-		err := ingest.Publish(ctx, ingest.PublisherConfig{URL: target, Clip: clip, Logger: log})
+		err := publisher.Publish(ctx, publisher.Config{URL: target, Clip: clip, Logger: log})
 		if ctx.Err() != nil {
 			return nil
 		}

@@ -1,4 +1,4 @@
-package live
+package app
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package live
+package app
 
 import (
 	"context"
@@ -12,9 +12,10 @@ import (
 
 	"github.com/bluenviron/gortmplib/pkg/handshake"
 
-	"github.com/golivestream/live/ingest"
+	"github.com/golivestream/live/internal/democlip"
 	"github.com/golivestream/live/origin"
 	"github.com/golivestream/live/pop"
+	"github.com/golivestream/live/publisher"
 )
 
 // lastSegment returns the newest segment number of stream's first rendition.
@@ -107,13 +108,13 @@ func TestBadPublishers(t *testing.T) {
 	})
 
 	t.Run("refusal reaches our publisher", func(t *testing.T) {
-		clip, err := ingest.LoadClip(DemoClip())
+		clip, err := publisher.LoadClip(democlip.Bytes())
 		if err != nil {
 			t.Fatal(err)
 		}
 		// A publisher with a name the server must refuse, via our own client:
 		// the refusal reaches it as an error naming the reason.
-		err = ingest.Publish(context.Background(), ingest.PublisherConfig{
+		err = publisher.Publish(context.Background(), publisher.Config{
 			URL: a.rtmp + "no..dots", Clip: clip, Speed: -1, Loops: 1,
 		})
 		if err == nil || !strings.Contains(err.Error(), "invalid stream name") {

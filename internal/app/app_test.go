@@ -1,4 +1,4 @@
-package live
+package app
 
 import (
 	"context"
@@ -15,9 +15,10 @@ import (
 	"github.com/Eyevinn/mp4ff/mp4"
 	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
 
-	"github.com/golivestream/live/ingest"
+	"github.com/golivestream/live/internal/democlip"
 	"github.com/golivestream/live/origin"
 	"github.com/golivestream/live/pop"
+	"github.com/golivestream/live/publisher"
 )
 
 // track is what a test reads back of one rendition.
@@ -133,12 +134,12 @@ func checkTimeline(t *testing.T, name string, tr *track, video bool) int {
 // playlist, manifest and segment with gohlslib, dash-mpd and mp4ff.
 func TestClipEndToEnd(t *testing.T) {
 	a := startApp(t, Config{Origin: origin.Config{Window: time.Minute}, PoP: &pop.Config{}})
-	clip, err := ingest.LoadClip(DemoClip())
+	clip, err := publisher.LoadClip(democlip.Bytes())
 	if err != nil {
 		t.Fatal(err)
 	}
 	const loops = 2
-	err = ingest.Publish(context.Background(), ingest.PublisherConfig{
+	err = publisher.Publish(context.Background(), publisher.Config{
 		URL: a.rtmp + "clip", Clip: clip, Loops: loops, Speed: -1,
 	})
 	if err != nil {
@@ -271,7 +272,7 @@ func checkDASH(t *testing.T, mpdDir string, rep *mpd.RepresentationType, tr *tra
 // expired segments get a fast 404 from the origin.
 func TestHeldRequests(t *testing.T) {
 	a := startApp(t, Config{Origin: origin.Config{Window: 3 * time.Second}, PoP: &pop.Config{}})
-	clip, err := ingest.LoadClip(DemoClip())
+	clip, err := publisher.LoadClip(democlip.Bytes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +280,7 @@ func TestHeldRequests(t *testing.T) {
 	defer cancel()
 	pubDone := make(chan error, 1)
 	go func() {
-		pubDone <- ingest.Publish(ctx, ingest.PublisherConfig{URL: a.rtmp + "held", Clip: clip})
+		pubDone <- publisher.Publish(ctx, publisher.Config{URL: a.rtmp + "held", Clip: clip})
 	}()
 	a.waitLive(t, "held", 15*time.Second)
 

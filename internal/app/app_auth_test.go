@@ -1,4 +1,4 @@
-package live
+package app
 
 import (
 	"bytes"
@@ -13,7 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golivestream/live/ingest"
+	"github.com/golivestream/live/internal/democlip"
+	"github.com/golivestream/live/publisher"
 )
 
 // With a publish key, ffmpeg publishing without it is refused with the
@@ -65,14 +66,14 @@ func TestPublishAuthURL(t *testing.T) {
 	}))
 	defer svc.Close()
 	a := startApp(t, Config{PublishAuthURL: svc.URL + "/on_publish"})
-	clip, err := ingest.LoadClip(DemoClip())
+	clip, err := publisher.LoadClip(democlip.Bytes())
 	if err != nil {
 		t.Fatal(err)
 	}
 	publish := func(key string) error {
-		return ingest.Publish(context.Background(), ingest.PublisherConfig{URL: a.rtmp + "cam?key=" + key, Clip: clip, Loops: 1, Speed: -1})
+		return publisher.Publish(context.Background(), publisher.Config{URL: a.rtmp + "cam?key=" + key, Clip: clip, Loops: 1, Speed: -1})
 	}
-	if err := publish("bad"); !errors.Is(err, ingest.ErrPublishRejected) || !strings.Contains(err.Error(), "403") {
+	if err := publish("bad"); !errors.Is(err, publisher.ErrRejected) || !strings.Contains(err.Error(), "403") {
 		t.Errorf("refused publisher: %v, want a refusal naming the service's answer", err)
 	}
 	asked := func() url.Values {

@@ -1,4 +1,4 @@
-package live
+package app
 
 import (
 	"bytes"
@@ -17,10 +17,12 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/golivestream/live/ingest"
+	"github.com/golivestream/live/internal/democlip"
+	"github.com/golivestream/live/internal/popnode"
 	"github.com/golivestream/live/internal/relay"
 	"github.com/golivestream/live/origin"
 	"github.com/golivestream/live/pop"
+	"github.com/golivestream/live/publisher"
 	"github.com/golivestream/live/transcode"
 	"github.com/golivestream/live/web"
 )
@@ -167,7 +169,7 @@ func TestBrowserPlayback(t *testing.T) {
 // startPoPNode runs a PoP node as cmd/pop does, in front of upstream.
 func startPoPNode(t *testing.T, upstream string) string {
 	t.Helper()
-	h, node, err := NewPoPNode(pop.Config{Origins: []string{upstream}}, prometheus.NewRegistry())
+	h, node, err := popnode.New(pop.Config{Origins: []string{upstream}}, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +186,7 @@ func startPoPNode(t *testing.T, upstream string) string {
 // figures (API and metrics).
 func TestBrowserStallBeacon(t *testing.T) {
 	a := startApp(t, Config{PoP: &pop.Config{}, Origin: origin.Config{Window: 20 * time.Second}})
-	clip, err := ingest.LoadClip(DemoClip())
+	clip, err := publisher.LoadClip(democlip.Bytes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +195,7 @@ func TestBrowserStallBeacon(t *testing.T) {
 	defer cancel()
 	pubDone := make(chan error, 1)
 	go func() {
-		pubDone <- ingest.Publish(ctx, ingest.PublisherConfig{
+		pubDone <- publisher.Publish(ctx, publisher.Config{
 			URL: "rtmp://" + proxy.Addr() + "/live/stall", Clip: clip,
 		})
 	}()

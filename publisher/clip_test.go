@@ -1,9 +1,8 @@
-package ingest
+package publisher
 
 import (
 	"bytes"
 	"math"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,19 +11,12 @@ import (
 	"github.com/Eyevinn/mp4ff/mp4"
 	"github.com/bluenviron/gortmplib/pkg/codecs"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+
+	"github.com/golivestream/live/internal/democlip"
 )
 
-// clipDemoPath is the clip that testdata/README.md describes.
-const clipDemoPath = "../testdata/clip.mp4"
-
-func clipReadDemo(t testing.TB) []byte {
-	t.Helper()
-	data, err := os.ReadFile(clipDemoPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
+// clipReadDemo returns the demo clip (internal/democlip).
+func clipReadDemo(testing.TB) []byte { return democlip.Bytes() }
 
 func clipLoadDemo(t testing.TB) *Clip {
 	t.Helper()

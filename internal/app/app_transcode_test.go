@@ -1,4 +1,4 @@
-package live
+package app
 
 import (
 	"bytes"
@@ -14,7 +14,8 @@ import (
 	"github.com/Eyevinn/dash-mpd/mpd"
 	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
 
-	"github.com/golivestream/live/ingest"
+	"github.com/golivestream/live/internal/democlip"
+	"github.com/golivestream/live/publisher"
 	"github.com/golivestream/live/transcode"
 )
 
@@ -228,7 +229,7 @@ func TestTranscodeLadder(t *testing.T) {
 func TestTranscodeRestart(t *testing.T) {
 	requireTool(t, "ffmpeg")
 	a := startApp(t, Config{Transcode: &transcode.Config{MaxJobs: 1}})
-	clip, err := ingest.LoadClip(DemoClip())
+	clip, err := publisher.LoadClip(democlip.Bytes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +237,7 @@ func TestTranscodeRestart(t *testing.T) {
 	done := make(chan error, 2)
 	for _, name := range []string{"ladder", "extra"} {
 		go func() {
-			done <- ingest.Publish(ctx, ingest.PublisherConfig{URL: a.rtmp + name, Clip: clip, Loops: 100})
+			done <- publisher.Publish(ctx, publisher.Config{URL: a.rtmp + name, Clip: clip, Loops: 100})
 		}()
 	}
 	t.Cleanup(func() { cancel(); <-done; <-done })
@@ -332,12 +333,12 @@ func TestTranscodeRestart(t *testing.T) {
 func TestTranscodeReconnect(t *testing.T) {
 	requireTool(t, "ffmpeg")
 	a := startApp(t, Config{Transcode: &transcode.Config{}})
-	clip, err := ingest.LoadClip(DemoClip())
+	clip, err := publisher.LoadClip(democlip.Bytes())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for round := range 2 {
-		if err := ingest.Publish(context.Background(), ingest.PublisherConfig{URL: a.rtmp + "again", Clip: clip, Loops: 1}); err != nil {
+		if err := publisher.Publish(context.Background(), publisher.Config{URL: a.rtmp + "again", Clip: clip, Loops: 1}); err != nil {
 			t.Fatalf("publish %d: %v", round, err)
 		}
 		a.waitEnded(t, "again", 20*time.Second)

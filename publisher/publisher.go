@@ -1,4 +1,4 @@
-package ingest
+package publisher
 
 import (
 	"context"
@@ -16,10 +16,10 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 )
 
-// ErrPublishRejected is wrapped by the error Publish returns when the server
+// ErrRejected is wrapped by the error Publish returns when the server
 // refuses the stream with an onStatus (or _error) of level "error"; the
 // error text holds the server's code and description.
-var ErrPublishRejected = errors.New("publish rejected by server")
+var ErrRejected = errors.New("publish rejected by server")
 
 const (
 	// publishIOTimeout bounds the handshake and every write, so that a
@@ -30,8 +30,8 @@ const (
 	publishDrainTimeout = 2 * time.Second
 )
 
-// PublisherConfig configures Publish.
-type PublisherConfig struct {
+// Config configures Publish.
+type Config struct {
 	// URL is where to publish: rtmp://host:port/live/name (or rtmps://).
 	// Required.
 	URL string
@@ -55,12 +55,12 @@ type PublisherConfig struct {
 // loops (loop k adds k*Clip.Duration to every PTS/DTS; where a late track's
 // last samples overlap the next loop's first ones, the two are interleaved
 // in DTS order). It returns nil after the last loop, ctx.Err() when ctx is
-// done, an error wrapping ErrPublishRejected when the server refuses the
+// done, an error wrapping ErrRejected when the server refuses the
 // stream, or the connection error (wrapped). Every write has a deadline.
 //
 // While sending, a goroutine reads what the server says, so that a refusal
 // is noticed and the server's window never fills.
-func Publish(ctx context.Context, cfg PublisherConfig) error {
+func Publish(ctx context.Context, cfg Config) error {
 	u, speed, err := checkPublisherConfig(cfg)
 	if err != nil {
 		return err
@@ -157,7 +157,7 @@ func Publish(ctx context.Context, cfg PublisherConfig) error {
 
 // checkPublisherConfig validates cfg and returns the parsed URL and the
 // effective speed (negative: no pacing).
-func checkPublisherConfig(cfg PublisherConfig) (*url.URL, float64, error) {
+func checkPublisherConfig(cfg Config) (*url.URL, float64, error) {
 	if cfg.URL == "" {
 		return nil, 0, errors.New("publisher: no URL")
 	}

@@ -1,12 +1,13 @@
-package live
+package app
 
 import (
 	"context"
 	"testing"
 	"time"
 
-	"github.com/golivestream/live/ingest"
+	"github.com/golivestream/live/internal/democlip"
 	"github.com/golivestream/live/origin"
+	"github.com/golivestream/live/publisher"
 )
 
 // BenchmarkIngest pushes the demo clip as fast as possible through RTMP
@@ -14,7 +15,7 @@ import (
 // ns/op over 6 s is CPU per stream-second (publisher included).
 func BenchmarkIngest(b *testing.B) {
 	a := startApp(b, Config{Origin: origin.Config{Window: 30 * time.Second}})
-	clip, err := ingest.LoadClip(DemoClip())
+	clip, err := publisher.LoadClip(democlip.Bytes())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -28,7 +29,7 @@ func BenchmarkIngest(b *testing.B) {
 	b.SetBytes(size)
 	b.ReportAllocs()
 	b.ResetTimer()
-	err = ingest.Publish(context.Background(), ingest.PublisherConfig{
+	err = publisher.Publish(context.Background(), publisher.Config{
 		URL: a.rtmp + "bench", Clip: clip, Loops: b.N, Speed: -1,
 	})
 	if err != nil {
