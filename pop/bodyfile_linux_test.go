@@ -111,8 +111,8 @@ func TestFastPathSendfile(t *testing.T) {
 	defer hs.Close()
 
 	admitted := make(chan string, 4)
-	prefetch := s.local.onComplete
-	s.local.onComplete = func(o *object) {
+	prefetch := s.local.cfg.onComplete
+	s.local.cfg.onComplete = func(o *object) {
 		prefetch(o)
 		admitted <- o.key
 	}
@@ -223,10 +223,11 @@ func TestBodyFileOnlyWhenKept(t *testing.T) {
 		{"playlist", "/live/s/e/v0/index.m3u8", 64 << 10, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newTestCache(t)
-			c.admit = func(*object, int) bool { return tc.admit }
 			filed := make(chan struct{}, 1)
-			c.onComplete = func(*object) { filed <- struct{}{} }
+			c := newTestCache(t, cacheConfig{
+				admit:      func(*object, int) bool { return tc.admit },
+				onComplete: func(*object) { filed <- struct{}{} },
+			})
 			body := bytes.Repeat([]byte{7}, tc.size)
 			before := bodyFiles(t)
 			o, how, err := c.get(context.Background(), tc.key, classify(tc.key), func(_ context.Context, key string, cl class) (*object, io.ReadCloser, error) {

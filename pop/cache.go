@@ -3,7 +3,6 @@ package pop
 import (
 	"context"
 	"errors"
-	"fmt"
 	"hash/maphash"
 	"io"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -93,22 +93,50 @@ func (l lookup) String() string {
 }
 
 // cache is a set of shards, each a byte-bounded LRU with its own lock and
-// its own singleflight group, picked by key hash: no lock is shared by all
-// keys. It is safe for concurrent use.
+// its own flights (cache_flight.go), picked by key hash: no lock is shared
+// by all keys. It is safe for concurrent use.
 type cache struct {
-	name   string
+	cfg    cacheConfig
 	shards []*shard
 	seed   maphash.Seed
-	// admit decides, when a fill completes, whether to keep it, given how
-	// many requests its key has had (counted only when countKeys is set).
-	admit     func(o *object, requests int) bool
+	// The metrics of this cache's layer, resolved once: held counts the
+	// requests waiting on a flight.
+	held                               gauge
+	evictions, expired, upstreamErrors prometheus.Counter
+}
+
+// gauge is what a cache does with its gauge of held requests.
+type gauge interface {
+	Inc()
+	Dec()
+}
+
+// cacheConfig configures a cache.
+type cacheConfig struct {
+	// name labels the cache's metrics: its layer, "local" or "proxy".
+	name string
+	// shards is the number of partitions. Zero means 1.
+	shards int
+	// maxBytes bounds what the complete objects cost (object.cost),
+	// split evenly among the shards. Required.
+	maxBytes int64
+	// countKeys makes the cache count the requests for each key, for
+	// admit.
 	countKeys bool
-	metrics   *metrics
-	// ctx is the parent of every fetch: the server's, canceled when it stops.
+	// admit decides, when a fill completes, whether to keep it, given how
+	// many requests its key has had (0 without countKeys). Nil means
+	// keep every cacheable object.
+	admit func(o *object, requests int) bool
+	// metrics receives the cache's counts, labeled by name. Required.
+	metrics *metrics
+	// ctx is the parent of every fetch: the server's, canceled when it
+	// stops. Required.
 	ctx context.Context
-	// goroutines owns the goroutines that copy response bodies into fills.
-	goroutines *group
-	// files bounds the body files of segments; shared by a server's caches.
+	// crew runs the goroutines that copy response bodies into fills.
+	// Required.
+	crew *crew
+	// files bounds the body files of segments; a server's caches share
+	// one. Nil means a budget of the cache's own.
 	files *fileBudget
 	// gate, when not nil, is asked before a fetch starts, with the key and
 	// the address of the client whose request starts it; an error refuses
@@ -116,16 +144,15 @@ type cache struct {
 	gate func(key, client string) error
 	// onComplete, when not nil, sees every object whose body completed.
 	onComplete func(*object)
-	// boarded, when set (by tests, before use), is called when a request
-	// has joined or started a flight (cache_flight.go).
-	boarded func(key string)
 }
 
 // shard is one partition of a cache.
 type shard struct {
 	c        *cache
 	maxBytes int64
-	group    singleflight.Group
+	// calls runs the flight of each key (flight.run), and gives its
+	// answer to every request on it (cache_flight.go).
+	calls singleflight.Group
 
 	mu sync.Mutex
 	// lru holds complete objects; guarded by mu.
@@ -134,10 +161,9 @@ type shard struct {
 	bytes int64
 	// filling holds objects whose body is still arriving; guarded by mu.
 	filling map[string]*object
-	// flights holds the fetches waiting for their upstream's headers, by
-	// key; guarded by mu. flightSeq numbers them.
-	flights   map[string]*flight
-	flightSeq uint64
+	// flights holds the flight of each key whose call runs in calls:
+	// both begin and end together, under mu (board, landLocked).
+	flights map[string]*flight
 	// counts holds recent keys' request counts, when the cache counts;
 	// guarded by mu.
 	counts *simplelru.LRU[string, int]
@@ -148,15 +174,29 @@ type shard struct {
 	expired  bool
 }
 
-// newCache returns a cache of n shards sharing maxBytes.
-// Its fetches run under ctx and their goroutines are owned by goroutines.
-func newCache(name string, n int, maxBytes int64, countKeys bool, admit func(*object, int) bool, m *metrics, ctx context.Context, goroutines *group) *cache {
-	c := &cache{name: name, seed: maphash.MakeSeed(), admit: admit, countKeys: countKeys, metrics: m, ctx: ctx, goroutines: goroutines, files: newFileBudget()}
-	for range n {
-		sh := &shard{c: c, maxBytes: maxBytes / int64(n), filling: map[string]*object{}, flights: map[string]*flight{}}
+// newCache returns the cache cfg describes.
+func newCache(cfg cacheConfig) *cache {
+	cfg.shards = max(cfg.shards, 1)
+	if cfg.admit == nil {
+		cfg.admit = func(*object, int) bool { return true }
+	}
+	if cfg.files == nil {
+		cfg.files = newFileBudget()
+	}
+	m := cfg.metrics
+	c := &cache{
+		cfg:            cfg,
+		seed:           maphash.MakeSeed(),
+		held:           m.held.WithLabelValues(cfg.name),
+		evictions:      m.evictions.WithLabelValues(cfg.name),
+		expired:        m.expired.WithLabelValues(cfg.name),
+		upstreamErrors: m.upstreamErrors.WithLabelValues(cfg.name),
+	}
+	for range cfg.shards {
+		sh := &shard{c: c, maxBytes: cfg.maxBytes / int64(cfg.shards), filling: map[string]*object{}, flights: map[string]*flight{}}
 		// The count bound is never reached: bytes decide evictions.
 		sh.lru, _ = simplelru.NewLRU[string, *object](1<<30, sh.onEvict)
-		if countKeys {
+		if cfg.countKeys {
 			sh.counts, _ = simplelru.NewLRU[string, int](16384, nil)
 		}
 		c.shards = append(c.shards, sh)
@@ -186,50 +226,9 @@ func (c *cache) get(ctx context.Context, key string, cl class, fetch fetchFunc, 
 		return o, how, nil
 	}
 
-	c.metrics.held.WithLabelValues(c.name).Inc()
-	fl := sh.board(key, client)
-	ch := sh.group.DoChan(fl.id, func() (any, error) {
-		if sh.landedFlight(fl) {
-			// fl's call ended between this request's board and DoChan:
-			// its answer is gone with it; the request starts over.
-			return nil, errFlightOver
-		}
-		// Someone may have filled it while we queued for the flight.
-		if _, o := sh.lookup(key, time.Now(), false); o != nil {
-			sh.land(fl)
-			fl.cancel()
-			return o, nil
-		}
-		if c.gate != nil {
-			if err := c.gate(key, fl.client); err != nil {
-				sh.land(fl)
-				fl.cancel()
-				return nil, err
-			}
-		}
-		o, body, err := fetch(fl.ctx, key, cl)
-		if err != nil {
-			sh.land(fl)
-			fl.cancel()
-			return nil, err
-		}
-		if err := sh.startFill(fl, o, body); err != nil {
-			return nil, err
-		}
-		return o, nil
-	})
-	var r singleflight.Result
-	select {
-	case r = <-ch:
-		c.metrics.held.WithLabelValues(c.name).Dec()
-		sh.leave(fl, false)
-	case <-ctx.Done():
-		c.metrics.held.WithLabelValues(c.name).Dec()
-		sh.leave(fl, true)
-		return nil, lookupMiss, ctx.Err()
-	}
-	if errors.Is(r.Err, errFlightOver) {
-		return c.get(ctx, key, cl, fetch, client)
+	r, err := sh.fly(ctx, key, cl, fetch, client)
+	if err != nil {
+		return nil, lookupMiss, err // the client left
 	}
 	if r.Err != nil {
 		if stale != nil && stale.usableStale(time.Now()) {
@@ -271,42 +270,6 @@ func (sh *shard) lookup(key string, now time.Time, count bool) (stale, fresh *ob
 	return o, nil
 }
 
-// startFill publishes o, the answer of fl, as filling and copies body
-// into it; once the body is complete, o moves into the LRU (or is
-// dropped). If every request waiting for fl has left meanwhile, it
-// returns errAborted instead: o was canceled with fl and is not shown to
-// anyone.
-func (sh *shard) startFill(fl *flight, o *object, body io.ReadCloser) error {
-	sh.mu.Lock()
-	if fl.landed { // abandoned (leave)
-		sh.mu.Unlock()
-		body.Close()
-		return errAborted
-	}
-	sh.filling[o.key] = o
-	sh.landLocked(fl)
-	sh.mu.Unlock()
-	started := sh.c.goroutines.Go(func() {
-		defer fl.cancel()
-		o.body.readFrom(body)
-		body.Close()
-		if sh.complete(o) && sh.c.onComplete != nil {
-			sh.c.onComplete(o)
-		}
-	})
-	if !started { // the server is stopping: the waiters get an error
-		body.Close()
-		o.body.Finish(errStopping)
-		sh.complete(o)
-		fl.cancel()
-	}
-	return nil
-}
-
-// errStopping fails the fills the server could not start because it is
-// stopping; like an abandoned fill, it is no upstream error.
-var errStopping = fmt.Errorf("%w: the PoP is stopping", errAborted)
-
 // complete files a finished object: into the LRU if it succeeded and may
 // be kept, evicting the oldest objects beyond the byte bound. It reports
 // whether the body is complete.
@@ -321,7 +284,7 @@ func (sh *shard) complete(o *object) bool {
 			// Made outside the lock; dropped if not kept after all.
 			// Without one (no memfd here, out of descriptors), hits
 			// are written.
-			file, _ = newBodyFile(body, sh.c.files)
+			file, _ = newBodyFile(body, sh.c.cfg.files)
 		}
 	}
 	o.body.release()
@@ -332,7 +295,7 @@ func (sh *shard) complete(o *object) bool {
 	}
 	if err != nil {
 		if !errors.Is(err, errAborted) {
-			sh.c.metrics.upstreamErrors.WithLabelValues(sh.c.name).Inc()
+			sh.c.upstreamErrors.Inc()
 		}
 		return false
 	}
@@ -375,7 +338,7 @@ func (sh *shard) admitsLocked(o *object) bool {
 	if sh.counts != nil {
 		requests, _ = sh.counts.Peek(o.key)
 	}
-	return o.cacheable && sh.c.admit(o, requests)
+	return o.cacheable && sh.c.cfg.admit(o, requests)
 }
 
 // withLength returns o, or for a body that came without a Content-Length
@@ -401,10 +364,10 @@ func (sh *shard) onEvict(_ string, o *object) {
 	sh.bytes -= o.cost()
 	o.file.drop()
 	if sh.expired {
-		sh.c.metrics.expired.WithLabelValues(sh.c.name).Inc()
+		sh.c.expired.Inc()
 		return
 	}
-	sh.c.metrics.evictions.WithLabelValues(sh.c.name).Inc()
+	sh.c.evictions.Inc()
 }
 
 // dropFiles closes the bodyFiles of every object held, once the server

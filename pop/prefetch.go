@@ -125,7 +125,7 @@ func (p *prefetcher) onComplete(o *object) {
 // fetch fills key in the background, detached from any client.
 func (p *prefetcher) fetch(key string) {
 	s := p.s
-	s.goroutines.Go(func() {
+	s.crew.Go(func() {
 		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.FetchTimeout)
 		defer cancel()
 		o, how, err := s.get(ctx, key, classify(key), false, "")

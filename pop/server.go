@@ -105,8 +105,8 @@ type Server struct {
 	// ctx is the parent of every upstream fetch; stop cancels it.
 	ctx  context.Context
 	stop context.CancelFunc
-	// goroutines owns the health checks, fills and prefetches.
-	goroutines group
+	// crew owns the health checks, fills and prefetches.
+	crew crew
 }
 
 // New validates cfg and returns a Server ready to serve; Run checks the
@@ -184,7 +184,7 @@ func New(cfg Config) (*Server, error) {
 	if s.budget != nil {
 		gate = s.mayFetch
 	}
-
+	files := newFileBudget() // one budget of descriptors for both layers
 	localBytes := cfg.CacheBytes
 	if len(cfg.Peers) > 0 {
 		if !contains(cfg.Peers, cfg.Self) {
@@ -196,20 +196,33 @@ func New(cfg Config) (*Server, error) {
 		// An eighth of the budget keeps hot copies of other nodes' keys.
 		hotBytes := cfg.CacheBytes / 8
 		localBytes -= hotBytes
-		s.proxy = newCache("proxy", max(cfg.Shards/4, 1), hotBytes, true, func(_ *object, requests int) bool {
-			return requests >= cfg.HotThreshold
-		}, m, ctx, &s.goroutines)
-		s.proxy.gate = gate
+		s.proxy = newCache(cacheConfig{
+			name:      "proxy",
+			shards:    max(cfg.Shards/4, 1),
+			maxBytes:  hotBytes,
+			countKeys: true,
+			admit:     func(_ *object, requests int) bool { return requests >= cfg.HotThreshold },
+			metrics:   m,
+			ctx:       ctx,
+			crew:      &s.crew,
+			files:     files,
+			gate:      gate,
+			// The proxy layer's manifests tell what exists too.
+			onComplete: func(o *object) { s.noteManifest(o) },
+		})
 	}
-	s.local = newCache("local", cfg.Shards, localBytes, false, func(*object, int) bool { return true }, m, ctx, &s.goroutines)
-	s.local.gate = gate
-	if s.proxy != nil {
-		s.proxy.files = s.local.files // one budget of descriptors
-		// The proxy layer's manifests tell what exists too.
-		s.proxy.onComplete = func(o *object) { s.noteManifest(o) }
-	}
-	// Only the owner of a manifest prefetches what it lists.
-	s.local.onComplete = s.prefetcher.onComplete
+	s.local = newCache(cacheConfig{
+		name:     "local",
+		shards:   cfg.Shards,
+		maxBytes: localBytes,
+		metrics:  m,
+		ctx:      ctx,
+		crew:     &s.crew,
+		files:    files,
+		gate:     gate,
+		// Only the owner of a manifest prefetches what it lists.
+		onComplete: s.prefetcher.onComplete,
+	})
 	if cfg.Registerer != nil {
 		size := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "live_pop_cache_bytes",
@@ -237,11 +250,11 @@ func contains(list []string, s string) bool {
 // Run checks the origins' health until ctx is done, then stops every
 // upstream fetch and waits for their goroutines.
 func (s *Server) Run(ctx context.Context) error {
-	s.goroutines.Go(func() { s.origins.checkHealth(s.ctx, s.cfg.HealthInterval) })
-	s.goroutines.Go(s.dropExpiredEvery)
+	s.crew.Go(func() { s.origins.checkHealth(s.ctx, s.cfg.HealthInterval) })
+	s.crew.Go(s.dropExpiredEvery)
 	<-ctx.Done()
 	s.stop()
-	s.goroutines.Close()
+	s.crew.Close()
 	s.local.dropFiles()
 	if s.proxy != nil {
 		s.proxy.dropFiles()

@@ -2,11 +2,11 @@ package pop
 
 import "sync"
 
-// group owns a Server's goroutines: Go starts one unless the group is
+// crew owns a Server's goroutines: Go starts one unless the crew is
 // closed, and Close waits for them all. Unlike a bare WaitGroup, a
 // goroutine started by one that is not itself counted (singleflight runs
-// fills in its own goroutines) cannot slip past Close.
-type group struct {
+// flights in its own goroutines) cannot slip past Close.
+type crew struct {
 	mu     sync.Mutex
 	closed bool // guarded by mu
 	wg     sync.WaitGroup
@@ -14,25 +14,25 @@ type group struct {
 
 // Go runs f in a new goroutine and reports true, or does nothing and
 // reports false once Close was called.
-func (g *group) Go(f func()) bool {
-	g.mu.Lock()
-	if g.closed {
-		g.mu.Unlock()
+func (c *crew) Go(f func()) bool {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
 		return false
 	}
-	g.wg.Add(1)
-	g.mu.Unlock()
+	c.wg.Add(1)
+	c.mu.Unlock()
 	go func() {
-		defer g.wg.Done()
+		defer c.wg.Done()
 		f()
 	}()
 	return true
 }
 
 // Close refuses new goroutines and waits for the running ones.
-func (g *group) Close() {
-	g.mu.Lock()
-	g.closed = true
-	g.mu.Unlock()
-	g.wg.Wait()
+func (c *crew) Close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.wg.Wait()
 }

@@ -6,25 +6,25 @@ import (
 )
 
 // Close waits for every goroutine, including one started by a goroutine
-// of the group, and the group starts none after it.
-func TestGroup(t *testing.T) {
-	var g group
+// of the crew, and the crew starts none after it.
+func TestCrew(t *testing.T) {
+	var c crew
 	var ran atomic.Int32
 	release := make(chan struct{})
 	inner := make(chan bool, 1)
-	g.Go(func() {
+	c.Go(func() {
 		<-release
-		inner <- g.Go(func() { ran.Add(1) }) // started while Close waits
+		inner <- c.Go(func() { ran.Add(1) }) // started while Close waits
 		ran.Add(1)
 	})
 	closed := make(chan struct{})
-	go func() { g.Close(); close(closed) }()
+	go func() { c.Close(); close(closed) }()
 	close(release)
 	<-closed
 	if started := <-inner; started && ran.Load() != 2 || !started && ran.Load() != 1 {
 		t.Errorf("Close returned with %d of the goroutines done (inner started: %v)", ran.Load(), started)
 	}
-	if g.Go(func() { t.Error("ran after Close") }) {
+	if c.Go(func() { t.Error("ran after Close") }) {
 		t.Error("Go after Close reported true")
 	}
 }
