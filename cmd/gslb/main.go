@@ -6,12 +6,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -109,33 +106,30 @@ func run(log *slog.Logger, c config) (int, error) {
 	if err != nil {
 		return 2, err
 	}
-	ln, err := net.Listen("tcp", c.httpAddr)
+	srv, err := httpserve.Listen(c.httpAddr, s, nil, log)
 	if err != nil {
-		return 1, fmt.Errorf("listen: %w", err)
+		return 1, err
 	}
-	srv := httpserve.New(s, log) // report sessions extend their own read deadline
-	srv.WriteTimeout = 30 * time.Second
-	srv.RegisterOnShutdown(s.CloseSessions)
-	fmt.Printf("gslb: serving on http://%s, predictor %s, map with %d networks\n", ln.Addr(), pred.Name(), m.Networks())
+	defer srv.Close()
+	srv.HTTP.WriteTimeout = 30 * time.Second // report sessions extend their own read deadline
+	srv.HTTP.RegisterOnShutdown(s.CloseSessions)
+	fmt.Printf("gslb: serving on http://%s, predictor %s, map with %d networks\n", srv.Addr(), pred.Name(), m.Networks())
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- srv.Serve() }()
 	select {
 	case err := <-served:
-		return 1, fmt.Errorf("serve: %w", err)
+		return 1, err
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		srv.Close()
-		return 1, fmt.Errorf("shutdown: %w", err)
+	if err := httpserve.Shutdown(10*time.Second, srv); err != nil {
+		return 1, err
 	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		return 1, fmt.Errorf("serve: %w", err)
+	if err := <-served; err != nil {
+		return 1, err
 	}
 	return 0, nil
 }

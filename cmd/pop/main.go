@@ -8,13 +8,11 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -34,15 +32,12 @@ import (
 )
 
 func main() {
-	httpAddr := flag.String("http", ":8081", "HTTP listen address for players and edges")
+	serve := httpserve.AddFlags(flag.CommandLine, ":8081", "HTTP listen address for players and edges", "-https")
 	origins := flag.String("origin", "", "origin base URLs, comma-separated, in order of preference (required)")
 	cacheBytes := flag.Int64("cache-bytes", 1<<30, "bytes this node may cache")
 	peers := flag.String("peers", "", "base URLs of every node of this PoP, comma-separated (empty: this node is the whole PoP)")
 	self := flag.String("self", "", "this node's URL as written in -peers")
 	shards := flag.Int("shards", 16, "cache partitions in this process")
-	httpsAddr := flag.String("https", "", "HTTPS (and HTTP/2) listen address serving what -http serves, with the certificate of -tls-cert (empty: no HTTPS)")
-	tlsCert := flag.String("tls-cert", "", "PEM certificate chain of -https (read again when the file changes)")
-	tlsKey := flag.String("tls-key", "", "PEM private key of -tls-cert")
 	var g gslbFlags
 	flag.StringVar(&g.url, "gslb", "", "global load balancer base URL to report load to (empty: no reports, no draining)")
 	flag.StringVar(&g.name, "name", "", "this PoP's name in the balancer's map (default: from -public-url's host and port)")
@@ -60,65 +55,88 @@ func main() {
 		fmt.Fprintln(os.Stderr, "pop:", err)
 		os.Exit(2)
 	}
-	if *origins == "" {
-		fmt.Fprintln(os.Stderr, "pop: -origin is required")
-		flag.Usage()
-		os.Exit(2)
+	code, err := run(log, config{
+		serve: serve, gslb: g, origins: split(*origins), peers: split(*peers), self: *self,
+		cacheBytes: *cacheBytes, shards: *shards,
+	})
+	if err != nil {
+		log.Error("pop", "error", err)
+		if code == 2 {
+			flag.Usage()
+		}
 	}
-	if (*tlsCert != "" || *tlsKey != "") != (*httpsAddr != "") {
-		fmt.Fprintln(os.Stderr, "pop: -https and -tls-cert, -tls-key go together")
-		os.Exit(2)
+	os.Exit(code)
+}
+
+// config is what the flags say.
+type config struct {
+	serve      *httpserve.Flags
+	gslb       gslbFlags
+	origins    []string
+	peers      []string
+	self       string
+	cacheBytes int64
+	shards     int
+}
+
+// run serves the node until SIGTERM or SIGINT and returns the exit code:
+// 2 for a usage error, 1 for a failure.
+func run(log *slog.Logger, c config) (int, error) {
+	if len(c.origins) == 0 {
+		return 2, errors.New("-origin is required")
+	}
+	if err := httpserve.CheckCert(*c.serve.TLSCert, *c.serve.TLSKey, *c.serve.HTTPS); err != nil {
+		return 2, err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	handler, node, err := popnode.New(pop.Config{
-		Origins:    split(*origins),
-		CacheBytes: *cacheBytes,
-		Peers:      split(*peers),
-		Self:       *self,
-		Shards:     *shards,
+		Origins:    c.origins,
+		CacheBytes: c.cacheBytes,
+		Peers:      c.peers,
+		Self:       c.self,
+		Shards:     c.shards,
 		Logger:     log,
 	}, reg)
 	if err != nil {
-		log.Error("start", "error", err)
-		os.Exit(1)
+		return 1, err
 	}
-	// servers are the plain HTTP one, answered by the node's fast path,
-	// and with -https the HTTPS one.
-	var servers []server
-	ln, err := net.Listen("tcp", *httpAddr)
+	// The plain HTTP server, answered by the node's fast path, and with
+	// -https the HTTPS one.
+	plain, err := httpserve.Listen(*c.serve.HTTP, handler, nil, log)
 	if err != nil {
-		log.Error("listen", "error", err)
-		os.Exit(1)
+		return 1, err
 	}
-	servers = append(servers, server{"http", ln, newHTTPServer(handler, log, nil)})
-	if *httpsAddr != "" {
-		cert, err := tlsfile.New(tlsfile.Config{CertFile: *tlsCert, KeyFile: *tlsKey, Logger: log})
+	defer plain.Close()
+	plain.ServeWith(node.Serve)
+	servers := []*httpserve.Server{plain}
+	if *c.serve.HTTPS != "" {
+		cert, err := tlsfile.New(tlsfile.Config{CertFile: *c.serve.TLSCert, KeyFile: *c.serve.TLSKey, Logger: log})
 		if err != nil {
-			log.Error("start", "error", err)
-			os.Exit(2)
+			return 2, err
 		}
-		ln, err := net.Listen("tcp", *httpsAddr)
+		secure, err := httpserve.Listen(*c.serve.HTTPS, handler, cert.ServerConfig(), log)
 		if err != nil {
-			log.Error("listen", "error", err)
-			os.Exit(1)
+			return 1, err
 		}
-		servers = append(servers, server{"https", ln, newHTTPServer(handler, log, cert.ServerConfig())})
+		defer secure.Close()
+		servers = append(servers, secure)
 	}
 	var reporter *gslb.Reporter
-	if g.url != "" {
+	if c.gslb.url != "" {
 		public := servers[len(servers)-1] // viewers' browsers want HTTPS
-		if reporter, err = g.reporter(node, *self, public.ln.Addr(), public.scheme, log); err != nil {
-			log.Error("start", "error", err)
-			os.Exit(2)
+		if reporter, err = c.gslb.reporter(node, c.self, public.Addr(), public.Scheme(), log); err != nil {
+			return 2, err
 		}
 	}
 
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(signals)
 	nodeCtx, stopNode := context.WithCancel(context.Background())
 	nodeDone := make(chan error, 1)
 	go func() { nodeDone <- node.Run(nodeCtx) }()
+	defer func() { stopNode(); <-nodeDone }()
 	reportCtx, stopReports := context.WithCancel(context.Background())
 	reportDone := make(chan error, 1)
 	if reporter != nil {
@@ -126,60 +144,32 @@ func main() {
 	} else {
 		reportDone <- nil
 	}
+	// The report session ends before the node stops: the balancer
+	// forgets this PoP at once.
+	defer func() { stopReports(); <-reportDone }()
 	serveDone := make(chan error, len(servers))
 	for _, s := range servers {
-		if s.scheme == "https" {
-			go func() { serveDone <- s.srv.ServeTLS(s.ln, "", "") }()
-		} else {
-			go func() { serveDone <- node.Serve(s.srv, s.ln) }()
-		}
-		fmt.Printf("pop: serving on %s://%s from %s\n", s.scheme, s.ln.Addr(), *origins)
+		go func() { serveDone <- s.Serve() }()
+		fmt.Printf("pop: serving on %s://%s from %s\n", s.Scheme(), s.Addr(), strings.Join(c.origins, ","))
 	}
 
-	code, serving := 0, len(servers)
+	code, failure := 0, error(nil)
 	select {
-	case err := <-serveDone:
-		log.Error("serve", "error", err)
-		code, serving = 1, serving-1
+	case failure = <-serveDone:
+		code = 1
 	case sig := <-signals:
 		log.Info("shutting down", "signal", sig)
 		if reporter != nil {
-			drain(log, node, reporter, g, signals)
+			drain(log, node, reporter, c.gslb, signals)
 		}
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		for _, s := range servers {
-			if err := s.srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Warn("shutdown", "error", err)
-			}
-		}
-		cancel()
 	}
-	for _, s := range servers {
-		s.srv.Close() // after a failure, or a Shutdown past its time
+	if err := httpserve.Shutdown(10*time.Second, servers...); err != nil {
+		log.Warn("shutdown", "error", err)
 	}
-	for range serving {
+	for range len(servers) - code { // a failed server has returned already
 		<-serveDone
 	}
-	stopReports() // ends the report session: the balancer forgets this PoP
-	<-reportDone
-	stopNode()
-	<-nodeDone
-	os.Exit(code)
-}
-
-// server is one of the node's HTTP servers with its listener.
-type server struct {
-	scheme string // "http" or "https"
-	ln     net.Listener
-	srv    *http.Server
-}
-
-// newHTTPServer returns the server of one listener; tlsConfig is nil for
-// plain HTTP.
-func newHTTPServer(h http.Handler, log *slog.Logger, tlsConfig *tls.Config) *http.Server {
-	srv := httpserve.New(h, log)
-	srv.TLSConfig = tlsConfig
-	return srv
+	return code, failure
 }
 
 // gslbFlags are the flags about the global load balancer.

@@ -137,7 +137,7 @@ func TestTLSFlags(t *testing.T) {
 	} {
 		cmd := exec.Command(bin, append([]string{"-http", "127.0.0.1:0", "-origin", "http://127.0.0.1:9"}, args...)...)
 		out, err := cmd.CombinedOutput()
-		if cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "-https and -tls-cert") {
+		if cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "certificate") {
 			t.Errorf("%v: exit %v, output %q; want exit status 2 and a usage error", args, err, out)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -60,11 +59,13 @@ type Config struct {
 	Origin origin.Config
 	// PoP, when not nil, puts a PoP cache in front of the origin: HTTPAddr
 	// serves the PoP and the origin listens on a loopback port of its own.
-	// Its Origins, Logger and Registerer are set by New.
+	// Its Origins, Logger and Registerer are the App's to set: New refuses
+	// a PoP config with any of them set.
 	PoP *pop.Config
 	// Transcode, when not nil, adds a transcoded ladder to every stream (see
 	// package transcode); nil passes streams through as published. Its
-	// Origin, SegmentDuration, Logger and Registerer are set by New.
+	// Origin, SegmentDuration, Logger and Registerer are the App's to set:
+	// New refuses a config with any of them set.
 	Transcode *transcode.Config
 	// ShutdownTimeout bounds the wait for HTTP requests in flight at
 	// shutdown. Zero means 10 s.
@@ -86,22 +87,10 @@ type App struct {
 	// transcoder is nil without Config.Transcode.
 	transcoder *transcode.Transcoder
 	pop        *pop.Server // nil without a PoP
-	// servers are the HTTP servers: the players' plain one first, then
-	// their HTTPS one (with Config.HTTPSAddr), then the origin's own
-	// (with a PoP).
-	servers []*httpServer
-}
-
-// httpServer is an HTTP server with its listener.
-type httpServer struct {
-	ln  net.Listener
-	srv *http.Server
-	// tls is set when srv serves HTTPS with its TLSConfig. (Serve sets up
-	// a TLSConfig of its own for HTTP/2, so that is no sign.)
-	tls bool
-	// fast is the PoP whose fast path answers plain HTTP/1.1 media
-	// requests on this server (pop.Server.Serve); nil for none.
-	fast *pop.Server
+	// players serves players over plain HTTP (through the PoP's fast path
+	// with a PoP); playersTLS over HTTPS, nil without HTTPSAddr; originHTTP
+	// is the origin's own server on loopback, nil without a PoP.
+	players, playersTLS, originHTTP *httpserve.Server
 }
 
 // New builds the parts and opens the listeners.
@@ -118,6 +107,22 @@ func New(cfg Config) (*App, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if err := checkOwned(cfg); err != nil {
+		return nil, err
+	}
+	if err := httpserve.CheckCert(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.HTTPSAddr, cfg.RTMPSAddr); err != nil {
+		return nil, err
+	}
+	authorize, err := publishAuthorizer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var cert *tlsfile.Cert
+	if cfg.TLSCertFile != "" {
+		if cert, err = tlsfile.New(tlsfile.Config{CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile, Logger: cfg.Logger}); err != nil {
+			return nil, err
+		}
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -129,6 +134,31 @@ func New(cfg Config) (*App, error) {
 		return nil, err
 	}
 	a := &App{cfg: cfg, log: cfg.Logger, origin: org}
+	if err := a.build(reg, org, cert, authorize); err != nil {
+		return nil, errors.Join(err, a.closeListeners())
+	}
+	return a, nil
+}
+
+// checkOwned refuses a Config that sets what New sets in the parts'
+// configs itself, rather than overwrite it silently.
+func checkOwned(cfg Config) error {
+	switch {
+	case cfg.Origin.Logger != nil || cfg.Origin.Registerer != nil:
+		return errors.New("Config.Origin: Logger and Registerer are set by the App (Config.Logger)")
+	case cfg.PoP != nil && (cfg.PoP.Origins != nil || cfg.PoP.Logger != nil || cfg.PoP.Registerer != nil):
+		return errors.New("Config.PoP: Origins, Logger and Registerer are set by the App")
+	case cfg.Transcode != nil && (cfg.Transcode.Origin != nil || cfg.Transcode.SegmentDuration != 0 ||
+		cfg.Transcode.Logger != nil || cfg.Transcode.Registerer != nil):
+		return errors.New("Config.Transcode: Origin, SegmentDuration, Logger and Registerer are set by the App")
+	}
+	return nil
+}
+
+// build makes the PoP, the pages, the HTTP servers, the ladder and ingest
+// around org. On failure the caller closes the listeners it opened.
+func (a *App) build(reg *prometheus.Registry, org *origin.Server, cert *tlsfile.Cert, authorize func(context.Context, ingest.PublishRequest) error) error {
+	cfg := a.cfg
 	wcfg := web.Config{
 		Streams:    func(context.Context) ([]streaminfo.Stream, error) { return org.Streams(), nil },
 		Logger:     cfg.Logger.With("part", "web"),
@@ -136,117 +166,83 @@ func New(cfg Config) (*App, error) {
 	}
 	// front is what players reach: the PoP, or the origin itself.
 	var front http.Handler = org
+	var err error
 	if cfg.PoP != nil {
 		// The origin's own server, on loopback, so the PoP knows where it is.
-		srv, err := a.listen("127.0.0.1:0", org)
-		if err != nil {
-			return nil, err
+		if a.originHTTP, err = httpserve.Listen("127.0.0.1:0", org, nil, a.log); err != nil {
+			return err
 		}
 		pcfg := *cfg.PoP
-		pcfg.Origins = []string{"http://" + srv.ln.Addr().String()}
+		pcfg.Origins = []string{"http://" + a.originHTTP.Addr().String()}
 		pcfg.Logger = cfg.Logger.With("part", "pop")
 		pcfg.Registerer = reg
-		p, err := pop.New(pcfg)
-		if err != nil {
-			return nil, errors.Join(err, a.closeListeners())
+		if a.pop, err = pop.New(pcfg); err != nil {
+			return err
 		}
-		a.pop, front = p, p
-		wcfg.PoP = p.StreamStats
+		front = a.pop
+		wcfg.PoP = a.pop.StreamStats
 	}
 	pages, err := web.New(wcfg)
 	if err != nil {
-		return nil, errors.Join(err, a.closeListeners())
+		return err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	pages.Handle(mux)
 	mux.Handle("/", front)
 	players := httpserve.PrefixFirst(layout.Prefix, front, mux)
-	plain, err := a.listen(cfg.HTTPAddr, players)
-	if err != nil {
-		return nil, err
+	if a.players, err = httpserve.Listen(cfg.HTTPAddr, players, nil, a.log); err != nil {
+		return err
 	}
-	plain.fast = a.pop
-	var cert *tlsfile.Cert
-	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
-		if cfg.HTTPSAddr == "" && cfg.RTMPSAddr == "" {
-			return nil, errors.Join(errors.New("a certificate (TLSCertFile, TLSKeyFile) is for HTTPSAddr or RTMPSAddr: set one"), a.closeListeners())
-		}
-		cert, err = tlsfile.New(tlsfile.Config{CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile, Logger: cfg.Logger})
-		if err != nil {
-			return nil, errors.Join(err, a.closeListeners())
-		}
+	if a.pop != nil {
+		a.players.ServeWith(a.pop.Serve)
 	}
 	if cfg.HTTPSAddr != "" {
-		if cert == nil {
-			return nil, errors.Join(errors.New("HTTPS needs a certificate: TLSCertFile and TLSKeyFile"), a.closeListeners())
+		if a.playersTLS, err = httpserve.Listen(cfg.HTTPSAddr, players, cert.ServerConfig(), a.log); err != nil {
+			return err
 		}
-		srv, err := a.listen(cfg.HTTPSAddr, players)
-		if err != nil {
-			return nil, err
-		}
-		srv.srv.TLSConfig, srv.tls = cert.ServerConfig(), true
-	}
-	// The players' servers first, in the order they were opened; the
-	// origin's own last.
-	if cfg.PoP != nil {
-		a.servers = append(a.servers[1:], a.servers[0])
 	}
 	icfg := ingest.Config{
 		Addr:       cfg.RTMPAddr,
 		Registerer: reg,
 		Logger:     cfg.Logger.With("part", "ingest"),
+		Authorize:  authorize,
+		Handler:    handler{org},
 	}
 	if cfg.RTMPSAddr != "" {
-		if cert == nil {
-			return nil, errors.Join(errors.New("RTMPS needs a certificate: TLSCertFile and TLSKeyFile"), a.closeListeners())
-		}
 		icfg.TLSAddr, icfg.TLSConfig = cfg.RTMPSAddr, cert.ServerConfig()
 	}
-
-	authorize, err := publishAuthorizer(cfg)
-	if err != nil {
-		return nil, errors.Join(err, a.closeListeners())
-	}
-	var streams ingest.Handler = handler{org}
 	if cfg.Transcode != nil {
 		tcfg := *cfg.Transcode
 		tcfg.Origin = org
 		tcfg.SegmentDuration = org.SegmentDuration()
 		tcfg.Logger = cfg.Logger.With("part", "transcode")
 		tcfg.Registerer = reg
-		tc, err := transcode.New(tcfg)
-		if err != nil {
-			return nil, errors.Join(err, a.closeListeners())
+		if a.transcoder, err = transcode.New(tcfg); err != nil {
+			return err
 		}
-		a.transcoder, streams = tc, tc
+		icfg.Handler = a.transcoder
 	}
-	icfg.Handler, icfg.Authorize = streams, authorize
-	in, err := ingest.New(icfg)
-	if err != nil {
-		return nil, errors.Join(err, a.closeListeners())
-	}
-	a.ingest = in
-	return a, nil
+	a.ingest, err = ingest.New(icfg)
+	return err
 }
 
-// listen opens an HTTP listener on addr for h and adds its server to
-// a.servers. On failure it closes the listeners already open.
-func (a *App) listen(addr string, h http.Handler) (*httpServer, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, errors.Join(fmt.Errorf("listen http: %w", err), a.closeListeners())
+// servers returns the HTTP servers, the players' first.
+func (a *App) servers() []*httpserve.Server {
+	var out []*httpserve.Server
+	for _, s := range []*httpserve.Server{a.players, a.playersTLS, a.originHTTP} {
+		if s != nil {
+			out = append(out, s)
+		}
 	}
-	s := &httpServer{ln: ln, srv: httpserve.New(h, a.log)}
-	a.servers = append(a.servers, s)
-	return s, nil
+	return out
 }
 
 // closeListeners releases the listeners of an App that will never Run.
 func (a *App) closeListeners() error {
 	var errs []error
-	for _, s := range a.servers {
-		errs = append(errs, s.ln.Close())
+	for _, s := range a.servers() {
+		errs = append(errs, s.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -282,20 +278,8 @@ func (a *App) Run(ctx context.Context) error {
 	if a.pop != nil {
 		g.Go(func() error { return a.pop.Run(popCtx) })
 	}
-	for _, s := range a.servers {
-		g.Go(func() error {
-			serve := s.srv.Serve
-			switch {
-			case s.tls:
-				serve = func(ln net.Listener) error { return s.srv.ServeTLS(ln, "", "") }
-			case s.fast != nil:
-				serve = func(ln net.Listener) error { return s.fast.Serve(s.srv, ln) }
-			}
-			if err := serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("serve http: %w", err)
-			}
-			return nil
-		})
+	for _, s := range a.servers() {
+		g.Go(s.Serve)
 	}
 	if a.cfg.Demo {
 		g.Go(func() error { return a.runDemo(gctx) })
@@ -308,17 +292,9 @@ func (a *App) Run(ctx context.Context) error {
 			a.transcoder.Close() // the ladders end where they are
 		}
 		a.origin.Close()
-		sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
-		defer cancel()
-		var errs []error
-		for _, s := range a.servers {
-			if err := s.srv.Shutdown(sctx); err != nil {
-				s.srv.Close()
-				errs = append(errs, fmt.Errorf("http shutdown: %w", err))
-			}
-		}
+		err := httpserve.Shutdown(a.cfg.ShutdownTimeout, a.servers()...)
 		stopPoP()
-		return errors.Join(errs...)
+		return err
 	})
 	return g.Wait()
 }

@@ -12,22 +12,22 @@ func (a *App) RTMPAddr() net.Addr { return a.ingest.Addr() }
 func (a *App) RTMPSAddr() net.Addr { return a.ingest.TLSAddr() }
 
 // HTTPAddr returns the address players connect to with plain HTTP.
-func (a *App) HTTPAddr() net.Addr { return a.servers[0].ln.Addr() }
+func (a *App) HTTPAddr() net.Addr { return a.players.Addr() }
 
 // HTTPSAddr returns the address players connect to with HTTPS, or nil.
 func (a *App) HTTPSAddr() net.Addr {
-	if len(a.servers) > 1 && a.servers[1].tls {
-		return a.servers[1].ln.Addr()
+	if a.playersTLS == nil {
+		return nil
 	}
-	return nil
+	return a.playersTLS.Addr()
 }
 
 // OriginAddr returns the origin's HTTP address: HTTPAddr without a PoP.
 func (a *App) OriginAddr() net.Addr {
-	if a.pop == nil {
+	if a.originHTTP == nil {
 		return a.HTTPAddr()
 	}
-	return a.servers[len(a.servers)-1].ln.Addr()
+	return a.originHTTP.Addr()
 }
 
 // loopbackAddr turns a listening address into one we can dial: an

@@ -74,10 +74,10 @@ func TestTLSConfig(t *testing.T) {
 		cfg  Config
 		err  string // part of the error
 	}{
-		{"https without certificate", Config{HTTPSAddr: "127.0.0.1:0"}, "HTTPS needs a certificate"},
-		{"rtmps without certificate", Config{RTMPSAddr: "127.0.0.1:0"}, "RTMPS needs a certificate"},
-		{"certificate for nothing", Config{TLSCertFile: certFile, TLSKeyFile: keyFile}, "HTTPSAddr or RTMPSAddr"},
-		{"key missing", Config{HTTPSAddr: "127.0.0.1:0", TLSCertFile: certFile}, "key"},
+		{"https without certificate", Config{HTTPSAddr: "127.0.0.1:0"}, "needs a certificate"},
+		{"rtmps without certificate", Config{RTMPSAddr: "127.0.0.1:0"}, "needs a certificate"},
+		{"certificate for nothing", Config{TLSCertFile: certFile, TLSKeyFile: keyFile}, "is for a TLS listener"},
+		{"key missing", Config{HTTPSAddr: "127.0.0.1:0", TLSCertFile: certFile}, "both its files"},
 	} {
 		cfg := tc.cfg
 		cfg.RTMPAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"

@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/golivestream/live/internal/httpserve"
 	"github.com/golivestream/live/internal/logflag"
 	"github.com/golivestream/live/origin"
 	"github.com/golivestream/live/transcode"
@@ -16,8 +17,7 @@ import (
 // ladder and logging.
 type Flags struct {
 	rtmp, rtmps             *string
-	http, https             *string
-	tlsCert, tlsKey         *string
+	serve                   *httpserve.Flags
 	window, segment         *time.Duration
 	reconnectWindow         *time.Duration
 	publishKey, publishAuth *string
@@ -30,10 +30,7 @@ func AddFlags(fs *flag.FlagSet, httpUsage string) *Flags {
 	return &Flags{
 		rtmp:    fs.String("rtmp", ":1935", "RTMP listen address for publishers"),
 		rtmps:   fs.String("rtmps", "", "RTMPS listen address for publishers, e.g. :1936, with the certificate of -tls-cert (empty: no RTMPS)"),
-		http:    fs.String("http", ":8080", httpUsage),
-		https:   fs.String("https", "", "HTTPS (and HTTP/2) listen address serving what -http serves, e.g. :8443, with the certificate of -tls-cert (empty: no HTTPS)"),
-		tlsCert: fs.String("tls-cert", "", "PEM certificate chain of -https and -rtmps (read again when the file changes)"),
-		tlsKey:  fs.String("tls-key", "", "PEM private key of -tls-cert"),
+		serve:   httpserve.AddFlags(fs, ":8080", httpUsage, "-https and -rtmps"),
 		window:  fs.Duration("window", 30*time.Second, "media described by playlists per rendition"),
 		segment: fs.Duration("segment", time.Second, "target segment duration"),
 		reconnectWindow: fs.Duration("reconnect-window", 10*time.Second,
@@ -63,10 +60,10 @@ func (f *Flags) Config(stderr io.Writer) (Config, error) {
 	cfg := Config{
 		RTMPAddr:       *f.rtmp,
 		RTMPSAddr:      *f.rtmps,
-		HTTPAddr:       *f.http,
-		HTTPSAddr:      *f.https,
-		TLSCertFile:    *f.tlsCert,
-		TLSKeyFile:     *f.tlsKey,
+		HTTPAddr:       *f.serve.HTTP,
+		HTTPSAddr:      *f.serve.HTTPS,
+		TLSCertFile:    *f.serve.TLSCert,
+		TLSKeyFile:     *f.serve.TLSKey,
 		PublishKey:     *f.publishKey,
 		PublishAuthURL: *f.publishAuth,
 		Origin:         origin.Config{Window: *f.window, SegmentDuration: *f.segment, ReconnectWindow: reconnect},

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -76,6 +77,28 @@ func TestLimitRanges(t *testing.T) {
 		}
 		if got := LimitRanges(h); got != tc.dropped || (h["Range"] == nil) != (tc.dropped || tc.v == nil) {
 			t.Errorf("LimitRanges(%q) = %v, left %q; want %v", tc.v, got, h["Range"], tc.dropped)
+		}
+	}
+}
+
+func TestCheckCert(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		cert, key  string
+		users      []string
+		wantErrHas string
+	}{
+		{"nothing", "", "", []string{"", ""}, ""},
+		{"https with a certificate", "c.pem", "k.pem", []string{":8443", ""}, ""},
+		{"rtmps with a certificate", "c.pem", "k.pem", []string{"", ":1936"}, ""},
+		{"https without", "", "", []string{":8443"}, "needs a certificate"},
+		{"certificate for nothing", "c.pem", "k.pem", []string{"", ""}, "is for a TLS listener"},
+		{"key missing", "c.pem", "", []string{":8443"}, "both its files"},
+		{"certificate missing", "", "k.pem", nil, "both its files"},
+	} {
+		err := CheckCert(tc.cert, tc.key, tc.users...)
+		if tc.wantErrHas == "" && err != nil || tc.wantErrHas != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErrHas)) {
+			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.wantErrHas)
 		}
 	}
 }
