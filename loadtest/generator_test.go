@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golivestream/live/internal/logtest"
 	"github.com/golivestream/live/loadtest/testpipeline"
 )
 
@@ -68,7 +69,7 @@ func TestPlayersThroughPoP(t *testing.T) {
 		RTMP:         p.RTMP,
 		PublishKey:   p.PublishKey,
 		Metrics:      []string{p.PoP},
-		Logger:       testpipeline.Logger(t, slog.LevelWarn),
+		Logger:       logtest.Logger(t, slog.LevelWarn),
 	})
 
 	if rep.Players != 200 || rep.PeakViewers != 200 || rep.NeverStarted != 0 {

@@ -10,11 +10,10 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/golivestream/live/internal/logtest"
 	"github.com/golivestream/live/internal/mpdtest"
 	"github.com/golivestream/live/internal/streaminfo"
 )
@@ -32,9 +31,7 @@ type testApp struct {
 func startApp(t testing.TB, cfg Config) *testApp {
 	t.Helper()
 	cfg.RTMPAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
-	tw := &testWriter{t: t}
-	t.Cleanup(tw.stop) // registered first, so it runs after the app stopped
-	cfg.Logger = slog.New(slog.NewTextHandler(tw, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	cfg.Logger = logtest.Logger(t, slog.LevelInfo) // first, so that its cleanup runs after the app stopped
 	app, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -54,29 +51,6 @@ func startApp(t testing.TB, cfg Config) *testApp {
 		origin: "http://" + app.OriginAddr().String(),
 		rtmp:   "rtmp://" + app.RTMPAddr().String() + "/live/",
 	}
-}
-
-// testWriter sends log lines to t.Log, and drops them once the test is
-// over (t.Log panics then).
-type testWriter struct {
-	t    testing.TB
-	mu   sync.Mutex
-	done bool // guarded by mu
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimSpace(string(p)))
-	}
-	return len(p), nil
-}
-
-func (w *testWriter) stop() {
-	w.mu.Lock()
-	w.done = true
-	w.mu.Unlock()
 }
 
 // get fetches url and returns the status and body.

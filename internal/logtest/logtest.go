@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -58,4 +59,35 @@ func (e Events) Await(t testing.TB, want string) string {
 			return ""
 		}
 	}
+}
+
+// Logger returns a logger writing records of level and above into t's log
+// until the test is over (t.Log panics after it). Call it before starting
+// what logs into it, so that its cleanup runs after that has stopped.
+func Logger(t testing.TB, level slog.Level) *slog.Logger {
+	w := &testWriter{t: t}
+	t.Cleanup(w.stop)
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// testWriter sends log lines to t.Log until stopped.
+type testWriter struct {
+	t    testing.TB
+	mu   sync.Mutex
+	done bool // guarded by mu
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimSpace(string(p)))
+	}
+	return len(p), nil
+}
+
+func (w *testWriter) stop() {
+	w.mu.Lock()
+	w.done = true
+	w.mu.Unlock()
 }

@@ -6,11 +6,10 @@ package testpipeline
 import (
 	"context"
 	"log/slog"
-	"strings"
-	"sync"
 	"testing"
 
 	"github.com/golivestream/live/internal/app"
+	"github.com/golivestream/live/internal/logtest"
 	"github.com/golivestream/live/pop"
 )
 
@@ -36,7 +35,7 @@ func Start(t testing.TB) *Pipeline {
 		HTTPAddr:   "127.0.0.1:0",
 		PoP:        &pop.Config{},
 		PublishKey: publishKey,
-		Logger:     Logger(t, slog.LevelWarn),
+		Logger:     logtest.Logger(t, slog.LevelWarn),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -56,34 +55,4 @@ func Start(t testing.TB) *Pipeline {
 		RTMP:       "rtmp://" + app.RTMPAddr().String() + "/live/",
 		PublishKey: publishKey,
 	}
-}
-
-// Logger returns a logger writing into t's log from level on, until the
-// test is over (t.Log panics after it).
-func Logger(t testing.TB, level slog.Level) *slog.Logger {
-	w := &testWriter{t: t}
-	t.Cleanup(w.stop)
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
-// testWriter sends log lines to t.Log until stopped.
-type testWriter struct {
-	t    testing.TB
-	mu   sync.Mutex
-	done bool // guarded by mu
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimSpace(string(p)))
-	}
-	return len(p), nil
-}
-
-func (w *testWriter) stop() {
-	w.mu.Lock()
-	w.done = true
-	w.mu.Unlock()
 }
