@@ -122,9 +122,20 @@ func run(log *slog.Logger, c config) (int, error) {
 		defer secure.Close()
 		servers = append(servers, secure)
 	}
+	if *c.serve.Debug != "" {
+		debug, err := httpserve.DebugServer(*c.serve.Debug, log)
+		if err != nil {
+			return 1, err
+		}
+		defer debug.Close()
+		servers = append(servers, debug)
+	}
 	var reporter *gslb.Reporter
 	if c.gslb.url != "" {
-		public := servers[len(servers)-1] // viewers' browsers want HTTPS
+		public := plain
+		if len(servers) > 1 && servers[1].TLS() {
+			public = servers[1] // viewers' browsers want HTTPS
+		}
 		if reporter, err = c.gslb.reporter(node, c.self, public.Addr(), public.Scheme(), log); err != nil {
 			return 2, err
 		}

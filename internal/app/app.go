@@ -67,6 +67,9 @@ type Config struct {
 	// Origin, SegmentDuration, Logger and Registerer are the App's to set:
 	// New refuses a config with any of them set.
 	Transcode *transcode.Config
+	// DebugAddr, when not empty, is where the profiler (net/http/pprof)
+	// listens. Empty means none.
+	DebugAddr string
 	// ShutdownTimeout bounds the wait for HTTP requests in flight at
 	// shutdown. Zero means 10 s.
 	ShutdownTimeout time.Duration
@@ -89,8 +92,9 @@ type App struct {
 	pop        *pop.Server // nil without a PoP
 	// players serves players over plain HTTP (through the PoP's fast path
 	// with a PoP); playersTLS over HTTPS, nil without HTTPSAddr; originHTTP
-	// is the origin's own server on loopback, nil without a PoP.
-	players, playersTLS, originHTTP *httpserve.Server
+	// is the origin's own server on loopback, nil without a PoP; debug
+	// serves the profiler, nil without DebugAddr.
+	players, playersTLS, originHTTP, debug *httpserve.Server
 }
 
 // New builds the parts and opens the listeners.
@@ -202,6 +206,11 @@ func (a *App) build(reg *prometheus.Registry, org *origin.Server, cert *tlsfile.
 			return err
 		}
 	}
+	if cfg.DebugAddr != "" {
+		if a.debug, err = httpserve.DebugServer(cfg.DebugAddr, a.log); err != nil {
+			return err
+		}
+	}
 	icfg := ingest.Config{
 		Addr:       cfg.RTMPAddr,
 		Registerer: reg,
@@ -230,7 +239,7 @@ func (a *App) build(reg *prometheus.Registry, org *origin.Server, cert *tlsfile.
 // servers returns the HTTP servers, the players' first.
 func (a *App) servers() []*httpserve.Server {
 	var out []*httpserve.Server
-	for _, s := range []*httpserve.Server{a.players, a.playersTLS, a.originHTTP} {
+	for _, s := range []*httpserve.Server{a.players, a.playersTLS, a.originHTTP, a.debug} {
 		if s != nil {
 			out = append(out, s)
 		}

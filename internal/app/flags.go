@@ -64,6 +64,7 @@ func (f *Flags) Config(stderr io.Writer) (Config, error) {
 		HTTPSAddr:      *f.serve.HTTPS,
 		TLSCertFile:    *f.serve.TLSCert,
 		TLSKeyFile:     *f.serve.TLSKey,
+		DebugAddr:      *f.serve.Debug,
 		PublishKey:     *f.publishKey,
 		PublishAuthURL: *f.publishAuth,
 		Origin:         origin.Config{Window: *f.window, SegmentDuration: *f.segment, ReconnectWindow: reconnect},

@@ -9,6 +9,8 @@ import (
 // -tls-cert and -tls-key, defined here once for live, origin and pop.
 type Flags struct {
 	HTTP, HTTPS, TLSCert, TLSKey *string
+	// Debug is -debug-addr: where net/http/pprof listens (DebugServer).
+	Debug *string
 }
 
 // AddFlags registers the serving flags on fs: httpDefault and httpUsage
@@ -20,6 +22,7 @@ func AddFlags(fs *flag.FlagSet, httpDefault, httpUsage, certUsers string) *Flags
 		HTTPS:   fs.String("https", "", "HTTPS (and HTTP/2) listen address serving what -http serves, e.g. :8443, with the certificate of -tls-cert (empty: no HTTPS)"),
 		TLSCert: fs.String("tls-cert", "", "PEM certificate chain of "+certUsers+" (read again when the file changes)"),
 		TLSKey:  fs.String("tls-key", "", "PEM private key of -tls-cert"),
+		Debug:   fs.String("debug-addr", "", "listen address of the profiler (net/http/pprof), e.g. 127.0.0.1:6060; keep it off the public network (empty: off)"),
 	}
 }
 

@@ -102,3 +102,24 @@ func TestCheckCert(t *testing.T) {
 		}
 	}
 }
+
+// TestDebugServer: the profiler answers on its own listener, and nothing
+// else does.
+func TestDebugServer(t *testing.T) {
+	s, err := DebugServer("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve()
+	defer Shutdown(5*time.Second, s)
+	for path, want := range map[string]int{"/debug/pprof/cmdline": 200, "/debug/pprof/heap?debug=1": 200, "/live/demo/index.m3u8": 404} {
+		resp, err := http.Get("http://" + s.Addr().String() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+}
