@@ -47,7 +47,7 @@ type Route struct {
 // Skip is a PoP a route passed over.
 type Skip struct {
 	PoP string `json:"pop"`
-	// Why is "full", "draining" or "not reporting".
+	// Why is "full", "overloaded", "draining" or "not reporting".
 	Why string `json:"why"`
 }
 
@@ -89,6 +89,8 @@ func (b *Balancer) route(addr netip.Addr, commit bool) Route {
 			why = "not reporting"
 		case st.report.Draining:
 			why = "draining"
+		case st.report.Overloaded:
+			why = "overloaded"
 		case !b.hasRoomLocked(st):
 			why = "full"
 		}

@@ -35,6 +35,10 @@ type Report struct {
 	CapacityBPS float64 `json:"capacity_bps"`
 	// Draining asks for no new viewers: the PoP is going away.
 	Draining bool `json:"draining"`
+	// Overloaded says the PoP takes no new viewers now: it is short of
+	// CPU (or at its capacity) and answers new sessions 503, while it
+	// serves those it has. Unlike Draining, it passes.
+	Overloaded bool `json:"overloaded,omitempty"`
 }
 
 // Limits of a report.

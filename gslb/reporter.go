@@ -37,6 +37,9 @@ type ReporterConfig struct {
 	// Load measures the PoP: its active viewers, and the bytes it served
 	// since it started (egress is their rate between reports). Required.
 	Load func() (viewers, bytesServed int64)
+	// Overloaded, when not nil, says whether the PoP takes no new viewers
+	// now (pop.Server.Overloaded). Nil means it always does.
+	Overloaded func() bool
 	// Token, when set, is sent as "Authorization: Bearer TOKEN".
 	Token string
 	// Transport sends the reports. Nil means a direct connection (no
@@ -326,6 +329,7 @@ func (r *Reporter) measure() Report {
 		CapacityViewers: r.cfg.CapacityViewers,
 		CapacityBPS:     r.cfg.CapacityBPS,
 		Draining:        r.draining.Load(),
+		Overloaded:      r.cfg.Overloaded != nil && r.cfg.Overloaded(),
 	}
 }
 

@@ -140,3 +140,13 @@ func (m *loadMeter) load(window time.Duration) Load {
 	}
 	return Load{Viewers: n, BytesServed: m.bytes.Load()}
 }
+
+// recent reports whether r's client was seen within window of t.
+func (m *loadMeter) recent(r *http.Request, t time.Time, window time.Duration) bool {
+	h := m.client(r)
+	sh := &m.shards[h%viewerShards]
+	sh.mu.Lock()
+	last, ok := sh.seen[h]
+	sh.mu.Unlock()
+	return ok && int64(t.Sub(m.start))-last <= int64(window)
+}

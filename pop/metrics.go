@@ -104,7 +104,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "live_pop_refused_total",
-		Help: "Requests the PoP answered itself without asking upstream, by reason: layout (no object of the URL layout, or not in its one spelling: 404), directive (malformed HLS delivery directive: 400), ahead (a segment or _HLS_msn far past the last one a manifest listed: 404 or 400), miss_budget (the client's fetches of objects not known to exist are spent: 429), uri_too_long (414).",
+		Help: "Requests the PoP answered itself without asking upstream, by reason: layout (no object of the URL layout, or not in its one spelling: 404), directive (malformed HLS delivery directive: 400), ahead (a segment or _HLS_msn far past the last one a manifest listed: 404 or 400), miss_budget (the client's fetches of objects not known to exist are spent: 429), uri_too_long (414), overload (a new session while the node takes none: 503).",
 	}, []string{"reason"})
 	m.refused = map[string]prometheus.Counter{}
 	for _, l := range refusalLabels {

@@ -38,10 +38,11 @@ var (
 	refuseMSNAhead  = &refusal{http.StatusBadRequest, "_HLS_msn too far ahead", "ahead"}
 	refuseBudget    = &refusal{http.StatusTooManyRequests, "too many requests for objects not known to exist", "miss_budget"}
 	refuseTooLong   = &refusal{http.StatusRequestURITooLong, "URI too long", "uri_too_long"}
+	refuseOverload  = &refusal{http.StatusServiceUnavailable, "this node is full: try again, or another node", "overload"}
 )
 
 // refusalLabels are the labels of live_pop_refused_total.
-var refusalLabels = []string{"layout", "directive", "ahead", "miss_budget", "uri_too_long"}
+var refusalLabels = []string{"layout", "directive", "ahead", "miss_budget", "uri_too_long", "overload"}
 
 // aheadSlack is how many segments past the last one a manifest this node
 // saw listed a request may ask for and still be fetched: the origin

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/golivestream/live/internal/promreg"
 )
 
 // HopHeader marks a request forwarded by a PoP node to the key's owner; the
@@ -55,6 +57,14 @@ type Config struct {
 	// means no bound.
 	MissRate  float64
 	MissBurst int
+	// OverloadLatency and MaxViewers decide when the node is overloaded
+	// and takes no new playback sessions (admission.go): when, over half
+	// a second, Go's scheduling latency had a 99th percentile above
+	// OverloadLatency (the node is short of CPU), or it served MaxViewers
+	// viewers. Zero OverloadLatency means 50 ms, negative means never for
+	// that reason; zero MaxViewers means no bound on viewers.
+	OverloadLatency time.Duration
+	MaxViewers      int
 	// HotThreshold is how many requests for a key owned by another node
 	// this node must see before it keeps a copy. Zero means 4.
 	HotThreshold int
@@ -96,8 +106,10 @@ type Server struct {
 	// budget bounds the fetches of objects not known to exist; nil for
 	// no bound (route.go).
 	budget *missBudget
-	stats  streamStats
-	load   *loadMeter // viewers and bytes served, for Load (load.go)
+	// admission says whether the node takes new sessions (admission.go).
+	admission *admission
+	stats     streamStats
+	load      *loadMeter // viewers and bytes served, for Load (load.go)
 	// fetchFromOrigin is s.fetchOrigin, bound once: a method value made
 	// per request would allocate.
 	fetchFromOrigin fetchFunc
@@ -130,6 +142,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MissBurst <= 0 {
 		cfg.MissBurst = 40
+	}
+	if cfg.OverloadLatency == 0 {
+		cfg.OverloadLatency = 50 * time.Millisecond
 	}
 	if cfg.HotThreshold <= 0 {
 		cfg.HotThreshold = 4
@@ -180,6 +195,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MissRate > 0 {
 		s.budget = newMissBudget(cfg.MissRate, cfg.MissBurst)
 	}
+	s.admission = newAdmission(max(cfg.OverloadLatency, 0), max(cfg.MaxViewers, 0), defaultViewerWindow)
 	var gate func(key, client string) error
 	if s.budget != nil {
 		gate = s.mayFetch
@@ -228,7 +244,15 @@ func New(cfg Config) (*Server, error) {
 			Name: "live_pop_cache_bytes",
 			Help: "Bytes held by the node's caches, against -cache-bytes.",
 		}, func() float64 { return float64(s.CacheSize()) })
-		if err := cfg.Registerer.Register(size); err != nil {
+		latency := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "live_pop_sched_latency_p99_seconds",
+			Help: "99th percentile of Go's scheduling latency over the last half second: how long runnable work waited for a CPU. Above -overload-latency the node takes no new sessions.",
+		}, func() float64 { return time.Duration(s.admission.p99.Load()).Seconds() })
+		taking := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "live_pop_taking_new_sessions",
+			Help: "1 while the node takes new playback sessions, 0 while it is overloaded and answers them 503.",
+		}, func() float64 { return boolFloat(!s.Overloaded()) })
+		if err := promreg.Register(cfg.Registerer, size, latency, taking); err != nil {
 			stop()
 			return nil, fmt.Errorf("pop: register metrics: %w", err)
 		}
@@ -252,6 +276,7 @@ func contains(list []string, s string) bool {
 func (s *Server) Run(ctx context.Context) error {
 	s.crew.Go(func() { s.origins.checkHealth(s.ctx, s.cfg.HealthInterval) })
 	s.crew.Go(s.dropExpiredEvery)
+	s.crew.Go(s.admitEvery)
 	<-ctx.Done()
 	s.stop()
 	s.crew.Close()
@@ -287,4 +312,11 @@ func (s *Server) get(ctx context.Context, key string, cl class, forwarded bool, 
 	return s.proxy.get(ctx, key, cl, func(ctx context.Context, key string, cl class) (*object, io.ReadCloser, error) {
 		return s.fetchPeer(ctx, owner, key, cl)
 	}, client)
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

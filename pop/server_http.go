@@ -51,6 +51,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	forwarded := s.fromPeer(r)
+	if s.admission.closed.Load() && !forwarded && s.startsSession(r, rt.obj.Kind, now) {
+		h["Retry-After"] = retryAfterOverload
+		s.refuse(w, refuseOverload)
+		return
+	}
 	client := r.RemoteAddr
 	if forwarded {
 		client = "" // judged by the node it came through

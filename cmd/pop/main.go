@@ -7,6 +7,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -38,11 +39,12 @@ func main() {
 	peers := flag.String("peers", "", "base URLs of every node of this PoP, comma-separated (empty: this node is the whole PoP)")
 	self := flag.String("self", "", "this node's URL as written in -peers")
 	shards := flag.Int("shards", 16, "cache partitions in this process")
+	overload := flag.Duration("overload-latency", 50*time.Millisecond, "99th percentile of Go's scheduling latency above which the node, short of CPU, answers new playback sessions 503 and tells the gslb so, to keep its viewers playing (0: never)")
 	var g gslbFlags
 	flag.StringVar(&g.url, "gslb", "", "global load balancer base URL to report load to (empty: no reports, no draining)")
 	flag.StringVar(&g.name, "name", "", "this PoP's name in the balancer's map (default: from -public-url's host and port)")
 	flag.StringVar(&g.publicURL, "public-url", "", "base URL the balancer sends viewers to (default: -self, else https://HOST:PORT of -https, else http://HOST:PORT of -http)")
-	flag.Int64Var(&g.capViewers, "capacity-viewers", 0, "viewers this PoP takes (0: no limit)")
+	flag.Int64Var(&g.capViewers, "capacity-viewers", 0, "viewers this PoP takes: beyond, new playback sessions get 503 and the gslb sends viewers elsewhere (0: no limit)")
 	flag.Float64Var(&g.capBPS, "capacity-bps", 0, "egress this PoP takes, in bits/s (0: no limit)")
 	flag.DurationVar(&g.interval, "report-interval", 3*time.Second, "time between load reports")
 	flag.DurationVar(&g.window, "viewer-window", 5*time.Second, "a viewer is a client that asked for a playlist or segment this recently")
@@ -57,7 +59,7 @@ func main() {
 	}
 	code, err := run(log, config{
 		serve: serve, gslb: g, origins: split(*origins), peers: split(*peers), self: *self,
-		cacheBytes: *cacheBytes, shards: *shards,
+		cacheBytes: *cacheBytes, shards: *shards, overload: *overload,
 	})
 	if err != nil {
 		log.Error("pop", "error", err)
@@ -77,6 +79,7 @@ type config struct {
 	self       string
 	cacheBytes int64
 	shards     int
+	overload   time.Duration
 }
 
 // run serves the node until SIGTERM or SIGINT and returns the exit code:
@@ -97,6 +100,10 @@ func run(log *slog.Logger, c config) (int, error) {
 		Self:       c.self,
 		Shards:     c.shards,
 		Logger:     log,
+		// -overload-latency 0 turns the check off; the Config's zero
+		// would mean its default.
+		OverloadLatency: cmp.Or(c.overload, -1),
+		MaxViewers:      int(c.gslb.capViewers),
 	}, reg)
 	if err != nil {
 		return 1, err
@@ -219,8 +226,9 @@ func (g gslbFlags) reporter(node *pop.Server, self string, addr net.Addr, scheme
 			l := node.Load(g.window)
 			return int64(l.Viewers), l.BytesServed
 		},
-		Token:  os.Getenv("GSLB_TOKEN"),
-		Logger: log,
+		Overloaded: node.Overloaded,
+		Token:      os.Getenv("GSLB_TOKEN"),
+		Logger:     log,
 	})
 }
 
