@@ -21,7 +21,11 @@ usage: [VAR=value ...] bench/flash/run.sh
   RISE=10          seconds the crowd takes to arrive
   HOLD=30          seconds at PLAYERS×FACTOR
   DASH=0.5         share of players on DASH (the others on HLS)
-  SYSTEMS=ours,nginx
+  SYSTEMS=ours1,ours3,nginx
+                   ours1: one cmd/pop node; ours3: 3 nodes sharing one key space
+  PIN=1            pin the PoP (ours or nginx) to CPU 0, and the origin and
+                   the load generator to the other CPUs (taskset), when
+                   the machine has 2 or more (0: no pinning)
   ROUNDS=2         rounds; each runs every system once, in rotated order
   OURS_PROCS=n     GOMAXPROCS of each of our 3 PoP nodes (default: Go's,
                    the number of cores)
@@ -37,7 +41,8 @@ STEADY=${STEADY:-20}
 RISE=${RISE:-10}
 HOLD=${HOLD:-30}
 DASH=${DASH:-0.5}
-SYSTEMS=${SYSTEMS:-ours,nginx}
+SYSTEMS=${SYSTEMS:-ours1,ours3,nginx}
+PIN=${PIN:-1}
 ROUNDS=${ROUNDS:-2}
 OURS_PROCS=${OURS_PROCS:-}
 WAIT_MAX=${WAIT_MAX:-1200}
@@ -49,7 +54,7 @@ done
 [[ $DASH =~ ^(0(\.[0-9]+)?|1(\.0+)?)$ ]] || { echo "run.sh: DASH must be in [0, 1]" >&2; exit 2; }
 IFS=, read -r -a SYSLIST <<<"$SYSTEMS"
 for s in "${SYSLIST[@]}"; do
-  [[ $s =~ ^(ours|nginx)$ ]] || { echo "run.sh: unknown system '$s' in SYSTEMS" >&2; exit 2; }
+  [[ $s =~ ^(ours1|ours3|nginx)$ ]] || { echo "run.sh: unknown system '$s' in SYSTEMS (ours1, ours3, nginx)" >&2; exit 2; }
 done
 DURATION=$((STEADY + RISE + HOLD))
 PEAK=$((PLAYERS * FACTOR))
@@ -61,7 +66,19 @@ RESULTS=$OUT/flash-results.txt
 # shellcheck source=../lib.sh
 source "$ROOT/bench/lib.sh"
 BINDIR=$OUT/flash-bin
-REPRO="PLAYERS=$PLAYERS FACTOR=$FACTOR STEADY=$STEADY RISE=$RISE HOLD=$HOLD DASH=$DASH SYSTEMS=$SYSTEMS ROUNDS=$ROUNDS"
+REPRO="PLAYERS=$PLAYERS FACTOR=$FACTOR STEADY=$STEADY RISE=$RISE HOLD=$HOLD DASH=$DASH SYSTEMS=$SYSTEMS ROUNDS=$ROUNDS PIN=$PIN"
+# SYS_CPUS and REST_CPUS are taskset's CPU lists for the PoP and for the
+# origin and load generator; empty: no pinning.
+SYS_CPUS="" REST_CPUS=""
+if ((PIN)) && (($(nproc) >= 2)) && command -v taskset >/dev/null; then
+  SYS_CPUS=0 REST_CPUS=1-$(($(nproc) - 1))
+fi
+# pinned LIST COMMAND... runs COMMAND on the CPUs of LIST (or anywhere).
+pinned() {
+  local cpus=$1
+  shift
+  if [[ -n $cpus ]]; then taskset -c "$cpus" "$@"; else "$@"; fi
+}
 [[ -z $OURS_PROCS ]] || REPRO+=" OURS_PROCS=$OURS_PROCS"
 REPRO+=" bench/flash/run.sh"
 
@@ -127,7 +144,7 @@ start_origin() {
   # No transcoding ladder: the stream is what the broadcaster sends (one
   # video and one audio rendition, both watched), and no ffmpeg shares the
   # cores with the systems measured.
-  "$BINDIR/origin" -rtmp "127.0.0.1:$RTMP_PORT" -http "127.0.0.1:$ORIGIN_PORT" -transcode=false >"$RUN/origin.log" 2>&1 &
+  pinned "$REST_CPUS" "$BINDIR/origin" -rtmp "127.0.0.1:$RTMP_PORT" -http "127.0.0.1:$ORIGIN_PORT" -transcode=false >"$RUN/origin.log" 2>&1 &
   ORIGIN_PID=$!
   PIDS+=("$ORIGIN_PID")
   wait_listening "$ORIGIN_PID" "$ORIGIN_PORT" "origin"
@@ -135,10 +152,11 @@ start_origin() {
   ORIGIN=http://127.0.0.1:$ORIGIN_PORT
 }
 
-# start_ours runs 3 cmd/pop nodes sharing one key space.
+# start_ours N runs N cmd/pop nodes sharing one key space (one: a plain
+# node).
 start_ours() {
-  local ports=() peers="" i
-  for i in 0 1 2; do
+  local n=$1 ports=() peers="" i
+  for ((i = 0; i < n; i++)); do
     ports+=("$(free_port)")
     peers+="${peers:+,}http://127.0.0.1:${ports[$i]}"
   done
@@ -146,8 +164,10 @@ start_ours() {
   SYS_PIDS=()
   local env=()
   [[ -z $OURS_PROCS ]] || env=(env "GOMAXPROCS=$OURS_PROCS")
-  for i in 0 1 2; do
-    "${env[@]}" "$BINDIR/pop" -http "127.0.0.1:${ports[$i]}" -origin "$ORIGIN" -peers "$peers" -self "http://127.0.0.1:${ports[$i]}" \
+  for ((i = 0; i < n; i++)); do
+    local share=()
+    ((n == 1)) || share=(-peers "$peers" -self "http://127.0.0.1:${ports[$i]}")
+    pinned "$SYS_CPUS" "${env[@]}" "$BINDIR/pop" -http "127.0.0.1:${ports[$i]}" -origin "$ORIGIN" "${share[@]}" \
       >"$RUN/$TAG-node$i.log" 2>&1 &
     PIDS+=("$!")
     SYS_PIDS+=("$!")
@@ -155,6 +175,8 @@ start_ours() {
   done
   METRICS="$peers,$ORIGIN"
 }
+start_ours1() { start_ours 1; }
+start_ours3() { start_ours 3; }
 
 # start_nginx runs one nginx listening on 3 ports: one cache (a PoP of
 # three entry points, as ours shares one key space over its 3 nodes), in
@@ -165,6 +187,9 @@ start_nginx() {
     ports+=("$(free_port)")
     listen+="        listen 127.0.0.1:${ports[$i]} backlog=4096;"$'\n'
   done
+  # One worker per CPU the PoP may use, as Go sizes its own by affinity.
+  NGINX_WORKERS=auto
+  [[ -z $SYS_CPUS ]] || NGINX_WORKERS=1
   NGINX_CACHE=$(mktemp -d /dev/shm/flash-nginx-cache.XXXXXX 2>/dev/null || mktemp -d "$RUN/nginx-cache.XXXXXX")
   mkdir -p "$dir/logs" "$dir/tmp"
   chmod 0777 "$NGINX_CACHE" "$dir/tmp" # workers run unprivileged when started by root
@@ -172,7 +197,7 @@ start_nginx() {
 # Written by bench/flash/run.sh: nginx proxy_cache as a reference PoP.
 daemon off;
 master_process on;
-worker_processes auto;
+worker_processes $NGINX_WORKERS;
 worker_rlimit_nofile $(ulimit -n);
 pid $dir/nginx.pid;
 error_log $dir/logs/error.log warn;
@@ -212,7 +237,7 @@ $listen
 EOF2
   nginx -t -q -p "$dir/" -e "$dir/logs/error.log" -c "$dir/nginx.conf" 2>"$dir/logs/configtest.log" ||
     die "nginx rejected its config: $(cat "$dir/logs/configtest.log")"
-  nginx -p "$dir/" -e "$dir/logs/error.log" -c "$dir/nginx.conf" >"$dir/logs/stdout.log" 2>&1 &
+  pinned "$SYS_CPUS" nginx -p "$dir/" -e "$dir/logs/error.log" -c "$dir/nginx.conf" >"$dir/logs/stdout.log" 2>&1 &
   PIDS+=("$!")
   SYS_PIDS=("$!")
   for i in 0 1 2; do wait_listening "$!" "${ports[$i]}" "nginx"; done
@@ -229,7 +254,7 @@ run_system() {
   c0=$(tree_secs "${SYS_PIDS[@]}")
   o0=$(tree_secs "$ORIGIN_PID")
   m0=$(sys_secs)
-  "$BINDIR/loadtest" -targets "$TARGETS" -broadcasters 1 -rtmp "rtmp://127.0.0.1:$RTMP_PORT/live/" -stream-prefix "flash-$TAG-" \
+  pinned "$REST_CPUS" "$BINDIR/loadtest" -targets "$TARGETS" -broadcasters 1 -rtmp "rtmp://127.0.0.1:$RTMP_PORT/live/" -stream-prefix "flash-$TAG-" \
     -scenario flash -players "$PLAYERS" -flash-after "${STEADY}s" -flash-within "${RISE}s" -flash-factor "$FACTOR" \
     -duration "${DURATION}s" -dash "$DASH" -metrics "$METRICS" -step 5 \
     -json "$RUN/$TAG.json" -plot "$RUN/$TAG.png" >"$RUN/$TAG-report.txt" 2>"$RUN/$TAG-progress.log" &
@@ -259,7 +284,7 @@ row() {
   jq -r --arg t "$t" --arg s "$s" --arg cpu "${CPU[$t]}" --arg other "${OTHER[$t]}" '
     def f(x): if x == null then "-" else (x * 100 | round / 100 | tostring) end;
     [ $t,
-      (if $s == "ours" then f(.upstream.pop_fetches_per_segment) else "-" end),
+      (if $s != "nginx" then f(.upstream.pop_fetches_per_segment) else "-" end),
       f(.upstream.origin_requests_per_segment),
       f(.classes.segment.latency.p99_ms),
       f([.series[] | .segment.latency.p99_ms] | max),
@@ -271,6 +296,7 @@ row() {
       (.error_count | tostring),
       (.peak_viewers | tostring),
       $cpu,
+      f(($cpu | tonumber) * 1e6 / ([.classes[] | .requests] | add)),
       f(.generator_cpu_s),
       $other ] | @tsv' "$f"
 }
@@ -299,7 +325,8 @@ dirty=$(cd "$ROOT" && git status --porcelain -uall -- pop origin loadtest cmd 2>
 report "Flash-crowd benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), ulimit -n $(ulimit -n)"
 report "  tree:     $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$( ((dirty > 0)) && echo " + $dirty uncommitted file(s)"), $(go version | awk '{ print $3 }')"
 report "  scenario: 1 broadcaster (the demo clip, real time) -> cmd/origin -transcode=false; $PLAYERS players for ${STEADY}s, x$FACTOR within ${RISE}s, held ${HOLD}s; DASH share $DASH; video + audio"
-report "  ours:     3 cmd/pop nodes sharing one key space (-peers/-self), 1 GiB cache each"
+report "  ours1:    one cmd/pop node; ours3: 3 nodes sharing one key space (-peers/-self); 1 GiB cache each"
+report "  pinning:  ${SYS_CPUS:+PoP on CPU $SYS_CPUS, origin and load generator on CPUs $REST_CPUS}${SYS_CPUS:-none}"
 report "  nginx:    $(nginx -v 2>&1 | sed 's/.*version: //'), one process on 3 ports, one proxy_cache in tmpfs, proxy_cache_lock on, use_stale updating"
 report "  machine before the start: load $(cut -d' ' -f1-3 /proc/loadavg)"
 report ""
@@ -316,11 +343,11 @@ for ((r = 1; r <= ROUNDS; r++)); do
   done
 done
 
-fmt='%-9s %-12s %-11s %-8s %-9s %-8s %-8s %-7s %-6s %-7s %-7s %-5s %-8s %-9s %s'
-report "$(printf "$fmt" system 'PoP->origin' 'origin req' 'seg p99' 'worst 1s' 'pl p99' '1st seg' stalls stall 'max 1m' errors peak 'PoP CPU' 'loadtest' 'other')"
-report "$(printf "$fmt" '' '/segment' '/segment' 'ms' 'seg p99' 'ms' 'p99 ms' '' 'rate' 'rate' '' '' 's' 'CPU s' 'CPU s')"
+fmt='%-9s %-12s %-11s %-8s %-9s %-8s %-8s %-7s %-6s %-7s %-7s %-5s %-8s %-9s %-9s %s'
+report "$(printf "$fmt" system 'PoP->origin' 'origin req' 'seg p99' 'worst 1s' 'pl p99' '1st seg' stalls stall 'max 1m' errors peak 'PoP CPU' 'PoP CPU' 'loadtest' 'other')"
+report "$(printf "$fmt" '' '/segment' '/segment' 'ms' 'seg p99' 'ms' 'p99 ms' '' 'rate' 'rate' '' '' 's' 'us/req' 'CPU s' 'CPU s')"
 for t in "${TAGS[@]}"; do
-  report "$(row "$t" | awk -F'\t' -v fmt="$fmt" '{ printf fmt, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 }')"
+  report "$(row "$t" | awk -F'\t' -v fmt="$fmt" '{ printf fmt, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 }')"
 done
 report ""
 report "  per-segment figures count every rendition (video and audio) packaged while players ran; players start 3"
