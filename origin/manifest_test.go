@@ -55,7 +55,7 @@ func fixture(window time.Duration, ended bool) (*stream, *snapshot, Config) {
 	}
 	snap := &snapshot{renditions: []*rendition{video, audio}, ended: ended}
 	for _, r := range snap.renditions {
-		r.playlist = newLazy(func() *object { return newObject(mediaPlaylist(&st.instance, r, ended), typeM3U8, ast, false) })
+		r.playlist = newLazy(func() *object { return newObject(mediaPlaylist(&st.instance, r, snap, false), typeM3U8, ast, false) })
 	}
 	return st, snap, cfg
 }

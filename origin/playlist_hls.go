@@ -82,8 +82,10 @@ func snapRate(fps float64) float64 {
 func segmentPath(n uint64) string { return strconv.FormatUint(n, 10) + ".m4s" }
 
 // mediaPlaylist renders the media playlist of r, a rendition of instance
-// in, ending it when ended. It is a pure function of its arguments.
-func mediaPlaylist(in *instance, r *rendition, ended bool) []byte {
+// in whose snapshot is sn: ended when sn is; with the LL-HLS tags while
+// live (playlist_ll.go); as a delta update when skip. It is a pure
+// function of its arguments.
+func mediaPlaylist(in *instance, r *rendition, sn *snapshot, skip bool) []byte {
 	listed := r.listed()
 	pl := playlist.Media{
 		Version:             hlsVersion,
@@ -91,7 +93,7 @@ func mediaPlaylist(in *instance, r *rendition, ended bool) []byte {
 		TargetDuration:      r.targetDuration,
 		MediaSequence:       int(listed[0].seg.Number),
 		Map:                 &playlist.MediaMap{URI: "init.mp4"},
-		Endlist:             ended,
+		Endlist:             sn.ended,
 	}
 	if r.discSeq > 0 || hasDisc(listed) {
 		ds := r.discSeq
@@ -108,6 +110,9 @@ func mediaPlaylist(in *instance, r *rendition, ended bool) []byte {
 			Discontinuity: e.disc,
 			DateTime:      &pdt,
 		})
+	}
+	if !sn.ended {
+		lowLatency(&pl, r, sn, listed, skip)
 	}
 	b, _ := pl.Marshal() // Marshal of a filled-in Media cannot fail
 	return b

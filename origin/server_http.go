@@ -2,7 +2,6 @@ package origin
 
 import (
 	"bytes"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -148,32 +147,17 @@ func (s *Server) serveRendition(w http.ResponseWriter, r *http.Request) {
 	case file == "init.mp4":
 		s.serveObject(w, r, "init", st.snap.Load().rendition(rid).init)
 	case file == "index.m3u8":
-		reason := "rendition has no segments yet"
-		obj := st.await(r.Context(), func(sn *snapshot) (*object, bool) {
-			rd := sn.rendition(rid)
-			if rd.stalled > 0 {
-				// hls.js does not retry a level playlist that answers
-				// 404: it switches to another level at once.
-				reason = fmt.Sprintf("rendition stalled: its transcoder has produced nothing for %d s", int(rd.stalled.Seconds()))
-				return nil, true
-			}
-			o := rd.playlist.get()
-			return o, o != nil || sn.ended
-		})
-		if obj == nil {
-			s.notFound(w, "playlist", reason)
-			return
-		}
-		s.serveObject(w, r, "playlist", obj)
-	case strings.HasSuffix(file, ".m4s"):
-		n, ok := layout.ParseNumber(strings.TrimSuffix(file, ".m4s"))
-		if !ok {
-			s.notFound(w, "segment", "no such segment")
-			return
-		}
-		s.serveSegment(w, r, st, rid, n)
+		s.servePlaylist(w, r, st, rid)
 	default:
-		s.notFound(w, "segment", "no such file")
+		o, _ := layout.Parse(r.URL.EscapedPath()) // valid: ServeHTTP checked
+		switch o.Kind {
+		case layout.Segment:
+			s.serveSegment(w, r, st, rid, o.Number)
+		case layout.Part:
+			s.servePart(w, r, st, rid, o.Number, o.Part)
+		default:
+			s.notFound(w, "segment", "no such file")
+		}
 	}
 }
 

@@ -46,6 +46,15 @@ type rendition struct {
 	// discSeq counts discontinuities that have left the window.
 	discSeq  int
 	playlist *lazyObject // nil until the rendition has a listed segment
+	// delta is the media playlist's delta update (RFC 8216bis 6.2.5.1,
+	// _HLS_skip=YES); nil with playlist.
+	delta *lazyObject
+	// parts are the parts of the segment being produced (partial) so far,
+	// oldest first; partTarget is the rendition's EXT-X-PART-INF
+	// PART-TARGET, set by its first segment (zero before: no LL-HLS
+	// tags). See stream_parts.go.
+	parts      []part
+	partTarget time.Duration
 	// partial is the segment being produced, number next as a rule, whose
 	// chunks are streamed to the requests held for it (partial.go); nil
 	// until the rendition has a packager.

@@ -49,6 +49,10 @@ func (st *stream) addSegment(rid string, seg *packager.Segment, disc bool, arriv
 			listed: true,
 		}, cfg.Window, cfg.SegmentDuration)
 		r.next = seg.Number + 1
+		r.parts = nil // of the next segment
+		if r.partTarget == 0 && len(seg.Chunks) > 0 {
+			r.partTarget = partTargetOf(seg)
+		}
 		secs := float64(seg.Duration) / float64(seg.Timescale)
 		r.targetDuration = max(r.targetDuration, int(math.Round(secs)), 1)
 		next.renditions[i] = &r
@@ -82,13 +86,21 @@ func initETag(epoch, rid string) string {
 	return fmt.Sprintf(`"%s-%s-init"`, epoch, rid)
 }
 
-// addChunk hands a chunk of the segment rendition rid is producing to the
-// requests held for that segment. It takes no lock: the partial it adds
-// to is in the published snapshot.
-func (st *stream) addChunk(rid string, c *packager.Chunk) {
-	if r := st.snap.Load().rendition(rid); r != nil && r.partial != nil && r.partial.number == c.SegmentNumber {
-		r.partial.add(c.Segment)
+// playlistLocked gives rendition i of next, a snapshot about to be
+// published whose rendition i is its own copy, its media playlist and
+// delta update, built by playlist_hls.go's pure functions when first asked
+// for.
+func (st *stream) playlistLocked(next *snapshot, i int, now time.Time) {
+	c := next.renditions[i]
+	if len(c.listed()) == 0 {
+		return
 	}
+	c.playlist = newLazy(func() *object {
+		return newObject(mediaPlaylist(&st.instance, c, next, false), typeM3U8, now, false)
+	})
+	c.delta = newLazy(func() *object {
+		return newObject(mediaPlaylist(&st.instance, c, next, true), typeM3U8, now, false)
+	})
 }
 
 // slide returns r's entries with e appended, the ones past the window
@@ -132,11 +144,8 @@ func (st *stream) rebuildLocked(next *snapshot, now time.Time) {
 		}
 		c := *r
 		st.markStallLocked(next, &c, source)
-		ended := next.ended
-		c.playlist = newLazy(func() *object {
-			return newObject(mediaPlaylist(&st.instance, &c, ended), typeM3U8, now, false)
-		})
 		next.renditions[i] = &c
+		st.playlistLocked(next, i, now)
 	}
 	if !next.ready() {
 		return

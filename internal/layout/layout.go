@@ -6,6 +6,7 @@
 //	/live/{stream}/{epoch}/{rendition}/index.m3u8  HLS media playlist
 //	/live/{stream}/{epoch}/{rendition}/init.mp4    CMAF init segment
 //	/live/{stream}/{epoch}/{rendition}/{n}.m4s     CMAF media segment n
+//	/live/{stream}/{epoch}/{rendition}/{n}.{p}.m4s part p of segment n (LL-HLS)
 //
 // Every object has exactly one spelling: a stream name of
 // [A-Za-z0-9_-]{1,64}, an epoch in base 36 ([0-9a-z], no leading zero), a
@@ -49,6 +50,7 @@ const (
 	MediaPlaylist             // HLS media playlist of a rendition
 	Init                      // CMAF init segment of a rendition
 	Segment                   // CMAF media segment of a rendition
+	Part                      // an LL-HLS part: one CMAF chunk of a segment
 )
 
 // Object is what a path of the layout names. Its strings are substrings of
@@ -59,8 +61,10 @@ type Object struct {
 	// Epoch and Rendition are empty for a stream's manifests
 	// (Multivariant, MPD).
 	Epoch, Rendition string
-	// Number is a Segment's number.
+	// Number is a Segment's number, or the number of a Part's segment.
 	Number uint64
+	// Part is a Part's index in its segment, from 0.
+	Part int
 	// Dir is the rendition's directory, "/live/{stream}/{epoch}/{rendition}/",
 	// for the files of a rendition; empty otherwise.
 	Dir string
@@ -106,13 +110,34 @@ func Parse(path string) (Object, bool) {
 		if !ok {
 			return Object{}, false
 		}
+		num, part, isPart := strings.Cut(num, ".")
 		if o.Number, ok = ParseNumber(num); !ok {
 			return Object{}, false
 		}
 		o.Kind = Segment
+		if isPart {
+			p, ok := ParseNumber(part)
+			if !ok || p >= MaxParts {
+				return Object{}, false
+			}
+			o.Kind, o.Part = Part, int(p)
+		}
 	}
 	return o, true
 }
+
+// MaxParts bounds the index of a part in its segment.
+const MaxParts = 1000
+
+// PartPath is the file name of part p of segment n, relative to its
+// rendition's directory.
+func PartPath(n uint64, p int) string {
+	return strconv.FormatUint(n, 10) + "." + strconv.Itoa(p) + ".m4s"
+}
+
+// SegmentPath is the file name of segment n, relative to its rendition's
+// directory.
+func SegmentPath(n uint64) string { return strconv.FormatUint(n, 10) + ".m4s" }
 
 // ValidStream reports whether name is a stream name: [A-Za-z0-9_-]{1,64}.
 // Names only index memory: nothing a client sends reaches a filesystem.

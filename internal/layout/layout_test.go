@@ -1,7 +1,6 @@
 package layout
 
 import (
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -17,6 +16,13 @@ var parseCases = []struct {
 	{"/live/demo/mx5p2ya4/a0/init.mp4", Object{Kind: Init, Stream: "demo", Epoch: "mx5p2ya4", Rendition: "a0", Dir: "/live/demo/mx5p2ya4/a0/"}, true},
 	{"/live/demo/mx5p2ya4/v12/86.m4s", Object{Kind: Segment, Stream: "demo", Epoch: "mx5p2ya4", Rendition: "v12", Number: 86, Dir: "/live/demo/mx5p2ya4/v12/"}, true},
 	{"/live/demo/mx5p2ya4/v0/0.m4s", Object{Kind: Segment, Stream: "demo", Epoch: "mx5p2ya4", Rendition: "v0", Dir: "/live/demo/mx5p2ya4/v0/"}, true},
+
+	{"/live/demo/mx5p2ya4/v0/86.3.m4s", Object{Kind: Part, Stream: "demo", Epoch: "mx5p2ya4", Rendition: "v0", Number: 86, Part: 3, Dir: "/live/demo/mx5p2ya4/v0/"}, true},
+	{"/live/demo/mx5p2ya4/v0/86.0.m4s", Object{Kind: Part, Stream: "demo", Epoch: "mx5p2ya4", Rendition: "v0", Number: 86, Dir: "/live/demo/mx5p2ya4/v0/"}, true},
+	{"/live/demo/mx5p2ya4/v0/86.03.m4s", Object{}, false}, // a part with a leading zero
+	{"/live/demo/mx5p2ya4/v0/86..m4s", Object{}, false},
+	{"/live/demo/mx5p2ya4/v0/86.1000.m4s", Object{}, false}, // beyond MaxParts
+	{"/live/demo/mx5p2ya4/v0/86.1.2.m4s", Object{}, false},
 
 	// One spelling per object.
 	{"/live/demo/mx5p2ya4/v0/0086.m4s", Object{}, false},   // leading zeros
@@ -133,7 +139,9 @@ func FuzzParse(f *testing.F) {
 			case Init:
 				rebuilt = o.Dir + "init.mp4"
 			case Segment:
-				rebuilt = o.Dir + strconvU(o.Number) + ".m4s"
+				rebuilt = o.Dir + SegmentPath(o.Number)
+			case Part:
+				rebuilt = o.Dir + PartPath(o.Number, o.Part)
 			default:
 				t.Fatalf("Parse(%q) ok with kind %v", path, o.Kind)
 			}
@@ -155,4 +163,3 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-func strconvU(n uint64) string { return strconv.FormatUint(n, 10) }
