@@ -90,3 +90,15 @@ func (s *Server) dropExpiredEvery() {
 		}
 	}
 }
+
+// drop removes key from the cache, if it holds it complete.
+func (c *cache) drop(key string) {
+	sh := c.shard(key)
+	sh.mu.Lock()
+	if _, ok := sh.lru.Peek(key); ok {
+		sh.expired = true
+		sh.lru.Remove(key)
+		sh.expired = false
+	}
+	sh.mu.Unlock()
+}

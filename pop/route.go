@@ -20,6 +20,9 @@ type route struct {
 	key   string
 	class class
 	obj   layout.Object
+	// part is, for an LL-HLS part, its index in the segment that key
+	// names (server_part.go); -1 for a whole object.
+	part int
 }
 
 // refusal is a request the PoP answers itself, without asking upstream:
@@ -68,8 +71,12 @@ func (s *Server) routeFor(r *http.Request, now time.Time) (route, *refusal) {
 	if !ok {
 		return route{}, refuseLayout
 	}
-	rt := route{key: path, class: classOf(o.Kind), obj: o}
+	rt := route{key: path, class: classOf(o.Kind), obj: o, part: -1}
 	switch o.Kind {
+	case layout.Part:
+		// Answered from its segment: one key, one fetch, one copy.
+		rt.key, rt.part = o.Dir+layout.SegmentPath(o.Number), o.Part
+		fallthrough
 	case layout.Segment:
 		if w, ok := s.windows.window(o.Dir, now); ok && now.Sub(w.at) <= aheadFor && o.Number > w.last+aheadSlack {
 			return route{}, refuseAhead
@@ -112,7 +119,7 @@ func classOf(k layout.Kind) class {
 		return classManifest
 	case layout.Init:
 		return classInit
-	case layout.Segment:
+	case layout.Segment, layout.Part:
 		return classSegment
 	}
 	return classOther
@@ -140,7 +147,7 @@ func (s *Server) known(rt route, now time.Time) bool {
 	case layout.Init, layout.MediaPlaylist:
 		_, ok := s.windows.window(o.Dir, now)
 		return ok
-	case layout.Segment:
+	case layout.Segment, layout.Part:
 		w, ok := s.windows.window(o.Dir, now)
 		span := w.last - w.first + 1
 		return ok && o.Number <= w.last+aheadSlack && (w.first < 2*span || o.Number >= w.first-2*span)

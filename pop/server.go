@@ -61,8 +61,8 @@ type Config struct {
 	// and takes no new playback sessions (admission.go): when, over half
 	// a second, Go's scheduling latency had a 99th percentile above
 	// OverloadLatency (the node is short of CPU), or it served MaxViewers
-	// viewers. Zero OverloadLatency means 50 ms, negative means never for
-	// that reason; zero MaxViewers means no bound on viewers.
+	// viewers. Zero OverloadLatency means never for that reason (cmd/pop
+	// sets 50 ms); zero MaxViewers means no bound on viewers.
 	OverloadLatency time.Duration
 	MaxViewers      int
 	// HotThreshold is how many requests for a key owned by another node
@@ -142,9 +142,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MissBurst <= 0 {
 		cfg.MissBurst = 40
-	}
-	if cfg.OverloadLatency == 0 {
-		cfg.OverloadLatency = 50 * time.Millisecond
 	}
 	if cfg.HotThreshold <= 0 {
 		cfg.HotThreshold = 4

@@ -75,6 +75,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "upstream unavailable", http.StatusBadGateway)
 		return
 	}
+	if rt.part >= 0 {
+		s.servePart(w, r, o, rt.part, how)
+		return
+	}
 	s.serve(w, r, o, how, forwarded)
 }
 

@@ -7,7 +7,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -94,15 +93,13 @@ func run(log *slog.Logger, c config) (int, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	handler, node, err := popnode.New(pop.Config{
-		Origins:    c.origins,
-		CacheBytes: c.cacheBytes,
-		Peers:      c.peers,
-		Self:       c.self,
-		Shards:     c.shards,
-		Logger:     log,
-		// -overload-latency 0 turns the check off; the Config's zero
-		// would mean its default.
-		OverloadLatency: cmp.Or(c.overload, -1),
+		Origins:         c.origins,
+		CacheBytes:      c.cacheBytes,
+		Peers:           c.peers,
+		Self:            c.self,
+		Shards:          c.shards,
+		Logger:          log,
+		OverloadLatency: c.overload,
 		MaxViewers:      int(c.gslb.capViewers),
 	}, reg)
 	if err != nil {

@@ -1,0 +1,128 @@
+package pop
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+)
+
+// box returns an ISO BMFF box of type typ with n payload bytes of value v.
+func box(typ string, n int, v byte) []byte {
+	b := make([]byte, 8, 8+n)
+	binary.BigEndian.PutUint32(b, uint32(8+n))
+	copy(b[4:], typ)
+	return append(b, bytes.Repeat([]byte{v}, n)...)
+}
+
+// chunkedSegment returns a segment of parts moof+mdat (the first preceded
+// by styp), and each part's bytes.
+func chunkedSegment(parts int) ([]byte, [][]byte) {
+	var seg []byte
+	var out [][]byte
+	for i := range parts {
+		var p []byte
+		if i == 0 {
+			p = append(p, box("styp", 12, 0)...)
+		}
+		p = append(p, box("moof", 100+i, byte(i))...)
+		p = append(p, box("mdat", 1000*(i+1), byte(i+10))...)
+		seg = append(seg, p...)
+		out = append(out, p)
+	}
+	return seg, out
+}
+
+func TestPartSpan(t *testing.T) {
+	seg, parts := chunkedSegment(3)
+	off := 0
+	for p, want := range parts {
+		from, to, found, err := partSpan(seg, p, true)
+		if !found || err != nil || from != off || to != off+len(want) {
+			t.Errorf("part %d: [%d, %d) %v %v, want [%d, %d)", p, from, to, found, err, off, off+len(want))
+		}
+		// Arriving: found once its last byte is there, not before.
+		if _, _, found, err := partSpan(seg[:off+len(want)-1], p, false); found || err != nil {
+			t.Errorf("part %d with its last byte missing: found %v, %v", p, found, err)
+		}
+		off += len(want)
+	}
+	if _, _, _, err := partSpan(seg, 3, true); err != errNoPart {
+		t.Errorf("part 3 of 3: %v, want errNoPart", err)
+	}
+	for _, bad := range [][]byte{{0, 0, 0, 4, 'm', 'o', 'o', 'f'}, {0, 0, 0, 0, 'm', 'd', 'a', 't'}, {0, 0, 0, 200, 'm', 'd', 'a', 't'}} {
+		if _, _, _, err := partSpan(bad, 0, true); err != errNoPart {
+			t.Errorf("malformed %x: %v, want errNoPart", bad, err)
+		}
+	}
+}
+
+// FuzzPartSpan: segments come from upstream; whatever their bytes, a
+// span found lies within them and holds at least a box.
+func FuzzPartSpan(f *testing.F) {
+	seg, _ := chunkedSegment(3)
+	f.Add(seg, 1, true)
+	f.Add(seg[:50], 0, false)
+	f.Fuzz(func(t *testing.T, b []byte, p int, over bool) {
+		if p < 0 || p > 1000 {
+			return
+		}
+		from, to, found, _ := partSpan(b, p, over)
+		if found && !(0 <= from && from+8 <= to && to <= len(b)) {
+			t.Fatalf("span [%d, %d) of %d bytes", from, to, len(b))
+		}
+	})
+}
+
+// TestPartsFromSegment: LL-HLS parts are answered from their segment,
+// which is fetched once for the parts and the whole-segment requests
+// alike, while it arrives; a part the segment does not have is 404.
+func TestPartsFromSegment(t *testing.T) {
+	seg, parts := chunkedSegment(4)
+	release := make(chan struct{})
+	origin := newStubOrigin(t, gated(seg, release))
+	for _, nodes := range []int{1, 3} {
+		t.Run(strconv.Itoa(nodes)+" nodes", func(t *testing.T) {
+			bases := startNodes(t, nodes, Config{Origins: []string{origin.URL}})
+			dir := "/live/s/e" + strconv.Itoa(nodes) + "/v0/"
+			c := newClient()
+			var wg sync.WaitGroup
+			got := make([][]byte, len(parts)+1)
+			codes := make([]int, len(parts)+1)
+			for i := range got {
+				wg.Go(func() {
+					path := dir + "7." + strconv.Itoa(i) + ".m4s"
+					if i == len(parts) {
+						path = dir + "7.m4s"
+					}
+					req, _ := http.NewRequest(http.MethodGet, bases[i%len(bases)]+path, nil)
+					resp, b := doAll(t, c, req)
+					codes[i], got[i] = resp.StatusCode, b
+				})
+			}
+			close(release)
+			wg.Wait()
+			release = make(chan struct{})
+			for i, want := range parts {
+				if codes[i] != 200 || !bytes.Equal(got[i], want) {
+					t.Errorf("part %d: %d, %d bytes, want 200 and its %d bytes", i, codes[i], len(got[i]), len(want))
+				}
+			}
+			if !bytes.Equal(got[len(parts)], seg) {
+				t.Errorf("the segment: %d bytes, want %d", len(got[len(parts)]), len(seg))
+			}
+			if n := origin.count(dir + "7.m4s"); n != 1 {
+				t.Errorf("origin fetches of the segment: %d, want 1", n)
+			}
+			if _, n := origin.total(".m4s"); n == 0 {
+				t.Fatal("no fetch counted")
+			}
+			req, _ := http.NewRequest(http.MethodGet, bases[0]+dir+"7.4.m4s", nil)
+			if resp, _ := doAll(t, c, req); resp.StatusCode != http.StatusNotFound {
+				t.Errorf("part 4 of 4: %d, want 404", resp.StatusCode)
+			}
+		})
+	}
+}
