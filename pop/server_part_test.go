@@ -126,3 +126,45 @@ func TestPartsFromSegment(t *testing.T) {
 		})
 	}
 }
+
+// TestBlockingReloadsCoalesced: a thousand players blocking on the same
+// playlist update (_HLS_msn, _HLS_part) through one node make one
+// upstream request, and all get its answer, within moments of it.
+func TestBlockingReloadsCoalesced(t *testing.T) {
+	const n = 1000
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 1)
+	origin := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+		select { // held until the part exists, as the origin does
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Cache-Control", "public, max-age=1, "+TTLDirective+"=500")
+		w.Write([]byte("#EXTM3U\n#EXT-X-PART:DURATION=0.25,URI=\"13.2.m4s\"\n"))
+	})
+	_, base := startPoP(t, Config{Origins: []string{origin.URL}})
+	const path = "/live/s/e/v0/index.m3u8?_HLS_msn=13&_HLS_part=2"
+	headers, bodies, errs := herd(t, newClient(), []string{base}, path, n)
+	<-arrived
+	close(release)
+	want := "#EXTM3U\n#EXT-X-PART:DURATION=0.25,URI=\"13.2.m4s\"\n"
+	for range n {
+		<-headers
+		select {
+		case b := <-bodies:
+			if string(b) != want {
+				t.Fatalf("an answer differs: %q", b)
+			}
+		case err := <-errs:
+			t.Fatal(err)
+		}
+	}
+	if got := origin.count(path); got != 1 {
+		t.Errorf("%d upstream requests for %d blocking reloads, want 1", got, n)
+	}
+}
