@@ -1,0 +1,122 @@
+package archive
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/golivestream/live/archive/dirstore"
+)
+
+// BenchmarkEnqueue measures the origin's cost of archiving a segment:
+// Epoch.Segment with the queue filling up and then dropping its oldest
+// (no Run: nothing is written), serial and from parallel streams.
+func BenchmarkEnqueue(b *testing.B) {
+	data := make([]byte, 325_000) // 1 s at 2.6 Mb/s, shared, never copied
+	for _, parallel := range []bool{false, true} {
+		b.Run(map[bool]string{false: "serial", true: "parallel"}[parallel], func(b *testing.B) {
+			w, err := NewWriter(WriterConfig{Store: newDirStore(b), Registerer: prometheus.NewRegistry()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ep, err := w.Begin("bench", "m1", time.Time{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			seg := Segment{Rendition: "v0", Duration: 90000, Timescale: 90000, Wall: time.Now(), Data: data}
+			b.ReportAllocs()
+			if !parallel {
+				for i := range b.N {
+					seg.Number = uint64(i)
+					if err := ep.Segment(seg); err != nil {
+						b.Fatal(err)
+					}
+				}
+				return
+			}
+			b.RunParallel(func(pb *testing.PB) {
+				s := seg
+				for pb.Next() {
+					s.Number++
+					if err := ep.Segment(s); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// ladder is the renditions of one benchmark stream and their bit rates:
+// the 2.6 Mb/s source and a ladder under it.
+var ladder = []struct {
+	id   string
+	rate int // bits per second
+}{{"v0", 2_600_000}, {"v1", 1_200_000}, {"v2", 600_000}, {"a0", 128_000}}
+
+// BenchmarkDirThroughput archives 20 streams of 1-second segments (the
+// ladder above: 4.5 Mb/s a stream, 80 segments and 11.3 MB a second in
+// all) to a directory store. One op is one second of all 20 streams,
+// enqueued and flushed; x-realtime is the seconds of streams archived
+// per second (it must stay above 1), MB/s the bytes written per second.
+func BenchmarkDirThroughput(b *testing.B) {
+	const streams = 20
+	tests := []struct {
+		workers int
+		noSync  bool
+	}{{4, false}, {8, false}, {16, false}, {4, true}}
+	for _, tc := range tests {
+		b.Run(fmt.Sprintf("workers=%d/nosync=%v", tc.workers, tc.noSync), func(b *testing.B) {
+			st, err := dirstore.New(dirstore.Config{Dir: b.TempDir(), NoSync: tc.noSync})
+			if err != nil {
+				b.Fatal(err)
+			}
+			reg := prometheus.NewRegistry()
+			w, err := NewWriter(WriterConfig{Store: st, Workers: tc.workers, Logger: discard, Registerer: reg})
+			if err != nil {
+				b.Fatal(err)
+			}
+			runWriter(b, w)
+			var perSecond int64
+			data := map[string][]byte{}
+			for _, r := range ladder {
+				data[r.id] = make([]byte, r.rate/8)
+				perSecond += int64(r.rate/8) * streams
+			}
+			eps := make([]*Epoch, streams)
+			for i := range eps {
+				if eps[i], err = w.Begin(fmt.Sprintf("s%d", i), "m1", time.Time{}); err != nil {
+					b.Fatal(err)
+				}
+				for _, r := range ladder {
+					if err := eps[i].Init(Init{Rendition: Rendition{ID: r.id, Bandwidth: r.rate}, Data: data[r.id][:700]}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			flush(b, w)
+			b.SetBytes(perSecond)
+			b.ResetTimer()
+			for n := range b.N {
+				for _, ep := range eps {
+					for _, r := range ladder {
+						err := ep.Segment(Segment{Rendition: r.id, Number: uint64(n), Start: int64(n) * 90000,
+							Duration: 90000, Timescale: 90000, Data: data[r.id]})
+						if err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				flush(b, w)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "x-realtime")
+			if d := metric(b, reg, "archive_dropped_total", "kind", "segment"); d > 0 {
+				b.Errorf("%v segments dropped", d)
+			}
+		})
+	}
+}
