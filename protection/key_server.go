@@ -49,6 +49,13 @@ type KeyServerConfig struct {
 	MaxBody int64
 	// MaxKIDs bounds the KIDs of one license request. Zero means 16.
 	MaxKIDs int
+	// CORSOrigin, when not empty, is sent as Access-Control-Allow-Origin
+	// on every answer, and CORS preflight requests (OPTIONS) are answered
+	// without authorization, allowing the method and the Authorization
+	// and Content-Type headers: for players served from another origin.
+	// Empty means no CORS headers, and OPTIONS is refused as any method
+	// other than the handler's.
+	CORSOrigin string
 	// Logger logs refusals at debug level and lookup failures at warn.
 	// Nil means discard.
 	Logger *slog.Logger
@@ -67,6 +74,7 @@ type KeyServer struct {
 	stream    func(r *http.Request) string
 	maxBody   int64
 	maxKIDs   int
+	cors      string
 	log       *slog.Logger
 }
 
@@ -85,6 +93,7 @@ func NewKeyServer(cfg KeyServerConfig) (*KeyServer, error) {
 		stream:    cfg.Stream,
 		maxBody:   cfg.MaxBody,
 		maxKIDs:   cfg.MaxKIDs,
+		cors:      cfg.CORSOrigin,
 		log:       cfg.Logger,
 	}
 	if s.status == nil {
@@ -112,6 +121,18 @@ func (s *KeyServer) admit(w http.ResponseWriter, r *http.Request, method string)
 	h := w.Header()
 	h.Set("Cache-Control", "private, no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
+	if s.cors != "" {
+		h.Set("Access-Control-Allow-Origin", s.cors)
+		if r.Method == http.MethodOptions {
+			// Fetch standard, CORS protocol: a preflight carries no
+			// credentials, so it is answered before Authorize.
+			h.Set("Access-Control-Allow-Methods", method)
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+			h.Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return "", false
+		}
+	}
 	if r.Method != method {
 		h.Set("Allow", method)
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)

@@ -202,6 +202,39 @@ func TestServeKey(t *testing.T) {
 	}
 }
 
+// TestKeyServerCORS: with CORSOrigin, a preflight is answered without a
+// token and every answer allows the origin; without it, OPTIONS is refused.
+func TestKeyServerCORS(t *testing.T) {
+	store, _ := NewStore(StoreConfig{Secret: testSecret})
+	for _, cors := range []string{"", "*"} {
+		ks, err := NewKeyServer(KeyServerConfig{
+			Keys:       store,
+			Authorize:  func(*http.Request, string) error { return errNoToken },
+			CORSOrigin: cors,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, serve := range []http.HandlerFunc{ks.ServeLicense, ks.ServeKey} {
+			r := httptest.NewRequest("OPTIONS", "/license/cam", nil)
+			r.SetPathValue("stream", "cam")
+			w := httptest.NewRecorder()
+			serve(w, r)
+			h := w.Header()
+			switch {
+			case cors == "" && w.Code != http.StatusMethodNotAllowed:
+				t.Errorf("OPTIONS without CORS: %d", w.Code)
+			case cors != "" && (w.Code != http.StatusNoContent || h.Get("Access-Control-Allow-Origin") != "*" ||
+				!strings.Contains(h.Get("Access-Control-Allow-Headers"), "Authorization")):
+				t.Errorf("preflight: %d %v", w.Code, h)
+			}
+			if h.Get("Cache-Control") != "private, no-store" {
+				t.Errorf("Cache-Control %q", h.Get("Cache-Control"))
+			}
+		}
+	}
+}
+
 // licenseCases are license request bodies, valid or not, and the seeds of
 // FuzzParseLicenseRequest.
 var licenseCases = []struct {

@@ -30,8 +30,9 @@ type HLSKeys struct {
 	IdentityURI string
 	// ClearKeyURI is the URI of the KEYFORMAT "org.w3.clearkey" tag: the
 	// ClearKey license URL (KeyServer.ServeLicense). hls.js keys its EME
-	// sessions by this URI and takes the key ID from the KEYID attribute,
-	// which the tag has. Empty means no such tag.
+	// sessions by this URI, so it must differ from one key to the next
+	// (add the KID to it), and takes the key ID from the tag's KEYID
+	// attribute. Empty means no such tag.
 	ClearKeyURI string
 	// Systems, when set, adds a tag for each DRM system of the key that
 	// has an HLS URI (Key.Systems[i].HLSURI, from CPIX URIExtXKey):
