@@ -60,10 +60,10 @@ const aheadFor = 10 * time.Second
 
 // routeFor finds where r leads, or the refusal to answer it with. Only
 // paths of the layout (internal/layout), in their one spelling, are
-// fetched; what the node knows of a rendition's window (knownWindows)
+// fetched; path is r's path as sent, without a token; what the node
+// knows of a rendition's window (knownWindows)
 // refuses segments far ahead of it.
-func (s *Server) routeFor(r *http.Request, now time.Time) (route, *refusal) {
-	path := r.URL.EscapedPath() // as sent; no allocation for a plain path
+func (s *Server) routeFor(r *http.Request, path string, now time.Time) (route, *refusal) {
 	if len(path)+len(r.URL.RawQuery) > layout.MaxURI {
 		return route{}, refuseTooLong
 	}
@@ -208,7 +208,22 @@ func newMissBudget(rate float64, burst int) *missBudget {
 // take spends one fetch of the client at remoteAddr ("host:port"), and
 // reports whether it had one left.
 func (m *missBudget) take(remoteAddr string, now time.Time) bool {
-	addr := clientAddr(remoteAddr)
+	return m.takeAddr(clientAddr(remoteAddr), now)
+}
+
+// peek reports whether the client at addr has budget left, without
+// spending it.
+func (m *missBudget) peek(addr netip.Addr) bool {
+	addr = budgetKey(addr)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.buckets.Peek(addr)
+	return !ok || min(m.burst, b.tokens+time.Since(b.at).Seconds()*m.rate) >= 1
+}
+
+// takeAddr spends one of addr's budget and reports whether it had one.
+func (m *missBudget) takeAddr(addr netip.Addr, now time.Time) bool {
+	addr = budgetKey(addr)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	b, ok := m.buckets.Get(addr)
@@ -225,14 +240,19 @@ func (m *missBudget) take(remoteAddr string, now time.Time) bool {
 	return true
 }
 
-// clientAddr is the address a budget is kept for: the IPv4 address, or
-// the /64 of an IPv6 one (one subscriber's prefix).
+// clientAddr is the address of remoteAddr ("host:port").
 func clientAddr(remoteAddr string) netip.Addr {
 	ap, err := netip.ParseAddrPort(remoteAddr)
 	if err != nil {
 		return netip.Addr{}
 	}
-	a := ap.Addr().Unmap()
+	return ap.Addr()
+}
+
+// budgetKey is the address a budget is kept for: the IPv4 address, or
+// the /64 of an IPv6 one (one subscriber's prefix).
+func budgetKey(a netip.Addr) netip.Addr {
+	a = a.Unmap()
 	if a.Is6() {
 		p, _ := a.Prefix(64)
 		return p.Addr()

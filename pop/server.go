@@ -23,6 +23,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/golivestream/live/access"
 	"github.com/golivestream/live/internal/promreg"
 )
 
@@ -65,6 +66,18 @@ type Config struct {
 	// sets 50 ms); zero MaxViewers means no bound on viewers.
 	OverloadLatency time.Duration
 	MaxViewers      int
+	// Tokens checks the playback tokens of the streams whose origin says
+	// they need one (access.go). Nil means no token is ever valid here:
+	// such streams are denied.
+	Tokens *access.Verifier
+	// Rules are the client networks this node serves, for every stream
+	// (each stream may have rules of its own, from its origin). Nil means
+	// everyone.
+	Rules *access.Rules
+	// TrustedProxies are the networks of proxies whose X-Forwarded-For
+	// names the client, for Rules and token checks. Nil means none: the
+	// client is the connection's peer.
+	TrustedProxies *access.Networks
 	// HotThreshold is how many requests for a key owned by another node
 	// this node must see before it keeps a copy. Zero means 4.
 	HotThreshold int
@@ -108,8 +121,12 @@ type Server struct {
 	budget *missBudget
 	// admission says whether the node takes new sessions (admission.go).
 	admission *admission
-	stats     streamStats
-	load      *loadMeter // viewers and bytes served, for Load (load.go)
+	// policies are the streams' access rules as their origin said them;
+	// invalid bounds the invalid tokens a client may send (access.go).
+	policies policies
+	invalid  *missBudget
+	stats    streamStats
+	load     *loadMeter // viewers and bytes served, for Load (load.go)
 	// fetchFromOrigin is s.fetchOrigin, bound once: a method value made
 	// per request would allocate.
 	fetchFromOrigin fetchFunc
@@ -192,6 +209,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MissRate > 0 {
 		s.budget = newMissBudget(cfg.MissRate, cfg.MissBurst)
 	}
+	s.invalid = newMissBudget(invalidTokenRate, invalidTokenBurst)
 	s.admission = newAdmission(max(cfg.OverloadLatency, 0), max(cfg.MaxViewers, 0), defaultViewerWindow)
 	var gate func(key, client string) error
 	if s.budget != nil {

@@ -29,7 +29,7 @@ func (s *Server) Serve(hs *http.Server, ln net.Listener) error {
 		HTTP:       hs,
 		Handler:    handler,
 		Headers:    requestHeaders,
-		Prefix:     layout.Prefix,
+		Prefixes:   []string{layout.Prefix, layout.TokenPrefix},
 		Answered:   s.metrics.fastRequests.Inc,
 		HandedOver: s.metrics.handoffs.Inc,
 		Logger:     s.log,
@@ -45,5 +45,5 @@ func (s *Server) Serve(hs *http.Server, ln net.Listener) error {
 // the fast path gives its requests these and no others.
 var requestHeaders = []string{
 	"User-Agent", "Range", "If-Range", "If-None-Match", "If-Match",
-	"If-Modified-Since", "If-Unmodified-Since", HopHeader,
+	"If-Modified-Since", "If-Unmodified-Since", HopHeader, "X-Forwarded-For",
 }

@@ -13,6 +13,7 @@ import (
 // hop-by-hop ones are not; CORS headers are the PoP's own).
 var endToEnd = []string{
 	"Content-Type", "Content-Length", "Cache-Control", "Etag", "Last-Modified", "Expires", "Content-Encoding",
+	AccessHeader, AllowHeader, DenyHeader, // a peer learns the stream's rules from them too
 }
 
 // fetchOrigin starts fetching key from the origins, under ctx.
@@ -71,6 +72,9 @@ func (s *Server) newObject(key string, cl class, resp *http.Response, cancel con
 		if v := resp.Header[k]; len(v) > 0 {
 			h[k] = v
 		}
+	}
+	if name := streamOf(key); name != "" {
+		s.policies.learn(name, h, now)
 	}
 	return &object{
 		key:       key,

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/golivestream/live/access"
+
 	"github.com/golivestream/live/internal/httpserve"
 	"github.com/golivestream/live/internal/layout"
 )
@@ -36,7 +38,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 		return
 	}
-	if !strings.HasPrefix(r.URL.Path, layout.Prefix) {
+	if !strings.HasPrefix(r.URL.Path, layout.Prefix) && !strings.HasPrefix(r.URL.Path, layout.TokenPrefix) {
 		if len(r.URL.EscapedPath())+len(r.URL.RawQuery) > layout.MaxURI {
 			s.refuse(w, refuseTooLong)
 			return
@@ -45,12 +47,34 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now()
-	rt, ref := s.routeFor(r, now)
+	path := r.URL.EscapedPath() // as sent; no allocation for a plain path
+	var c accessCheck
+	if strings.HasPrefix(path, layout.TokenPrefix) {
+		token, rest, ok := layout.SplitToken(path)
+		if !ok {
+			s.refuse(w, refuseLayout)
+			return
+		}
+		c.token, c.hasToken, path = token, true, rest
+	}
+	rt, ref := s.routeFor(r, path, now)
 	if ref != nil {
 		s.refuse(w, ref)
 		return
 	}
 	forwarded := s.fromPeer(r)
+	var pol *policy
+	if !forwarded {
+		if !c.hasToken && tokenRedirect(w, r, path, rt.obj.Kind) {
+			return
+		}
+		c.addr = access.RequestAddr(r, s.cfg.TrustedProxies)
+		pol = s.policies.get(rt.obj.Stream)
+		if err := s.admitted(c, rt.obj.Stream, pol); err != nil {
+			s.deny(w, err)
+			return
+		}
+	}
 	if s.admission.closed.Load() && !forwarded && s.startsSession(r, rt.obj.Kind, now) {
 		h["Retry-After"] = retryAfterOverload
 		s.refuse(w, refuseOverload)
@@ -74,6 +98,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Cache-Control", "no-store")
 		http.Error(w, "upstream unavailable", http.StatusBadGateway)
 		return
+	}
+	if !forwarded && pol == nil {
+		// The stream's rules were not known before its first response.
+		if err := s.admitted(c, rt.obj.Stream, s.policies.get(rt.obj.Stream)); err != nil {
+			s.deny(w, err)
+			return
+		}
 	}
 	if rt.part >= 0 {
 		s.servePart(w, r, o, rt.part, how)

@@ -194,7 +194,7 @@ func (a *App) build(reg *prometheus.Registry, org *origin.Server, cert *tlsfile.
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	pages.Handle(mux)
 	mux.Handle("/", front)
-	players := httpserve.PrefixFirst(layout.Prefix, front, mux)
+	players := httpserve.PrefixFirst(front, mux, layout.Prefix, layout.TokenPrefix)
 	if a.players, err = httpserve.Listen(cfg.HTTPAddr, players, nil, a.log); err != nil {
 		return err
 	}

@@ -10,7 +10,7 @@ import "bytes"
 type head struct {
 	isHead bool   // HEAD, not GET
 	target []byte // the request target: path, and '?' and query if any
-	path   []byte // [A-Za-z0-9-._~/]+, starting with the prefix
+	path   []byte // [A-Za-z0-9-._~/]+, starting with a prefix
 	query  []byte // after '?', without it; visible ASCII but '#'
 	host   []byte // the Host header's value (validHost)
 	close  bool   // Connection: close
@@ -22,7 +22,7 @@ type head struct {
 // parser reads request heads for the fast path, keeping of their headers
 // only those the handler reads.
 type parser struct {
-	prefix string   // of the paths taken (Config.Prefix)
+	prefixes []string // of the paths taken (Config.Prefixes)
 	names  []string // the headers kept, canonical (Config.Headers)
 }
 
@@ -149,13 +149,13 @@ func cutLine(b []byte) (line, rest []byte, ok bool) {
 
 // splitTarget splits an origin-form target into h's path and query, and
 // reports whether both are plain enough for the fast path: a path under
-// p.prefix of unreserved characters and slashes, so that it needs no
+// one of p.prefixes (any path without) of unreserved characters and slashes, so that it needs no
 // unescaping, and a query of visible ASCII. Whether the path names
 // anything is the handler's to say. No length is checked: a head that
 // does not fit the read buffer (readBuffer) goes to net/http.
 func (p *parser) splitTarget(t []byte, h *head) bool {
 	path, query, _ := bytes.Cut(t, []byte("?"))
-	if len(path) == 0 || path[0] != '/' || len(path) < len(p.prefix) || string(path[:len(p.prefix)]) != p.prefix {
+	if len(path) == 0 || path[0] != '/' || !p.taken(path) {
 		return false
 	}
 	for _, c := range path {
@@ -210,4 +210,15 @@ func lower(c byte) byte {
 		return c + 'a' - 'A'
 	}
 	return c
+}
+
+// taken reports whether path starts with one of p's prefixes, or p has
+// none.
+func (p *parser) taken(path []byte) bool {
+	for _, pre := range p.prefixes {
+		if bytes.HasPrefix(path, []byte(pre)) { // no allocation: the conversion does not escape
+			return true
+		}
+	}
+	return len(p.prefixes) == 0
 }

@@ -15,7 +15,7 @@ var testHeaders = []string{
 }
 
 // testParser takes paths under /live/ and keeps testHeaders.
-var testParser = parser{prefix: "/live/", names: testHeaders}
+var testParser = parser{prefixes: []string{"/live/"}, names: testHeaders}
 
 func TestParseHead(t *testing.T) {
 	const ok = "GET /live/s/e/v0/7.m4s HTTP/1.1\r\nHost: pop\r\nUser-Agent: hls.js\r\n\r\n"
@@ -125,7 +125,7 @@ func FuzzParseHead(f *testing.F) {
 			br := bufio.NewReaderSize(bytes.NewReader(b), len(b)+16)
 			r, err := http.ReadRequest(br)
 			if err != nil {
-				t.Fatalf("prefix %q: fast path accepts %q, net/http refuses it: %v", p.prefix, b[:n], err)
+				t.Fatalf("prefixes %q: fast path accepts %q, net/http refuses it: %v", p.prefixes, b[:n], err)
 			}
 			method := http.MethodGet
 			if h.isHead {

@@ -45,10 +45,10 @@ type Config struct {
 	// request body or protocol change are the fast path's own and may
 	// not be listed. Empty means none.
 	Headers []string
-	// Prefix is the beginning of every path the fast path takes; Handler
-	// must answer a GET or HEAD of any path under it with Headers alone.
-	// Empty means any path.
-	Prefix string
+	// Prefixes are the beginnings of the paths the fast path takes;
+	// Handler must answer a GET or HEAD of any path under one of them
+	// with Headers alone. Empty means any path.
+	Prefixes []string
 	// Answered, when not nil, is called for every request the fast path
 	// answers.
 	Answered func()
@@ -80,8 +80,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Handler == nil {
 		return nil, errors.New("fastpath: a Handler, or HTTP.Handler, is required")
 	}
-	if cfg.Prefix != "" && !strings.HasPrefix(cfg.Prefix, "/") {
-		return nil, fmt.Errorf("fastpath: Prefix %q does not start with /", cfg.Prefix)
+	for _, p := range cfg.Prefixes {
+		if !strings.HasPrefix(p, "/") {
+			return nil, fmt.Errorf("fastpath: prefix %q does not start with /", p)
+		}
 	}
 	names := make([]string, 0, len(cfg.Headers))
 	for _, n := range cfg.Headers {
@@ -104,7 +106,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, parser: parser{prefix: cfg.Prefix, names: names}}, nil
+	return &Server{cfg: cfg, log: cfg.Logger, parser: parser{prefixes: cfg.Prefixes, names: names}}, nil
 }
 
 // FileSender is implemented by the http.ResponseWriter of fast requests:

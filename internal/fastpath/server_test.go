@@ -34,7 +34,7 @@ func serve(t *testing.T, hs *http.Server, cfg Config) *served {
 		t.Fatal(err)
 	}
 	sv := &served{addr: ln.Addr().String(), hs: hs, done: make(chan error, 1)}
-	cfg.HTTP, cfg.Headers, cfg.Prefix = hs, testHeaders, "/live/"
+	cfg.HTTP, cfg.Headers, cfg.Prefixes = hs, testHeaders, []string{"/live/", "/t/"}
 	cfg.Answered = func() { sv.answered.Add(1) }
 	cfg.HandedOver = func() { sv.handed.Add(1) }
 	s, err := New(cfg)
@@ -72,10 +72,10 @@ func TestNew(t *testing.T) {
 		ok   bool
 	}{
 		{"handler from HTTP", Config{HTTP: &http.Server{Handler: h}}, true},
-		{"handler of its own", Config{HTTP: &http.Server{}, Handler: h, Headers: []string{"range", "X-Hop"}, Prefix: "/live/"}, true},
+		{"handler of its own", Config{HTTP: &http.Server{}, Handler: h, Headers: []string{"range", "X-Hop"}, Prefixes: []string{"/live/"}}, true},
 		{"no HTTP", Config{Handler: h}, false},
 		{"no handler", Config{HTTP: &http.Server{}}, false},
-		{"relative prefix", Config{HTTP: &http.Server{Handler: h}, Prefix: "live/"}, false},
+		{"relative prefix", Config{HTTP: &http.Server{Handler: h}, Prefixes: []string{"live/"}}, false},
 		{"Host", Config{HTTP: &http.Server{Handler: h}, Headers: []string{"host"}}, false},
 		{"Content-Length", Config{HTTP: &http.Server{Handler: h}, Headers: []string{"Content-Length"}}, false},
 		{"not a name", Config{HTTP: &http.Server{Handler: h}, Headers: []string{"a b"}}, false},
@@ -206,7 +206,7 @@ func TestFastPathShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Config{HTTP: hs, Prefix: "/live/"})
+	s, err := New(Config{HTTP: hs, Prefixes: []string{"/live/"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,14 +67,16 @@ func LimitRanges(h http.Header) bool {
 	return true
 }
 
-// PrefixFirst sends the requests whose path starts with prefix straight
-// to first, and the others to rest: nearly every request a PoP gets is
-// for a media path, which then skips the mux's routing.
-func PrefixFirst(prefix string, first, rest http.Handler) http.Handler {
+// PrefixFirst sends the requests whose path starts with one of prefixes
+// straight to first, and the others to rest: nearly every request a PoP
+// gets is for a media path, which then skips the mux's routing.
+func PrefixFirst(first, rest http.Handler, prefixes ...string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, prefix) {
-			first.ServeHTTP(w, r)
-			return
+		for _, p := range prefixes {
+			if strings.HasPrefix(r.URL.Path, p) {
+				first.ServeHTTP(w, r)
+				return
+			}
 		}
 		rest.ServeHTTP(w, r)
 	})

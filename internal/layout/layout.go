@@ -28,6 +28,35 @@ import (
 // Prefix is the path prefix of every live object.
 const Prefix = "/live/"
 
+// TokenPrefix begins the paths that carry a playback token ahead of an
+// object's path: /t/{token}/live/... (SplitToken). Relative URIs in the
+// playlists and MPDs resolve under it, so a player carries the token on
+// every request without per-viewer manifests.
+const TokenPrefix = "/t/"
+
+// MaxToken bounds a token's length in a path.
+const MaxToken = 2048
+
+// SplitToken splits a path of the form /t/{token}/live/... into the token
+// and the object's path; ok is false for any other path. A token is
+// [A-Za-z0-9_.-]{1,MaxToken} (a JWT in base64url). It allocates nothing.
+func SplitToken(path string) (token, rest string, ok bool) {
+	after, found := strings.CutPrefix(path, TokenPrefix)
+	if !found {
+		return "", path, false
+	}
+	i := strings.IndexByte(after, '/')
+	if i < 1 || i > MaxToken || !strings.HasPrefix(after[i:], Prefix) {
+		return "", path, false
+	}
+	for j := 0; j < i; j++ {
+		if c := after[j]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return "", path, false
+		}
+	}
+	return after[:i], after[i:], true
+}
+
 // MaxURI bounds the length of a request's path and query, in bytes, at
 // the origin and the PoP alike: room for a signed playback token in the
 // path or the query, and well under what a request head may hold.

@@ -163,3 +163,23 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
+
+func TestSplitToken(t *testing.T) {
+	for _, tc := range []struct {
+		path, token, rest string
+		ok                bool
+	}{
+		{"/t/eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJkZW1vIn0.sig_-x/live/demo/index.m3u8", "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJkZW1vIn0.sig_-x", "/live/demo/index.m3u8", true},
+		{"/t/abc/live/demo/e/v0/1.m4s", "abc", "/live/demo/e/v0/1.m4s", true},
+		{"/t//live/demo/index.m3u8", "", "", false},
+		{"/t/abc/vod/demo/index.m3u8", "", "", false},
+		{"/t/a%62c/live/demo/index.m3u8", "", "", false},
+		{"/t/abc", "", "", false},
+		{"/live/demo/index.m3u8", "", "", false},
+	} {
+		tok, rest, ok := SplitToken(tc.path)
+		if ok != tc.ok || ok && (tok != tc.token || rest != tc.rest) {
+			t.Errorf("SplitToken(%q) = %q, %q, %v; want %q, %q, %v", tc.path, tok, rest, ok, tc.token, tc.rest, tc.ok)
+		}
+	}
+}
