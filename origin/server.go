@@ -42,6 +42,11 @@ type Config struct {
 	// publishes the next Period of the same DASH presentation. Zero means
 	// 10 s; negative means the stream ends at once.
 	ReconnectWindow time.Duration
+	// Access, when not nil, gives a stream's access rules, which the
+	// origin sends on every response of the stream for PoPs to check at
+	// the edge (layout.AccessHeader). Nil means every stream is public: no
+	// token, every network.
+	Access func(stream string) Access
 	// Logger receives stream events. Nil means discard.
 	Logger *slog.Logger
 	// Registerer receives the origin's Prometheus metrics. Nil means they

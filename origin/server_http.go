@@ -53,10 +53,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.HasPrefix(r.URL.Path, layout.Prefix) {
-		if _, ok := layout.Parse(path); !ok {
+		o, ok := layout.Parse(path)
+		if !ok {
 			s.notFound(w, "other", "no such object")
 			return
 		}
+		s.setAccess(w.Header(), o.Stream)
 	}
 	httpserve.LimitRanges(r.Header)
 	s.mux.ServeHTTP(w, r)

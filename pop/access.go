@@ -24,16 +24,11 @@ import (
 // copy. A denied request is answered 401 or 403 and never fetched nor
 // counted as a viewer.
 
-// The headers by which an origin tells PoPs a stream's access rules, on
-// every response of the stream.
+// The headers of a stream's rules (internal/layout), and of a denial.
 const (
-	// AccessHeader is "token" for a stream that needs a playback token;
-	// absent for a public one.
-	AccessHeader = "X-Live-Access"
-	// AllowHeader and DenyHeader are the client networks a stream allows
-	// and denies: comma-separated CIDRs or addresses (access.ParseRules).
-	AllowHeader = "X-Live-Allow"
-	DenyHeader  = "X-Live-Deny"
+	AccessHeader = layout.AccessHeader
+	AllowHeader  = layout.AllowHeader
+	DenyHeader   = layout.DenyHeader
 	// DeniedHeader says why a request was denied (403): access.Reason.
 	DeniedHeader = "X-Access-Denied"
 )

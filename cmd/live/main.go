@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/golivestream/live/internal/accessflag"
 	"github.com/golivestream/live/internal/app"
 	"github.com/golivestream/live/pop"
 )
@@ -16,13 +17,20 @@ func main() {
 	flags := app.AddFlags(flag.CommandLine, "HTTP listen address for players (the PoP)")
 	cacheBytes := flag.Int64("cache-bytes", 1<<30, "bytes the PoP may cache")
 	demo := flag.Bool("demo", true, "publish the bundled test clip in a loop as stream \"demo\"")
+	accessFlags := accessflag.Add(flag.CommandLine)
 	flag.Parse()
 	cfg, err := flags.Config(os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "live:", err)
 		os.Exit(2)
 	}
+	acc, err := accessFlags.Build(cfg.Logger)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "live:", err)
+		os.Exit(2)
+	}
 	cfg.Demo = *demo
-	cfg.PoP = &pop.Config{CacheBytes: *cacheBytes}
+	cfg.PoP = &pop.Config{CacheBytes: *cacheBytes, Tokens: acc.Tokens, Rules: acc.Rules, TrustedProxies: acc.TrustedProxies}
+	cfg.Revocations = acc.Revocations
 	os.Exit(app.Main(cfg, os.Stdout))
 }

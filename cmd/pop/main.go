@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/golivestream/live/gslb"
+	"github.com/golivestream/live/internal/accessflag"
 	"github.com/golivestream/live/internal/httpserve"
 	"github.com/golivestream/live/internal/logflag"
 	"github.com/golivestream/live/internal/popnode"
@@ -48,6 +49,7 @@ func main() {
 	flag.DurationVar(&g.interval, "report-interval", 3*time.Second, "time between load reports")
 	flag.DurationVar(&g.window, "viewer-window", 5*time.Second, "a viewer is a client that asked for a playlist or segment this recently")
 	flag.DurationVar(&g.drainTimeout, "drain-timeout", 60*time.Second, "after SIGTERM, the longest wait for viewers to leave")
+	accessFlags := accessflag.Add(flag.CommandLine)
 	logFlags := logflag.Add(flag.CommandLine)
 	flag.Parse()
 
@@ -58,7 +60,7 @@ func main() {
 	}
 	code, err := run(log, config{
 		serve: serve, gslb: g, origins: split(*origins), peers: split(*peers), self: *self,
-		cacheBytes: *cacheBytes, shards: *shards, overload: *overload,
+		cacheBytes: *cacheBytes, shards: *shards, overload: *overload, access: accessFlags,
 	})
 	if err != nil {
 		log.Error("pop", "error", err)
@@ -79,6 +81,7 @@ type config struct {
 	cacheBytes int64
 	shards     int
 	overload   time.Duration
+	access     *accessflag.Flags
 }
 
 // run serves the node until SIGTERM or SIGINT and returns the exit code:
@@ -88,6 +91,10 @@ func run(log *slog.Logger, c config) (int, error) {
 		return 2, errors.New("-origin is required")
 	}
 	if err := httpserve.CheckCert(*c.serve.TLSCert, *c.serve.TLSKey, *c.serve.HTTPS); err != nil {
+		return 2, err
+	}
+	acc, err := c.access.Build(log)
+	if err != nil {
 		return 2, err
 	}
 	reg := prometheus.NewRegistry()
@@ -101,6 +108,9 @@ func run(log *slog.Logger, c config) (int, error) {
 		Logger:          log,
 		OverloadLatency: c.overload,
 		MaxViewers:      int(c.gslb.capViewers),
+		Tokens:          acc.Tokens,
+		Rules:           acc.Rules,
+		TrustedProxies:  acc.TrustedProxies,
 	}, reg)
 	if err != nil {
 		return 1, err
@@ -152,6 +162,11 @@ func run(log *slog.Logger, c config) (int, error) {
 	nodeDone := make(chan error, 1)
 	go func() { nodeDone <- node.Run(nodeCtx) }()
 	defer func() { stopNode(); <-nodeDone }()
+	if acc.Revocations != nil {
+		revokedDone := make(chan error, 1)
+		go func() { revokedDone <- acc.Revocations.Run(nodeCtx) }()
+		defer func() { stopNode(); <-revokedDone }()
+	}
 	reportCtx, stopReports := context.WithCancel(context.Background())
 	reportDone := make(chan error, 1)
 	if reporter != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/golivestream/live/access"
 	"github.com/golivestream/live/ingest"
 	"github.com/golivestream/live/internal/democlip"
 	"github.com/golivestream/live/internal/httpserve"
@@ -67,6 +68,9 @@ type Config struct {
 	// Origin, SegmentDuration, Logger and Registerer are the App's to set:
 	// New refuses a config with any of them set.
 	Transcode *transcode.Config
+	// Revocations, when not nil, follows the revoked sessions of the
+	// PoP's token verifier (PoP.Tokens): Run runs it. Nil means none.
+	Revocations *access.RevocationFile
 	// DebugAddr, when not empty, is where the profiler (net/http/pprof)
 	// listens. Empty means none.
 	DebugAddr string
@@ -292,6 +296,9 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	if a.cfg.Demo {
 		g.Go(func() error { return a.runDemo(gctx) })
+	}
+	if a.cfg.Revocations != nil {
+		g.Go(func() error { return a.cfg.Revocations.Run(popCtx) })
 	}
 	g.Go(func() error {
 		<-gctx.Done()

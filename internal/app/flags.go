@@ -2,8 +2,10 @@ package app
 
 import (
 	"flag"
+	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"time"
 
 	"github.com/golivestream/live/internal/httpserve"
@@ -21,6 +23,7 @@ type Flags struct {
 	window, segment         *time.Duration
 	reconnectWindow         *time.Duration
 	publishKey, publishAuth *string
+	private                 *string
 	transcode               *transcode.Flags
 	log                     *logflag.Flags
 }
@@ -37,6 +40,7 @@ func AddFlags(fs *flag.FlagSet, httpUsage string) *Flags {
 			"how long a stream whose publisher's connection broke stays live for it to reconnect (0: it ends at once; a publisher that stops publishing ends its stream at once)"),
 		publishKey:  fs.String("publish-key", "", "key publishers must give, as stream key NAME?key=KEY (default: $LIVE_PUBLISH_KEY, which keeps it out of the process list; neither: anyone may publish)"),
 		publishAuth: fs.String("publish-auth", "", "URL of an HTTP service that decides who may publish: POST call=publish&name=NAME&addr=IP&key=..., 2xx allows (empty: see -publish-key)"),
+		private:     fs.String("private-streams", "", "regular expression of the stream names that need a signed playback token, checked by the PoPs (empty: every stream is public)"),
 		transcode:   transcode.AddFlags(fs),
 		log:         logflag.Add(fs),
 	}
@@ -70,6 +74,13 @@ func (f *Flags) Config(stderr io.Writer) (Config, error) {
 		Origin:         origin.Config{Window: *f.window, SegmentDuration: *f.segment, ReconnectWindow: reconnect},
 		Transcode:      tcfg,
 		Logger:         log,
+	}
+	if *f.private != "" {
+		re, err := regexp.Compile(*f.private)
+		if err != nil {
+			return Config{}, fmt.Errorf("-private-streams: %w", err)
+		}
+		cfg.Origin.Access = func(name string) origin.Access { return origin.Access{Private: re.MatchString(name)} }
 	}
 	if cfg.PublishKey == "" {
 		cfg.PublishKey = os.Getenv("LIVE_PUBLISH_KEY")

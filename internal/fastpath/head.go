@@ -23,7 +23,7 @@ type head struct {
 // only those the handler reads.
 type parser struct {
 	prefixes []string // of the paths taken (Config.Prefixes)
-	names  []string // the headers kept, canonical (Config.Headers)
+	names    []string // the headers kept, canonical (Config.Headers)
 }
 
 // headEnd returns the length of the request head at the start of b, up to

@@ -68,6 +68,18 @@ const MaxURI = 4096
 // caches ignore it.
 const TTLDirective = "live-ttl-ms"
 
+// The headers by which an origin tells the PoPs a stream's access rules,
+// on every response of the stream; the PoPs check them at the edge.
+const (
+	// AccessHeader is "token" for a stream that needs a signed playback
+	// token; absent for a public one.
+	AccessHeader = "X-Live-Access"
+	// AllowHeader and DenyHeader are the client networks a stream allows
+	// and denies: comma-separated CIDRs or addresses.
+	AllowHeader = "X-Live-Allow"
+	DenyHeader  = "X-Live-Deny"
+)
+
 // Kind is the kind of object a path names.
 type Kind int
 

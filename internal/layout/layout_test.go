@@ -163,7 +163,6 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-
 func TestSplitToken(t *testing.T) {
 	for _, tc := range []struct {
 		path, token, rest string
