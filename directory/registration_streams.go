@@ -103,7 +103,7 @@ func (r *Registration) forgetEnsured(name string) bool {
 		return true
 	}
 	e := r.streams[name]
-	if e == nil || e.removed || e.st.Epoch == "" {
+	if e == nil || e.removed || e.st.Epoch == "" || e.st.Fingerprint == "" {
 		return false
 	}
 	e.ensured = ""
@@ -198,7 +198,7 @@ func (r *Registration) planLocked(lease clientv3.LeaseID, now time.Time, periodi
 			st.Updated = now
 			ops = append(ops, plannedOp{op: clientv3.OpPut(r.keys.streamKey(name, r.cfg.ID), encode(st), clientv3.WithLease(lease)), kind: opStream, name: name, version: e.version})
 		}
-		if e.st.Epoch != "" && e.ensured != e.st.Epoch {
+		if e.st.Epoch != "" && e.st.Fingerprint != "" && e.ensured != e.st.Epoch {
 			key := r.keys.epochKey(name)
 			rec := EpochRecord{Epoch: e.st.Epoch, Fingerprint: e.st.Fingerprint, Created: e.created, Holder: r.cfg.ID}
 			ensure := clientv3.OpTxn(

@@ -65,7 +65,9 @@ type StreamState struct {
 	NewestSegment uint64 `json:"newest_segment"`
 	// Fingerprint identifies the setup the epoch was made for (the
 	// renditions and codecs): origins agree on an epoch only when it is
-	// the same (see AgreeEpoch).
+	// the same (see AgreeEpoch). A stream without one takes no part in
+	// agreements: no epoch record is kept for it, and no origin can
+	// join it.
 	Fingerprint string `json:"fingerprint"`
 	// Updated is when the origin wrote the record; Registration sets it.
 	Updated time.Time `json:"updated"`

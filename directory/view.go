@@ -272,9 +272,13 @@ func (v *View) follow(ctx context.Context) error {
 			v.setCurrent(time.Now())
 			stale.Reset(v.cfg.StaleAfter)
 		case <-progress.C:
-			if err := v.cfg.Client.RequestProgress(wctx); err != nil {
+			// The request waits for the watch's stream, which waits for
+			// a connection: bound it. (wctx's metadata picks the stream.)
+			pctx, cancel := context.WithTimeout(wctx, v.cfg.ProgressInterval)
+			if err := v.cfg.Client.RequestProgress(pctx); err != nil {
 				v.log.Debug("directory view: progress request failed", "error", err)
 			}
+			cancel()
 		case <-stale.C:
 			v.setStale(errUnconfirmed)
 		}

@@ -125,7 +125,7 @@ func newModel(keys schema, log *slog.Logger, seed maphash.Seed) *model {
 		keys: keys, log: log, seed: seed,
 		origins: map[string]Origin{}, serving: map[string]int{}, primaries: map[string]int{},
 		streams: map[string]map[string]streamRec{}, dirty: map[string]struct{}{},
-		originsMoved: true,
+		originsChanged: true, originsMoved: true, // a snapshot of it replaces everything
 	}
 }
 

@@ -176,8 +176,15 @@ func (c *Cluster) stopAll() {
 // opts are added to its gRPC dial options (a Counter's, say).
 func (c *Cluster) Client(opts ...grpc.DialOption) *clientv3.Client {
 	c.t.Helper()
+	return NewClient(c.t, c.Endpoints(), opts...)
+}
+
+// NewClient returns a client of endpoints (a Proxy's, say), closed when
+// the test ends; opts are added to its gRPC dial options.
+func NewClient(t testing.TB, endpoints []string, opts ...grpc.DialOption) *clientv3.Client {
+	t.Helper()
 	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:            c.Endpoints(),
+		Endpoints:            endpoints,
 		DialTimeout:          5 * time.Second,
 		DialKeepAliveTime:    2 * time.Second,
 		DialKeepAliveTimeout: 2 * time.Second,
@@ -185,8 +192,8 @@ func (c *Cluster) Client(opts ...grpc.DialOption) *clientv3.Client {
 		Logger:               zap.NewNop(),
 	})
 	if err != nil {
-		c.t.Fatalf("etcdtest: client: %v", err)
+		t.Fatalf("etcdtest: client: %v", err)
 	}
-	c.t.Cleanup(func() { cli.Close() })
+	t.Cleanup(func() { cli.Close() })
 	return cli
 }

@@ -1,0 +1,84 @@
+package directory
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/golivestream/live/directory/etcdtest"
+)
+
+// A view cut off from etcd keeps its last state (fail static); when it
+// reaches etcd again, behind a compaction of what it missed, it loads
+// the directory again.
+func TestViewPartitionAndCompaction(t *testing.T) {
+	etcd := etcdtest.Start(t, etcdtest.Config{})
+	proxy := etcd.NewProxy(0)
+	cli := etcd.Client()
+	a := runRegistration(t, RegistrationConfig{Client: cli, ID: "a"})
+	reg := prometheus.NewRegistry()
+	v := runView(t, ViewConfig{Client: etcdtest.NewClient(t, []string{proxy.URL()}), ProgressInterval: 200 * time.Millisecond, Registerer: reg})
+	direct := runView(t, ViewConfig{Client: cli})
+	mustSet(t, a, "s1", StreamState{Epoch: "e1", Role: RolePrimary})
+	awaitView(t, v, "listed s1", routeIs("s1", "a", ""))
+
+	proxy.Cut()
+	awaitHealth(t, v, false)
+	mustSet(t, a, "s2", StreamState{Epoch: "e2", Role: RolePrimary})
+	a.RemoveStream("s1")
+	awaitView(t, direct, "listed s2", routeIs("s2", "a", ""))
+	awaitView(t, direct, "dropped s1", routeIs("s1", "", ""))
+	if _, _, ok := v.Lookup("s1"); !ok {
+		t.Error("fail static: s1 dropped while cut off")
+	}
+	if got, _ := gathered(t, reg, "directory_view_staleness_seconds"); got <= 0 {
+		t.Errorf("staleness %v while cut off", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), awaitTimeout)
+	defer cancel()
+	resp, err := cli.Get(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Compact(ctx, resp.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+
+	proxy.Restore()
+	awaitHealth(t, v, true)
+	awaitView(t, v, "listed s2", routeIs("s2", "a", ""))
+	awaitView(t, v, "dropped s1", routeIs("s1", "", ""))
+	if n, _ := gathered(t, reg, "directory_view_watch_restarts_total"); n < 1 {
+		t.Errorf("%v watch restarts", n)
+	}
+	if n, _ := gathered(t, reg, "directory_origins"); n != 1 {
+		t.Errorf("%v origins", n)
+	}
+	if n, samples := gathered(t, reg, "directory_origin_streams"); n != 1 || samples != 1 {
+		t.Errorf("%v streams on %d origins", n, samples)
+	}
+}
+
+// gathered returns the sum of the samples of reg's metric name, gauges
+// or counters, and their number.
+func gathered(t *testing.T, reg *prometheus.Registry, name string) (float64, int) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		sum := 0.0
+		for _, m := range mf.Metric {
+			sum += m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+		return sum, len(mf.Metric)
+	}
+	t.Fatalf("no metric %s", name)
+	return 0, 0
+}
