@@ -9,12 +9,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"regexp"
 	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/golivestream/live/internal/layout"
 )
 
 // ServerConfig configures a Server.
@@ -45,6 +46,8 @@ type ServerConfig struct {
 //
 //	GET  /play/{stream}/index.m3u8    302 to {pop}/live/{stream}/index.m3u8
 //	GET  /play/{stream}/manifest.mpd  302 to {pop}/live/{stream}/manifest.mpd
+//	GET  /play/t/{token}/{stream}/{file}, /play/{stream}/{file}?token=
+//	                                  302 to {pop}/t/{token}/live/{stream}/{file}
 //	GET  /api/route?ip=ADDR           the route for ADDR (default: the client), JSON, not counted
 //	GET  /api/pops                    the PoPs as the balancer sees them, JSON
 //	GET  /api/map, PUT /api/map       the latency map (see MapFile)
@@ -100,6 +103,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		}
 	}
 	s.mux.HandleFunc("GET /play/{stream}/{file}", s.servePlay)
+	s.mux.HandleFunc("GET /play/t/{token}/{stream}/{file}", s.servePlay)
 	s.mux.HandleFunc("GET /api/route", s.serveRoute)
 	s.mux.HandleFunc("GET /api/pops", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.b.PoPs())
@@ -124,10 +128,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-// validStream is the shape of a stream name everywhere in the system (see
-// ingest.ParseStreamPath).
-var validStream = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-
 // servePlay redirects a player to its PoP: request-level scheduling, so
 // each player is placed by the load when it arrives. The redirect is never
 // cached: the next player may be placed elsewhere.
@@ -139,9 +139,24 @@ func (s *Server) servePlay(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not found: /play/{stream}/index.m3u8 or /play/{stream}/manifest.mpd", http.StatusNotFound)
 		return
 	}
-	if !validStream.MatchString(stream) {
+	if !layout.ValidStream(stream) {
 		http.Error(w, "invalid stream name: must match [A-Za-z0-9_-]{1,64}", http.StatusBadRequest)
 		return
+	}
+	// A playback token goes on in the path, where the PoP and the
+	// manifests' relative URIs keep it (pop: access.go).
+	target := layout.Prefix + stream + "/" + file
+	token := r.PathValue("token")
+	if token == "" {
+		token = r.URL.Query().Get("token")
+	}
+	if token != "" {
+		t, _, ok := layout.SplitToken(layout.TokenPrefix + token + target)
+		if !ok || t != token {
+			http.Error(w, "malformed token", http.StatusBadRequest)
+			return
+		}
+		target = layout.TokenPrefix + token + target
 	}
 	rt := s.b.Assign(s.clientAddr(r))
 	if rt.URL == "" {
@@ -149,7 +164,7 @@ func (s *Server) servePlay(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no PoP can take a viewer now", http.StatusServiceUnavailable)
 		return
 	}
-	w.Header().Set("Location", rt.URL+"/live/"+stream+"/"+file)
+	w.Header().Set("Location", rt.URL+target)
 	w.WriteHeader(http.StatusFound)
 }
 

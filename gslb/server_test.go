@@ -74,7 +74,10 @@ func TestServePlay(t *testing.T) {
 	}{
 		{"HLS", "/play/demo/index.m3u8", "", 302, "http://b.example:8081/live/demo/index.m3u8"},
 		{"DASH", "/play/cam_1-x/manifest.mpd", "", 302, "http://b.example:8081/live/cam_1-x/manifest.mpd"},
-		{"query not passed on", "/play/demo/index.m3u8?token=x", "", 302, "http://b.example:8081/live/demo/index.m3u8"},
+		{"other query not passed on", "/play/demo/index.m3u8?_=123", "", 302, "http://b.example:8081/live/demo/index.m3u8"},
+		{"a token in the query goes on in the path", "/play/demo/index.m3u8?token=abc.def-_", "", 302, "http://b.example:8081/t/abc.def-_/live/demo/index.m3u8"},
+		{"a token in the path goes on", "/play/t/abc.def/demo/manifest.mpd", "", 302, "http://b.example:8081/t/abc.def/live/demo/manifest.mpd"},
+		{"a malformed token", "/play/demo/index.m3u8?token=a%2Fb", "", 400, ""},
 		{"through a trusted proxy", "/play/demo/index.m3u8", "10.9.9.9", 302, "http://a.example/edge/live/demo/index.m3u8"},
 		{"bad stream name", "/play/de.mo/index.m3u8", "", 400, ""},
 		{"stream name too long", "/play/" + strings.Repeat("a", 65) + "/index.m3u8", "", 400, ""},
