@@ -32,7 +32,7 @@ type tokenKit struct {
 	v    *access.Verifier
 }
 
-func newTokenKit(t *testing.T) *tokenKit {
+func newTokenKit(t testing.TB) *tokenKit {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +44,7 @@ func newTokenKit(t *testing.T) *tokenKit {
 	return &tokenKit{priv: priv, v: v}
 }
 
-func (k *tokenKit) token(t *testing.T, c access.Claims) string {
+func (k *tokenKit) token(t testing.TB, c access.Claims) string {
 	t.Helper()
 	if c.Expires.IsZero() {
 		c.Expires = time.Now().Add(time.Hour)

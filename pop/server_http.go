@@ -47,7 +47,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now()
-	path := r.URL.EscapedPath() // as sent; no allocation for a plain path
+	// The path as sent: Path itself when it had no escapes (RawPath
+	// empty; any character that would need one is refused by the layout),
+	// which spares EscapedPath's scan on every request.
+	path := r.URL.Path
+	if r.URL.RawPath != "" {
+		path = r.URL.EscapedPath()
+	}
 	var c accessCheck
 	if strings.HasPrefix(path, layout.TokenPrefix) {
 		token, rest, ok := layout.SplitToken(path)

@@ -50,12 +50,20 @@ func SplitToken(path string) (token, rest string, ok bool) {
 		return "", path, false
 	}
 	for j := 0; j < i; j++ {
-		if c := after[j]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.') {
+		if !tokenChars[after[j]] {
 			return "", path, false
 		}
 	}
 	return after[:i], after[i:], true
 }
+
+// tokenChars are the bytes a token may hold: [A-Za-z0-9_.-].
+var tokenChars = func() (t [256]bool) {
+	for c := range t {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.'
+	}
+	return t
+}()
 
 // MaxURI bounds the length of a request's path and query, in bytes, at
 // the origin and the PoP alike: room for a signed playback token in the
