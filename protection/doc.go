@@ -29,12 +29,17 @@
 // whole epoch. The fragments of a later period say which key they use
 // in-band: a 'seig' sample group (sbgp+sgpd in each traf, ISO/IEC 23001-7
 // 6) with the period's KID and constant IV, and the period's pssh boxes in
-// each moof, from which EME browsers (Chrome, Edge, Firefox) raise an
-// "encrypted" event and players open a license session for the new KID.
-// So the init segment, the HLS EXT-X-MAP and the DASH Period stay as they
+// each moof, from which the browser raises an EME "encrypted" event. So
+// the init segment, the HLS EXT-X-MAP and the DASH Period stay as they
 // are: HLS writes the period's EXT-X-KEY tags (HLSKeyTags) before its first
-// segment, DASH needs nothing new (the AdaptationSet's ContentProtection
-// names the default KID; DASHContentProtection).
+// segment, DASH needs nothing new (DASHContentProtection).
+//
+// What follows the change, tested in Chromium with EME ClearKey: a page
+// opening a session per "encrypted" event (browser_test.go); hls.js 1.7
+// (a new EXT-X-KEY per period); Shaka Player 5.2 when the MPD's ClearKey
+// element is named by the common system ID (DASHKeys.ClearKeySystem).
+// dash.js 5.2 does not: it opens sessions only for the init data it takes
+// from the MPD, and stalls at the first segment of a new key.
 //
 // # Keys
 //

@@ -23,6 +23,17 @@ type DASHKeys struct {
 	// content protection 4.3: dash.js and Shaka Player read it). Empty
 	// means no ClearKey element.
 	LicenseURL string
+	// ClearKeySystem names the scheme of the ClearKey element. Zero means
+	// SystemClearKey (urn:uuid:e2719d58-..., DASH-IF IOP 4.3 7.6.2.4),
+	// which dash.js and Shaka Player both read; but both then take the
+	// element's KID as the only init data, and neither opens a license
+	// session for the KID of a later key period that the media signals
+	// (tested: dash.js 5.2.1 and Shaka Player 5.2.12 stall at the key
+	// change). SystemCommon (urn:uuid:1077efec-..., the W3C common PSSH
+	// system) makes Shaka Player take its init data from the pssh boxes of
+	// the media and follow key rotation; dash.js 5.2.1 cannot start with
+	// it. Any other value is refused.
+	ClearKeySystem SystemID
 	// Systems, when set, adds an element for Widevine and for PlayReady
 	// when the key has a pssh for them, with the pssh as cenc:pssh (and
 	// PlayReady's object as mspr:pro).
@@ -34,8 +45,9 @@ type DASHKeys struct {
 // (Encryptor.DefaultKID), in the order DASH-IF IOP 4.3 7.7.2 gives: first
 // the mp4protection descriptor, value "cbcs" with cenc:default_KID, then
 // one element per DRM system, named by its system ID. A later key period
-// needs no new element: the media signals it in-band (Encrypt). It is a
-// pure function: the elements are new on each call.
+// needs no new element: the media signals it in-band (Encrypt), for the
+// players that follow it (see DASHKeys.ClearKeySystem). It is a pure
+// function: the elements are new on each call.
 func DASHContentProtection(k Key, o DASHKeys) ([]*mpd.ContentProtectionType, error) {
 	out := []*mpd.ContentProtectionType{{
 		DefaultKID:     k.KID.String(),
@@ -46,10 +58,18 @@ func DASHContentProtection(k Key, o DASHKeys) ([]*mpd.ContentProtectionType, err
 		if err != nil || !u.IsAbs() {
 			return nil, fmt.Errorf("dash content protection: license URL %q is not an absolute URL", o.LicenseURL)
 		}
+		scheme := o.ClearKeySystem
+		switch scheme {
+		case "":
+			scheme = SystemClearKey
+		case SystemClearKey, SystemCommon:
+		default:
+			return nil, fmt.Errorf("dash content protection: ClearKey system %q", scheme)
+		}
 		out = append(out, &mpd.ContentProtectionType{
 			DefaultKID:     k.KID.String(),
 			LaURL:          &mpd.LaURLType{Value: mpd.AnyURI(o.LicenseURL)},
-			DescriptorType: mpd.DescriptorType{SchemeIdUri: mpd.AnyURI(urn(SystemClearKey)), Value: clearKeyValue},
+			DescriptorType: mpd.DescriptorType{SchemeIdUri: mpd.AnyURI(urn(scheme)), Value: clearKeyValue},
 		})
 	}
 	if !o.Systems {

@@ -124,4 +124,11 @@ func TestDASHContentProtection(t *testing.T) {
 	if len(only) != 1 {
 		t.Errorf("%d elements without options", len(only))
 	}
+	common, err := DASHContentProtection(testKey, DASHKeys{LicenseURL: "https://x/l", ClearKeySystem: SystemCommon})
+	if err != nil || common[1].SchemeIdUri != "urn:uuid:1077efec-c0b2-4d02-ace3-3c1e52e2fb4b" {
+		t.Errorf("common system ClearKey element: %v", err)
+	}
+	if _, err := DASHContentProtection(testKey, DASHKeys{LicenseURL: "https://x/l", ClearKeySystem: SystemWidevine}); err == nil {
+		t.Error("ClearKey element named Widevine accepted")
+	}
 }
