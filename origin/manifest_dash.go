@@ -15,29 +15,37 @@ import (
 // UTCTiming element.
 const TimePath = "/time"
 
+// mpdTimeFormat is how the MPD writes wall-clock times: xs:dateTime in
+// UTC, to the millisecond, as the UTCTiming scheme http-iso does.
+const mpdTimeFormat = "2006-01-02T15:04:05.000Z"
+
 // buildMPD renders the stream's dynamic MPD (ISO/IEC 23009-1, DASH-IF live
 // profile): one Period per instance of the presentation (cur, after the
 // prior instances it continues, whose files are still served), one
 // AdaptationSet per media type, SegmentTemplate with $Number$ and a
 // SegmentTimeline per Representation, addressing the same files as the
-// HLS playlists. Of cfg it uses Window and SegmentDuration; now is the
-// publishTime. It is a pure function of its arguments.
+// HLS playlists. Each AdaptationSet ties its media to the wall clock with
+// a ProducerReferenceTime; while the stream is live, the live Period's
+// segments are available as they are produced, chunk by chunk, and a
+// ServiceDescription gives players a latency to hold (low-latency DASH,
+// manifest_dash_ll.go). Of cfg it uses Window, SegmentDuration and
+// ChunkDuration; now is the publishTime. It is a pure function of its
+// arguments.
 func buildMPD(cur view, prior []view, cfg Config, now time.Time) ([]byte, error) {
 	dynamic := "dynamic"
 	m := &mpd.MPD{
 		XMLNs:                 "urn:mpeg:dash:schema:mpd:2011",
 		Profiles:              mpd.ListOfProfilesType(mpd.PROFILE_LIVE),
 		Type:                  &dynamic,
-		AvailabilityStartTime: mpd.DateTime(cur.pres.UTC().Format("2006-01-02T15:04:05.000Z")),
-		PublishTime:           mpd.DateTime(now.UTC().Format("2006-01-02T15:04:05.000Z")),
+		AvailabilityStartTime: mpd.DateTime(cur.pres.UTC().Format(mpdTimeFormat)),
+		PublishTime:           mpd.DateTime(now.UTC().Format(mpdTimeFormat)),
 		MinBufferTime:         durPtr(2 * cfg.SegmentDuration),
 		TimeShiftBufferDepth:  durPtr(cfg.Window),
-		// A player starts this far behind the live edge: three segments.
+		// A player that reads no ServiceDescription starts this far
+		// behind the live edge: three segments.
 		SuggestedPresentationDelay: durPtr(3 * cfg.SegmentDuration),
 		// DASH-IF IOP 4.7: players synchronise their clock with ours.
-		UTCTimings: []*mpd.DescriptorType{
-			mpd.NewDescriptor("urn:mpeg:dash:utc:http-iso:2014", TimePath, ""),
-		},
+		UTCTimings: []*mpd.DescriptorType{utcTiming()},
 	}
 	if cur.snap.ended {
 		// ISO/IEC 23009-1 5.4: a dynamic MPD may become static. Players
@@ -51,6 +59,8 @@ func buildMPD(cur view, prior []view, cfg Config, now time.Time) ([]byte, error)
 	} else {
 		m.MinimumUpdatePeriod = durPtr(cfg.SegmentDuration)
 	}
+	offset, chunked := chunkedAvailability(cfg)
+	lowLatency := chunked && !cur.snap.ended
 
 	var maxSeg time.Duration
 	for _, p := range prior {
@@ -65,6 +75,10 @@ func buildMPD(cur view, prior []view, cfg Config, now time.Time) ([]byte, error)
 		}
 	}
 	if period, d := buildPeriod(cur); period != nil {
+		if lowLatency {
+			setAvailability(period, offset)
+			m.ServiceDescription = []*mpd.ServiceDescriptionType{serviceDescription(prtID(cur))}
+		}
 		m.Periods = append(m.Periods, period)
 		maxSeg = max(maxSeg, d)
 	}
@@ -128,6 +142,9 @@ func buildPeriod(v view) (*mpd.Period, time.Duration) {
 	}
 	if len(period.AdaptationSets) == 0 {
 		return nil, 0
+	}
+	for _, as := range period.AdaptationSets {
+		as.ProducerReferenceTimes = []*mpd.ProducerReferenceTimeType{producerReferenceTime(v)}
 	}
 	if video != nil {
 		video.SegmentAlignment = aligned(videos)

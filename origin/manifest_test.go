@@ -24,7 +24,7 @@ const goldenDir = "../testdata/golden"
 // segments (one of them after a reconnect) and an audio rendition.
 func fixture(window time.Duration, ended bool) (*stream, *snapshot, Config) {
 	ast := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	cfg := Config{Window: window, SegmentDuration: time.Second}
+	cfg := Config{Window: window, SegmentDuration: time.Second, ChunkDuration: 250 * time.Millisecond}
 	st := &stream{instance: instance{name: "cam1", epoch: "mf0epoch", ast: ast, pres: ast}, env: &streamEnv{cfg: cfg}}
 
 	video := &rendition{id: "v0", targetDuration: 1, info: packager.Info{

@@ -170,7 +170,7 @@ func TestBridgeSuccessor(t *testing.T) {
 		{"no video any more", []*rendition{vid("v0", 240, false), aud("a0")}, []*rendition{aud("a0")}, "v0", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			to := newStream(nil, "s", time.Now(), nil)
+			to := newStream(nil, "s", time.Now(), nil, 0)
 			to.snap.Store(&snapshot{renditions: tc.to})
 			s := newSuccession(to, &snapshot{renditions: tc.from})
 			id, ok := s.successor(tc.rid, time.Second)

@@ -47,6 +47,10 @@ type Config struct {
 	// the edge (layout.AccessHeader). Nil means every stream is public: no
 	// token, every network.
 	Access func(stream string) Access
+	// Directory, when not nil, is the fleet's stream directory: the origin
+	// agrees there on each new stream instance's epoch and says which
+	// streams it serves (directory.go). Nil means the origin is alone.
+	Directory Directory
 	// Logger receives stream events. Nil means discard.
 	Logger *slog.Logger
 	// Registerer receives the origin's Prometheus metrics. Nil means they
@@ -140,7 +144,24 @@ func (s *Server) Publish(name string, tracks []codecs.Codec) (*Session, error) {
 	if st != nil && st.publishing() {
 		return nil, fmt.Errorf("%w: %s", ErrStreamBusy, name)
 	}
-	sess, err := newSession(s.env, st, name, tracks, now)
+	epoch := int64(0) // a new instance's: agreed in the directory
+	if s.cfg.Directory != nil && (st == nil || !sameSetup(st, tracks)) {
+		proposed := now.Truncate(time.Millisecond).UnixMilli()
+		if st != nil {
+			proposed = max(proposed, st.epochMillis+1)
+		}
+		s.mu.Unlock() // not held across the directory's round trip
+		agreed, err := s.agreedEpoch(name, tracks, proposed)
+		s.mu.Lock()
+		if err != nil {
+			return nil, err
+		}
+		if cur := s.streams[name]; cur != st || s.closed || (cur != nil && cur.publishing()) {
+			return nil, fmt.Errorf("%w: %s (published meanwhile)", ErrStreamBusy, name)
+		}
+		epoch = agreed
+	}
+	sess, err := newSession(s.env, st, name, tracks, now, epoch)
 	if err != nil {
 		return nil, err
 	}
@@ -155,6 +176,9 @@ func (s *Server) Publish(name string, tracks []codecs.Codec) (*Session, error) {
 	}
 	s.streams[name] = sess.st
 	s.metrics.publishes.Inc()
+	if s.cfg.Directory != nil {
+		s.cfg.Directory.Serving(name, sess.st.epoch, 0)
+	}
 	return sess, nil
 }
 

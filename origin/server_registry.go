@@ -64,6 +64,9 @@ func (s *Server) forget(st *stream) {
 	if s.streams[st.name] == st {
 		delete(s.streams, st.name)
 		s.log.Info("stream dropped", "stream", st.name)
+		if s.cfg.Directory != nil {
+			s.cfg.Directory.Serving(st.name, "", 0)
+		}
 	}
 }
 

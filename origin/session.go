@@ -48,7 +48,7 @@ type sessionTrack struct {
 // stream old (resuming it when the tracks are unchanged) or to a new
 // stream instance, made with env. Publish calls it with the registry
 // locked, so that no other session is made for name meanwhile.
-func newSession(env *streamEnv, old *stream, name string, tracks []codecs.Codec, now time.Time) (*Session, error) {
+func newSession(env *streamEnv, old *stream, name string, tracks []codecs.Codec, now time.Time, epoch int64) (*Session, error) {
 	sess := &Session{log: env.log.With("stream", name)}
 	ids := renditionIDs(tracks)
 
@@ -89,7 +89,7 @@ func newSession(env *streamEnv, old *stream, name string, tracks []codecs.Codec,
 		}
 		sess.log.Info("stream resumed", "epoch", old.epoch, "timeline", sess.base)
 	} else {
-		sess.st = newStream(env, name, now, old)
+		sess.st = newStream(env, name, now, old, epoch)
 		if old != nil {
 			sess.st.continues(old)
 			sess.log.Info("stream restarted with new tracks", "old_epoch", old.epoch, "epoch", sess.st.epoch)
@@ -106,18 +106,43 @@ func newSession(env *streamEnv, old *stream, name string, tracks []codecs.Codec,
 // sameTracks reports whether the session's tracks would produce the same
 // renditions, with identical init segments, as the stream in snap.
 func (sess *Session) sameTracks(snap *snapshot) bool {
+	inits := make(map[string][]byte, len(sess.tracks))
+	for _, t := range sess.tracks {
+		inits[t.rid] = t.pk.Init()
+	}
+	return sameInits(inits, snap)
+}
+
+// sameSetup reports whether a publisher of tracks would resume st: its
+// tracks make st's renditions, with identical init segments.
+func sameSetup(st *stream, tracks []codecs.Codec) bool {
+	ids := renditionIDs(tracks)
+	inits := make(map[string][]byte, len(tracks))
+	for i, c := range tracks {
+		pk, err := packager.New(packager.Config{Codec: c, SegmentDuration: st.env.cfg.SegmentDuration, ChunkDuration: st.env.cfg.ChunkDuration, OnSegment: func(*packager.Segment) {}})
+		if err != nil {
+			return false
+		}
+		inits[ids[i]] = pk.Init()
+	}
+	return sameInits(inits, st.snap.Load())
+}
+
+// sameInits reports whether inits, by rendition, are those of the source
+// renditions of snap, all of them.
+func sameInits(inits map[string][]byte, snap *snapshot) bool {
 	n := 0
 	for _, r := range snap.renditions {
 		if !r.ladder {
 			n++
 		}
 	}
-	if n != len(sess.tracks) {
+	if n != len(inits) {
 		return false
 	}
-	for _, t := range sess.tracks {
-		r := snap.rendition(t.rid)
-		if r == nil || r.init == nil || !bytes.Equal(r.init.body, t.pk.Init()) {
+	for rid, init := range inits {
+		r := snap.rendition(rid)
+		if r == nil || r.init == nil || !bytes.Equal(r.init.body, init) {
 			return false
 		}
 	}

@@ -74,12 +74,15 @@ type stream struct {
 // Its epoch is the millisecond it began, or, when it replaces old, one
 // after old's, so that no two instances of a name share their files' URLs
 // however fast one replaces the other.
-func newStream(env *streamEnv, name string, now time.Time, old *stream) *stream {
+func newStream(env *streamEnv, name string, now time.Time, old *stream, agreed int64) *stream {
 	// The MPD gives times to the millisecond: so is timeline zero.
 	now = now.Truncate(time.Millisecond)
 	epoch := now.UnixMilli()
 	if old != nil {
 		epoch = max(epoch, old.epochMillis+1)
+	}
+	if agreed != 0 {
+		epoch = agreed // the fleet's (Directory)
 	}
 	st := &stream{
 		instance: instance{

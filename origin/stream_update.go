@@ -67,6 +67,9 @@ func (st *stream) addSegment(rid string, seg *packager.Segment, disc bool, arriv
 		streamed.end(false)
 	}
 
+	if dir := st.env.cfg.Directory; dir != nil {
+		dir.Serving(st.name, st.epoch, seg.Number)
+	}
 	m := st.env.metrics
 	m.segments.WithLabelValues(kindOf(rid)).Inc()
 	m.segmentBytes.WithLabelValues(kindOf(rid)).Add(float64(len(seg.Data)))
