@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	rtmpcodecs "github.com/bluenviron/gortmplib/pkg/codecs"
 	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
+	rtmpcodecs "github.com/bluenviron/gortmplib/pkg/codecs"
 
 	"github.com/golivestream/live/internal/democlip"
 	"github.com/golivestream/live/publisher"
