@@ -27,6 +27,9 @@ type metrics struct {
 	// refused counts the requests answered without asking upstream, by
 	// reason (route.go).
 	refused map[string]prometheus.Counter
+	// failovers counts the fetches that went to a backup origin, by
+	// reason (fleet.go).
+	failovers map[string]prometheus.Counter
 	// denied counts the requests the access rules denied, by reason.
 	denied map[string]prometheus.Counter
 	// clientGone counts pass-through requests whose client left before
@@ -108,6 +111,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "live_pop_refused_total",
 		Help: "Requests the PoP answered itself without asking upstream, by reason: layout (no object of the URL layout, or not in its one spelling: 404), directive (malformed HLS delivery directive: 400), ahead (a segment or _HLS_msn far past the last one a manifest listed: 404 or 400), miss_budget (the client's fetches of objects not known to exist are spent: 429), uri_too_long (414), overload (a new session while the node takes none: 503).",
 	}, []string{"reason"})
+	failoverVec := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "live_pop_failovers_total",
+		Help: "Fetches that went to a stream's backup origin, by reason: unreachable (the primary refused or broke the connection), status (a 5xx), slow (no answer within -hedge-after: both asked, the first answer taken), resume (a body broke in the middle and was continued from the backup with a Range request).",
+	}, []string{"reason"})
+	m.failovers = map[string]prometheus.Counter{}
+	for _, r := range []string{"unreachable", "status", "slow", "resume"} {
+		m.failovers[r] = failoverVec.WithLabelValues(r)
+	}
 	deniedVec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "live_pop_access_denied_total",
 		Help: "Requests denied by the access rules (tokens, client networks), by reason: no-token (401), invalid, revoked, expired, not-yet-valid, wrong-stream, network, too-many-addresses, address (403), too-many-invalid (429).",
@@ -121,7 +132,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.refused[l] = refused.WithLabelValues(l)
 	}
 	m.resolve()
-	if err := promreg.Register(reg, m.requests, m.fetches, m.upstreamErrors, m.bytesServed, m.evictions, m.expired, m.held, m.aborted, m.prefetches, m.fastRequests, m.handoffs, m.sendfile, refused, deniedVec, m.clientGone); err != nil {
+	if err := promreg.Register(reg, m.requests, m.fetches, m.upstreamErrors, m.bytesServed, m.evictions, m.expired, m.held, m.aborted, m.prefetches, m.fastRequests, m.handoffs, m.sendfile, refused, deniedVec, failoverVec, m.clientGone); err != nil {
 		return nil, err
 	}
 	return m, nil

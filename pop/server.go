@@ -66,6 +66,15 @@ type Config struct {
 	// sets 50 ms); zero MaxViewers means no bound on viewers.
 	OverloadLatency time.Duration
 	MaxViewers      int
+	// Directory, when not nil, locates each stream's origins in a fleet
+	// (fleet.go): fetches go to the stream's primary, and to its backup
+	// when the primary fails. Origins are still asked for streams the
+	// directory does not know. Nil means Origins only.
+	Directory Directory
+	// HedgeAfter is how long a fetch from a stream's primary origin may
+	// go without an answer before its backup is asked too: one segment
+	// past the due time of a held next segment. Zero means 2 s.
+	HedgeAfter time.Duration
 	// Tokens checks the playback tokens of the streams whose origin says
 	// they need one (access.go). Nil means no token is ever valid here:
 	// such streams are denied.
@@ -168,6 +177,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.NegativeTTL <= 0 {
 		cfg.NegativeTTL = 500 * time.Millisecond
+	}
+	if cfg.HedgeAfter <= 0 {
+		cfg.HedgeAfter = 2 * time.Second
 	}
 	if cfg.FetchTimeout <= 0 {
 		cfg.FetchTimeout = 30 * time.Second

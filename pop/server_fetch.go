@@ -19,6 +19,9 @@ var endToEnd = []string{
 // fetchOrigin starts fetching key from the origins, under ctx.
 func (s *Server) fetchOrigin(ctx context.Context, key string, cl class) (*object, io.ReadCloser, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.FetchTimeout)
+	if targets, ok := s.fleetTargets(key); ok {
+		return s.fetchFromFleet(ctx, cancel, key, cl, targets)
+	}
 	resp, err := s.origins.get(ctx, key, nil)
 	if err != nil {
 		canceled := errors.Is(ctx.Err(), context.Canceled) // nobody wants it: no upstream error
@@ -33,6 +36,29 @@ func (s *Server) fetchOrigin(ctx context.Context, key string, cl class) (*object
 		c.originFetches.Add(1)
 	}
 	return s.newObject(key, cl, resp, cancel), cancelOnClose{resp.Body, cancel}, nil
+}
+
+// fetchFromFleet starts fetching key from the origins of its stream
+// (fleet.go), under ctx, which cancel ends.
+func (s *Server) fetchFromFleet(ctx context.Context, cancel context.CancelFunc, key string, cl class, targets []string) (*object, io.ReadCloser, error) {
+	resp, i, reqCancel, err := s.fetchFleet(ctx, key, targets)
+	if err != nil {
+		canceled := errors.Is(ctx.Err(), context.Canceled)
+		cancel()
+		if !canceled {
+			s.metrics.upstreamErrors.WithLabelValues("origin").Inc()
+		}
+		return nil, nil, fmt.Errorf("fetch %s: %w", key, err)
+	}
+	s.metrics.fetches.WithLabelValues(cl.String(), "origin").Inc()
+	if c := s.stats.counters(key); c != nil {
+		c.originFetches.Add(1)
+	}
+	body := &resumable{s: s, ctx: ctx, key: key, body: resp.Body, cancel: reqCancel, next: targets[i+1:], length: resp.ContentLength}
+	if resp.StatusCode != http.StatusOK {
+		body.next = nil // only a 200's bytes are the same everywhere
+	}
+	return s.newObject(key, cl, resp, cancel), cancelOnClose{body, cancel}, nil
 }
 
 // fetchPeer starts fetching key from the node that owns it, under ctx; if

@@ -1,0 +1,214 @@
+package pop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// A fleet of origins (issue #21): each stream is served by a primary
+// origin and a backup fed the same publisher, which make the same files
+// byte for byte (origin: Directory). The node asks the directory which
+// origins serve a stream (Config.Directory, from memory: no request
+// waits on it), fetches from the primary and goes to the backup at once
+// when the primary fails: a connection error, a 5xx, no answer within
+// Config.HedgeAfter (then both are asked, and the first answer wins), or
+// a body that breaks in the middle, which is continued from the backup
+// with a Range request for the bytes missing, so that the waiters read
+// one uninterrupted body.
+
+// Directory locates the origins of a stream in a fleet (package
+// directory's View, adapted by the command). Declared here, by its
+// consumer; safe for concurrent use, and fast: it is asked on every
+// upstream fetch.
+type Directory interface {
+	// Origins returns the base URLs of the origins serving stream: the
+	// primary, and the backup ("" for none); ok is false when the
+	// directory does not know the stream.
+	Origins(stream string) (primary, backup string, ok bool)
+}
+
+// fleetTargets returns the origins to fetch key from, in order, when the
+// directory knows its stream.
+func (s *Server) fleetTargets(key string) ([]string, bool) {
+	if s.cfg.Directory == nil {
+		return nil, false
+	}
+	primary, backup, ok := s.cfg.Directory.Origins(streamOf(key))
+	if !ok || primary == "" {
+		return nil, false
+	}
+	if backup == "" || backup == primary {
+		return []string{strings.TrimSuffix(primary, "/")}, true
+	}
+	return []string{strings.TrimSuffix(primary, "/"), strings.TrimSuffix(backup, "/")}, true
+}
+
+// fleetAnswer is one origin's answer to a fleet fetch.
+type fleetAnswer struct {
+	i      int // the target's index
+	resp   *http.Response
+	err    error
+	cancel context.CancelFunc
+}
+
+// fetchFleet gets key from targets: the first, then the next at once on a
+// connection error or a 5xx, or beside it when it has not answered within
+// HedgeAfter. It returns the first answer that is not a 5xx (or the last
+// failure), the index of its target, and its request's cancel function;
+// the other requests are canceled and waited for.
+func (s *Server) fetchFleet(ctx context.Context, key string, targets []string) (*http.Response, int, context.CancelFunc, error) {
+	answers := make(chan fleetAnswer, len(targets))
+	cancels := make([]context.CancelFunc, 0, len(targets))
+	pending := 0
+	start := func(reason string) {
+		i := len(cancels)
+		if i == len(targets) {
+			return
+		}
+		if i > 0 {
+			s.metrics.failovers[reason].Inc()
+			s.log.Info("fetching from the backup origin", "key", key, "origin", targets[i], "reason", reason)
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		cancels = append(cancels, cancel)
+		pending++
+		go func() { // waited for below: every request started is answered
+			resp, err := doGet(rctx, s.client, targets[i]+key, nil)
+			answers <- fleetAnswer{i, resp, err, cancel}
+		}()
+	}
+	start("")
+	hedge := time.NewTimer(s.cfg.HedgeAfter)
+	defer hedge.Stop()
+	var win, last fleetAnswer
+	found := false
+	for pending > 0 {
+		select {
+		case <-hedge.C:
+			if !found {
+				start("slow")
+			}
+		case a := <-answers:
+			pending--
+			switch {
+			case found: // a loser
+				discard(a)
+			case a.err == nil && a.resp.StatusCode < 500:
+				win, found = a, true
+				for j, cancel := range cancels {
+					if j != a.i {
+						cancel()
+					}
+				}
+			default:
+				discard(last)
+				last = a
+				if ctx.Err() != nil {
+					break
+				}
+				if a.err != nil {
+					start("unreachable")
+				} else {
+					start("status")
+				}
+			}
+		}
+	}
+	if found {
+		discard(last)
+		return win.resp, win.i, win.cancel, nil
+	}
+	if last.err != nil {
+		last.cancel()
+		return nil, 0, nil, last.err
+	}
+	return last.resp, last.i, last.cancel, nil
+}
+
+// discard releases an answer that is not used (the zero one too).
+func discard(a fleetAnswer) {
+	if a.err == nil && a.resp != nil {
+		a.resp.Body.Close()
+	}
+	if a.cancel != nil {
+		a.cancel()
+	}
+}
+
+// resumable reads an origin's body, and when it breaks in the middle,
+// goes on from the next origins of the fleet with a Range request for
+// the bytes missing: they serve the same bytes.
+type resumable struct {
+	s       *Server
+	ctx     context.Context
+	key     string
+	body    io.ReadCloser
+	cancel  context.CancelFunc
+	next    []string // the origins to go on from
+	read    int64    // bytes read so far
+	length  int64    // the whole body's length, -1 if unknown
+	resumed bool
+}
+
+func (r *resumable) Read(p []byte) (int, error) {
+	for {
+		n, err := r.body.Read(p)
+		r.read += int64(n)
+		if err == nil || errors.Is(err, io.EOF) && (r.length < 0 || r.read == r.length) {
+			return n, err
+		}
+		if r.ctx.Err() != nil || len(r.next) == 0 || r.length >= 0 && r.read >= r.length {
+			return n, err
+		}
+		if rerr := r.resume(err); rerr != nil {
+			return n, fmt.Errorf("%w; going on from the backup: %w", err, rerr)
+		}
+		if n > 0 {
+			return n, nil
+		}
+	}
+}
+
+// resume goes on from the next origin, after cause broke the body.
+func (r *resumable) resume(cause error) error {
+	r.body.Close()
+	r.cancel()
+	target := r.next[0]
+	r.next = r.next[1:]
+	r.s.metrics.failovers["resume"].Inc()
+	r.s.log.Warn("a body broke; going on from the backup origin", "key", r.key, "origin", target, "at", r.read, "error", cause)
+	ctx, cancel := context.WithCancel(r.ctx)
+	resp, err := doGet(ctx, r.s.client, target+r.key, http.Header{"Range": {"bytes=" + strconv.FormatInt(r.read, 10) + "-"}})
+	if err != nil {
+		cancel()
+		return err
+	}
+	switch {
+	case resp.StatusCode == http.StatusPartialContent && strings.HasPrefix(resp.Header.Get("Content-Range"), "bytes "+strconv.FormatInt(r.read, 10)+"-"):
+	case resp.StatusCode == http.StatusOK:
+		// The whole body: skip what was read.
+		if _, err := io.CopyN(io.Discard, resp.Body, r.read); err != nil {
+			resp.Body.Close()
+			cancel()
+			return err
+		}
+	default:
+		resp.Body.Close()
+		cancel()
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	r.body, r.cancel, r.resumed = resp.Body, cancel, true
+	return nil
+}
+
+func (r *resumable) Close() error {
+	err := r.body.Close()
+	r.cancel()
+	return err
+}

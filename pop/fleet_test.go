@@ -1,0 +1,111 @@
+package pop
+
+import (
+	"bytes"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fleetDir is a Directory of one stream.
+type fleetDir struct{ primary, backup string }
+
+func (d fleetDir) Origins(stream string) (string, string, bool) {
+	if stream != "s" {
+		return "", "", false
+	}
+	return d.primary, d.backup, true
+}
+
+// rangeOrigin serves body at every path, ranges included, and counts the
+// range requests.
+func rangeOrigin(t *testing.T, body []byte, ranges *atomic.Int64) *stubOrigin {
+	return newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Range") != "" {
+			ranges.Add(1)
+		}
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+	})
+}
+
+// TestFleetFailover: a fetch whose primary origin fails goes to the
+// stream's backup at once, whatever the failure: an error status, a
+// refused connection, no answer (asked beside it after HedgeAfter).
+func TestFleetFailover(t *testing.T) {
+	body := randomBody(100 << 10)
+	var ranges atomic.Int64
+	backup := rangeOrigin(t, body, &ranges)
+	down := newStubOrigin(t, nil)
+	down.Close() // refuses connections
+	hung := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	failing := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down", http.StatusServiceUnavailable) })
+	for _, tc := range []struct {
+		name, primary, reason string
+	}{
+		{"status", failing.URL, "status"},
+		{"unreachable", down.URL, "unreachable"},
+		{"slow", hung.URL, "slow"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, base := startPoP(t, Config{Origins: []string{backup.URL}, Directory: fleetDir{tc.primary, backup.URL}, HedgeAfter: 100 * time.Millisecond})
+			code, got, _ := getStatus(t, newClient(), base+"/live/s/e/v0/1.m4s")
+			if code != 200 || got != string(body) {
+				t.Fatalf("%d, %d bytes", code, len(got))
+			}
+			if n := counterValue(s.metrics.failovers[tc.reason]); n != 1 {
+				t.Errorf("live_pop_failovers_total{reason=%s} = %v, want 1", tc.reason, n)
+			}
+		})
+	}
+}
+
+// TestFleetResume: the primary breaks a 250 KB segment in its middle,
+// while a thousand requests read it: the fill goes on from the backup
+// with a Range request for the bytes missing, and every request gets one
+// complete, correct body.
+func TestFleetResume(t *testing.T) {
+	const n = 1000
+	body := randomBody(250 << 10)
+	var ranges atomic.Int64
+	backup := rangeOrigin(t, body, &ranges)
+	release := make(chan struct{})
+	primary := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "256000")
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		w.Write(body[:len(body)/2])
+		w.(http.Flusher).Flush()
+		<-release
+		// The origin dies mid-body.
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	})
+	if len(body) != 256000 {
+		t.Fatalf("body %d", len(body))
+	}
+	s, base := startPoP(t, Config{Origins: []string{primary.URL}, Directory: fleetDir{primary.URL, backup.URL}})
+	headers, bodies, errs := herd(t, newClient(), []string{base}, "/live/s/e/v0/7.m4s", n)
+	for range n {
+		<-headers // every request reads the fill
+	}
+	close(release)
+	for range n {
+		select {
+		case b := <-bodies:
+			if !bytes.Equal(b, body) {
+				t.Fatalf("a body of %d bytes differs from the segment", len(b))
+			}
+		case err := <-errs:
+			t.Fatal(err)
+		}
+	}
+	if got := ranges.Load(); got != 1 {
+		t.Errorf("%d range requests to the backup, want 1", got)
+	}
+	if v := counterValue(s.metrics.failovers["resume"]); v != 1 {
+		t.Errorf("live_pop_failovers_total{reason=resume} = %v, want 1", v)
+	}
+}
