@@ -144,7 +144,9 @@ func TestBlockingReloadsCoalesced(t *testing.T) {
 		case <-r.Context().Done():
 			return
 		}
-		w.Header().Set("Cache-Control", "public, max-age=1, "+TTLDirective+"=500")
+		// Cached long enough for the herd's late requests too: under
+		// load some reach the node after the answer came.
+		w.Header().Set("Cache-Control", "public, max-age=60")
 		w.Write([]byte("#EXTM3U\n#EXT-X-PART:DURATION=0.25,URI=\"13.2.m4s\"\n"))
 	})
 	_, base := startPoP(t, Config{Origins: []string{origin.URL}})
