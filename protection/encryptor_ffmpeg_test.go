@@ -18,10 +18,13 @@ import (
 // loses track of the sample encryption information of a file's second
 // fragment ("subsample size exceeds the packet size left", also seen with
 // files that mp4ff and Bento4 encrypt). Skipped where ffmpeg is not
-// installed.
+// installed, unless CI is set.
 func TestFFmpegDecrypts(t *testing.T) {
 	ffmpeg, err := exec.LookPath("ffmpeg")
 	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("ffmpeg is required in CI")
+		}
 		t.Skip("ffmpeg not installed")
 	}
 	v, a := demoClip(t)

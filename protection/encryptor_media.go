@@ -116,34 +116,32 @@ func boxHeader(b []byte) (size, hdr int, typ string, err error) {
 }
 
 // encryptFragment appends the encryption of one moof and its mdat to dst.
+// The moof is copied with the new boxes spliced in: the traf gets them at
+// its end, the moof gets the pssh boxes at its end, and the sizes of both
+// and the trun's data_offset are patched.
 func (e *Encryptor) encryptFragment(dst, moofData, mdatData []byte, mdatHdr int, fk *fragmentKey) ([]byte, error) {
-	moof, err := decodeMoof(moofData)
+	if binary.BigEndian.Uint32(moofData) == 1 {
+		return dst, fmt.Errorf("%w: moof with a 64-bit size", ErrUnsupported)
+	}
+	l, err := readMoof(moofData, e.trex.DefaultSampleSize)
 	if err != nil {
 		return dst, err
 	}
-	if len(moof.Trafs) != 1 || len(moof.Traf.Truns) != 1 || moof.Traf.Tfhd == nil {
-		return dst, fmt.Errorf("%w: want one traf with one trun", ErrUnsupported)
+	if l.trackID != e.trackID {
+		return dst, fmt.Errorf("%w: track %d, init segment has track %d", ErrUnsupported, l.trackID, e.trackID)
 	}
-	traf, trun, tfhd := moof.Traf, moof.Traf.Trun, moof.Traf.Tfhd
-	if tfhd.TrackID != e.trackID {
-		return dst, fmt.Errorf("%w: track %d, init segment has track %d", ErrUnsupported, tfhd.TrackID, e.trackID)
+	if binary.BigEndian.Uint32(moofData[l.trafStart:]) == 1 {
+		return dst, fmt.Errorf("%w: traf with a 64-bit size", ErrUnsupported)
 	}
-	if tfhd.Flags&tfhdDefaultBaseIsMoof == 0 || tfhd.HasBaseDataOffset() || !trun.HasDataOffset() {
-		return dst, fmt.Errorf("%w: data offsets not relative to the moof", ErrUnsupported)
-	}
-	if traf.Senc != nil || traf.Saiz != nil || traf.Saio != nil || traf.Sgpd != nil || traf.Sbgp != nil || len(moof.Psshs) > 0 {
-		return dst, fmt.Errorf("%w: already encrypted", ErrUnsupported)
-	}
-	trun.AddSampleDefaultValues(tfhd, e.trex)
 
 	// Sample ranges, relative to the start of the moof (ISO/IEC
 	// 14496-12 8.8.8: data_offset from the base data offset, the moof).
 	payloadStart := int64(len(moofData) + mdatHdr)
 	payloadEnd := int64(len(moofData) + len(mdatData))
-	start := int64(trun.DataOffset)
+	start := int64(l.dataOffset)
 	end := start
-	for _, s := range trun.Samples {
-		end += int64(s.Size)
+	for _, size := range l.sizes {
+		end += int64(size)
 	}
 	if start < payloadStart || end > payloadEnd {
 		return dst, fmt.Errorf("%w: samples at [%d,%d) outside the mdat payload [%d,%d)",
@@ -153,27 +151,25 @@ func (e *Encryptor) encryptFragment(dst, moofData, mdatData []byte, mdatHdr int,
 	// Subsample maps, computed on the clear bytes.
 	var maps [][]mp4.SubSamplePattern
 	if e.video {
-		maps = make([][]mp4.SubSamplePattern, len(trun.Samples))
+		maps = make([][]mp4.SubSamplePattern, len(l.sizes))
 		off := start - int64(len(moofData))
-		for i, s := range trun.Samples {
-			sample := mdatData[off : off+int64(s.Size)]
+		for i, size := range l.sizes {
+			sample := mdatData[off : off+int64(size)]
 			if maps[i], err = e.mapper.subsamples(nil, sample); err != nil {
 				return dst, fmt.Errorf("sample %d: %w", i, err)
 			}
-			off += int64(s.Size)
+			off += int64(size)
 		}
 	}
 
-	// New boxes. In the traf: the seig sample group of a later key period,
-	// then saiz, saio and senc (video); in the moof, after the traf: the
-	// pssh boxes of a later key period.
-	oldSize := moof.Size()
+	// New boxes: at the end of the traf, the seig sample group of a later
+	// key period, then saiz, saio and senc (video); at the end of the
+	// moof, the pssh boxes of a later key period.
+	var trafBoxes, moofBoxes []mp4.Box
 	if fk.rotated {
-		e.addSampleGroup(traf, uint32(len(trun.Samples)), fk)
+		trafBoxes = e.sampleGroup(uint32(len(l.sizes)), fk)
 		for _, p := range fk.psshs {
-			if err := moof.AddChild(p); err != nil {
-				return dst, err
-			}
+			moofBoxes = append(moofBoxes, p)
 		}
 	}
 	var saio *mp4.SaioBox
@@ -189,52 +185,67 @@ func (e *Encryptor) encryptFragment(dst, moofData, mdatData []byte, mdatHdr int,
 			}
 		}
 		saio = mp4.NewSaioBox()
-		for _, b := range []mp4.Box{saiz, saio, senc} {
-			if err := traf.AddChild(b); err != nil {
-				return dst, err
-			}
-		}
+		// ISO/IEC 14496-12 8.7.9: the offset from the moof of the senc's
+		// sample information (after its header, version/flags and
+		// sample_count).
+		sencAt := uint64(l.trafEnd) + boxesSize(trafBoxes) + saiz.Size() + saio.Size()
+		saio.SetOffset(int64(sencAt + 16))
+		trafBoxes = append(trafBoxes, saiz, saio, senc)
 	}
-	grow := int64(moof.Size() - oldSize)
-	if int64(trun.DataOffset)+grow > 1<<31-1 {
-		return dst, fmt.Errorf("%w: data offset overflows", ErrUnsupported)
-	}
-	trun.DataOffset += int32(grow)
-	if saio != nil {
-		// ISO/IEC 14496-12 8.7.9: the offset of the senc's sample
-		// information (after its sample_count) from the moof.
-		saio.SetOffset(sencDataOffset(moof))
+	trafGrow, moofGrow := boxesSize(trafBoxes), boxesSize(moofBoxes)
+	newSize := uint64(len(moofData)) + trafGrow + moofGrow
+	if newSize > 1<<32-1 || int64(l.dataOffset)+int64(trafGrow+moofGrow) > 1<<31-1 {
+		return dst, fmt.Errorf("%w: moof or data offset overflows", ErrUnsupported)
 	}
 
 	// Write moof and mdat, then encrypt the samples in place.
-	moofSize := int(moof.Size())
 	base := len(dst)
-	dst = grow0(dst, moofSize+len(mdatData))
-	sw := bits.NewFixedSliceWriterFromSlice(dst[base : base+moofSize])
-	if err := moof.EncodeSW(sw); err != nil {
-		return dst[:base], fmt.Errorf("encode moof: %w", err)
+	dst = grow0(dst, int(newSize)+len(mdatData))
+	out := dst[base:]
+	n := copy(out, moofData[:l.trafEnd])
+	sw := bits.NewFixedSliceWriterFromSlice(out[n : n+int(trafGrow)])
+	for _, b := range trafBoxes {
+		if err := b.EncodeSW(sw); err != nil {
+			return dst[:base], fmt.Errorf("encode %s: %w", b.Type(), err)
+		}
 	}
-	if sw.Len() != moofSize {
-		return dst[:base], fmt.Errorf("encode moof: wrote %d of %d bytes", sw.Len(), moofSize)
+	n += int(trafGrow)
+	n += copy(out[n:], moofData[l.trafEnd:])
+	sw = bits.NewFixedSliceWriterFromSlice(out[n : n+int(moofGrow)])
+	for _, b := range moofBoxes {
+		if err := b.EncodeSW(sw); err != nil {
+			return dst[:base], fmt.Errorf("encode %s: %w", b.Type(), err)
+		}
 	}
-	copy(dst[base+moofSize:], mdatData)
-	pos := base + int(trun.DataOffset)
-	for i, s := range trun.Samples {
-		sample := dst[pos : pos+int(s.Size)]
+	n += int(moofGrow)
+	if n != int(newSize) {
+		return dst[:base], fmt.Errorf("encode moof: wrote %d of %d bytes", n, newSize)
+	}
+	be := binary.BigEndian
+	be.PutUint32(out, uint32(newSize))
+	be.PutUint32(out[l.trafStart:], be.Uint32(moofData[l.trafStart:])+uint32(trafGrow))
+	dataOffset := l.dataOffset + int32(trafGrow+moofGrow)
+	be.PutUint32(out[l.dataOffsetAt:], uint32(dataOffset))
+	copy(out[n:], mdatData)
+
+	pos := int(dataOffset)
+	for i, size := range l.sizes {
+		sample := out[pos : pos+int(size)]
 		var m []mp4.SubSamplePattern
 		if maps != nil {
 			m = maps[i]
 		}
 		fk.cipher.encryptSample(sample, m, e.crypt, e.skip)
-		pos += int(s.Size)
+		pos += int(size)
 	}
 	return dst, nil
 }
 
-// addSampleGroup maps all n samples of traf to a fragment-local 'seig'
-// description of fk's key (ISO/IEC 23001-7 6: CencSampleEncryption-
-// InformationGroupEntry; ISO/IEC 14496-12 8.9.2, 8.9.3).
-func (e *Encryptor) addSampleGroup(traf *mp4.TrafBox, n uint32, fk *fragmentKey) {
+// sampleGroup returns the boxes mapping all n samples of a traf to a
+// fragment-local 'seig' description of fk's key (ISO/IEC 23001-7 6:
+// CencSampleEncryptionInformationGroupEntry; ISO/IEC 14496-12 8.9.2,
+// 8.9.3).
+func (e *Encryptor) sampleGroup(n uint32, fk *fragmentKey) []mp4.Box {
 	seig := &mp4.SeigSampleGroupEntry{
 		CryptByteBlock: byte(e.crypt),
 		SkipByteBlock:  byte(e.skip),
@@ -242,58 +253,28 @@ func (e *Encryptor) addSampleGroup(traf *mp4.TrafBox, n uint32, fk *fragmentKey)
 		KID:            mp4.UUID(fk.key.KID[:]),
 		ConstantIV:     fk.iv[:],
 	}
-	_ = traf.AddChild(&mp4.SbgpBox{
-		GroupingType:            "seig",
-		SampleCounts:            []uint32{n},
-		GroupDescriptionIndices: []uint32{sbgpFragmentLocal},
-	})
-	_ = traf.AddChild(&mp4.SgpdBox{
-		Version:            1,
-		GroupingType:       "seig",
-		DefaultLength:      uint32(seig.Size()),
-		SampleGroupEntries: []mp4.SampleGroupEntry{seig},
-	})
+	return []mp4.Box{
+		&mp4.SbgpBox{
+			GroupingType:            "seig",
+			SampleCounts:            []uint32{n},
+			GroupDescriptionIndices: []uint32{sbgpFragmentLocal},
+		},
+		&mp4.SgpdBox{
+			Version:            1,
+			GroupingType:       "seig",
+			DefaultLength:      uint32(seig.Size()),
+			SampleGroupEntries: []mp4.SampleGroupEntry{seig},
+		},
+	}
 }
 
-// sencDataOffset returns the offset from the start of moof of the first
-// byte after the senc's sample_count: moof header, the boxes before the
-// traf, the traf header, the traf's boxes before the senc, and the senc's
-// header, version/flags and sample_count.
-func sencDataOffset(moof *mp4.MoofBox) int64 {
-	off := uint64(8)
-	for _, c := range moof.Children {
-		if c != mp4.Box(moof.Traf) {
-			off += c.Size()
-			continue
-		}
-		off += 8
-		for _, tc := range moof.Traf.Children {
-			if tc.Type() == "senc" {
-				return int64(off + 8 + 4 + 4)
-			}
-			off += tc.Size()
-		}
+// boxesSize returns the total size of bs.
+func boxesSize(bs []mp4.Box) uint64 {
+	var n uint64
+	for _, b := range bs {
+		n += b.Size()
 	}
-	return -1
-}
-
-// decodeMoof parses a moof, turning a panic of the box decoders into an
-// error.
-func decodeMoof(data []byte) (moof *mp4.MoofBox, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			moof, err = nil, fmt.Errorf("%w: mp4ff panicked on the moof: %v", ErrMalformed, p)
-		}
-	}()
-	box, err := mp4.DecodeBoxSR(0, bits.NewFixedSliceReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("%w: decode moof: %w", ErrMalformed, err)
-	}
-	moof, ok := box.(*mp4.MoofBox)
-	if !ok || moof.Size() != uint64(len(data)) {
-		return nil, fmt.Errorf("%w: moof does not re-encode to its size", ErrUnsupported)
-	}
-	return moof, nil
+	return n
 }
 
 // grow0 extends b by n bytes.
