@@ -35,9 +35,12 @@ func TestEncryptRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := e.Encrypt(nil, tt.media, testKey)
+			got, err := e.Encrypt([]byte("dst"), append(bytes.Clone(v.chunks[0].Data), tt.media...), testKey)
 			if !errors.Is(err, tt.want) {
 				t.Errorf("error %v, want %v", err, tt.want)
+			}
+			if string(got) != "dst" {
+				t.Errorf("on error, dst holds %d bytes, want it as given", len(got))
 			}
 		})
 	}

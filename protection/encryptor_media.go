@@ -43,7 +43,18 @@ const sbgpFragmentLocal = 0x10001
 // samples are encrypted whole and, having no sample auxiliary information,
 // get no senc, saiz or saio (CMAF, ISO/IEC 23000-19 8.2.2.1). The trun
 // data_offset is moved by the growth of the moof.
+//
+// On error, dst is returned as it was given: nothing of media is appended.
 func (e *Encryptor) Encrypt(dst, media []byte, key Key) ([]byte, error) {
+	out, err := e.encrypt(dst, media, key)
+	if err != nil {
+		return dst, err
+	}
+	return out, nil
+}
+
+// encrypt is Encrypt, returning what it appended so far on error.
+func (e *Encryptor) encrypt(dst, media []byte, key Key) ([]byte, error) {
 	iv := key.TrackIV(e.track)
 	if key.KID == e.kid && iv != e.iv {
 		return dst, fmt.Errorf("encrypt: key %s has another IV than the init segment's", key.KID)

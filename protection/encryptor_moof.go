@@ -12,7 +12,6 @@ const (
 	tfhdSampleDescription   = 0x000002
 	tfhdDefaultDuration     = 0x000008
 	tfhdDefaultSize         = 0x000010
-	tfhdDefaultFlags        = 0x000020
 	trunDataOffset          = 0x000001
 	trunFirstSampleFlags    = 0x000004
 	trunSampleDuration      = 0x000100
