@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 	"sync"
@@ -29,6 +30,8 @@ type run struct {
 	rec  *recorder
 	memo *memo
 	bufs sync.Pool // of *[]byte, discardBufSize: where segment bodies are read and dropped
+	// lanes is what the players' lanes share; unused with Config.Transport.
+	lanes laneShared
 
 	publishes     atomic.Int64 // RTMP sessions started
 	publishErrors atomic.Int64 // RTMP sessions that failed before their end
@@ -42,6 +45,12 @@ func (g *Generator) Run(ctx context.Context) (*Report, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.StartTimeout+g.cfg.Duration+stopGrace)
 	defer cancel()
 	r := &run{Generator: g, memo: newMemo()}
+	r.lanes = laneShared{
+		timeout: g.cfg.RequestTimeout,
+		dialer:  net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second},
+		bufs:    &r.bufs,
+		scratch: make([]byte, discardScratchSize),
+	}
 
 	var bwg sync.WaitGroup
 	bctx, stopBroadcast := context.WithCancel(ctx)
@@ -73,6 +82,9 @@ func (g *Generator) Run(ctx context.Context) (*Report, error) {
 	after := r.scrapeAll(sctx)
 	rep := r.report(start, end, before, after)
 	rep.GeneratorCPU = cpu.Seconds()
+	if n := r.rec.totalReqs.Load(); n > 0 {
+		rep.GeneratorCPUPerRequest = float64(cpu.Microseconds()) / float64(n)
+	}
 	return rep, nil
 }
 
@@ -180,12 +192,14 @@ func (r *run) broadcast(ctx context.Context, name string) {
 func (r *run) awaitStreams(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.StartTimeout)
 	defer cancel()
-	p := &player{r: r, log: r.log, ua: userAgent + " probe", timer: time.NewTimer(time.Hour)}
+	p := &player{r: r, log: r.log, timer: time.NewTimer(time.Hour)}
 	defer p.timer.Stop()
+	g := r.newGetter(ctx, userAgent+" probe")
+	defer g.close()
 	var last error
 	for _, s := range r.streams() {
 		for {
-			ok, err := r.streamReady(ctx, p, s)
+			ok, err := r.streamReady(g, s)
 			if ok {
 				break
 			}
@@ -200,8 +214,12 @@ func (r *run) awaitStreams(ctx context.Context) error {
 
 // streamReady reports whether stream s lists 3 segments at the first
 // target. Its requests are not recorded: the recorder does not exist yet.
-func (r *run) streamReady(ctx context.Context, p *player, s string) (bool, error) {
-	body, final, _, err := p.do(ctx, r.entryURL(r.cfg.Targets[0], s, false), true)
+func (r *run) streamReady(g getter, s string) (bool, error) {
+	entry, err := url.Parse(r.entryURL(r.cfg.Targets[0], s, false))
+	if err != nil {
+		return false, err
+	}
+	body, final, _, err := g.get(entry, "", true, nil)
 	if err != nil {
 		return false, err
 	}
@@ -209,11 +227,7 @@ func (r *run) streamReady(ctx context.Context, p *player, s string) (bool, error
 	if err != nil {
 		return false, err
 	}
-	u, err := final.Parse(e.variants[0].id)
-	if err != nil {
-		return false, err
-	}
-	body, _, _, err = p.do(ctx, u.String(), true)
+	body, _, _, err = g.get(final, e.variants[0].id, true, body)
 	if err != nil {
 		return false, err
 	}

@@ -42,6 +42,14 @@ type player struct {
 	pb     playback
 	buf    []byte // the last manifest read; reused
 	timer  *time.Timer
+
+	// main makes the player's requests; side fetches the other tracks'
+	// segments at the same time, in the side goroutine (see getAll).
+	main, side getter
+	sideJobs   chan sideJob  // to the side goroutine; nil until it runs
+	sideDone   chan struct{} // a job done; buffered, always received
+	sideWG     sync.WaitGroup
+	errs       []error // getAll's answer; reused
 }
 
 // track is one rendition a player follows: video, or the audio alongside.
@@ -64,7 +72,13 @@ type track struct {
 func (p *player) run(ctx context.Context) {
 	p.timer = time.NewTimer(time.Hour)
 	p.timer.Stop()
+	p.main = p.r.newGetter(ctx, p.ua)
 	defer func() {
+		p.main.close()
+		if p.sideJobs != nil {
+			close(p.sideJobs)
+			p.sideWG.Wait()
+		}
 		end := p.r.rec.since(time.Now())
 		if at := time.Duration(p.stopAt.Load()); at > 0 {
 			end = min(end, at)
@@ -72,8 +86,13 @@ func (p *player) run(ctx context.Context) {
 		p.note(p.pb.finish(end))
 		p.r.rec.finished(viewerSpan{start: p.start, end: end, stalls: p.pb.stallTimes}, &p.pb)
 	}()
+	entry, err := url.Parse(p.entry)
+	if err != nil { // not with checked targets and stream names
+		p.fail(&fetchError{kind: errParse, err: err})
+		return
+	}
 	for {
-		err := p.session(ctx)
+		err := p.session(ctx, entry)
 		if ctx.Err() != nil {
 			return
 		}
@@ -86,8 +105,8 @@ func (p *player) run(ctx context.Context) {
 
 // session loads the entry manifest, picks a rendition and plays it. It
 // returns when a failure calls for starting over, or ctx is done.
-func (p *player) session(ctx context.Context) error {
-	body, final, err := p.fetch(ctx, p.entry, classPlaylist, true)
+func (p *player) session(ctx context.Context, entry *url.URL) error {
+	body, final, err := p.fetch(p.main, entry, "", classPlaylist, true)
 	if err != nil {
 		return err
 	}
@@ -216,7 +235,7 @@ func (p *player) play(ctx context.Context, tracks []*track) error {
 // refresh reloads t's list: its media playlist (HLS), or the MPD, which
 // updates every track (DASH).
 func (p *player) refresh(ctx context.Context, tracks []*track, t *track) error {
-	body, final, err := p.fetch(ctx, t.url.String(), classPlaylist, true)
+	body, final, err := p.fetch(p.main, t.url, "", classPlaylist, true)
 	now := time.Now()
 	p.note(p.pb.advance(p.r.rec.since(now)))
 	if err == nil {
@@ -258,33 +277,6 @@ func (p *player) update(body []byte, final *url.URL, tracks []*track, t *track, 
 
 // listEnd returns the number after l's last segment.
 func listEnd(l *segmentList) uint64 { return l.first + uint64(len(l.durations)) }
-
-// getAll fetches, at the same time, the object uri names for each track
-// (relative to its list), discards them, and returns each one's error.
-// Only the requests run in their own goroutines: the player's state is
-// updated here, once they are all done.
-func (p *player) getAll(ctx context.Context, tracks []*track, uri func(*track) string, c class) []error {
-	errs := make([]error, len(tracks))
-	get := func(i int) {
-		t := tracks[i]
-		u, err := t.url.Parse(uri(t))
-		if err != nil {
-			errs[i] = p.fail(&fetchError{kind: errParse, err: err})
-			return
-		}
-		_, _, errs[i] = p.fetch(ctx, u.String(), c, false)
-	}
-	var wg sync.WaitGroup
-	for i := 1; i < len(tracks); i++ {
-		wg.Go(func() { get(i) })
-	}
-	if len(tracks) > 0 {
-		get(0)
-	}
-	wg.Wait()
-	p.note(p.pb.advance(p.r.rec.since(time.Now())))
-	return errs
-}
 
 // arrive gives the buffer d more media, now.
 func (p *player) arrive(d time.Duration) {

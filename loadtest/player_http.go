@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -62,13 +63,48 @@ func classify(err error, inBody bool) errKind {
 	return errOther
 }
 
-// fetch GETs u, records it as class c and returns the body (with keep)
-// and the final URL (after redirects). A failure is recorded and returned
-// as a *fetchError; a request cut short because ctx is done returns
-// errStopped and is not recorded.
-func (p *player) fetch(ctx context.Context, u string, c class, keep bool) ([]byte, *url.URL, error) {
+// getter makes a player's GET requests, one at a time: a lane (the load
+// generator's own client) or a netHTTPGetter (Config.Transport).
+type getter interface {
+	// get GETs ref resolved against base (base itself when ref is ""),
+	// following redirects. With keep, the body is appended to buf[:0] and
+	// returned with the URL it came from (after redirects); otherwise it
+	// is dropped and the URL may be nil. It returns the body's length.
+	// Failures are *fetchError, not recorded; a request stopped because
+	// the player's context is done returns errStopped.
+	get(base *url.URL, ref string, keep bool, buf []byte) ([]byte, *url.URL, int64, error)
+	// close releases the getter's connections.
+	close()
+}
+
+// newGetter returns a getter for a player sending ua, whose requests stop
+// when ctx is done.
+func (r *run) newGetter(ctx context.Context, ua string) getter {
+	if r.client != nil {
+		return &netHTTPGetter{ctx: ctx, r: r, ua: ua}
+	}
+	return newLane(ctx, &r.lanes, ua)
+}
+
+// fetch GETs ref resolved against base on g, records it as class c and
+// returns the body (with keep, in p.buf) and the final URL (after
+// redirects). A failure is recorded and returned as a *fetchError; a
+// request cut short because the player stops returns errStopped and is
+// not recorded.
+func (p *player) fetch(g getter, base *url.URL, ref string, c class, keep bool) ([]byte, *url.URL, error) {
 	t0 := time.Now()
-	body, final, n, err := p.do(ctx, u, keep)
+	var body []byte
+	var final *url.URL
+	var n int64
+	var err error
+	if keep {
+		body, final, n, err = g.get(base, ref, true, p.buf)
+		if body != nil {
+			p.buf = body // reused by the next manifest
+		}
+	} else {
+		_, _, n, err = g.get(base, ref, false, nil)
+	}
 	if err != nil {
 		if fe, ok := err.(*fetchError); ok {
 			return nil, nil, p.fail(fe)
@@ -80,60 +116,72 @@ func (p *player) fetch(ctx context.Context, u string, c class, keep bool) ([]byt
 	return body, final, nil
 }
 
-// do GETs u without recording anything. With keep the body is read into
-// p.buf and returned; otherwise it is read and discarded without
-// allocating. It returns the final URL and the body's length.
-func (p *player) do(ctx context.Context, u string, keep bool) ([]byte, *url.URL, int64, error) {
-	rctx, cancel := context.WithTimeout(ctx, p.r.cfg.RequestTimeout)
+// netHTTPGetter makes requests with net/http's client over
+// Config.Transport, as players did before #20: per request a
+// *http.Request, a context with a timer, and the transport's read and
+// write goroutines per connection. Not safe for concurrent use.
+type netHTTPGetter struct {
+	ctx context.Context // the player's
+	r   *run
+	ua  string
+}
+
+func (g *netHTTPGetter) close() {}
+
+func (g *netHTTPGetter) get(base *url.URL, ref string, keep bool, buf []byte) ([]byte, *url.URL, int64, error) {
+	u, err := resolve(base, ref)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	ctx, cancel := context.WithTimeout(g.ctx, g.r.cfg.RequestTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, nil, 0, &fetchError{kind: errOther, err: err}
 	}
-	req.Header.Set("User-Agent", p.ua)
-	resp, err := p.r.client.Do(req)
+	req.Header.Set("User-Agent", g.ua)
+	resp, err := g.r.client.Do(req)
 	if err != nil {
-		if ctx.Err() != nil {
+		if g.ctx.Err() != nil {
 			return nil, nil, 0, errStopped
 		}
 		return nil, nil, 0, &fetchError{kind: classify(err, false), err: err}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
 		return nil, nil, 0, &fetchError{kind: errStatus, status: resp.StatusCode, err: errors.New(resp.Status)}
 	}
 	var n int64
 	if keep {
-		p.buf, err = readAll(p.buf[:0], resp.Body, maxManifestBytes)
-		n = int64(len(p.buf))
+		buf, err = readAll(buf[:0], resp.Body, maxManifestBytes)
+		n = int64(len(buf))
 	} else {
-		n, err = p.r.discard(resp.Body)
+		n, err = discard(&g.r.bufs, resp.Body)
 	}
 	if err != nil {
-		if ctx.Err() != nil {
+		if g.ctx.Err() != nil {
 			return nil, nil, 0, errStopped
 		}
 		return nil, nil, 0, &fetchError{kind: classify(err, true), err: err}
 	}
-	if !keep {
-		return nil, resp.Request.URL, n, nil
-	}
-	return p.buf, resp.Request.URL, n, nil
+	return buf, resp.Request.URL, n, nil
 }
 
 // discardBufSize is the size of the buffers bodies are read into and
-// dropped: large reads mean few system calls per segment.
+// dropped, where the kernel cannot drop them: large reads mean few system
+// calls per segment.
 const discardBufSize = 64 << 10
 
-// discard reads body to its end into a pooled buffer and drops it.
-func (r *run) discard(body io.Reader) (int64, error) {
-	bp, _ := r.bufs.Get().(*[]byte)
+// discard reads body to its end into a buffer of bufs (of *[]byte) and
+// drops it.
+func discard(bufs *sync.Pool, body io.Reader) (int64, error) {
+	bp, _ := bufs.Get().(*[]byte)
 	if bp == nil {
 		b := make([]byte, discardBufSize)
 		bp = &b
 	}
-	defer r.bufs.Put(bp)
+	defer bufs.Put(bp)
 	var n int64
 	for {
 		m, err := body.Read(*bp)
@@ -153,12 +201,12 @@ func (p *player) fail(e *fetchError) error {
 	return e
 }
 
-// readAll appends r's bytes to buf, up to limit bytes.
+// readAll appends r's bytes to buf, up to limit (> 0) bytes.
 func readAll(buf []byte, r io.Reader, limit int) ([]byte, error) {
 	for {
 		if len(buf) == cap(buf) {
 			if len(buf) >= limit {
-				return buf, errors.New("body too large")
+				return buf, errTooLarge
 			}
 			buf = append(buf, 0)[:len(buf)]
 		}

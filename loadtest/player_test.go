@@ -41,8 +41,21 @@ func flakyOrigin(t *testing.T) *httptest.Server {
 }
 
 // TestPlayerErrorKinds runs players against a failing origin and a closed
-// port: every failure is counted under its kind, and nobody plays.
+// port, with the load generator's client and with net/http's: every
+// failure is counted under its kind, and nobody plays.
 func TestPlayerErrorKinds(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		transport http.RoundTripper
+	}{{"lane", nil}, {"nethttp", netHTTPTransport(3)}} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			testPlayerErrorKinds(t, c.transport)
+		})
+	}
+}
+
+func testPlayerErrorKinds(t *testing.T, transport http.RoundTripper) {
 	srv := flakyOrigin(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -59,6 +72,7 @@ func TestPlayerErrorKinds(t *testing.T) {
 		Duration:       5 * time.Second,
 		DASHShare:      0.2,
 		RequestTimeout: 300 * time.Millisecond,
+		Transport:      transport,
 	})
 	if err != nil {
 		t.Fatal(err)

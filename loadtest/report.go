@@ -61,6 +61,9 @@ type Report struct {
 	// broadcasters) used while players ran: over Seconds, the share of a
 	// core the load generator itself took.
 	GeneratorCPU float64 `json:"generator_cpu_s"`
+	// GeneratorCPUPerRequest is GeneratorCPU over the requests players
+	// made, in microseconds.
+	GeneratorCPUPerRequest float64 `json:"generator_cpu_us_per_request"`
 
 	Broadcast *Broadcast `json:"broadcast,omitempty"`
 	Upstream  *Upstream  `json:"upstream,omitempty"`

@@ -25,7 +25,7 @@ func (rep *Report) WriteTable(w io.Writer, step int) error {
 		rep.FirstSegment.P50, rep.FirstSegment.P90, rep.FirstSegment.P99, rep.FirstSegment.Count, rep.NeverStarted)
 	fmt.Fprintf(w, "errors: %d%s\n", rep.ErrorCount, formatCounts(rep.Errors))
 	if rep.Seconds > 0 {
-		fmt.Fprintf(w, "load generator CPU: %.1f s (%.2f cores)\n", rep.GeneratorCPU, rep.GeneratorCPU/rep.Seconds)
+		fmt.Fprintf(w, "load generator CPU: %.1f s (%.2f cores, %.0f µs per request)\n", rep.GeneratorCPU, rep.GeneratorCPU/rep.Seconds, rep.GeneratorCPUPerRequest)
 	}
 	if len(rep.Hosts) > 0 {
 		fmt.Fprintf(w, "player sessions by host:%s\n", formatCounts(rep.Hosts))

@@ -75,7 +75,7 @@ func (r *run) scrapeOne(ctx context.Context, u string) ([]sample, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := r.client.Do(req)
+	resp, err := r.metrics.Do(req)
 	if err != nil {
 		return nil, err
 	}
