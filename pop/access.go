@@ -189,7 +189,7 @@ func deniedReasons() []string { return append(access.Reasons(), "too-many-invali
 // redirect into the path form, /t/{token}/live/..., which the manifest's
 // relative URIs inherit. It reports false when r has no such query.
 func tokenRedirect(w http.ResponseWriter, r *http.Request, path string, k layout.Kind) bool {
-	if (k != layout.Multivariant && k != layout.MPD) || !strings.Contains(r.URL.RawQuery, "token=") {
+	if !k.IsEntry() || !strings.Contains(r.URL.RawQuery, "token=") {
 		return false
 	}
 	token := r.URL.Query().Get("token")

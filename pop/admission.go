@@ -107,7 +107,7 @@ func deltaQuantile(h *rtmetrics.Float64Histogram, prev []uint64, q float64) time
 // a playback session: an entry manifest from a client the node has not
 // served within the viewer window.
 func (s *Server) startsSession(r *http.Request, k layout.Kind, now time.Time) bool {
-	return (k == layout.Multivariant || k == layout.MPD) && !s.load.recent(r, now, s.admission.window)
+	return k.IsEntry() && !s.load.recent(r, now, s.admission.window)
 }
 
 // Overloaded reports whether the node takes no new sessions now: a

@@ -1,6 +1,7 @@
 package pop
 
 import (
+	"bytes"
 	"os"
 	"slices"
 	"testing"
@@ -37,8 +38,21 @@ func TestManifestWindows(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []window{{"/live/cam1/mf0epoch/v0/", 0, 7}, {"/live/cam1/mf0epoch/a0/", 0, 7}}
-	if got := mpdWindows("/live/cam1/manifest.mpd", m); !slices.Equal(got, want) {
-		t.Errorf("MPD: %v, want %v", got, want)
+	if got, dynamic := mpdWindows("/live/cam1/manifest.mpd", m); !slices.Equal(got, want) || !dynamic {
+		t.Errorf("MPD: %v, %v, want %v, dynamic", got, dynamic, want)
+	}
+	endedMPD, err := os.ReadFile("../testdata/golden/ended_manifest.mpd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, dynamic := mpdWindows("/live/cam1/manifest.mpd", endedMPD); got != nil || dynamic {
+		t.Errorf("ended MPD: %v, %v, want nothing", got, dynamic)
+	}
+	// The same static MPD as a VOD's, its files under /live/: its windows
+	// count.
+	vod := bytes.ReplaceAll(endedMPD, []byte(`media="mf0epoch/`), []byte(`media="../../../live/cam1/mf0epoch/`))
+	if got, dynamic := mpdWindows("/vod/cam1/mf0epoch/manifest.mpd", vod); len(got) != 2 || dynamic {
+		t.Errorf("VOD MPD: %v, %v, want two windows, static", got, dynamic)
 	}
 	if got := segmentKey("/live/s/e/v0/", 42); got != "/live/s/e/v0/42.m4s" {
 		t.Errorf("segmentKey = %q", got)
@@ -57,7 +71,9 @@ func FuzzNextFromManifests(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ws, _ := playlistWindows("/live/s/e/v0/index.m3u8", b)
-		for _, w := range append(ws, mpdWindows("/live/s/manifest.mpd", b)...) {
+		live, _ := mpdWindows("/live/s/manifest.mpd", b)
+		vod, _ := mpdWindows("/vod/s/e/manifest.mpd", b)
+		for _, w := range append(append(ws, live...), vod...) {
 			if _, ok := layout.Parse(segmentKey(w.dir, w.last)); !ok || w.first > w.last {
 				t.Fatalf("window %v names no segment of the layout", w)
 			}

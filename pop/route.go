@@ -113,9 +113,10 @@ func (s *Server) routeFor(r *http.Request, path string, now time.Time) (route, *
 // classOf is the class of the objects of kind k.
 func classOf(k layout.Kind) class {
 	switch k {
-	case layout.Multivariant, layout.MediaPlaylist:
+	case layout.Multivariant, layout.MediaPlaylist, layout.DVRMultivariant, layout.DVRMediaPlaylist,
+		layout.VODMultivariant, layout.VODMediaPlaylist:
 		return classPlaylist
-	case layout.MPD:
+	case layout.MPD, layout.DVRMPD, layout.VODMPD:
 		return classManifest
 	case layout.Init:
 		return classInit
@@ -142,9 +143,9 @@ func classify(path string) class {
 func (s *Server) known(rt route, now time.Time) bool {
 	o := rt.obj
 	switch o.Kind {
-	case layout.Multivariant, layout.MPD:
+	case layout.Multivariant, layout.MPD, layout.DVRMultivariant, layout.DVRMPD, layout.VODMultivariant, layout.VODMPD:
 		return s.windows.stream(o.Stream, now)
-	case layout.Init, layout.MediaPlaylist:
+	case layout.Init, layout.MediaPlaylist, layout.DVRMediaPlaylist, layout.VODMediaPlaylist:
 		_, ok := s.windows.window(o.Dir, now)
 		return ok
 	case layout.Segment, layout.Part:

@@ -12,7 +12,7 @@ import (
 // Serve serves hs (whose Handler serves this PoP, directly or through a
 // mux) on ln, with a fast path (package fastpath) in front of net/http
 // for what nearly every request to a PoP is: a plain HTTP/1.1 GET or HEAD
-// of a path under layout.Prefix. A connection's first request the fast
+// of a path under layout.Prefix or layout.VODPrefix. A connection's first request the fast
 // path does not take hands the connection to hs for the rest of its
 // life. hs's ReadHeaderTimeout, IdleTimeout and WriteTimeout apply to the
 // fast path too. Plain TCP only: for TLS use hs.ServeTLS.
@@ -29,7 +29,7 @@ func (s *Server) Serve(hs *http.Server, ln net.Listener) error {
 		HTTP:       hs,
 		Handler:    handler,
 		Headers:    requestHeaders,
-		Prefixes:   []string{layout.Prefix, layout.TokenPrefix},
+		Prefixes:   []string{layout.Prefix, layout.VODPrefix, layout.TokenPrefix},
 		Answered:   s.metrics.fastRequests.Inc,
 		HandedOver: s.metrics.handoffs.Inc,
 		Logger:     s.log,

@@ -15,8 +15,8 @@ import (
 	"github.com/golivestream/live/internal/layout"
 )
 
-// ServeHTTP is the proxy layer: it answers GET and HEAD for the live URL
-// layout from the caches, and passes anything else under the origin's
+// ServeHTTP is the proxy layer: it answers GET and HEAD for the URL
+// layout (live, DVR and VOD) from the caches, and passes anything else under the origin's
 // paths (APIs, the clock) through uncached.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
@@ -38,7 +38,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 		return
 	}
-	if !strings.HasPrefix(r.URL.Path, layout.Prefix) && !strings.HasPrefix(r.URL.Path, layout.TokenPrefix) {
+	if !layout.Under(r.URL.Path) && !strings.HasPrefix(r.URL.Path, layout.TokenPrefix) {
 		if len(r.URL.EscapedPath())+len(r.URL.RawQuery) > layout.MaxURI {
 			s.refuse(w, refuseTooLong)
 			return

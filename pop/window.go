@@ -49,22 +49,27 @@ func playlistWindows(key string, body []byte) (ws []window, ended bool) {
 	return ws, pl.Endlist
 }
 
-// mpdWindows returns, for every Representation of the last Period of a
-// dynamic MPD at key addressed by $Number$ and a SegmentTimeline, the
-// window of segments it lists. It reads only the few fields it needs with
-// encoding/xml: dash-mpd's own XML decoder loops forever on some
-// malformed input (found by FuzzNextFromManifests, corpus entry
-// 8a4cafdbcf4d825a), and MPDs here come from upstream.
-func mpdWindows(key string, body []byte) []window {
+// mpdWindows returns, for every Representation of the last Period of an
+// MPD at key addressed by $Number$ and a SegmentTimeline, the window of
+// segments it lists, and whether the MPD is dynamic (live). A static MPD
+// counts only under layout.VODPrefix (a VOD or a clip): a live stream's
+// MPD turns static when it ends, which says nothing new. It reads only
+// the few fields it needs with encoding/xml: dash-mpd's own XML decoder
+// loops forever on some malformed input (found by FuzzNextFromManifests,
+// corpus entry 8a4cafdbcf4d825a), and MPDs here come from upstream.
+func mpdWindows(key string, body []byte) (ws []window, dynamic bool) {
 	var m mpdPrefetchView
-	if err := xml.Unmarshal(body, &m); err != nil || m.Type != "dynamic" || len(m.Periods) == 0 {
-		return nil
+	if err := xml.Unmarshal(body, &m); err != nil || len(m.Periods) == 0 {
+		return nil, false
+	}
+	dynamic = m.Type == "dynamic"
+	if !dynamic && !strings.HasPrefix(key, layout.VODPrefix) {
+		return nil, false
 	}
 	base, err := url.Parse(key)
 	if err != nil {
-		return nil
+		return nil, false
 	}
-	var out []window
 	for _, as := range m.Periods[len(m.Periods)-1].AdaptationSets {
 		for _, rep := range as.Representations {
 			tpl := rep.SegmentTemplate
@@ -84,11 +89,11 @@ func mpdWindows(key string, body []byte) []window {
 			last := *tpl.StartNumber + count - 1
 			uri := strings.NewReplacer("$RepresentationID$", rep.ID, "$Number$", strconv.FormatUint(last, 10)).Replace(tpl.Media)
 			if o, ok := resolveSegment(base, uri); ok {
-				out = append(out, window{dir: o.Dir, first: *tpl.StartNumber, last: o.Number})
+				ws = append(ws, window{dir: o.Dir, first: *tpl.StartNumber, last: o.Number})
 			}
 		}
 	}
-	return out
+	return ws, dynamic
 }
 
 // resolveSegment resolves a segment's URI against its manifest's URL and
@@ -158,13 +163,21 @@ const maxKnown = 20000
 // knownFor is how long what a manifest said is trusted.
 const knownFor = time.Minute
 
-// record notes the windows a manifest listed, now.
-func (k *knownWindows) record(ws []window, now time.Time) {
+// record notes the windows a manifest listed, now. A live manifest's
+// windows replace what was known of their renditions. Those of a VOD or
+// a clip (merge) only widen it: a clip of a stream still live ends
+// before the stream's last segment, and must not make the node refuse
+// the segments after it as too far ahead.
+func (k *knownWindows) record(ws []window, merge bool, now time.Time) {
 	k.sweep(now)
 	for _, w := range ws {
 		sw := &seenWindow{window: w, at: now}
 		if v, ok := k.dirs.Load(w.dir); ok {
-			v.(*atomic.Pointer[seenWindow]).Store(sw)
+			p := v.(*atomic.Pointer[seenWindow])
+			if old := p.Load(); merge && now.Sub(old.at) <= knownFor {
+				sw.first, sw.last = min(sw.first, old.first), max(sw.last, old.last)
+			}
+			p.Store(sw)
 		} else if k.n.Load() < maxKnown {
 			p := &atomic.Pointer[seenWindow]{}
 			p.Store(sw)
@@ -178,7 +191,10 @@ func (k *knownWindows) record(ws []window, now time.Time) {
 
 // streamOf returns the stream name of a path of the layout, "" if none.
 func streamOf(path string) string {
-	rest, _ := strings.CutPrefix(path, layout.Prefix)
+	rest, ok := strings.CutPrefix(path, layout.Prefix)
+	if !ok {
+		rest, _ = strings.CutPrefix(path, layout.VODPrefix)
+	}
 	name, _, _ := strings.Cut(rest, "/")
 	return name
 }
@@ -197,10 +213,9 @@ func (s *Server) noteManifest(o *object) (ws []window, live bool) {
 		ws, ended = playlistWindows(o.key, body)
 		live = !ended
 	} else {
-		ws = mpdWindows(o.key, body)
-		live = len(ws) > 0
+		ws, live = mpdWindows(o.key, body)
 	}
-	s.windows.record(ws, now)
+	s.windows.record(ws, strings.HasPrefix(o.key, layout.VODPrefix), now)
 	if name := streamOf(o.key); name != "" {
 		s.windows.seenStream(name, now)
 	}

@@ -8,6 +8,23 @@
 //	/live/{stream}/{epoch}/{rendition}/{n}.m4s     CMAF media segment n
 //	/live/{stream}/{epoch}/{rendition}/{n}.{p}.m4s part p of segment n (LL-HLS)
 //
+// A stream with a rewind window (DVR) has manifests of their own that
+// cover it, beside the live ones:
+//
+//	/live/{stream}/dvr.m3u8                        HLS multivariant playlist of the DVR window
+//	/live/{stream}/dvr.mpd                         DASH MPD of the DVR window
+//	/live/{stream}/{epoch}/{rendition}/dvr.m3u8    HLS media playlist of the DVR window
+//
+// An archived epoch is a VOD, and a clip cut from one is a VOD of its
+// own, with manifests under /vod/ whose segment URIs lead, relatively,
+// to the epoch's files under /live/: an object has one URL, whether it is
+// served from the origin's memory or from the archive.
+//
+//	/vod/{stream}/{epoch}/index.m3u8               HLS multivariant playlist
+//	/vod/{stream}/{epoch}/manifest.mpd             DASH MPD (static)
+//	/vod/{stream}/{epoch}/{rendition}/index.m3u8   HLS media playlist
+//	/vod/{stream}/clips/{clip}/...                 the same three, of a clip
+//
 // Every object has exactly one spelling: a stream name of
 // [A-Za-z0-9_-]{1,64}, an epoch in base 36 ([0-9a-z], no leading zero), a
 // rendition of lower-case letters and a number ("v0", "a0"), segment
@@ -28,6 +45,21 @@ import (
 // Prefix is the path prefix of every live object.
 const Prefix = "/live/"
 
+// VODPrefix is the path prefix of the manifests of archived epochs and
+// clips.
+const VODPrefix = "/vod/"
+
+// ClipsDir stands in place of an epoch in the paths of a clip's
+// manifests, /vod/{stream}/clips/{clip}/. No epoch spells it: "clips" in
+// base 36 is a millisecond of 1970.
+const ClipsDir = "clips"
+
+// Under reports whether path is under Prefix or VODPrefix: a path the
+// layout may name an object at.
+func Under(path string) bool {
+	return strings.HasPrefix(path, Prefix) || strings.HasPrefix(path, VODPrefix)
+}
+
 // TokenPrefix begins the paths that carry a playback token ahead of an
 // object's path: /t/{token}/live/... (SplitToken). Relative URIs in the
 // playlists and MPDs resolve under it, so a player carries the token on
@@ -37,8 +69,9 @@ const TokenPrefix = "/t/"
 // MaxToken bounds a token's length in a path.
 const MaxToken = 2048
 
-// SplitToken splits a path of the form /t/{token}/live/... into the token
-// and the object's path; ok is false for any other path. A token is
+// SplitToken splits a path of the form /t/{token}/live/... or
+// /t/{token}/vod/... into the token and the object's path; ok is false
+// for any other path. A token is
 // [A-Za-z0-9_.-]{1,MaxToken} (a JWT in base64url). It allocates nothing.
 func SplitToken(path string) (token, rest string, ok bool) {
 	after, found := strings.CutPrefix(path, TokenPrefix)
@@ -46,7 +79,7 @@ func SplitToken(path string) (token, rest string, ok bool) {
 		return "", path, false
 	}
 	i := strings.IndexByte(after, '/')
-	if i < 1 || i > MaxToken || !strings.HasPrefix(after[i:], Prefix) {
+	if i < 1 || i > MaxToken || !Under(after[i:]) {
 		return "", path, false
 	}
 	for j := 0; j < i; j++ {
@@ -100,7 +133,26 @@ const (
 	Init                      // CMAF init segment of a rendition
 	Segment                   // CMAF media segment of a rendition
 	Part                      // an LL-HLS part: one CMAF chunk of a segment
+
+	DVRMultivariant  // HLS multivariant playlist of a stream's DVR window
+	DVRMPD           // DASH MPD of a stream's DVR window
+	DVRMediaPlaylist // HLS media playlist of a rendition's DVR window
+
+	VODMultivariant  // HLS multivariant playlist of an archived epoch or a clip
+	VODMPD           // DASH MPD (static) of an archived epoch or a clip
+	VODMediaPlaylist // HLS media playlist of a rendition of an archived epoch or a clip
 )
+
+// IsEntry reports whether objects of kind k are what a player is given
+// to start a presentation: a multivariant playlist or an MPD, live, of a
+// DVR window or of a VOD.
+func (k Kind) IsEntry() bool {
+	switch k {
+	case Multivariant, MPD, DVRMultivariant, DVRMPD, VODMultivariant, VODMPD:
+		return true
+	}
+	return false
+}
 
 // Object is what a path of the layout names. Its strings are substrings of
 // the path parsed: Parse allocates nothing.
@@ -108,14 +160,20 @@ type Object struct {
 	Kind   Kind
 	Stream string
 	// Epoch and Rendition are empty for a stream's manifests
-	// (Multivariant, MPD).
+	// (Multivariant, MPD, DVRMultivariant, DVRMPD); Rendition is empty
+	// for an epoch's or a clip's VODMultivariant and VODMPD.
 	Epoch, Rendition string
+	// Clip is the clip a VOD manifest is of (its Epoch is then empty);
+	// empty otherwise.
+	Clip string
 	// Number is a Segment's number, or the number of a Part's segment.
 	Number uint64
 	// Part is a Part's index in its segment, from 0.
 	Part int
 	// Dir is the rendition's directory, "/live/{stream}/{epoch}/{rendition}/",
-	// for the files of a rendition; empty otherwise.
+	// for the files of a rendition, "/vod/{stream}/{epoch}/{rendition}/"
+	// or "/vod/{stream}/clips/{clip}/{rendition}/" for a VODMediaPlaylist;
+	// empty otherwise.
 	Dir string
 }
 
@@ -124,7 +182,7 @@ type Object struct {
 func Parse(path string) (Object, bool) {
 	rest, ok := strings.CutPrefix(path, Prefix)
 	if !ok {
-		return Object{}, false
+		return parseVOD(path)
 	}
 	var o Object
 	o.Stream, rest, ok = strings.Cut(rest, "/")
@@ -137,6 +195,10 @@ func Parse(path string) (Object, bool) {
 			o.Kind = Multivariant
 		case "manifest.mpd":
 			o.Kind = MPD
+		case "dvr.m3u8":
+			o.Kind = DVRMultivariant
+		case "dvr.mpd":
+			o.Kind = DVRMPD
 		default:
 			return Object{}, false
 		}
@@ -152,6 +214,8 @@ func Parse(path string) (Object, bool) {
 	switch file {
 	case "index.m3u8":
 		o.Kind = MediaPlaylist
+	case "dvr.m3u8":
+		o.Kind = DVRMediaPlaylist
 	case "init.mp4":
 		o.Kind = Init
 	default:
@@ -171,6 +235,51 @@ func Parse(path string) (Object, bool) {
 			}
 			o.Kind, o.Part = Part, int(p)
 		}
+	}
+	return o, true
+}
+
+// parseVOD is Parse for the paths under VODPrefix.
+func parseVOD(path string) (Object, bool) {
+	rest, ok := strings.CutPrefix(path, VODPrefix)
+	if !ok {
+		return Object{}, false
+	}
+	var o Object
+	var dir string
+	o.Stream, rest, ok = strings.Cut(rest, "/")
+	if !ok || !ValidStream(o.Stream) {
+		return Object{}, false
+	}
+	dir, rest, ok = strings.Cut(rest, "/")
+	switch {
+	case !ok:
+		return Object{}, false
+	case dir == ClipsDir:
+		o.Clip, rest, ok = strings.Cut(rest, "/")
+		if !ok || !ValidStream(o.Clip) {
+			return Object{}, false
+		}
+	case ValidEpoch(dir):
+		o.Epoch = dir
+	default:
+		return Object{}, false
+	}
+	file := rest
+	if r, f, ok := strings.Cut(rest, "/"); ok {
+		if !ValidRendition(r) || f != "index.m3u8" {
+			return Object{}, false
+		}
+		o.Rendition, o.Kind, o.Dir = r, VODMediaPlaylist, path[:len(path)-len(f)]
+		return o, true
+	}
+	switch file {
+	case "index.m3u8":
+		o.Kind = VODMultivariant
+	case "manifest.mpd":
+		o.Kind = VODMPD
+	default:
+		return Object{}, false
 	}
 	return o, true
 }

@@ -53,6 +53,35 @@ var parseCases = []struct {
 	{"/live/a.b/index.m3u8", Object{}, false},
 	{"/live//index.m3u8", Object{}, false},
 	{"/vod/demo/index.m3u8", Object{}, false},
+
+	// DVR windows.
+	{"/live/demo/dvr.m3u8", Object{Kind: DVRMultivariant, Stream: "demo"}, true},
+	{"/live/demo/dvr.mpd", Object{Kind: DVRMPD, Stream: "demo"}, true},
+	{"/live/demo/mx5p2ya4/v0/dvr.m3u8", Object{Kind: DVRMediaPlaylist, Stream: "demo", Epoch: "mx5p2ya4", Rendition: "v0", Dir: "/live/demo/mx5p2ya4/v0/"}, true},
+	{"/live/demo/mx5p2ya4/dvr.m3u8", Object{}, false},
+	{"/live/demo/dvr.m3u", Object{}, false},
+
+	// VODs and clips.
+	{"/vod/demo/mx5p2ya4/index.m3u8", Object{Kind: VODMultivariant, Stream: "demo", Epoch: "mx5p2ya4"}, true},
+	{"/vod/demo/mx5p2ya4/manifest.mpd", Object{Kind: VODMPD, Stream: "demo", Epoch: "mx5p2ya4"}, true},
+	{"/vod/demo/mx5p2ya4/a0/index.m3u8", Object{Kind: VODMediaPlaylist, Stream: "demo", Epoch: "mx5p2ya4", Rendition: "a0", Dir: "/vod/demo/mx5p2ya4/a0/"}, true},
+	{"/vod/demo/clips/Ab_3-x/index.m3u8", Object{Kind: VODMultivariant, Stream: "demo", Clip: "Ab_3-x"}, true},
+	{"/vod/demo/clips/Ab_3-x/manifest.mpd", Object{Kind: VODMPD, Stream: "demo", Clip: "Ab_3-x"}, true},
+	{"/vod/demo/clips/Ab_3-x/v1/index.m3u8", Object{Kind: VODMediaPlaylist, Stream: "demo", Clip: "Ab_3-x", Rendition: "v1", Dir: "/vod/demo/clips/Ab_3-x/v1/"}, true},
+	{"/vod/demo/mx5p2ya4/v0/1.m4s", Object{}, false},   // files live under /live/ only
+	{"/vod/demo/mx5p2ya4/v0/init.mp4", Object{}, false}, // idem
+	{"/vod/demo/mx5p2ya4/v0/dvr.m3u8", Object{}, false},
+	{"/vod/demo/mx5p2ya4/dvr.mpd", Object{}, false},
+	{"/vod/demo/0x5p2ya4/index.m3u8", Object{}, false}, // not an epoch
+	{"/vod/demo/clips/a.b/index.m3u8", Object{}, false},
+	{"/vod/demo/clips/index.m3u8", Object{}, false},
+	{"/vod/demo/clips//index.m3u8", Object{}, false},
+	{"/vod/demo/mx5p2ya4/V0/index.m3u8", Object{}, false},
+	{"/vod/demo/mx5p2ya4/v0/index.m3u8/", Object{}, false},
+	{"/vod/demo/mx5p2ya4/v0/x/index.m3u8", Object{}, false},
+	{"/vod/demo/mx5p2ya4/", Object{}, false},
+	{"/vod/de%6Do/mx5p2ya4/index.m3u8", Object{}, false},
+	{"/vod/", Object{}, false},
 	{"/live/", Object{}, false},
 	{"", Object{}, false},
 }
@@ -142,13 +171,31 @@ func FuzzParse(f *testing.F) {
 				rebuilt = o.Dir + SegmentPath(o.Number)
 			case Part:
 				rebuilt = o.Dir + PartPath(o.Number, o.Part)
+			case DVRMultivariant:
+				rebuilt = Prefix + o.Stream + "/dvr.m3u8"
+			case DVRMPD:
+				rebuilt = Prefix + o.Stream + "/dvr.mpd"
+			case DVRMediaPlaylist:
+				rebuilt = o.Dir + "dvr.m3u8"
+			case VODMultivariant:
+				rebuilt = vodDir(o) + "index.m3u8"
+			case VODMPD:
+				rebuilt = vodDir(o) + "manifest.mpd"
+			case VODMediaPlaylist:
+				rebuilt = vodDir(o) + o.Rendition + "/index.m3u8"
+				if o.Dir != vodDir(o)+o.Rendition+"/" {
+					t.Errorf("Parse(%q): Dir %q", path, o.Dir)
+				}
 			default:
 				t.Fatalf("Parse(%q) ok with kind %v", path, o.Kind)
 			}
 			if rebuilt != path {
 				t.Errorf("Parse(%q) = %+v, which spells %q", path, o, rebuilt)
 			}
-			if o.Dir != "" && o.Dir != Prefix+o.Stream+"/"+o.Epoch+"/"+o.Rendition+"/" {
+			if (o.Epoch == "") == (o.Clip == "") && o.Kind >= VODMultivariant {
+				t.Errorf("Parse(%q) = %+v: a VOD of an epoch or of a clip", path, o)
+			}
+			if o.Dir != "" && o.Kind != VODMediaPlaylist && o.Dir != Prefix+o.Stream+"/"+o.Epoch+"/"+o.Rendition+"/" {
 				t.Errorf("Parse(%q): Dir %q", path, o.Dir)
 			}
 		}
@@ -163,6 +210,14 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
+// vodDir is the directory of the VOD manifests o names.
+func vodDir(o Object) string {
+	if o.Clip != "" {
+		return VODPrefix + o.Stream + "/" + ClipsDir + "/" + o.Clip + "/"
+	}
+	return VODPrefix + o.Stream + "/" + o.Epoch + "/"
+}
+
 func TestSplitToken(t *testing.T) {
 	for _, tc := range []struct {
 		path, token, rest string
@@ -171,7 +226,8 @@ func TestSplitToken(t *testing.T) {
 		{"/t/eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJkZW1vIn0.sig_-x/live/demo/index.m3u8", "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJkZW1vIn0.sig_-x", "/live/demo/index.m3u8", true},
 		{"/t/abc/live/demo/e/v0/1.m4s", "abc", "/live/demo/e/v0/1.m4s", true},
 		{"/t//live/demo/index.m3u8", "", "", false},
-		{"/t/abc/vod/demo/index.m3u8", "", "", false},
+		{"/t/abc/vod/demo/mx5p2ya4/index.m3u8", "abc", "/vod/demo/mx5p2ya4/index.m3u8", true},
+		{"/t/abc/vods/demo/index.m3u8", "", "", false},
 		{"/t/a%62c/live/demo/index.m3u8", "", "", false},
 		{"/t/abc", "", "", false},
 		{"/live/demo/index.m3u8", "", "", false},

@@ -37,5 +37,5 @@ func New(cfg pop.Config, reg *prometheus.Registry) (http.Handler, *pop.Server, e
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	pages.Handle(mux)
 	mux.Handle("/", node)
-	return httpserve.PrefixFirst(node, mux, layout.Prefix, layout.TokenPrefix), node, nil
+	return httpserve.PrefixFirst(node, mux, layout.Prefix, layout.VODPrefix, layout.TokenPrefix), node, nil
 }
