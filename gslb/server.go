@@ -37,6 +37,12 @@ type ServerConfig struct {
 	Gatherer prometheus.Gatherer
 	// Registerer receives the server's metrics. Nil means not registered.
 	Registerer prometheus.Registerer
+	// Ingest, when not nil, places a publisher of a stream on the fleet's
+	// origins (GET /api/ingest/{stream}): a primary and a backup in
+	// different zones, the least loaded, or the origins already serving
+	// the stream. An error is answered 503. Nil means the balancer places
+	// viewers only (404).
+	Ingest func(stream string) (IngestRoute, error)
 	// Logger receives rejected requests and report sessions. Nil means
 	// discard.
 	Logger *slog.Logger
@@ -48,6 +54,7 @@ type ServerConfig struct {
 //	GET  /play/{stream}/manifest.mpd  302 to {pop}/live/{stream}/manifest.mpd
 //	GET  /play/t/{token}/{stream}/{file}, /play/{stream}/{file}?token=
 //	                                  302 to {pop}/t/{token}/live/{stream}/{file}
+//	GET  /api/ingest/{stream}         where a publisher pushes: primary and backup RTMP URLs (IngestRoute)
 //	GET  /api/route?ip=ADDR           the route for ADDR (default: the client), JSON, not counted
 //	GET  /api/pops                    the PoPs as the balancer sees them, JSON
 //	GET  /api/map, PUT /api/map       the latency map (see MapFile)
@@ -105,6 +112,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s.mux.HandleFunc("GET /play/{stream}/{file}", s.servePlay)
 	s.mux.HandleFunc("GET /play/t/{token}/{stream}/{file}", s.servePlay)
 	s.mux.HandleFunc("GET /api/route", s.serveRoute)
+	s.mux.HandleFunc("GET /api/ingest/{stream}", s.serveIngest)
 	s.mux.HandleFunc("GET /api/pops", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.b.PoPs())
 	})

@@ -1,6 +1,7 @@
 package gslb
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -244,5 +245,45 @@ func TestServeHealthAndMetrics(t *testing.T) {
 	}
 	if _, body := do(t, http.MethodGet, hs.URL+"/api/pops", ""); !strings.Contains(body, `"name": "pop-a"`) {
 		t.Errorf("/api/pops: %s", body)
+	}
+}
+
+// TestIngestRoute: GET /api/ingest/{stream} answers the origins the
+// fleet's directory places a publisher on, 503 when it cannot, 404
+// without a directory.
+func TestIngestRoute(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		ingest func(string) (IngestRoute, error)
+		path   string
+		code   int
+		want   string
+	}{
+		{"placed", func(s string) (IngestRoute, error) {
+			return IngestRoute{Primary: "rtmp://o1/live/" + s, Backup: "rtmp://o2/live/" + s}, nil
+		}, "/api/ingest/cam1", 200, `{"stream":"cam1","primary":"rtmp://o1/live/cam1","backup":"rtmp://o2/live/cam1","live":false}`},
+		{"no origin", func(string) (IngestRoute, error) { return IngestRoute{}, ErrNoPlacement }, "/api/ingest/cam1", 503, ""},
+		{"bad name", func(string) (IngestRoute, error) { return IngestRoute{}, nil }, "/api/ingest/a.b", 400, ""},
+		{"no directory", nil, "/api/ingest/cam1", 404, ""},
+	} {
+		b, err := New(Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := NewServer(ServerConfig{Balancer: b, Ingest: tc.ingest})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tc.path, nil))
+		var got bytes.Buffer
+		if tc.want != "" {
+			if err := json.Compact(&got, rec.Body.Bytes()); err != nil {
+				t.Errorf("%s: %v in %s", tc.name, err, rec.Body)
+			}
+		}
+		if rec.Code != tc.code || got.String() != tc.want {
+			t.Errorf("%s: %d %s, want %d %s", tc.name, rec.Code, rec.Body, tc.code, tc.want)
+		}
 	}
 }

@@ -19,7 +19,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/golivestream/live/directory"
 	"github.com/golivestream/live/gslb"
+	"github.com/golivestream/live/internal/etcdflag"
 	"github.com/golivestream/live/internal/httpserve"
 	"github.com/golivestream/live/internal/logflag"
 )
@@ -36,6 +38,7 @@ func main() {
 	viewerBPS := flag.Float64("viewer-bps", 3e6, "bits/s one viewer adds, until a PoP's reports measure it")
 	trusted := flag.String("trusted-proxies", "", "CIDRs of proxies whose X-Forwarded-For is believed, comma-separated")
 	control := flag.String("control-networks", "", "CIDRs allowed to report and change the map, comma-separated (empty: any)")
+	etcd := etcdflag.Add(flag.CommandLine)
 	logFlags := logflag.Add(flag.CommandLine)
 	flag.Parse()
 
@@ -47,7 +50,7 @@ func main() {
 	code, err := run(log, config{
 		httpAddr: *httpAddr, mapFile: *mapFile, interval: *interval, horizon: *horizon, timeout: *timeout,
 		predictor: *predictor, overflow: *overflow, utilization: *utilization, viewerBPS: *viewerBPS,
-		trusted: *trusted, control: *control, token: os.Getenv("GSLB_TOKEN"),
+		trusted: *trusted, control: *control, token: os.Getenv("GSLB_TOKEN"), etcd: etcd,
 	})
 	if err != nil {
 		log.Error("gslb", "error", err)
@@ -60,6 +63,7 @@ type config struct {
 	httpAddr, mapFile, predictor, overflow, trusted, control, token string
 	interval, horizon, timeout                                      time.Duration
 	utilization, viewerBPS                                          float64
+	etcd                                                            *etcdflag.Flag
 }
 
 // run serves until SIGTERM or SIGINT and returns the exit code: 2 for bad
@@ -99,9 +103,20 @@ func run(log *slog.Logger, c config) (int, error) {
 	if err != nil {
 		return 2, err
 	}
+	var view *directory.View
+	if c.etcd.Set() {
+		cli, err := c.etcd.Client()
+		if err != nil {
+			return 2, err
+		}
+		defer cli.Close()
+		if view, err = directory.NewView(directory.ViewConfig{Client: cli, Logger: log, Registerer: reg}); err != nil {
+			return 1, err
+		}
+	}
 	s, err := gslb.NewServer(gslb.ServerConfig{
 		Balancer: b, TrustedProxies: trusted, ControlNetworks: control, ControlToken: c.token,
-		Gatherer: reg, Registerer: reg, Logger: log,
+		Ingest: ingestPlacer(view), Gatherer: reg, Registerer: reg, Logger: log,
 	})
 	if err != nil {
 		return 2, err
@@ -117,6 +132,12 @@ func run(log *slog.Logger, c config) (int, error) {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if view != nil {
+		viewCtx, stopView := context.WithCancel(context.Background())
+		viewDone := make(chan error, 1)
+		go func() { viewDone <- view.Run(viewCtx) }()
+		defer func() { stopView(); <-viewDone }()
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
 	select {
@@ -157,4 +178,23 @@ func parsePrefixes(s string) ([]netip.Prefix, error) {
 		out = append(out, p.Masked())
 	}
 	return out, nil
+}
+
+// ingestPlacer places publishers with the fleet's directory: a stream's
+// primary and backup origins (gslb.ServerConfig.Ingest); nil without one.
+func ingestPlacer(view *directory.View) func(string) (gslb.IngestRoute, error) {
+	if view == nil {
+		return nil
+	}
+	return func(stream string) (gslb.IngestRoute, error) {
+		p, err := view.Place(stream)
+		if err != nil {
+			return gslb.IngestRoute{}, fmt.Errorf("%w: %w", gslb.ErrNoPlacement, err)
+		}
+		rt := gslb.IngestRoute{Primary: strings.TrimSuffix(p.Primary.RTMPURL, "/") + "/" + stream, Live: p.Live}
+		if p.Backup.ID != "" {
+			rt.Backup = strings.TrimSuffix(p.Backup.RTMPURL, "/") + "/" + stream
+		}
+		return rt, nil
+	}
 }

@@ -23,8 +23,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/golivestream/live/directory"
 	"github.com/golivestream/live/gslb"
 	"github.com/golivestream/live/internal/accessflag"
+	"github.com/golivestream/live/internal/etcdflag"
 	"github.com/golivestream/live/internal/httpserve"
 	"github.com/golivestream/live/internal/logflag"
 	"github.com/golivestream/live/internal/popnode"
@@ -50,6 +52,8 @@ func main() {
 	flag.DurationVar(&g.window, "viewer-window", 5*time.Second, "a viewer is a client that asked for a playlist or segment this recently")
 	flag.DurationVar(&g.drainTimeout, "drain-timeout", 60*time.Second, "after SIGTERM, the longest wait for viewers to leave")
 	accessFlags := accessflag.Add(flag.CommandLine)
+	etcd := etcdflag.Add(flag.CommandLine)
+	hedge := flag.Duration("hedge-after", 2*time.Second, "with -etcd: how long a fetch from a stream's primary origin may go unanswered before its backup is asked too")
 	logFlags := logflag.Add(flag.CommandLine)
 	flag.Parse()
 
@@ -60,7 +64,7 @@ func main() {
 	}
 	code, err := run(log, config{
 		serve: serve, gslb: g, origins: split(*origins), peers: split(*peers), self: *self,
-		cacheBytes: *cacheBytes, shards: *shards, overload: *overload, access: accessFlags,
+		cacheBytes: *cacheBytes, shards: *shards, overload: *overload, access: accessFlags, etcd: etcd, hedge: *hedge,
 	})
 	if err != nil {
 		log.Error("pop", "error", err)
@@ -82,6 +86,8 @@ type config struct {
 	shards     int
 	overload   time.Duration
 	access     *accessflag.Flags
+	etcd       *etcdflag.Flag
+	hedge      time.Duration
 }
 
 // run serves the node until SIGTERM or SIGINT and returns the exit code:
@@ -99,6 +105,17 @@ func run(log *slog.Logger, c config) (int, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var view *directory.View
+	if c.etcd.Set() {
+		cli, err := c.etcd.Client()
+		if err != nil {
+			return 2, err
+		}
+		defer cli.Close()
+		if view, err = directory.NewView(directory.ViewConfig{Client: cli, Logger: log, Registerer: reg}); err != nil {
+			return 1, err
+		}
+	}
 	handler, node, err := popnode.New(pop.Config{
 		Origins:         c.origins,
 		CacheBytes:      c.cacheBytes,
@@ -108,6 +125,8 @@ func run(log *slog.Logger, c config) (int, error) {
 		Logger:          log,
 		OverloadLatency: c.overload,
 		MaxViewers:      int(c.gslb.capViewers),
+		Directory:       fleetOrigins(view),
+		HedgeAfter:      c.hedge,
 		Tokens:          acc.Tokens,
 		Rules:           acc.Rules,
 		TrustedProxies:  acc.TrustedProxies,
@@ -162,6 +181,11 @@ func run(log *slog.Logger, c config) (int, error) {
 	nodeDone := make(chan error, 1)
 	go func() { nodeDone <- node.Run(nodeCtx) }()
 	defer func() { stopNode(); <-nodeDone }()
+	if view != nil {
+		viewDone := make(chan error, 1)
+		go func() { viewDone <- view.Run(nodeCtx) }()
+		defer func() { stopNode(); <-viewDone }()
+	}
 	if acc.Revocations != nil {
 		revokedDone := make(chan error, 1)
 		go func() { revokedDone <- acc.Revocations.Run(nodeCtx) }()
@@ -322,4 +346,21 @@ func split(s string) []string {
 		}
 	}
 	return out
+}
+
+// viewOrigins is the fleet's directory as the PoP asks it
+// (pop.Directory): a stream's origins' base URLs.
+type viewOrigins struct{ v *directory.View }
+
+func (o viewOrigins) Origins(stream string) (string, string, bool) {
+	primary, backup, ok := o.v.Lookup(stream)
+	return primary.PublicURL, backup.PublicURL, ok
+}
+
+// fleetOrigins is view as a pop.Directory, nil without one.
+func fleetOrigins(view *directory.View) pop.Directory {
+	if view == nil {
+		return nil
+	}
+	return viewOrigins{view}
 }

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/golivestream/live/access"
+	"github.com/golivestream/live/directory"
 	"github.com/golivestream/live/ingest"
 	"github.com/golivestream/live/internal/democlip"
 	"github.com/golivestream/live/internal/httpserve"
@@ -68,6 +69,9 @@ type Config struct {
 	// Origin, SegmentDuration, Logger and Registerer are the App's to set:
 	// New refuses a config with any of them set.
 	Transcode *transcode.Config
+	// Fleet, when not nil, makes the origin one of many, registered in the
+	// fleet's stream directory (app_fleet.go). Nil means it is alone.
+	Fleet *Fleet
 	// Revocations, when not nil, follows the revoked sessions of the
 	// PoP's token verifier (PoP.Tokens): Run runs it. Nil means none.
 	Revocations *access.RevocationFile
@@ -99,6 +103,9 @@ type App struct {
 	// is the origin's own server on loopback, nil without a PoP; debug
 	// serves the profiler, nil without DebugAddr.
 	players, playersTLS, originHTTP, debug *httpserve.Server
+	// registration is the origin's in the fleet's directory; nil without
+	// Config.Fleet.
+	registration *directory.Registration
 }
 
 // New builds the parts and opens the listeners.
@@ -137,6 +144,13 @@ func New(cfg Config) (*App, error) {
 	ocfg := cfg.Origin
 	ocfg.Logger = cfg.Logger.With("part", "origin")
 	ocfg.Registerer = reg
+	// The directory needs the listeners' addresses, known once they are
+	// open: its adapter is filled in below.
+	var fleetDir *originDirectory
+	if cfg.Fleet != nil {
+		fleetDir = &originDirectory{setup: map[string]agreed{}}
+		ocfg.Directory = fleetDir
+	}
 	org, err := origin.New(ocfg)
 	if err != nil {
 		return nil, err
@@ -144,6 +158,12 @@ func New(cfg Config) (*App, error) {
 	a := &App{cfg: cfg, log: cfg.Logger, origin: org}
 	if err := a.build(reg, org, cert, authorize); err != nil {
 		return nil, errors.Join(err, a.closeListeners())
+	}
+	if cfg.Fleet != nil {
+		if fleetDir.reg, err = a.newRegistration(cfg.Fleet, cfg.Logger.With("part", "directory")); err != nil {
+			return nil, errors.Join(err, a.closeListeners())
+		}
+		a.registration = fleetDir.reg
 	}
 	return a, nil
 }
@@ -296,6 +316,11 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	if a.cfg.Demo {
 		g.Go(func() error { return a.runDemo(gctx) })
+	}
+	if a.registration != nil {
+		// Ends after ingest: the lease is revoked once the streams ended,
+		// and PoPs go to the backups at once.
+		g.Go(func() error { return a.registration.Run(popCtx) })
 	}
 	if a.cfg.Revocations != nil {
 		g.Go(func() error { return a.cfg.Revocations.Run(popCtx) })
