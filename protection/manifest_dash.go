@@ -34,6 +34,12 @@ type DASHKeys struct {
 	// the media and follow key rotation; dash.js 5.2.1 cannot start with
 	// it. Any other value is refused.
 	ClearKeySystem SystemID
+	// ClearKey, when set, writes the ClearKey element even without a
+	// LicenseURL, then without dashif:Laurl: for players given the license
+	// URL by their page, as a URL under the viewer's token path, which a
+	// manifest shared by every viewer cannot hold (issue #25). False
+	// means no element without LicenseURL.
+	ClearKey bool
 	// Systems, when set, adds an element for Widevine and for PlayReady
 	// when the key has a pssh for them, with the pssh as cenc:pssh (and
 	// PlayReady's object as mspr:pro).
@@ -53,10 +59,14 @@ func DASHContentProtection(k Key, o DASHKeys) ([]*mpd.ContentProtectionType, err
 		DefaultKID:     k.KID.String(),
 		DescriptorType: mpd.DescriptorType{SchemeIdUri: schemeMP4Protection, Value: "cbcs"},
 	}}
-	if o.LicenseURL != "" {
-		u, err := url.Parse(o.LicenseURL)
-		if err != nil || !u.IsAbs() {
-			return nil, fmt.Errorf("dash content protection: license URL %q is not an absolute URL", o.LicenseURL)
+	if o.LicenseURL != "" || o.ClearKey {
+		var laURL *mpd.LaURLType
+		if o.LicenseURL != "" {
+			u, err := url.Parse(o.LicenseURL)
+			if err != nil || !u.IsAbs() {
+				return nil, fmt.Errorf("dash content protection: license URL %q is not an absolute URL", o.LicenseURL)
+			}
+			laURL = &mpd.LaURLType{Value: mpd.AnyURI(o.LicenseURL)}
 		}
 		scheme := o.ClearKeySystem
 		switch scheme {
@@ -68,7 +78,7 @@ func DASHContentProtection(k Key, o DASHKeys) ([]*mpd.ContentProtectionType, err
 		}
 		out = append(out, &mpd.ContentProtectionType{
 			DefaultKID:     k.KID.String(),
-			LaURL:          &mpd.LaURLType{Value: mpd.AnyURI(o.LicenseURL)},
+			LaURL:          laURL,
 			DescriptorType: mpd.DescriptorType{SchemeIdUri: mpd.AnyURI(urn(scheme)), Value: clearKeyValue},
 		})
 	}

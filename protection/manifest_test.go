@@ -124,6 +124,10 @@ func TestDASHContentProtection(t *testing.T) {
 	if len(only) != 1 {
 		t.Errorf("%d elements without options", len(only))
 	}
+	bare, err := DASHContentProtection(testKey, DASHKeys{ClearKey: true})
+	if err != nil || len(bare) != 2 || bare[1].SchemeIdUri != "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e" || bare[1].LaURL != nil {
+		t.Errorf("ClearKey element without a license URL: %+v, %v", bare, err)
+	}
 	common, err := DASHContentProtection(testKey, DASHKeys{LicenseURL: "https://x/l", ClearKeySystem: SystemCommon})
 	if err != nil || common[1].SchemeIdUri != "urn:uuid:1077efec-c0b2-4d02-ace3-3c1e52e2fb4b" {
 		t.Errorf("common system ClearKey element: %v", err)

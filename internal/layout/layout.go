@@ -8,6 +8,13 @@
 //	/live/{stream}/{epoch}/{rendition}/{n}.m4s     CMAF media segment n
 //	/live/{stream}/{epoch}/{rendition}/{n}.{p}.m4s part p of segment n (LL-HLS)
 //
+// An encrypted stream's keys are delivered under the same prefix, so that
+// a playback token in the path covers them too (issue #25); they are never
+// cached:
+//
+//	/live/{stream}/license                         ClearKey license requests (POST)
+//	/live/{stream}/keys/{kid}                      one key: its HLS key URI (GET), or a license request (POST)
+//
 // A stream with a rewind window (DVR) has manifests of their own that
 // cover it, beside the live ones:
 //
@@ -141,7 +148,36 @@ const (
 	VODMultivariant  // HLS multivariant playlist of an archived epoch or a clip
 	VODMPD           // DASH MPD (static) of an archived epoch or a clip
 	VODMediaPlaylist // HLS media playlist of a rendition of an archived epoch or a clip
+
+	License // ClearKey license endpoint of an encrypted stream
+	Key     // one content key of an encrypted stream, by its KID
 )
+
+// IsKey reports whether objects of kind k deliver content keys: answered
+// to each viewer on its own, never cached.
+func (k Kind) IsKey() bool { return k == License || k == Key }
+
+// KeysDir is the directory of a stream's keys, /live/{stream}/keys/{kid}.
+// No epoch spells it: "keys" is not a rendition, and a key path has one
+// element fewer than a rendition's files.
+const KeysDir = "keys"
+
+// LicenseFile is the file name of a stream's ClearKey license endpoint.
+const LicenseFile = "license"
+
+// ValidKID reports whether s is a key ID as key paths spell it: 32
+// lower-case hex digits.
+func ValidKID(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // IsEntry reports whether objects of kind k are what a player is given
 // to start a presentation: a multivariant playlist or an MPD, live, of a
@@ -166,6 +202,8 @@ type Object struct {
 	// Clip is the clip a VOD manifest is of (its Epoch is then empty);
 	// empty otherwise.
 	Clip string
+	// KID is a Key's key ID, 32 lower-case hex digits; empty otherwise.
+	KID string
 	// Number is a Segment's number, or the number of a Part's segment.
 	Number uint64
 	// Part is a Part's index in its segment, from 0.
@@ -199,12 +237,21 @@ func Parse(path string) (Object, bool) {
 			o.Kind = DVRMultivariant
 		case "dvr.mpd":
 			o.Kind = DVRMPD
+		case LicenseFile:
+			o.Kind = License
 		default:
 			return Object{}, false
 		}
 		return o, true
 	}
 	o.Epoch, rest, _ = strings.Cut(rest, "/")
+	if o.Epoch == KeysDir {
+		if !ValidKID(rest) {
+			return Object{}, false
+		}
+		o.Epoch, o.Kind, o.KID = "", Key, rest
+		return o, true
+	}
 	var file string
 	o.Rendition, file, ok = strings.Cut(rest, "/")
 	if !ok || !ValidEpoch(o.Epoch) || !ValidRendition(o.Rendition) || strings.Contains(file, "/") {

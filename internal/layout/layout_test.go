@@ -54,6 +54,18 @@ var parseCases = []struct {
 	{"/live//index.m3u8", Object{}, false},
 	{"/vod/demo/index.m3u8", Object{}, false},
 
+	// Keys of encrypted streams.
+	{"/live/demo/license", Object{Kind: License, Stream: "demo"}, true},
+	{"/live/demo/keys/0f1e2d3c4b5a69788796a5b4c3d2e1f0", Object{Kind: Key, Stream: "demo", KID: "0f1e2d3c4b5a69788796a5b4c3d2e1f0"}, true},
+	{"/live/demo/keys/0F1E2D3C4B5A69788796A5B4C3D2E1F0", Object{}, false},     // upper case: another spelling
+	{"/live/demo/keys/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", Object{}, false}, // a UUID: another spelling
+	{"/live/demo/keys/0f1e2d3c4b5a69788796a5b4c3d2e1f", Object{}, false},
+	{"/live/demo/keys/0f1e2d3c4b5a69788796a5b4c3d2e1f0/", Object{}, false},
+	{"/live/demo/keys/0f1e2d3c4b5a69788796a5b4c3d2e1f0/x", Object{}, false},
+	{"/live/demo/keys/", Object{}, false},
+	{"/live/demo/license/x", Object{}, false},
+	{"/vod/demo/license", Object{}, false},
+
 	// DVR windows.
 	{"/live/demo/dvr.m3u8", Object{Kind: DVRMultivariant, Stream: "demo"}, true},
 	{"/live/demo/dvr.mpd", Object{Kind: DVRMPD, Stream: "demo"}, true},
@@ -186,13 +198,17 @@ func FuzzParse(f *testing.F) {
 				if o.Dir != vodDir(o)+o.Rendition+"/" {
 					t.Errorf("Parse(%q): Dir %q", path, o.Dir)
 				}
+			case License:
+				rebuilt = Prefix + o.Stream + "/" + LicenseFile
+			case Key:
+				rebuilt = Prefix + o.Stream + "/" + KeysDir + "/" + o.KID
 			default:
 				t.Fatalf("Parse(%q) ok with kind %v", path, o.Kind)
 			}
 			if rebuilt != path {
 				t.Errorf("Parse(%q) = %+v, which spells %q", path, o, rebuilt)
 			}
-			if (o.Epoch == "") == (o.Clip == "") && o.Kind >= VODMultivariant {
+			if (o.Epoch == "") == (o.Clip == "") && o.Kind >= VODMultivariant && !o.Kind.IsKey() {
 				t.Errorf("Parse(%q) = %+v: a VOD of an epoch or of a clip", path, o)
 			}
 			if o.Dir != "" && o.Kind != VODMediaPlaylist && o.Dir != Prefix+o.Stream+"/"+o.Epoch+"/"+o.Rendition+"/" {
