@@ -80,7 +80,7 @@ var parseCases = []struct {
 	{"/vod/demo/clips/Ab_3-x/index.m3u8", Object{Kind: VODMultivariant, Stream: "demo", Clip: "Ab_3-x"}, true},
 	{"/vod/demo/clips/Ab_3-x/manifest.mpd", Object{Kind: VODMPD, Stream: "demo", Clip: "Ab_3-x"}, true},
 	{"/vod/demo/clips/Ab_3-x/v1/index.m3u8", Object{Kind: VODMediaPlaylist, Stream: "demo", Clip: "Ab_3-x", Rendition: "v1", Dir: "/vod/demo/clips/Ab_3-x/v1/"}, true},
-	{"/vod/demo/mx5p2ya4/v0/1.m4s", Object{}, false},   // files live under /live/ only
+	{"/vod/demo/mx5p2ya4/v0/1.m4s", Object{}, false},    // files live under /live/ only
 	{"/vod/demo/mx5p2ya4/v0/init.mp4", Object{}, false}, // idem
 	{"/vod/demo/mx5p2ya4/v0/dvr.m3u8", Object{}, false},
 	{"/vod/demo/mx5p2ya4/dvr.mpd", Object{}, false},
