@@ -1,5 +1,6 @@
 // Watch page: the list of live streams (no ?stream=), or an HLS/DASH player
-// with a stats overlay and QoE beacons (?stream=NAME&format=hls|dash).
+// with a stats overlay and QoE beacons (?stream=NAME&format=hls|dash). The
+// players play in low-latency mode unless &ll=0.
 // Plain ES2018, no build step. The players are vendored under /static/vendor/.
 'use strict';
 
@@ -7,7 +8,7 @@
   const params = new URLSearchParams(location.search);
   const stream = params.get('stream');
   if (stream) {
-    watch(stream, params.get('format') === 'dash' ? 'dash' : 'hls');
+    watch(stream, params.get('format') === 'dash' ? 'dash' : 'hls', params.get('ll') !== '0');
   } else {
     list();
   }
@@ -25,8 +26,10 @@
     return e;
   }
 
-  function watchURL(name, format) {
-    return '?stream=' + encodeURIComponent(name) + '&format=' + format;
+  // The watch page of stream name; lowLatency false adds &ll=0.
+  function watchURL(name, format, lowLatency) {
+    return '?stream=' + encodeURIComponent(name) + '&format=' + format +
+      (lowLatency === false ? '&ll=0' : '');
   }
 
   function fmtUptime(s) {
@@ -91,14 +94,17 @@
 
   // ------------------------------------------------------------- watch view
 
-  function watch(name, format) {
+  function watch(name, format, lowLatency) {
     $('watch-view').hidden = false;
     document.title = name + ' · live';
     $('title').textContent = name;
     $('back').href = location.pathname; // the same page without a query: the list
-    $('fmt-hls').href = watchURL(name, 'hls');
-    $('fmt-dash').href = watchURL(name, 'dash');
+    $('fmt-hls').href = watchURL(name, 'hls', lowLatency);
+    $('fmt-dash').href = watchURL(name, 'dash', lowLatency);
     $('fmt-' + format).className = 'on';
+    const llBox = $('ll');
+    llBox.checked = lowLatency;
+    llBox.addEventListener('change', () => { location.search = watchURL(name, format, llBox.checked); });
 
     const video = $('video');
     const overlay = $('overlay');
@@ -107,6 +113,7 @@
     // State for automated browser tests; always the same object, updated in place.
     const state = window.__live = {
       format: format,
+      lowLatency: lowLatency,
       error: null,
       playing: false,
       firstFrameMs: null,
@@ -114,11 +121,53 @@
       bitrate: 0,
       switches: 0,
       ended: false, // played to the end; the page reloads when the stream is back
+      latency: null, // glass to player, seconds, as the overlay shows it (latency())
+      clockOffsetMs: null, // the server's clock minus ours (serverNow())
     };
 
     // What the overlay and beacons need from whichever player is in use.
-    // rendition() → {width, height, bitrate} | null; latency() → seconds | null.
-    let probe = { rendition: () => null, latency: () => null };
+    // rendition() → {width, height, bitrate} | null; frameTime() → the
+    // wall-clock time, in ms on the server's clock, of the frame on screen
+    // | null; target() → the latency the player aims at, seconds | null.
+    let probe = { rendition: () => null, frameTime: () => null, target: () => null };
+
+    // ---- latency
+
+    // The server's clock, for the latency: our clock plus an offset taken
+    // from the origin's /time (the clock the MPD's UTCTiming names, and the
+    // one that dates EXT-X-PROGRAM-DATE-TIME), as the middle of the
+    // quickest of three round trips; again every minute, a clock may drift.
+    let clockOffset = null;
+    async function syncClock() {
+      let best = null;
+      for (let i = 0; i < 3; i++) {
+        try {
+          const t0 = Date.now();
+          const res = await fetch('/time', { cache: 'no-store' });
+          const server = Date.parse(await res.text());
+          const t1 = Date.now();
+          if (res.ok && isFinite(server) && (!best || t1 - t0 < best.rtt)) {
+            best = { rtt: t1 - t0, offset: server - (t0 + t1) / 2 };
+          }
+        } catch (e) { /* unreachable: keep the last offset */ }
+      }
+      if (best) clockOffset = state.clockOffsetMs = Math.round(best.offset);
+      setTimeout(syncClock, 60000);
+    }
+    syncClock();
+
+    function serverNow() { return clockOffset == null ? null : Date.now() + clockOffset; }
+
+    // latency returns the glass-to-player latency in seconds: the server's
+    // clock now less the wall-clock time the frame on screen reached
+    // ingest, which both manifests give (PROGRAM-DATE-TIME, the MPD's
+    // availabilityStartTime); null while either is unknown.
+    function latency() {
+      const now = serverNow(), frame = safe(probe.frameTime);
+      const lat = now != null && frame != null && isFinite(frame) && frame > 0 ? (now - frame) / 1000 : null;
+      state.latency = lat == null ? null : round2(lat);
+      return lat;
+    }
 
     // ---- QoE beacons
 
@@ -187,7 +236,7 @@
       const m = {};
       if (state.bitrate > 0) m.bitrate = Math.round(state.bitrate);
       m.buffer_s = round2(bufferAhead());
-      const lat = safe(probe.latency);
+      const lat = latency();
       if (lat != null) m.latency_s = round2(lat);
       return m;
     }
@@ -261,8 +310,14 @@
         stallSince = null;
         stallCounted = false;
       }
-      state.playing = started && !starving && !video.paused && !video.ended;
+      state.playing = playingNow();
     }, 250);
+
+    // Whether the video plays at this moment: after its first frame, not
+    // paused or ended, with media ahead of the playhead.
+    function playingNow() {
+      return state.firstFrameMs !== null && !video.paused && !video.ended && bufferAhead() >= 0.1;
+    }
 
     function onSwitch(bitrate) {
       state.switches++;
@@ -274,7 +329,7 @@
 
     function updateOverlay() {
       const r = rendition();
-      const lat = safe(probe.latency);
+      const lat = latency(), target = safe(probe.target);
       let rend = '–';
       if (r && r.width) rend = `${r.width}x${r.height}`;
       else if (video.videoWidth) rend = `${video.videoWidth}x${video.videoHeight}`;
@@ -282,7 +337,8 @@
         'format    ' + format.toUpperCase(),
         'rendition ' + rend + (state.bitrate ? ` @ ${Math.round(state.bitrate / 1000)} kbps` : ''),
         'buffer    ' + bufferAhead().toFixed(1) + ' s',
-        'latency   ' + (lat != null ? lat.toFixed(1) + ' s' : '–'),
+        'latency   ' + (lat != null ? lat.toFixed(1) + ' s' : '–') +
+          (target > 0 ? ` (target ${target.toFixed(1)} s${lowLatency ? ', low latency' : ''})` : ''),
         'stalls    ' + state.stalls,
         'first     ' + (state.firstFrameMs != null ? state.firstFrameMs + ' ms' : '–'),
       ];
@@ -327,7 +383,9 @@
           location.reload();
           return;
         }
-        if (state.playing && !state.error) {
+        // Asked of the video now: state.playing may be a moment old, from
+        // before the 'ended' that started this wait.
+        if (playingNow() && !state.error) {
           awaiting = false; // recovered
           return;
         }
@@ -368,10 +426,9 @@
           video.src = url;
           probe = {
             rendition: () => null, // the overlay falls back to videoWidth x videoHeight
-            latency: () => {
-              const s = video.seekable;
-              return s.length ? Math.max(0, s.end(s.length - 1) - video.currentTime) : null;
-            },
+            // Safari: the PROGRAM-DATE-TIME of currentTime 0 (NaN until known).
+            frameTime: () => video.getStartDate().getTime() + video.currentTime * 1000,
+            target: () => null,
           };
         } else {
           fail('HLS is not supported by this browser');
@@ -379,7 +436,13 @@
         return;
       }
 
-      const hls = new Hls({ lowLatencyMode: false, liveSyncDurationCount: 3 });
+      // Low latency: hls.js holds itself PART-HOLD-BACK behind the live
+      // edge of the playlists' parts (LL-HLS), catching up at up to 4%
+      // faster, as the MPD's ServiceDescription lets dash.js; else three
+      // segments behind.
+      const hls = new Hls(lowLatency
+        ? { lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.04 }
+        : { lowLatencyMode: false, liveSyncDurationCount: 3 });
       window.__hls = hls; // handy in the console
       let triedRecovery = false;
       let level = -1; // last switched-to level; -1 until the initial choice
@@ -412,12 +475,11 @@
           const l = hls.levels && hls.levels[hls.currentLevel];
           return l ? { width: l.width, height: l.height, bitrate: l.bitrate } : null;
         },
-        latency: () => {
-          const lat = hls.latency; // 0 until the first playlist is loaded
-          if (lat > 0 && isFinite(lat)) return lat;
-          const d = hls.playingDate; // from EXT-X-PROGRAM-DATE-TIME, if any
-          return d ? Math.max(0, (Date.now() - d.getTime()) / 1000) : null;
-        },
+        // EXT-X-PROGRAM-DATE-TIME of the fragment playing, plus how far
+        // into it the playhead is. (hls.latency is something else: how far
+        // behind its estimate of the playlist's live edge hls.js plays.)
+        frameTime: () => { const d = hls.playingDate; return d ? d.getTime() : null; },
+        target: () => hls.targetLatency,
       };
 
       hls.loadSource(url);
@@ -451,11 +513,25 @@
                     player.getCurrentRepresentationForType('audio');
           return r ? { width: r.width, height: r.height, bitrate: r.bandwidth } : null;
         },
-        latency: () => {
-          const lat = player.getCurrentLiveLatency(); // NaN when unknown
-          return isFinite(lat) ? lat : null;
-        },
+        // availabilityStartTime plus currentTime, on the MPD timeline: the
+        // wall-clock time of the frame (the ProducerReferenceTime's, in a
+        // Period that begins where its instance's timeline does). What
+        // getCurrentLiveLatency() measures, on dash.js's own UTCTiming
+        // sync with the same /time.
+        frameTime: () => player.timeAsUTC() * 1000,
+        target: () => player.getTargetLiveDelay(),
       };
+
+      if (!lowLatency) {
+        // The MPD's ServiceDescription asks for low latency; without it,
+        // dash.js plays suggestedPresentationDelay (three segments) behind
+        // the live edge, without catching up.
+        player.updateSettings({ streaming: {
+          applyServiceDescription: false,
+          applyProducerReferenceTime: false,
+          liveCatchup: { enabled: false },
+        } });
+      }
 
       // autoplay=true: dash.js starts playback itself once it has attached.
       // Never call video.play() before that: it silently stalls live MPD refresh.
