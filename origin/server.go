@@ -15,6 +15,9 @@ import (
 
 	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/golivestream/live/archive"
+	"github.com/golivestream/live/archive/store"
 )
 
 // ErrStreamBusy is returned by Publish when the stream already has a publisher.
@@ -56,6 +59,20 @@ type Config struct {
 	// Registerer receives the origin's Prometheus metrics. Nil means they
 	// are kept but not registered.
 	Registerer prometheus.Registerer
+	// Archive, when not nil, archives every stream instance as it runs
+	// (archive.go): all its renditions, the ladder's included, without
+	// ever blocking (the Writer queues). Nil archives nothing.
+	Archive *archive.Writer
+	// ArchiveStore, when not nil, is the store the archive is in, read
+	// back to serve what left the memory window (DVR, VOD and clips:
+	// archive_serve.go, vod*.go), /api/vods and /api/clips. Nil serves
+	// none of those.
+	ArchiveStore store.Store
+	// DVR, when positive, is how far back players may rewind a live
+	// stream, in the manifests of its DVR window (dvr.go); it needs
+	// Archive and ArchiveStore, and must be longer than Window. Zero means
+	// no DVR window.
+	DVR time.Duration
 }
 
 // Server is the origin: it implements the ingest side (Publish) and serves
@@ -89,6 +106,10 @@ type Server struct {
 	// (Server.forget). Guarded by mu.
 	replaced map[string]*stream
 	closed   bool // guarded by mu
+
+	// vod serves what the archive holds (vod.go); nil without
+	// Config.ArchiveStore.
+	vod *vodServer
 }
 
 // New validates cfg and returns a Server.
@@ -126,6 +147,9 @@ func New(cfg Config) (*Server, error) {
 		replaced: make(map[string]*stream),
 	}
 	s.env = &streamEnv{cfg: cfg, metrics: m, log: cfg.Logger, forget: s.forget}
+	if s.vod, err = newVODServer(s); err != nil {
+		return nil, fmt.Errorf("origin: %w", err)
+	}
 	s.mux = s.routes()
 	s.manifestCacheControl = manifestCacheControl(cfg.SegmentDuration)
 	return s, nil

@@ -3,7 +3,6 @@ package origin
 import (
 	"bytes"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/golivestream/live/internal/httpserve"
@@ -32,6 +31,7 @@ func (s *Server) routes() *http.ServeMux {
 	})
 	mux.HandleFunc("GET "+TimePath, serveTime)
 	mux.HandleFunc("GET /api/streams", s.serveStreams)
+	s.archiveRoutes(mux) // DVR, VOD, clips: archive_serve.go
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Write([]byte("ok\n"))
@@ -52,7 +52,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "URI too long", http.StatusRequestURITooLong)
 		return
 	}
-	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.HasPrefix(r.URL.Path, layout.Prefix) {
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && layout.Under(r.URL.Path) {
 		o, ok := layout.Parse(path)
 		if !ok {
 			s.notFound(w, "other", "no such object")
@@ -127,7 +127,7 @@ func (s *Server) serveManifest(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serveRendition(w http.ResponseWriter, r *http.Request) {
 	st := s.instance(r.PathValue("stream"), r.PathValue("epoch"))
 	if st == nil {
-		s.notFound(w, "segment", "no such stream")
+		s.serveArchived(w, r, "no such stream") // an epoch no longer (or never) in memory
 		return
 	}
 	rid, file := r.PathValue("rendition"), r.PathValue("file")
@@ -145,7 +145,7 @@ func (s *Server) serveRendition(w http.ResponseWriter, r *http.Request) {
 		}
 		s.serveObject(w, r, "playlist", obj)
 	case st.gone.Load():
-		s.notFound(w, "segment", "stream ended")
+		s.serveArchived(w, r, "stream ended")
 	case file == "init.mp4":
 		s.serveObject(w, r, "init", st.snap.Load().rendition(rid).init)
 	case file == "index.m3u8":
@@ -197,6 +197,10 @@ func (s *Server) serveSegment(w http.ResponseWriter, r *http.Request, st *stream
 	})
 	if part != nil {
 		s.streamPartial(w, r, st, rid, part)
+		return
+	}
+	if obj == nil && reason == "segment expired" {
+		s.serveArchived(w, r, reason) // left the memory window
 		return
 	}
 	if obj == nil {

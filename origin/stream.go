@@ -48,6 +48,9 @@ type stream struct {
 	// bridges caches, per rendition id, this instance's bridged media
 	// playlist (a *bridgeCache).
 	bridges sync.Map
+	// arch archives the instance and keeps its DVR window (archive.go);
+	// set at creation, nil when the origin keeps neither.
+	arch *streamArchive
 
 	// snap is the current snapshot; it is replaced, by publishLocked
 	// only, with mu held.
@@ -95,6 +98,7 @@ func newStream(env *streamEnv, name string, now time.Time, old *stream, agreed i
 		env: env,
 	}
 	st.snap.Store(&snapshot{changed: make(chan struct{})})
+	st.arch = beginArchive(env, &st.instance)
 	return st
 }
 

@@ -101,6 +101,7 @@ func (st *stream) endLocked(now time.Time) {
 	// hold it without a lock.
 	next := &snapshot{renditions: slices.Clone(st.snap.Load().renditions), ended: true}
 	st.rebuildLocked(next, now)
+	st.arch.endLocked(now)
 	st.publishLocked(next)
 	// No more segments will come; a ladder rendition's may still, from
 	// its transcoder, until it has flushed.

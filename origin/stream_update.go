@@ -58,6 +58,7 @@ func (st *stream) addSegment(rid string, seg *packager.Segment, disc bool, arriv
 		next.renditions[i] = &r
 	}
 	st.rebuildLocked(next, now)
+	st.arch.addedLocked(next, rid, seg, disc, now)
 	st.publishLocked(next)
 	switch {
 	case streamed == nil:
