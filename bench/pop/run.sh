@@ -22,6 +22,8 @@ usage: [VAR=value ...] bench/pop/run.sh
   WRK_T=2 WRK_C=64   wrk threads and connections
   WRK_ROUNDS=3       wrk rounds; each round runs every system on each object
   SYSTEMS=ours3,ours1,nginx,varnish
+                     (ours1t: ours1 serving private streams, a playback token
+                     in every request's path, checked per request: #23)
   PHASES=herd,wrk
   DELAY_MS=220       the stub origin's time until a segment's last byte
   PIECES=0           0: the origin sends a segment whole after DELAY_MS;
@@ -62,7 +64,7 @@ done
 IFS=, read -r -a NLIST <<<"$NS"
 IFS=, read -r -a SYSLIST <<<"$SYSTEMS"
 for s in "${SYSLIST[@]}"; do
-  [[ $s =~ ^(ours3|ours1|nginx|varnish)$ ]] || { echo "run.sh: unknown system '$s' in SYSTEMS" >&2; exit 2; }
+  [[ $s =~ ^(ours3|ours1|ours1t|nginx|varnish)$ ]] || { echo "run.sh: unknown system '$s' in SYSTEMS" >&2; exit 2; }
 done
 ((ROUNDS >= 1 && WRK_ROUNDS >= 1 && WRK_D >= 1 && WRK_C >= WRK_T)) || { echo "run.sh: ROUNDS, WRK_ROUNDS, WRK_D >= 1 and WRK_C >= WRK_T" >&2; exit 2; }
 do_phase() { [[ ,$PHASES, == *,$1,* ]]; }
@@ -77,6 +79,8 @@ source "$ROOT/bench/lib.sh"
 BINDIR=$OUT/pop-bin
 POP=${POP_BIN:-$BINDIR/pop}
 HERD=$BINDIR/herd
+TOKEN_BIN=$BINDIR/token
+TOKEN="" # ours1t's playback token, for every stream named priv*
 
 REPRO="NS=$NS ROUNDS=$ROUNDS HOT=$HOT WRK_D=$WRK_D WRK_T=$WRK_T WRK_C=$WRK_C WRK_ROUNDS=$WRK_ROUNDS SYSTEMS=$SYSTEMS PHASES=$PHASES"
 ((DELAY_MS == 220)) || REPRO+=" DELAY_MS=$DELAY_MS"
@@ -168,7 +172,7 @@ declare -A URLS PIDS_OF # per system: comma-separated base URLs; pids
 
 start_origin() {
   ORIGIN_PORT=$(free_port)
-  "$HERD" -mode origin -listen "127.0.0.1:$ORIGIN_PORT" -delay "${DELAY_MS}ms" -pieces "$PIECES" -segment-bytes "$SEG_BYTES" >"$RUN/origin.log" 2>&1 &
+  "$HERD" -mode origin -listen "127.0.0.1:$ORIGIN_PORT" -private priv -delay "${DELAY_MS}ms" -pieces "$PIECES" -segment-bytes "$SEG_BYTES" >"$RUN/origin.log" 2>&1 &
   ORIGIN_PID=$!
   PIDS+=("$ORIGIN_PID")
   wait_listening "$ORIGIN_PID" "$ORIGIN_PORT" "stub origin"
@@ -203,6 +207,33 @@ start_ours1() {
   PIDS_OF[ours1]=$!
   wait_listening "$!" "$p" "ours1"
   URLS[ours1]=http://127.0.0.1:$p
+}
+
+# start_ours1t starts ours1 with the public key of $TOKEN: the stub origin
+# marks the streams named priv* private, so every request for them
+# carries and needs the token (sys_path).
+start_ours1t() {
+  local p
+  p=$(free_port)
+  "$POP" -http "127.0.0.1:$p" -origin "$ORIGIN" -token-keys "$RUN/keys" >"$RUN/ours1t.log" 2>&1 &
+  PIDS+=("$!")
+  PIDS_OF[ours1t]=$!
+  wait_listening "$!" "$p" "ours1t"
+  URLS[ours1t]=http://127.0.0.1:$p
+}
+
+# make_token writes a key pair under $RUN/keys and sets TOKEN to a token
+# for every stream named priv*, as a platform's backend would issue it.
+make_token() {
+  mkdir -p "$RUN/keys"
+  "$TOKEN_BIN" keygen -kid bench -out "$RUN/keys" >/dev/null || die "token keygen failed"
+  TOKEN=$("$TOKEN_BIN" issue -key "$RUN/keys/bench.key" -stream priv -prefix -ttl 24h) || die "token issue failed"
+}
+
+# sys_path prints the path system $1 is asked for path $2 (/live/NAME/...):
+# for ours1t, the private stream privNAME with the token in the path.
+sys_path() {
+  if [[ $1 == ours1t ]]; then echo "/t/$TOKEN/live/priv${2#/live/}"; else echo "$2"; fi
 }
 
 start_nginx() {
@@ -283,10 +314,17 @@ first_url() { echo "${URLS[$1]%%,*}"; }
 
 # check_system fails unless a system answers a new segment correctly.
 check_system() {
-  local s=$1 path=/live/check-$1/e/v0/$((RANDOM + 1)).m4s size
+  local s=$1 path size
+  path=$(sys_path "$1" "/live/check-$1/e/v0/$((RANDOM + 1)).m4s")
   size=$(curl -fsS --max-time 10 -o /dev/null -w '%{size_download}' "$(first_url "$s")$path") ||
     die "$s does not answer $path (logs in $RUN)"
   ((size == SEG_BYTES)) || die "$s answered $path with $size bytes, want $SEG_BYTES"
+  if [[ $s == ours1t ]]; then
+    # The same private stream without the token: refused, not fetched.
+    local code
+    code=$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' "$(first_url "$s")/live/privcheck-$s/e/v0/$((RANDOM + 1)).m4s")
+    [[ $code == 401 ]] || die "$s answered a private stream without a token with $code, want 401"
+  fi
 }
 
 # node0_peer_fetches prints how many fetches of a class (segment or
@@ -311,7 +349,7 @@ ours_metric() {
 
 # ---------------------------------------------------------------- phases
 run_herds() {
-  local n r i s
+  local n r i s tok
   report "THUNDERING HERD phase: sizes $NS, $ROUNDS round(s) per system, systems alternating; per-herd lines in $RUN/herd-console.txt"
   for n in "${NLIST[@]}"; do
     (($(ulimit -n) > n + 200)) || die "ulimit -n is $(ulimit -n): too low for a herd of $n connections"
@@ -319,8 +357,9 @@ run_herds() {
       log "herd N=$n round $r/$ROUNDS; load: $(cut -d' ' -f1-3 /proc/loadavg)"
       for ((i = 0; i < ${#SYSLIST[@]}; i++)); do
         s=${SYSLIST[$(((r - 1 + i) % ${#SYSLIST[@]}))]}
+        if [[ $s == ours1t ]]; then tok=(-token "$TOKEN" -prefix "/live/privherd$RUN_ID"); else tok=(-prefix "/live/herd$RUN_ID"); fi
         run_fg "$HERD" -mode client -system "$s=${URLS[$s]}" -n "$n" -rounds 1 -first-round "$r" \
-          -origin "$ORIGIN" -prefix "/live/herd$RUN_ID" -hot="$([[ $HOT == 1 ]] && echo true || echo false)" \
+          -origin "$ORIGIN" "${tok[@]}" -hot="$([[ $HOT == 1 ]] && echo true || echo false)" \
           -segment-bytes "$SEG_BYTES" -timeout 60s -pause 1s -out "$RUN/herd.jsonl" -label "load $(cut -d' ' -f1 /proc/loadavg)" \
           >"$RUN/herd-last.txt" 2>&1 || { cat "$RUN/herd-last.txt" >&2; die "herd client failed on $s (N=$n, round $r)"; }
         tee -a "$RUN/herd-console.txt" <"$RUN/herd-last.txt" >&2
@@ -375,7 +414,7 @@ run_wrk() {
         # same across rounds. The playlist's max-age is 60 s; the warm-up
         # refreshes it when it expired since the last round.
         if [[ $obj == segment ]]; then path=/live/tp-$s/e/v0/105.m4s; else path=/live/tp-$s/e/v0/index.m3u8; fi
-        url=$(first_url "$s")$path
+        url=$(first_url "$s")$(sys_path "$s" "$path")
         before=$([[ $s == ours3 ]] && node0_peer_fetches "$obj" || echo 0)
         for ((j = 0; j < 8; j++)); do
           read -r code xc < <(curl -sS --max-time 10 -o /dev/null -D - "$url" | awk 'NR == 1 { c = $2 } tolower($1) == "x-cache:" { x = $2 } END { print c, x }' | tr -d '\r')
@@ -415,6 +454,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 log "building $HERD${POP_BIN:+ (using the prebuilt $POP_BIN)}"
 (cd "$ROOT" && go build -o "$HERD" ./bench/pop/herd) || die "build of bench/pop/herd failed"
+(cd "$ROOT" && go build -o "$TOKEN_BIN" ./cmd/token) || die "build of cmd/token failed"
 if [[ -z ${POP_BIN:-} ]]; then
   (cd "$ROOT" && go build -o "$POP" ./cmd/pop) || die "build of cmd/pop failed"
 fi
@@ -423,6 +463,7 @@ fi
 rm -rf "$RUN"
 mkdir -p "$RUN"
 RUN_ID=$(date +%s)
+make_token
 
 dirty=$(cd "$ROOT" && git status --porcelain -- pop cmd/pop 2>/dev/null | wc -l)
 report "PoP benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), ulimit -n $(ulimit -n)"
@@ -456,7 +497,8 @@ do_phase wrk && args+=(-wrk "$RUN/wrk.tsv")
 "$HERD" -mode report -target "${DELAY_MS}ms" -pieces "$PIECES" "${args[@]}" | tee -a "$RESULTS"
 for s in "${SYSLIST[@]}"; do
   [[ $s == ours* ]] || continue
-  for f in "$RUN"/"$s"*.log; do
+  for f in "$RUN/$s.log" "$RUN/$s"-node*.log; do
+    [[ -e $f ]] || continue
     report "  $(basename "$f"): $(grep -c 'level=WARN' "$f" || true) warnings, $(grep -c 'level=ERROR' "$f" || true) errors"
   done
 done

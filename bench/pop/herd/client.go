@@ -24,12 +24,15 @@ type clientConfig struct {
 	firstRound int
 	origin     string
 	prefix     string
-	hot        bool
-	timeout    time.Duration
-	pause      time.Duration
-	out        string
-	label      string
-	size       int
+	// token, when not empty, is sent in every request's path, /t/{token}
+	// before /live/ (#23); the origin still sees the path without it.
+	token   string
+	hot     bool
+	timeout time.Duration
+	pause   time.Duration
+	out     string
+	label   string
+	size    int
 }
 
 // target is one system under test: a name and the host:port of each node.
@@ -159,7 +162,11 @@ func herdSystem(cfg clientConfig, t target, round int, enc *json.Encoder) error 
 		if err := redialDead(conns); err != nil {
 			return err
 		}
-		res := herd(conns, path, cfg.timeout, cfg.size)
+		reqPath := path
+		if cfg.token != "" {
+			reqPath = "/t/" + cfg.token + path
+		}
+		res := herd(conns, reqPath, cfg.timeout, cfg.size)
 		res.Time, res.Label, res.System, res.N, res.Round, res.Kind = time.Now().Format(time.RFC3339), cfg.label, t.name, cfg.n, round, kind
 		res.OriginCount = originCount(cfg.origin, path)
 		fmt.Println(res.line())

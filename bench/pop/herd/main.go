@@ -29,6 +29,7 @@ func main() {
 	pieces := flag.Int("pieces", 0, "origin: 0 sends a segment's headers and body after -delay; n sends it in n even pieces over -delay, headers with the first; report: the origin's -pieces")
 	segBytes := flag.Int("segment-bytes", 250<<10, "origin: segment body size; client: expected body size")
 	plBytes := flag.Int("playlist-bytes", 600, "origin: playlist body size")
+	private := flag.String("private", "", "origin: streams whose names start with this need a playback token (X-Live-Access: token); empty: none")
 	// client
 	var systems multiFlag
 	flag.Var(&systems, "system", "client: NAME=URL[,URL...] to herd (repeatable; connections are spread evenly over the URLs)")
@@ -37,6 +38,7 @@ func main() {
 	firstRound := flag.Int("first-round", 1, "client: number of the first round (for a caller that alternates systems)")
 	originURL := flag.String("origin", "", "client: the stub origin, asked for its request count of each herd's path")
 	prefix := flag.String("prefix", "/live/herd", "client: path prefix of the herd segments' stream names (a run id belongs in it): /live/NAME gives streams NAME-SYSTEM-nN")
+	token := flag.String("token", "", "client: a playback token, sent in the path (/t/TOKEN/live/...) of every request")
 	hot := flag.Bool("hot", true, "client: after each herd on a new path, herd again on the same, now cached, path")
 	timeout := flag.Duration("timeout", 60*time.Second, "client: bound on one request, connect to last byte")
 	pause := flag.Duration("pause", time.Second, "client: quiet time between two herds")
@@ -51,10 +53,10 @@ func main() {
 	var err error
 	switch *mode {
 	case "origin":
-		err = runOrigin(*listen, *delay, *pieces, *segBytes, *plBytes)
+		err = runOrigin(*listen, *delay, *pieces, *segBytes, *plBytes, *private)
 	case "client":
 		err = runClient(clientConfig{
-			systems: systems, n: *n, rounds: *rounds, firstRound: *firstRound, origin: *originURL, prefix: *prefix,
+			systems: systems, n: *n, rounds: *rounds, firstRound: *firstRound, origin: *originURL, prefix: *prefix, token: *token,
 			hot: *hot, timeout: *timeout, pause: *pause, out: *out, label: *label, size: *segBytes,
 		})
 	case "report":

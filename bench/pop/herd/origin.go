@@ -29,6 +29,9 @@ type stubOrigin struct {
 	pieces   int
 	segment  []byte
 	playlist []byte
+	// private starts the names of the streams that need a playback token
+	// (the X-Live-Access header, #23); empty for none.
+	private string
 
 	mu sync.Mutex
 	// counts is the number of requests per path; guarded by mu.
@@ -36,7 +39,7 @@ type stubOrigin struct {
 }
 
 // runOrigin serves until SIGINT or SIGTERM, then prints its counts.
-func runOrigin(listen string, delay time.Duration, pieces, segBytes, plBytes int) error {
+func runOrigin(listen string, delay time.Duration, pieces, segBytes, plBytes int, private string) error {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
@@ -54,7 +57,7 @@ func runOrigin(listen string, delay time.Duration, pieces, segBytes, plBytes int
 		ln.Close()
 		return fmt.Errorf("origin: -pieces must be from 0 to the segment size, not %d", pieces)
 	}
-	o := &stubOrigin{delay: delay, pieces: pieces, segment: seg, playlist: makePlaylist(plBytes), counts: map[string]int{}}
+	o := &stubOrigin{delay: delay, pieces: pieces, segment: seg, playlist: makePlaylist(plBytes), private: private, counts: map[string]int{}}
 	srv := &http.Server{Handler: o, ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -113,6 +116,9 @@ func (o *stubOrigin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	o.counts[p]++
 	o.mu.Unlock()
 	h := w.Header()
+	if o.private != "" && strings.HasPrefix(p, "/live/"+o.private) {
+		h.Set("X-Live-Access", "token")
+	}
 	if strings.HasSuffix(p, ".m3u8") {
 		h.Set("Content-Type", "application/vnd.apple.mpegurl")
 		h.Set("Cache-Control", "public, max-age=60")
