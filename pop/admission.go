@@ -19,12 +19,15 @@ import (
 // goes on. Without this, a flash crowd beyond what the cores can serve
 // makes every viewer stall alike.
 //
-// Overloaded means, over the last sample interval, Go's scheduling
-// latency (the time a runnable goroutine waited for a CPU,
-// runtime/metrics /sched/latencies:seconds) had a 99th percentile above
-// Config.OverloadLatency, or the node had Config.MaxViewers viewers. It
-// ends once the latency stays below half the limit for a whole interval,
-// so that the door does not flap.
+// Overloaded means, over the last admissionSustain sample intervals in a
+// row, Go's scheduling latency (the time a runnable goroutine waited for
+// a CPU, runtime/metrics /sched/latencies:seconds) had a 99th percentile
+// above Config.OverloadLatency, or the node has Config.MaxViewers
+// viewers. One busy interval is not enough: players request in step at
+// each segment boundary, and a crowd's arrival is a burst of new
+// connections, both of which lift the latency for a moment on a node
+// that serves them all well. It ends once the latency stays below half
+// the limit for a whole interval, so that the door does not flap.
 
 // admission is the node's overload state and its sampler.
 type admission struct {
@@ -38,7 +41,13 @@ type admission struct {
 
 	sample []rtmetrics.Sample
 	prev   []uint64 // the histogram's counts at the last sample
+	// busyRun counts the samples in a row with the latency above limit.
+	busyRun int
 }
+
+// admissionSustain is how many samples in a row must be over the latency
+// limit to close the door: one second.
+const admissionSustain = 2
 
 // admissionInterval is how often the overload state is sampled.
 const admissionInterval = 500 * time.Millisecond
@@ -60,9 +69,20 @@ func (a *admission) update(viewers int) {
 		p99 = deltaQuantile(h, a.prev, 0.99)
 		a.prev = append(a.prev[:0], h.Counts...)
 	}
+	a.judge(p99, viewers)
+}
+
+// judge opens or closes the door after a sample: the scheduling latency
+// p99 of the interval and the viewers now.
+func (a *admission) judge(p99 time.Duration, viewers int) {
 	a.p99.Store(int64(p99))
 	full := a.maxViewers > 0 && viewers >= a.maxViewers
-	busy := a.limit > 0 && p99 > a.limit
+	if a.limit > 0 && p99 > a.limit {
+		a.busyRun++
+	} else {
+		a.busyRun = 0
+	}
+	busy := a.busyRun >= admissionSustain
 	calm := a.limit <= 0 || p99 <= a.limit/2
 	switch {
 	case full || busy:

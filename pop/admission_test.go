@@ -84,3 +84,31 @@ func TestAdmission(t *testing.T) {
 		t.Errorf("a new session once the node has room: %d, want 200", code)
 	}
 }
+
+// TestAdmissionLatency: the door closes after admissionSustain busy
+// samples in a row, not after one (a crowd's arrival or a segment
+// boundary), stays closed while the latency is between half the limit
+// and the limit, and opens once it is below half.
+func TestAdmissionLatency(t *testing.T) {
+	const limit = 100 * time.Millisecond
+	for _, tc := range []struct {
+		name    string
+		samples []time.Duration
+		closed  bool
+	}{
+		{"one busy sample", []time.Duration{200 * time.Millisecond}, false},
+		{"busy, calm, busy", []time.Duration{200 * time.Millisecond, 10 * time.Millisecond, 200 * time.Millisecond}, false},
+		{"sustained", []time.Duration{200 * time.Millisecond, 150 * time.Millisecond}, true},
+		{"sustained then between", []time.Duration{200 * time.Millisecond, 150 * time.Millisecond, 70 * time.Millisecond}, true},
+		{"sustained then calm", []time.Duration{200 * time.Millisecond, 150 * time.Millisecond, 40 * time.Millisecond}, false},
+		{"at the limit", []time.Duration{limit, limit, limit}, false},
+	} {
+		a := newAdmission(limit, 0, time.Minute)
+		for _, p99 := range tc.samples {
+			a.judge(p99, 0)
+		}
+		if got := a.closed.Load(); got != tc.closed {
+			t.Errorf("%s: closed %v, want %v", tc.name, got, tc.closed)
+		}
+	}
+}

@@ -41,7 +41,7 @@ func main() {
 	peers := flag.String("peers", "", "base URLs of every node of this PoP, comma-separated (empty: this node is the whole PoP)")
 	self := flag.String("self", "", "this node's URL as written in -peers")
 	shards := flag.Int("shards", 16, "cache partitions in this process")
-	overload := flag.Duration("overload-latency", 50*time.Millisecond, "99th percentile of Go's scheduling latency above which the node, short of CPU, answers new playback sessions 503 and tells the gslb so, to keep its viewers playing (0: never)")
+	overload := flag.Duration("overload-latency", 100*time.Millisecond, "99th percentile of Go's scheduling latency above which the node, short of CPU, answers new playback sessions 503 and tells the gslb so, to keep its viewers playing (0: never)")
 	var g gslbFlags
 	flag.StringVar(&g.url, "gslb", "", "global load balancer base URL to report load to (empty: no reports, no draining)")
 	flag.StringVar(&g.name, "name", "", "this PoP's name in the balancer's map (default: from -public-url's host and port)")
