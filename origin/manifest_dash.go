@@ -69,17 +69,18 @@ func buildMPD(cur view, prior []view, cfg Config, now time.Time) ([]byte, error)
 		if p.pres.Add(p.start + p.snap.end()).Before(now.Add(-cfg.Window)) {
 			continue
 		}
-		if period, d := buildPeriod(p); period != nil {
-			m.Periods = append(m.Periods, period)
-			maxSeg = max(maxSeg, d)
-		}
+		// An encrypted instance is a Period per key period.
+		periods, d := periodsOf(p)
+		m.Periods = append(m.Periods, periods...)
+		maxSeg = max(maxSeg, d)
 	}
-	if period, d := buildPeriod(cur); period != nil {
+	if periods, d := periodsOf(cur); len(periods) > 0 {
 		if lowLatency {
-			setAvailability(period, offset)
-			m.ServiceDescription = []*mpd.ServiceDescriptionType{serviceDescription(prtID(cur))}
+			live := periods[len(periods)-1]
+			setAvailability(live, offset)
+			m.ServiceDescription = []*mpd.ServiceDescriptionType{serviceDescription(live.AdaptationSets[0].ProducerReferenceTimes[0].Id)}
 		}
-		m.Periods = append(m.Periods, period)
+		m.Periods = append(m.Periods, periods...)
 		maxSeg = max(maxSeg, d)
 	}
 	m.MaxSegmentDuration = durPtr(maxSeg)

@@ -16,6 +16,7 @@ type metrics struct {
 	bytesServed  *prometheus.CounterVec
 	held         prometheus.Gauge
 	streamed     prometheus.Counter
+	keyRequests  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -53,8 +54,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "live_origin_segments_streamed_total",
 			Help: "Segment requests answered chunk by chunk while the segment was produced.",
 		}),
+		keyRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "live_origin_key_requests_total",
+			Help: "Key requests of encrypted streams answered (license: ClearKey license requests; key: HLS key URIs), by status.",
+		}, []string{"kind", "code"}),
 	}
-	if err := promreg.Register(reg, m.publishes, m.segments, m.segmentBytes, m.availability, m.requests, m.bytesServed, m.held, m.streamed); err != nil {
+	if err := promreg.Register(reg, m.publishes, m.segments, m.segmentBytes, m.availability, m.requests, m.bytesServed, m.held, m.streamed, m.keyRequests); err != nil {
 		return nil, err
 	}
 	return m, nil

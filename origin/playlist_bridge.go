@@ -178,13 +178,14 @@ collect:
 			URI:           bridgeURI(self, l, segmentPath(e.seg.Number)),
 			Discontinuity: disc,
 			DateTime:      &pdt,
+			Key:           bridgeKey(l.in, e, len(pl.Segments) > 0 && pl.Segments[len(pl.Segments)-1].Key != nil),
 		})
 	}
 	if ds > 0 || len(maps) > 0 || hasDisc(l0.entries) {
 		pl.DiscontinuitySequence = &ds
 	}
 	b, _ := pl.Marshal() // Marshal of a filled-in Media cannot fail
-	return insertMaps(b, maps)
+	return insertMaps(bridgeKeys(b, links), maps)
 }
 
 // bridgeURI is the URI of file of link l's rendition, relative to the

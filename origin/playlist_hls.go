@@ -109,13 +109,14 @@ func mediaPlaylist(in *instance, r *rendition, sn *snapshot, skip bool) []byte {
 			URI:           segmentPath(e.seg.Number),
 			Discontinuity: e.disc,
 			DateTime:      &pdt,
+			Key:           in.keys.hlsKey(e.seg.Start, e.seg.Timescale), // nil: clear
 		})
 	}
 	if !sn.ended {
 		lowLatency(&pl, r, sn, listed, skip)
 	}
 	b, _ := pl.Marshal() // Marshal of a filled-in Media cannot fail
-	return b
+	return in.keys.protectHLS(b, r, listed)
 }
 
 func hasDisc(es []*entry) bool {

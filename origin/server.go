@@ -5,11 +5,13 @@
 package origin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -50,6 +52,10 @@ type Config struct {
 	// the edge (layout.AccessHeader). Nil means every stream is public: no
 	// token, every network.
 	Access func(stream string) Access
+	// Protection, when not nil, encrypts the streams it chooses
+	// (protect.go) and delivers their keys. Nil means every stream is
+	// clear.
+	Protection *Protection
 	// Directory, when not nil, is the fleet's stream directory: the origin
 	// agrees there on each new stream instance's epoch and says which
 	// streams it serves (directory.go). Nil means the origin is alone.
@@ -139,6 +145,10 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("origin: %w", err)
 	}
+	prot, err := newProtector(cfg.Protection, cfg.SegmentDuration)
+	if err != nil {
+		return nil, fmt.Errorf("origin: %w", err)
+	}
 	s := &Server{
 		cfg:      cfg,
 		log:      cfg.Logger,
@@ -146,7 +156,7 @@ func New(cfg Config) (*Server, error) {
 		streams:  make(map[string]*stream),
 		replaced: make(map[string]*stream),
 	}
-	s.env = &streamEnv{cfg: cfg, metrics: m, log: cfg.Logger, forget: s.forget}
+	s.env = &streamEnv{cfg: cfg, metrics: m, log: cfg.Logger, forget: s.forget, prot: prot}
 	if s.vod, err = newVODServer(s); err != nil {
 		return nil, fmt.Errorf("origin: %w", err)
 	}
@@ -169,13 +179,18 @@ func (s *Server) Publish(name string, tracks []codecs.Codec) (*Session, error) {
 		return nil, fmt.Errorf("%w: %s", ErrStreamBusy, name)
 	}
 	epoch := int64(0) // a new instance's: agreed in the directory
-	if s.cfg.Directory != nil && (st == nil || !sameSetup(st, tracks)) {
+	var keys *streamKeys
+	encrypts := s.env.prot.encrypts(name)
+	if (s.cfg.Directory != nil || encrypts) && (st == nil || !sameSetup(st, tracks)) {
 		proposed := now.Truncate(time.Millisecond).UnixMilli()
 		if st != nil {
 			proposed = max(proposed, st.epochMillis+1)
 		}
 		s.mu.Unlock() // not held across the directory's round trip
 		agreed, err := s.agreedEpoch(name, tracks, proposed)
+		if err == nil && encrypts {
+			keys, err = s.env.prot.newStreamKeys(context.Background(), name, strconv.FormatInt(agreed, 36))
+		}
 		s.mu.Lock()
 		if err != nil {
 			return nil, err
@@ -185,7 +200,7 @@ func (s *Server) Publish(name string, tracks []codecs.Codec) (*Session, error) {
 		}
 		epoch = agreed
 	}
-	sess, err := newSession(s.env, st, name, tracks, now, epoch)
+	sess, err := newSession(s.env, st, name, tracks, now, epoch, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -223,6 +238,7 @@ func (s *Server) Close() {
 	for _, st := range streams {
 		st.close()
 	}
+	s.env.prot.wait()
 }
 
 // SegmentDuration returns the target segment duration in use.

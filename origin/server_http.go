@@ -23,6 +23,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /live/{stream}/{file}", s.serveManifest)
 	mux.HandleFunc("GET /live/{stream}/{epoch}/{rendition}/{file}", s.serveRendition)
+	s.keyRoutes(mux) // keys of encrypted streams: protect_keys.go
 	mux.HandleFunc("OPTIONS /", serveOptions)
 	// Any other GET or HEAD is a path we do not have: 404, not the 405
 	// that the OPTIONS pattern above would make the mux answer.

@@ -42,13 +42,26 @@ type sessionTrack struct {
 	pk  *packager.Track
 	// disc marks the next segment as following a discontinuity.
 	disc bool
+	// cipher encrypts the packager's output; nil for a clear stream
+	// (protect_track.go).
+	cipher *trackCipher
+}
+
+// init returns the track's init segment as served: protected when the
+// stream is encrypted.
+func (t *sessionTrack) init() []byte {
+	if t.cipher != nil {
+		return t.cipher.init()
+	}
+	return t.pk.Init()
 }
 
 // newSession builds the packagers for tracks and attaches them to the
 // stream old (resuming it when the tracks are unchanged) or to a new
-// stream instance, made with env. Publish calls it with the registry
-// locked, so that no other session is made for name meanwhile.
-func newSession(env *streamEnv, old *stream, name string, tracks []codecs.Codec, now time.Time, epoch int64) (*Session, error) {
+// stream instance, made with env and encrypted with keys (nil: clear).
+// Publish calls it with the registry locked, so that no other session is
+// made for name meanwhile.
+func newSession(env *streamEnv, old *stream, name string, tracks []codecs.Codec, now time.Time, epoch int64, keys *streamKeys) (*Session, error) {
 	sess := &Session{log: env.log.With("stream", name)}
 	ids := renditionIDs(tracks)
 
@@ -62,7 +75,7 @@ func newSession(env *streamEnv, old *stream, name string, tracks []codecs.Codec,
 				ChunkDuration:   env.cfg.ChunkDuration,
 				FirstNumber:     first(rid),
 				OnSegment:       func(seg *packager.Segment) { sess.onSegment(rid, seg) },
-				OnChunk:         func(c *packager.Chunk) { sess.st.addChunk(rid, c) },
+				OnChunk:         func(c *packager.Chunk) { sess.onChunk(rid, c) },
 			})
 			if err != nil {
 				return fmt.Errorf("track %d: %w", i, err)
@@ -75,7 +88,7 @@ func newSession(env *streamEnv, old *stream, name string, tracks []codecs.Codec,
 		return nil, err
 	}
 
-	if old != nil && sess.sameTracks(old.snap.Load()) {
+	if old != nil && sess.sameTracks(old) {
 		// Resume: numbers go on, and the timeline jumps to the wall clock so
 		// that availability times stay true (ISO/IEC 23009-1 5.3.9.5).
 		prev := old.snap.Load()
@@ -90,6 +103,7 @@ func newSession(env *streamEnv, old *stream, name string, tracks []codecs.Codec,
 		sess.log.Info("stream resumed", "epoch", old.epoch, "timeline", sess.base)
 	} else {
 		sess.st = newStream(env, name, now, old, epoch)
+		sess.st.keys = keys // part of its creation: no one else sees it yet
 		if old != nil {
 			sess.st.continues(old)
 			sess.log.Info("stream restarted with new tracks", "old_epoch", old.epoch, "epoch", sess.st.epoch)
@@ -98,19 +112,29 @@ func newSession(env *streamEnv, old *stream, name string, tracks []codecs.Codec,
 		}
 	}
 
+	for _, t := range sess.tracks {
+		var err error
+		if t.cipher, err = newTrackCipher(sess.st.keys, t.rid, t.pk.Init()); err != nil {
+			return nil, err
+		}
+	}
 	sess.last = make([]lastTime, len(sess.tracks))
 	sess.st.attach(sess, now)
 	return sess, nil
 }
 
 // sameTracks reports whether the session's tracks would produce the same
-// renditions, with identical init segments, as the stream in snap.
-func (sess *Session) sameTracks(snap *snapshot) bool {
+// renditions, with identical init segments, as the stream old.
+func (sess *Session) sameTracks(old *stream) bool {
 	inits := make(map[string][]byte, len(sess.tracks))
 	for _, t := range sess.tracks {
-		inits[t.rid] = t.pk.Init()
+		init, err := old.keys.protectedInit(t.rid, t.pk.Init())
+		if err != nil {
+			return false
+		}
+		inits[t.rid] = init
 	}
-	return sameInits(inits, snap)
+	return sameInits(inits, old.snap.Load())
 }
 
 // sameSetup reports whether a publisher of tracks would resume st: its
@@ -123,7 +147,9 @@ func sameSetup(st *stream, tracks []codecs.Codec) bool {
 		if err != nil {
 			return false
 		}
-		inits[ids[i]] = pk.Init()
+		if inits[ids[i]], err = st.keys.protectedInit(ids[i], pk.Init()); err != nil {
+			return false
+		}
 	}
 	return sameInits(inits, st.snap.Load())
 }
@@ -241,7 +267,13 @@ func (sess *Session) write(track int, w func(*packager.Track) error) error {
 		return fmt.Errorf("no track %d", track)
 	}
 	sess.arrival = time.Now()
-	return w(sess.tracks[track].pk)
+	t := sess.tracks[track]
+	if err := w(t.pk); err != nil {
+		return err
+	}
+	// A segment that could not be encrypted was not added: the
+	// publisher is dropped rather than leave a hole or a clear segment.
+	return t.cipher.takeErr()
 }
 
 var errSessionClosed = errors.New("session closed")
@@ -250,11 +282,31 @@ var errSessionClosed = errors.New("session closed")
 func (sess *Session) onSegment(rid string, seg *packager.Segment) {
 	var disc bool
 	for _, t := range sess.tracks {
-		if t.rid == rid {
-			disc, t.disc = t.disc, false
+		if t.rid != rid {
+			continue
 		}
+		if t.cipher != nil {
+			var err error
+			if seg, err = t.cipher.segment(seg); err != nil {
+				sess.log.Error("segment not encrypted: dropped", "rendition", rid, "error", err)
+				return
+			}
+		}
+		disc, t.disc = t.disc, false
 	}
 	sess.st.addSegment(rid, seg, disc, sess.arrival)
+}
+
+// onChunk receives a chunk from a packager.
+func (sess *Session) onChunk(rid string, c *packager.Chunk) {
+	for _, t := range sess.tracks {
+		if t.rid == rid && t.cipher != nil {
+			if c = t.cipher.chunk(c, t.pk.Info().Timescale); c == nil {
+				return
+			}
+		}
+	}
+	sess.st.addChunk(rid, c)
 }
 
 // Close flushes the last segments and marks the stream ended: the

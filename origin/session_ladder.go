@@ -60,7 +60,10 @@ func (r *Rendition) WriteVideo(pts, dts time.Duration, au [][]byte) error {
 	if r.closed {
 		return errSessionClosed
 	}
-	return r.t.pk.WriteVideo(pts, dts, au)
+	if err := r.t.pk.WriteVideo(pts, dts, au); err != nil {
+		return err
+	}
+	return r.t.cipher.takeErr() // a segment that could not be encrypted was dropped
 }
 
 // Close flushes the rendition's last segment. The rendition stays listed;

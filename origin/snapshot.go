@@ -177,6 +177,9 @@ type instance struct {
 	// Period must not begin before the previous one's media ends, or
 	// players never finish the previous one.
 	start time.Duration
+	// keys are the keys of an encrypted instance (protect.go); nil for a
+	// clear one.
+	keys *streamKeys
 }
 
 // view is an instance with its snapshot at one moment: what the MPD of a

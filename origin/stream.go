@@ -17,6 +17,8 @@ type streamEnv struct {
 	cfg     Config // as New validated it; only read
 	metrics *metrics
 	log     *slog.Logger
+	// prot encrypts the streams it chooses (protect.go); nil when none is.
+	prot *protector
 	// forget drops a stream from the registry, once it has lingered
 	// (Server.forget). It takes the registry lock, so no stream's mu may
 	// be held when it is called.

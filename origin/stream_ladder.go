@@ -40,17 +40,34 @@ func (st *stream) addRung(sess *Session, rid string, c codecs.Codec, start time.
 		ChunkDuration:   cfg.ChunkDuration,
 		FirstNumber:     first,
 		OnSegment: func(seg *packager.Segment) {
+			if t.cipher != nil {
+				var err error
+				if seg, err = t.cipher.segment(seg); err != nil {
+					sess.log.Error("segment not encrypted: dropped", "rendition", rid, "error", err)
+					return
+				}
+			}
 			disc := t.disc
 			t.disc = false
 			st.addSegment(rid, seg, disc, time.Time{})
 		},
-		OnChunk: func(c *packager.Chunk) { st.addChunk(rid, c) },
+		OnChunk: func(c *packager.Chunk) {
+			if t.cipher != nil {
+				if c = t.cipher.chunk(c, t.pk.Info().Timescale); c == nil {
+					return
+				}
+			}
+			st.addChunk(rid, c)
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("add rendition %s: %w", rid, err)
 	}
 	t.pk = pk
-	if old != nil && old.init != nil && !bytes.Equal(old.init.body, pk.Init()) {
+	if t.cipher, err = newTrackCipher(st.keys, rid, pk.Init()); err != nil {
+		return nil, fmt.Errorf("add rendition %s: %w", rid, err)
+	}
+	if old != nil && old.init != nil && !bytes.Equal(old.init.body, t.init()) {
 		return nil, fmt.Errorf("add rendition %s: %w", rid, ErrRenditionChanged)
 	}
 
@@ -67,7 +84,7 @@ func (st *stream) addRung(sess *Session, rid string, c codecs.Codec, start time.
 			first:   first,
 			partial: newPartial(first),
 			init: &object{
-				body:        pk.Init(),
+				body:        t.init(),
 				contentType: contentType(info),
 				etag:        initETag(st.epoch, rid),
 				modTime:     now,

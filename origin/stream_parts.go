@@ -14,6 +14,7 @@ import (
 // listed in the media playlists as the segment is produced.
 type part struct {
 	offset, size int   // its bytes within the segment's
+	start        int64 // its decode time, in ticks of the rendition's timescale
 	duration     int64 // in ticks of the rendition's timescale
 	independent  bool  // it starts with a sync sample
 }
@@ -22,7 +23,7 @@ type part struct {
 func partsOf(seg *packager.Segment) []part {
 	out := make([]part, len(seg.Chunks))
 	for i, c := range seg.Chunks {
-		out[i] = part{offset: c.Offset, size: c.Size, duration: c.Duration, independent: c.Independent}
+		out[i] = part{offset: c.Offset, size: c.Size, start: c.Start, duration: c.Duration, independent: c.Independent}
 	}
 	return out
 }
@@ -68,6 +69,7 @@ func (st *stream) addChunk(rid string, c *packager.Chunk) {
 	cr.parts = append(slices.Clip(cr.parts), part{
 		offset:      len(c.Segment) - len(c.Data),
 		size:        len(c.Data),
+		start:       c.Start,
 		duration:    c.Duration,
 		independent: c.Independent,
 	})

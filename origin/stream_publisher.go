@@ -37,7 +37,7 @@ func (st *stream) attach(sess *Session, now time.Time) {
 		}
 		r.partial = newPartial(r.next)
 		r.init = &object{
-			body:        t.pk.Init(),
+			body:        t.init(),
 			contentType: contentType(r.info),
 			etag:        initETag(st.epoch, t.rid),
 			modTime:     now,
