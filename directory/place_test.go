@@ -54,22 +54,26 @@ func TestPlace(t *testing.T) {
 // counting those placed but not yet live, and never puts a primary and
 // its backup on one origin or zone.
 func TestPlacementSpreads(t *testing.T) {
+	threeZones := map[string]string{"a": "z1", "b": "z2", "c": "z3"}
 	cases := []struct {
 		name  string
+		zones map[string]string
 		loads map[string]Load
 		want  map[string]int // streams on each origin, primary or backup
 	}{
-		{"equal loads", nil, map[string]int{"a": 4, "b": 4, "c": 4}},
-		{"a transcodes a lot", map[string]Load{"a": {TranscodeCPU: 6}}, map[string]int{"a": 0, "b": 6, "c": 6}},
-		{"a ingests some", map[string]Load{"a": {Streams: 1, IngestBPS: 10e6}}, map[string]int{"a": 2, "b": 5, "c": 5}},
+		{"equal loads", threeZones, nil, map[string]int{"a": 4, "b": 4, "c": 4}},
+		{"a transcodes a lot", threeZones, map[string]Load{"a": {TranscodeCPU: 6}}, map[string]int{"a": 0, "b": 6, "c": 6}},
+		{"a ingests some", threeZones, map[string]Load{"a": {Streams: 1, IngestBPS: 10e6}}, map[string]int{"a": 2, "b": 5, "c": 5}},
+		// c, alone in its zone, is in every pair, however busy.
+		{"two zones", map[string]string{"a": "z1", "b": "z1", "c": "z2"}, nil, map[string]int{"a": 3, "b": 3, "c": 6}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			etcd := etcdtest.Start(t, etcdtest.Config{})
 			regs := map[string]*Registration{}
-			for i, id := range []string{"a", "b", "c"} {
+			for _, id := range []string{"a", "b", "c"} {
 				load := c.loads[id]
-				regs[id] = runRegistration(t, RegistrationConfig{Client: etcd.Client(), ID: id, Zone: fmt.Sprintf("z%d", i+1), Load: func() Load { return load }})
+				regs[id] = runRegistration(t, RegistrationConfig{Client: etcd.Client(), ID: id, Zone: c.zones[id], Load: func() Load { return load }})
 			}
 			v := runView(t, ViewConfig{Client: etcd.Client()})
 			awaitView(t, v, "listed a, b and c", hasOrigins("a", "b", "c"))

@@ -9,13 +9,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/golivestream/live/internal/browsertest"
 )
 
 // mapKeys is a KeyLookup over fixed keys of stream "cam".
@@ -92,13 +92,7 @@ const fail = e => { window.__t.error = String(e && (e.message || e)); };
 // second period makes Chromium fail to decode at 3 s). Skipped without
 // Chromium, unless CI is set.
 func TestChromiumClearKey(t *testing.T) {
-	path, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("chromium is required in CI")
-		}
-		t.Skip("chromium not installed")
-	}
+	ctx := browsertest.Start(t)
 	v, a := demoClip(t)
 	type track struct {
 		Name     string `json:"name"`
@@ -180,21 +174,6 @@ func TestChromiumClearKey(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	profile := t.TempDir()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.UserDataDir(profile),
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-		chromedp.Flag("mute-audio", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	defer cancel()
 	ctx, cancelRun := context.WithTimeout(ctx, 60*time.Second)
 	defer cancelRun()
 

@@ -29,13 +29,44 @@ var (
 	playLine    = regexp.MustCompile(`play:\s+(http://[^/ ]+)/live/`)
 )
 
-// TestFleet: two origins registered in a real etcd, fed one ffmpeg
-// through its tee muxer (dual hot ingest), make one epoch and
-// byte-identical files; three PoP nodes follow the directory; the
-// primary origin is killed (SIGKILL) while 100 players (half DASH) watch
-// through the PoP: they go on from the backup without a stall or an
-// error, and the PoPs count the failover.
-func TestFleet(t *testing.T) {
+// fleetStream is the stream the fleet tests publish.
+const fleetStream = "fleet"
+
+// fleetConfig shapes a fleet under test.
+type fleetConfig struct {
+	// members is the number of etcd members.
+	members int
+	// seconds is how long ffmpeg publishes.
+	seconds int
+}
+
+// fleet is a fleet under test, as the README runs one: etcd, two origins
+// (processes of cmd/origin, -etcd) fed one ffmpeg through its tee muxer
+// (dual hot ingest), and three PoP nodes (processes of cmd/pop, -etcd)
+// sharing one key space.
+type fleet struct {
+	etcd    *etcdtest.Cluster
+	origins []*originProc
+	pops    []*proctest.Proc
+	popURLs []string
+	// view follows the directory, as the PoPs do.
+	view *directory.View
+	// primary and backup serve the stream, as the directory said once
+	// both did.
+	primary, backup directory.Origin
+	pubOut          *proctest.SyncBuffer
+}
+
+// originProc is an origin of the fleet.
+type originProc struct {
+	p              *proctest.Proc
+	id, rtmp, http string
+}
+
+// startFleet starts a fleet, publishes fleetStream to both origins, and
+// returns once the directory lists it on both.
+func startFleet(t *testing.T, cfg fleetConfig) *fleet {
+	t.Helper()
 	ffmpeg, err := exec.LookPath("ffmpeg")
 	if err != nil {
 		if os.Getenv("CI") != "" {
@@ -43,96 +74,123 @@ func TestFleet(t *testing.T) {
 		}
 		t.Skip("ffmpeg not installed")
 	}
-	etcd := etcdtest.Start(t, etcdtest.Config{})
-	ep := strings.Join(etcd.Endpoints(), ",")
+	f := &fleet{etcd: etcdtest.Start(t, etcdtest.Config{Members: cfg.members})}
+	ep := strings.Join(f.etcd.Endpoints(), ",")
 	dir := t.TempDir()
 	originBin := proctest.Build(t, dir, ".")
 	popBin := proctest.Build(t, dir, "../pop")
 
-	type proc struct {
-		p          *proctest.Proc
-		rtmp, http string
-	}
-	var origins []proc
 	for i := range 2 {
+		id := fmt.Sprintf("o%d", i)
 		p := proctest.Start(t, originBin, 2, "-rtmp", "127.0.0.1:0", "-http", "127.0.0.1:0", "-transcode=false",
-			"-etcd", ep, "-id", fmt.Sprintf("o%d", i), "-zone", fmt.Sprintf("z%d", i))
+			"-etcd", ep, "-id", id, "-zone", fmt.Sprintf("z%d", i))
 		out := strings.Join(p.Stdout, "")
 		pm, hm := publishLine.FindStringSubmatch(out), playLine.FindStringSubmatch(out)
 		if pm == nil || hm == nil {
 			t.Fatalf("origin %d printed %q", i, out)
 		}
-		origins = append(origins, proc{p, pm[1], hm[1]})
+		f.origins = append(f.origins, &originProc{p, id, pm[1], hm[1]})
 	}
-	var pops []string
-	ports := []string{freePort(t), freePort(t), freePort(t)}
-	var peers []string
-	for _, port := range ports {
-		peers = append(peers, "http://127.0.0.1:"+port)
+	for range 3 {
+		f.popURLs = append(f.popURLs, "http://127.0.0.1:"+freePort(t))
 	}
-	for i, port := range ports {
-		proctest.Start(t, popBin, 1, "-http", "127.0.0.1:"+port, "-origin", origins[0].http, "-etcd", ep,
-			"-peers", strings.Join(peers, ","), "-self", peers[i], "-hedge-after", "1s")
-		pops = append(pops, peers[i])
+	for i, u := range f.popURLs {
+		f.pops = append(f.pops, proctest.Start(t, popBin, 1, "-http", strings.TrimPrefix(u, "http://"),
+			"-origin", f.origins[0].http, "-etcd", ep,
+			"-peers", strings.Join(f.popURLs, ","), "-self", f.popURLs[i], "-hedge-after", "1s"))
 	}
 
 	// ffmpeg pushes one encoding to both origins.
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	tee := fmt.Sprintf("[f=flv:onfail=ignore]%s/fleet|[f=flv:onfail=ignore]%s/fleet", origins[0].rtmp, origins[1].rtmp)
+	tee := fmt.Sprintf("[f=flv:onfail=ignore]%s/%s|[f=flv:onfail=ignore]%s/%[2]s", f.origins[0].rtmp, fleetStream, f.origins[1].rtmp)
+	src := fmt.Sprintf("testsrc2=size=320x240:rate=30:duration=%d", cfg.seconds)
+	tone := fmt.Sprintf("sine=frequency=440:sample_rate=48000:duration=%d", cfg.seconds)
 	pub := exec.CommandContext(ctx, ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "warning", "-re",
-		"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=70", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=70",
+		"-f", "lavfi", "-i", src, "-f", "lavfi", "-i", tone,
 		"-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-bf", "0", "-pix_fmt", "yuv420p",
 		"-c:a", "aac", "-map", "0:v", "-map", "1:a", "-flags", "+global_header", "-f", "tee", tee)
-	pubOut := &proctest.SyncBuffer{}
-	pub.Stdout, pub.Stderr = pubOut, pubOut
+	f.pubOut = &proctest.SyncBuffer{}
+	pub.Stdout, pub.Stderr = f.pubOut, f.pubOut
 	if err := pub.Start(); err != nil {
+		cancel()
 		t.Fatal(err)
 	}
-	defer func() { cancel(); pub.Wait() }()
+	t.Cleanup(func() { cancel(); pub.Wait() })
 
 	// The directory knows the stream on both origins.
-	view, err := directory.NewView(directory.ViewConfig{Client: etcd.Client()})
-	if err != nil {
+	if f.view, err = directory.NewView(directory.ViewConfig{Client: f.etcd.Client(), ProgressInterval: time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	vctx, vcancel := context.WithCancel(context.Background())
 	vdone := make(chan error, 1)
-	go func() { vdone <- view.Run(vctx) }()
-	defer func() { vcancel(); <-vdone }()
-	var primary, backup directory.Origin
+	go func() { vdone <- f.view.Run(vctx) }()
+	t.Cleanup(func() { vcancel(); <-vdone })
+	timeout := time.After(30 * time.Second)
 	for {
-		p, b, ok := view.Lookup("fleet")
-		if ok && p.ID != "" && b.ID != "" {
-			primary, backup = p, b
+		changed := f.view.Changed()
+		if p, b, ok := f.view.Lookup(fleetStream); ok && p.ID != "" && b.ID != "" {
+			f.primary, f.backup = p, b
 			break
 		}
 		select {
-		case <-view.Changed():
-		case <-time.After(30 * time.Second):
-			t.Fatalf("the directory does not list the stream on both origins; ffmpeg: %s", pubOut)
+		case <-changed:
+		case <-timeout:
+			t.Fatalf("the directory does not list the stream on both origins; ffmpeg: %s", f.pubOut)
 		}
 	}
-	t.Logf("primary %s (%s), backup %s (%s)", primary.ID, primary.PublicURL, backup.ID, backup.PublicURL)
+	t.Logf("primary %s (%s), backup %s (%s)", f.primary.ID, f.primary.PublicURL, f.backup.ID, f.backup.PublicURL)
+	return f
+}
+
+// origin returns the origin named id.
+func (f *fleet) origin(t *testing.T, id string) *originProc {
+	t.Helper()
+	for _, o := range f.origins {
+		if o.id == id {
+			return o
+		}
+	}
+	t.Fatalf("no origin %s", id)
+	return nil
+}
+
+// failovers sums the PoP nodes' live_pop_failovers_total.
+func (f *fleet) failovers(t *testing.T) float64 {
+	t.Helper()
+	n := 0.0
+	for _, base := range f.popURLs {
+		n += metricSum(t, base+"/metrics", "live_pop_failovers_total")
+	}
+	return n
+}
+
+// TestFleet: two origins registered in a real etcd, fed one ffmpeg
+// through its tee muxer (dual hot ingest), make one epoch and
+// byte-identical files; three PoP nodes follow the directory; the
+// primary origin is killed (SIGKILL) while 100 simulated players (half
+// DASH), and hls.js and dash.js in Chromium, watch through the PoP: they
+// go on from the backup without a stall, an error or a segment number
+// skipped, and the PoPs count the failover.
+func TestFleet(t *testing.T) {
+	f := startFleet(t, fleetConfig{members: 1, seconds: 90})
+	// The browsers warm up while the origins' files are compared.
+	players := watchInBrowser(t, f.popURLs, fleetStream)
 
 	// Identical files: the init segments and 20 segments of each rendition.
-	compareOrigins(t, primary.PublicURL, backup.PublicURL, "fleet", 20)
+	compareOrigins(t, f.primary.PublicURL, f.backup.PublicURL, fleetStream, 20)
 
-	// 100 players through the PoP; the primary dies a third of the way.
+	players.awaitPlaying(t, 30*time.Second)
+	before := players.state(t)
 	g, err := loadtest.New(loadtest.Config{
-		Targets: pops, Streams: []string{"fleet"}, Schedule: loadtest.Steady(100),
+		Targets: f.popURLs, Streams: []string{fleetStream}, Schedule: loadtest.Steady(100),
 		Duration: 30 * time.Second, DASHShare: 0.5,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	killed := time.AfterFunc(10*time.Second, func() {
-		for _, o := range origins {
-			if o.http == primary.PublicURL {
-				o.p.Cmd.Process.Signal(syscall.SIGKILL)
-			}
-		}
-	})
+	// The primary dies a third of the way.
+	victim := f.origin(t, f.primary.ID)
+	killed := time.AfterFunc(10*time.Second, func() { victim.p.Cmd.Process.Signal(syscall.SIGKILL) })
 	defer killed.Stop()
 	rep, err := g.Run(context.Background())
 	if err != nil {
@@ -142,11 +200,8 @@ func TestFleet(t *testing.T) {
 	if rep.Stalls != 0 || rep.ErrorCount != 0 || rep.NeverStarted != 0 {
 		t.Errorf("through the failover: %d stalls, %d errors (%v), %d never started", rep.Stalls, rep.ErrorCount, rep.Errors, rep.NeverStarted)
 	}
-	failovers := 0.0
-	for _, base := range pops {
-		failovers += metricSum(t, base+"/metrics", "live_pop_failovers_total")
-	}
-	if failovers == 0 {
+	players.check(t, before)
+	if f.failovers(t) == 0 {
 		t.Error("no PoP counted a failover")
 	}
 }

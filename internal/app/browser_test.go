@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/golivestream/live/internal/browsertest"
 	"github.com/golivestream/live/internal/democlip"
 	"github.com/golivestream/live/internal/popnode"
 	"github.com/golivestream/live/internal/relay"
@@ -27,47 +27,11 @@ import (
 	"github.com/golivestream/live/web"
 )
 
-// newBrowser starts Debian's headless Chromium for the test, allowed to
-// autoplay, with networking limited to what the page asks for.
+// newBrowser starts Debian's headless Chromium for the test (see
+// browsertest.Start).
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
-	path := requireTool(t, "chromium") // required in CI, like ffmpeg
-	// Not t.TempDir: Chromium's helper processes may still write to the
-	// profile for a moment after the browser exits, failing its cleanup.
-	profile, err := os.MkdirTemp("", "browser-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.UserDataDir(profile),
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-		chromedp.Flag("mute-audio", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-		// Nothing signals the last helper process's exit: a few tries.
-		for try := 0; os.RemoveAll(profile) != nil; try++ {
-			if try == 20 {
-				t.Logf("browser profile %s left behind", profile)
-				return
-			}
-			<-time.After(100 * time.Millisecond)
-		}
-	})
-	if err := chromedp.Run(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
+	return browsertest.Start(t)
 }
 
 // playerState is what the watch page publishes as window.__live, with the
