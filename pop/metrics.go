@@ -35,6 +35,9 @@ type metrics struct {
 	// clientGone counts pass-through requests whose client left before
 	// the answer.
 	clientGone prometheus.Counter
+	// keyRequests counts the key requests of encrypted streams, by
+	// result (keys.go).
+	keyRequests *prometheus.CounterVec
 
 	// Resolved children of the vectors used on every request, so the hot
 	// path does not hash label values.
@@ -102,6 +105,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "live_pop_sendfile_responses_total",
 			Help: "Cached segments the fast path sent with sendfile(2) from a memory file, without copying them from the heap.",
 		}),
+		keyRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "live_pop_key_requests_total",
+			Help: "Key requests of encrypted streams (ClearKey licenses, HLS key URIs), passed on to the origin uncached, by result: ok, refused (the origin's 4xx), denied (access rules), limited (the client's key requests over KeyRate: 429), method, bad_request, error (upstream unavailable).",
+		}, []string{"result"}),
 		clientGone: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "live_pop_client_gone_total",
 			Help: "Requests passed through to the origin whose client left before the answer: normal client behaviour, not an upstream failure.",
@@ -132,7 +139,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.refused[l] = refused.WithLabelValues(l)
 	}
 	m.resolve()
-	if err := promreg.Register(reg, m.requests, m.fetches, m.upstreamErrors, m.bytesServed, m.evictions, m.expired, m.held, m.aborted, m.prefetches, m.fastRequests, m.handoffs, m.sendfile, refused, deniedVec, failoverVec, m.clientGone); err != nil {
+	if err := promreg.Register(reg, m.requests, m.fetches, m.upstreamErrors, m.bytesServed, m.evictions, m.expired, m.held, m.aborted, m.prefetches, m.fastRequests, m.handoffs, m.sendfile, refused, deniedVec, failoverVec, m.clientGone, m.keyRequests); err != nil {
 		return nil, err
 	}
 	return m, nil

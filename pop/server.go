@@ -12,6 +12,7 @@
 package pop
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -97,6 +98,12 @@ type Config struct {
 	NegativeTTL time.Duration
 	// FetchTimeout bounds one upstream transfer. Zero means 30 s.
 	FetchTimeout time.Duration
+	// KeyRate and KeyBurst bound the key requests of encrypted streams
+	// (keys.go) per client address (per /64 for IPv6): KeyRate a second,
+	// in bursts of KeyBurst, then 429. Zero means 1 a second and bursts
+	// of 10.
+	KeyRate  float64
+	KeyBurst int
 	// HealthInterval is the period of origin health checks. Zero means 2 s.
 	HealthInterval time.Duration
 	// Transport sends upstream requests. Nil means a transport tuned for
@@ -134,8 +141,10 @@ type Server struct {
 	// invalid bounds the invalid tokens a client may send (access.go).
 	policies policies
 	invalid  *missBudget
-	stats    streamStats
-	load     *loadMeter // viewers and bytes served, for Load (load.go)
+	// keys bounds the key requests of each client address (keys.go).
+	keys  *missBudget
+	stats streamStats
+	load  *loadMeter // viewers and bytes served, for Load (load.go)
 	// fetchFromOrigin is s.fetchOrigin, bound once: a method value made
 	// per request would allocate.
 	fetchFromOrigin fetchFunc
@@ -222,6 +231,7 @@ func New(cfg Config) (*Server, error) {
 		s.budget = newMissBudget(cfg.MissRate, cfg.MissBurst)
 	}
 	s.invalid = newMissBudget(invalidTokenRate, invalidTokenBurst)
+	s.keys = newMissBudget(cmp.Or(cfg.KeyRate, defaultKeyRate), cmp.Or(cfg.KeyBurst, defaultKeyBurst))
 	s.admission = newAdmission(max(cfg.OverloadLatency, 0), max(cfg.MaxViewers, 0), defaultViewerWindow)
 	var gate func(key, client string) error
 	if s.budget != nil {

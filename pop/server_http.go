@@ -22,6 +22,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h["Access-Control-Allow-Origin"] = corsOrigin
 	h["Access-Control-Expose-Headers"] = corsExpose
+	if isKeyPath(r.URL.Path) {
+		s.serveKey(w, r) // keys of encrypted streams, never cached: keys.go
+		return
+	}
 	switch {
 	case r.Method == http.MethodOptions:
 		h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
