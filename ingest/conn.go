@@ -159,6 +159,9 @@ func (c *conn) runInner() error {
 	c.log = c.log.With("stream", name)
 	c.log.Info("rtmp publisher connected")
 
+	// gortmplib reads the first seconds of media to learn the tracks
+	// (its analyze period): the stream's first frame arrived now.
+	began := time.Now()
 	r := &gortmplib.Reader{Conn: unpublishConn{sc}}
 	if err := r.Initialize(); err != nil {
 		return fmt.Errorf("read tracks: %w", err)
@@ -168,7 +171,7 @@ func (c *conn) runInner() error {
 	if err != nil {
 		return c.refuse(sc, "NetStream.Publish.Rejected", err)
 	}
-	sess, err := c.srv.cfg.Handler.Publish(name, tracks)
+	sess, err := c.srv.cfg.Handler.Publish(name, tracks, began)
 	if err != nil {
 		return c.refuse(sc, "NetStream.Publish.Rejected", err)
 	}
@@ -274,7 +277,7 @@ func (c *conn) republish(sess Session, old codecs.Codec, tracks []codecs.Codec) 
 	// Dropped, not closed: the stream stays live until the new setup
 	// takes over, so DASH players go on into its next Period.
 	sess.Drop()
-	next, err := c.srv.cfg.Handler.Publish(c.name, tracks)
+	next, err := c.srv.cfg.Handler.Publish(c.name, tracks, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("publish with the new video setup: %w", err)
 	}

@@ -171,7 +171,7 @@ type countingHandler struct {
 	closes, drops                   int
 }
 
-func (h *countingHandler) Publish(_ string, tracks []codecs.Codec) (Session, error) {
+func (h *countingHandler) Publish(_ string, tracks []codecs.Codec, _ time.Time) (Session, error) {
 	h.mu.Lock()
 	h.publishes++
 	h.tracks += len(tracks)

@@ -225,7 +225,7 @@ type refusingHandler struct {
 	asked int // guarded by countingHandler.mu
 }
 
-func (h *refusingHandler) Publish(name string, tracks []codecs.Codec) (Session, error) {
+func (h *refusingHandler) Publish(name string, tracks []codecs.Codec, began time.Time) (Session, error) {
 	h.mu.Lock()
 	h.asked++
 	first := h.asked == 1
@@ -233,7 +233,7 @@ func (h *refusingHandler) Publish(name string, tracks []codecs.Codec) (Session, 
 	if !first {
 		return nil, errors.New("no room for it")
 	}
-	return h.countingHandler.Publish(name, tracks)
+	return h.countingHandler.Publish(name, tracks, began)
 }
 
 // publishFlips publishes, as fast as it goes, 20 s of video whose picture

@@ -24,9 +24,12 @@ import (
 // its consumer; the origin implements it.
 type Handler interface {
 	// Publish is called once a publisher has announced its tracks (in the
-	// order video, audio). A non-nil error refuses the stream: its text is
-	// sent to the publisher.
-	Publish(name string, tracks []codecs.Codec) (Session, error)
+	// order video, audio). began is when its media began to arrive: the
+	// tracks are known only after the first seconds of it were read, so
+	// it, not the time of the call, is the wall-clock time of the first
+	// frame. A non-nil error refuses the stream: its text is sent to the
+	// publisher.
+	Publish(name string, tracks []codecs.Codec, began time.Time) (Session, error)
 }
 
 // Session receives one publisher's access units. Its methods are called from

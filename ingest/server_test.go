@@ -36,7 +36,7 @@ type gateHandler struct {
 // release lets every Close return.
 func (h *gateHandler) release() { h.once.Do(func() { close(h.unblock) }) }
 
-func (h *gateHandler) Publish(name string, _ []codecs.Codec) (Session, error) {
+func (h *gateHandler) Publish(name string, _ []codecs.Codec, _ time.Time) (Session, error) {
 	h.published <- name
 	return gateSession{h, name}, nil
 }

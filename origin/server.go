@@ -165,10 +165,18 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Publish starts (or resumes) the stream name with the given tracks. It is
-// the ingest.Handler method; the caller adapts the return type.
+// Publish starts (or resumes) the stream name with the given tracks, its
+// first frame arriving now.
 func (s *Server) Publish(name string, tracks []codecs.Codec) (*Session, error) {
-	now := time.Now()
+	return s.PublishAt(name, tracks, time.Now())
+}
+
+// PublishAt starts (or resumes) the stream name with the given tracks,
+// whose first frame arrived at began: the wall-clock time of media time 0
+// (PROGRAM-DATE-TIME, availabilityStartTime). It is the ingest.Handler
+// method; the caller adapts the return type.
+func (s *Server) PublishAt(name string, tracks []codecs.Codec, began time.Time) (*Session, error) {
+	now := began
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

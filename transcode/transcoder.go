@@ -134,8 +134,8 @@ func (t *Transcoder) Enabled() bool { return t.ffmpeg != "" }
 
 // Publish passes the stream to the origin and starts its ladder. It is the
 // ingest.Handler method.
-func (t *Transcoder) Publish(name string, tracks []codecs.Codec) (ingest.Session, error) {
-	sess, err := t.cfg.Origin.Publish(name, tracks)
+func (t *Transcoder) Publish(name string, tracks []codecs.Codec, began time.Time) (ingest.Session, error) {
+	sess, err := t.cfg.Origin.PublishAt(name, tracks, began)
 	if err != nil {
 		return nil, err
 	}

@@ -47,7 +47,7 @@ func TestMissingFFmpeg(t *testing.T) {
 	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "transcoding is off") {
 		t.Errorf("no warning logged: %s", logs.String())
 	}
-	sess, err := tc.Publish("s", []codecs.Codec{&codecs.H264{SPS: sps1080, PPS: pps}})
+	sess, err := tc.Publish("s", []codecs.Codec{&codecs.H264{SPS: sps1080, PPS: pps}}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -283,8 +283,8 @@ func (a *App) closeListeners() error {
 // handler adapts the origin to ingest.Handler.
 type handler struct{ o *origin.Server }
 
-func (h handler) Publish(name string, tracks []codecs.Codec) (ingest.Session, error) {
-	s, err := h.o.Publish(name, tracks)
+func (h handler) Publish(name string, tracks []codecs.Codec, began time.Time) (ingest.Session, error) {
+	s, err := h.o.PublishAt(name, tracks, began)
 	if err != nil {
 		return nil, err
 	}
