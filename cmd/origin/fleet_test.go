@@ -94,9 +94,12 @@ func startFleet(t *testing.T, cfg fleetConfig) *fleet {
 	for range 3 {
 		f.popURLs = append(f.popURLs, "http://127.0.0.1:"+freePort(t))
 	}
+	// The PoPs' -origin, for streams the directory does not know, is a
+	// port nobody listens on: every fetch goes where the directory says.
+	nowhere := "http://127.0.0.1:" + freePort(t)
 	for i, u := range f.popURLs {
 		f.pops = append(f.pops, proctest.Start(t, popBin, 1, "-http", strings.TrimPrefix(u, "http://"),
-			"-origin", f.origins[0].http, "-etcd", ep,
+			"-origin", nowhere, "-etcd", ep,
 			"-peers", strings.Join(f.popURLs, ","), "-self", f.popURLs[i], "-hedge-after", "1s"))
 	}
 
