@@ -200,3 +200,72 @@ func httpReverse(base string) http.Handler {
 	}
 	return httputil.NewSingleHostReverseProxy(u)
 }
+
+// TestBrowserWatchPageToken: the watch page given ?token= plays a private
+// stream through the app's PoP in HLS and in DASH, every player request
+// carrying the token in its path; without the token the player fails
+// (401) and says so.
+func TestBrowserWatchPageToken(t *testing.T) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := access.New(access.Config{Keys: access.KeySet{"k1": pub}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startApp(t, Config{Origin: origin.Config{Window: 20 * time.Second,
+		Access: func(name string) origin.Access { return origin.Access{Private: name == "priv"} }},
+		PoP: &pop.Config{Tokens: v}})
+	token, err := access.Issue(priv, "k1", access.Claims{Stream: "priv", Expires: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	publishDemo(t, ctx, a, "priv")
+
+	bctx := newBrowser(t)
+	var reqMu sync.Mutex
+	var requests []string
+	chromedp.ListenTarget(bctx, func(ev any) {
+		if e, ok := ev.(*network.EventRequestWillBeSent); ok && strings.Contains(e.Request.URL, "/live/priv/") {
+			reqMu.Lock()
+			requests = append(requests, e.Request.URL)
+			reqMu.Unlock()
+		}
+	})
+	if err := chromedp.Run(bctx, network.Enable()); err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{"hls", "dash"} {
+		reqMu.Lock()
+		requests = requests[:0]
+		reqMu.Unlock()
+		if err := chromedp.Run(bctx, chromedp.Navigate(a.base+"/?stream=priv&format="+format+"&token="+token)); err != nil {
+			t.Fatal(err)
+		}
+		awaitPlaying(t, bctx, 30*time.Second)
+		if s := state(t, bctx); s.Error != nil || !s.Playing {
+			t.Errorf("%s with the token: playing %v, error %v", format, s.Playing, s.Error)
+		}
+		reqMu.Lock()
+		if len(requests) < 3 {
+			t.Errorf("%s: %d player requests seen", format, len(requests))
+		}
+		for _, u := range requests {
+			if !strings.Contains(u, "/t/"+token+"/live/priv/") {
+				t.Errorf("%s: a request without the token in its path: %s", format, u)
+			}
+		}
+		reqMu.Unlock()
+	}
+	// Without it: the player's error, not playback.
+	if err := chromedp.Run(bctx, chromedp.Navigate(a.base+"/?stream=priv&format=hls")); err != nil {
+		t.Fatal(err)
+	}
+	pollWithin(t, bctx, `window.__live && window.__live.error !== null`, 30*time.Second)
+	if s := state(t, bctx); s.Playing {
+		t.Errorf("played without a token")
+	}
+}

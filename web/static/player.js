@@ -7,6 +7,10 @@
 (function () {
   const params = new URLSearchParams(location.search);
   const stream = params.get('stream');
+  // A playback token (?token=, issue #23) for a private stream: it goes in
+  // the path of the manifests, /t/{token}/live/..., so that every URI in
+  // them, relative, carries it too.
+  const token = params.get('token');
   if (stream) {
     watch(stream, params.get('format') === 'dash' ? 'dash' : 'hls', params.get('ll') !== '0');
   } else {
@@ -26,10 +30,12 @@
     return e;
   }
 
-  // The watch page of stream name; lowLatency false adds &ll=0.
+  // The watch page of stream name; lowLatency false adds &ll=0. The
+  // page's token goes along.
   function watchURL(name, format, lowLatency) {
     return '?stream=' + encodeURIComponent(name) + '&format=' + format +
-      (lowLatency === false ? '&ll=0' : '');
+      (lowLatency === false ? '&ll=0' : '') +
+      (token ? '&token=' + encodeURIComponent(token) : '');
   }
 
   function fmtUptime(s) {
@@ -108,7 +114,7 @@
 
     const video = $('video');
     const overlay = $('overlay');
-    const base = '/live/' + encodeURIComponent(name);
+    const base = (token ? '/t/' + encodeURIComponent(token) : '') + '/live/' + encodeURIComponent(name);
 
     // State for automated browser tests; always the same object, updated in place.
     const state = window.__live = {
