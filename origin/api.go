@@ -38,6 +38,7 @@ func (st *stream) info(now time.Time) StreamInfo {
 		Started:      started.UTC().Format(time.RFC3339Nano),
 		HLS:          "/live/" + st.name + "/index.m3u8",
 		DASH:         "/live/" + st.name + "/manifest.mpd",
+		Encrypted:    st.keys != nil,
 		Renditions:   []RenditionInfo{},
 	}
 	if !sn.ended {

@@ -30,6 +30,10 @@ func main() {
 	if !etcd.Set() {
 		os.Exit(app.Main(cfg, os.Stdout))
 	}
+	if err := flags.CheckFleet(); err != nil {
+		fmt.Fprintln(os.Stderr, "origin:", err)
+		os.Exit(2)
+	}
 	cli, err := etcd.Client()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "origin:", err)

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ type Flags struct {
 	reconnectWindow         *time.Duration
 	publishKey, publishAuth *string
 	private                 *string
+	protect                 *ProtectFlags
 	transcode               *transcode.Flags
 	log                     *logflag.Flags
 }
@@ -41,6 +43,7 @@ func AddFlags(fs *flag.FlagSet, httpUsage string) *Flags {
 		publishKey:  fs.String("publish-key", "", "key publishers must give, as stream key NAME?key=KEY (default: $LIVE_PUBLISH_KEY, which keeps it out of the process list; neither: anyone may publish)"),
 		publishAuth: fs.String("publish-auth", "", "URL of an HTTP service that decides who may publish: POST call=publish&name=NAME&addr=IP&key=..., 2xx allows (empty: see -publish-key)"),
 		private:     fs.String("private-streams", "", "regular expression of the stream names that need a signed playback token, checked by the PoPs (empty: every stream is public)"),
+		protect:     addProtectFlags(fs),
 		transcode:   transcode.AddFlags(fs),
 		log:         logflag.Add(fs),
 	}
@@ -85,5 +88,25 @@ func (f *Flags) Config(stderr io.Writer) (Config, error) {
 	if cfg.PublishKey == "" {
 		cfg.PublishKey = os.Getenv("LIVE_PUBLISH_KEY")
 	}
+	if cfg.Origin.Protection, _, err = f.protect.protection(); err != nil {
+		return Config{}, err
+	}
+	if cfg.Origin.Protection != nil && *f.private == "" {
+		log.Warn("encrypted streams are public (no -private-streams): their keys go to anyone who asks")
+	}
 	return cfg, nil
+}
+
+// CheckFleet refuses, for an origin of a fleet, encryption with keys that
+// only this process knows: the origins that serve a stream together
+// (dual hot ingest) must encrypt it to the same bytes, with the same
+// keys, derived from a secret they share (-key-secret).
+func (f *Flags) CheckFleet() error {
+	if _, shared, err := f.protect.protection(); err != nil || shared {
+		return err
+	}
+	if *f.protect.encrypt || *f.protect.encryptStreams != "" {
+		return errors.New("an origin of a fleet encrypting streams needs the fleet's key secret: -key-secret or $" + keySecretEnv)
+	}
+	return nil
 }

@@ -13,8 +13,12 @@ type Stream struct {
 	Started      string  `json:"started"` // RFC 3339, when the current publisher started
 	Uptime       float64 `json:"uptime_seconds"`
 	// HLS and DASH are the manifest paths, relative to the server root.
-	HLS        string      `json:"hls"`
-	DASH       string      `json:"dash"`
+	HLS  string `json:"hls"`
+	DASH string `json:"dash"`
+	// Encrypted is set for a stream encrypted with cbcs (issue #25): its
+	// players need EME ClearKey, with the license URL "license" beside
+	// the manifests.
+	Encrypted  bool        `json:"encrypted,omitempty"`
 	Renditions []Rendition `json:"renditions"`
 }
 
