@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/golivestream/live/internal/growbuf"
 )
@@ -19,6 +21,10 @@ var errAborted = errors.New("fill abandoned by every reader")
 // and the upstream transfer stops.
 type fill struct {
 	*growbuf.Buffer
+
+	// arrived is when readFrom last appended bytes, in Unix nanoseconds;
+	// zero before (live_pop_waiter_release_seconds).
+	arrived atomic.Int64
 
 	mu sync.Mutex
 	// readers counts the readers attached; guarded by mu.
@@ -40,6 +46,7 @@ func (f *fill) readFrom(r io.Reader) {
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
+			f.arrived.Store(time.Now().UnixNano())
 			f.Append(buf[:n])
 		}
 		if errors.Is(err, io.EOF) {

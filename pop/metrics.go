@@ -1,6 +1,8 @@
 package pop
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/golivestream/live/internal/promreg"
@@ -39,10 +41,34 @@ type metrics struct {
 	// result (keys.go).
 	keyRequests *prometheus.CounterVec
 
+	// release observes, by what was waited for (releasePart,
+	// releasePlaylist, releaseSegment), the time from the arrival of the
+	// bytes a held request waited for to its answer being written.
+	release [numReleases]prometheus.Observer
+
 	// Resolved children of the vectors used on every request, so the hot
 	// path does not hash label values.
 	served [classSegment + 1][lookupStale + 1]prometheus.Counter
 	bytes  [classSegment + 1]prometheus.Counter
+}
+
+// What a held request waited for, for live_pop_waiter_release_seconds.
+const (
+	releasePart = iota
+	releasePlaylist
+	releaseSegment
+	numReleases
+)
+
+var releaseNames = [numReleases]string{"part", "playlist", "segment"}
+
+// released observes, for a request that waited for o to arrive, the time
+// from the arrival of the last bytes of o so far to now, its answer
+// written.
+func (m *metrics) released(what int, o *object) {
+	if at := o.body.arrived.Load(); at > 0 {
+		m.release[what].Observe(time.Since(time.Unix(0, at)).Seconds())
+	}
 }
 
 // resolve fills the per-request counters.
@@ -138,8 +164,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, l := range refusalLabels {
 		m.refused[l] = refused.WithLabelValues(l)
 	}
+	releaseVec := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "live_pop_waiter_release_seconds",
+		Help:    "Requests that waited for their object to arrive (held LL-HLS parts, blocking playlist reloads and other coalesced playlist requests, segments joined while filling): time from the arrival at the node of the last bytes they waited for to their answer being written, by class (part, playlist, segment).",
+		Buckets: []float64{0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1},
+	}, []string{"class"})
+	for c, name := range releaseNames {
+		m.release[c] = releaseVec.WithLabelValues(name)
+	}
 	m.resolve()
-	if err := promreg.Register(reg, m.requests, m.fetches, m.upstreamErrors, m.bytesServed, m.evictions, m.expired, m.held, m.aborted, m.prefetches, m.fastRequests, m.handoffs, m.sendfile, refused, deniedVec, failoverVec, m.clientGone, m.keyRequests); err != nil {
+	if err := promreg.Register(reg, releaseVec, m.requests, m.fetches, m.upstreamErrors, m.bytesServed, m.evictions, m.expired, m.held, m.aborted, m.prefetches, m.fastRequests, m.handoffs, m.sendfile, refused, deniedVec, failoverVec, m.clientGone, m.keyRequests); err != nil {
 		return nil, err
 	}
 	return m, nil

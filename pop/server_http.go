@@ -205,7 +205,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *object, how lo
 	if r.Method == http.MethodHead {
 		return
 	}
+	waited := how == lookupCoalesced || how == lookupMiss
 	if body, complete := o.body.Bytes(); complete {
+		if waited && o.class == classPlaylist {
+			s.metrics.released(releasePlaylist, o)
+		}
 		n, sent := o.file.sendTo(w)
 		if sent {
 			s.metrics.sendfile.Inc()
@@ -218,6 +222,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *object, how lo
 		return
 	}
 	s.streamFill(w, r, o, 0, math.MaxInt)
+	// From the arrival of the last bytes to their being written.
+	switch {
+	case waited && o.class == classPlaylist:
+		s.metrics.released(releasePlaylist, o)
+	case waited && o.class == classSegment:
+		s.metrics.released(releaseSegment, o)
+	}
 }
 
 // passThrough proxies a request outside the cached layout to the first

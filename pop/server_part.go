@@ -125,6 +125,9 @@ func (s *Server) servePart(w http.ResponseWriter, r *http.Request, o *object, p 
 	if r.Method == http.MethodHead {
 		return
 	}
+	if !there {
+		s.metrics.released(releasePart, o)
+	}
 	n, _ := w.Write(body[from:to])
 	s.metrics.bytes[classSegment].Add(float64(n))
 	s.load.bytes.Add(int64(n))

@@ -7,6 +7,9 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // box returns an ISO BMFF box of type typ with n payload bytes of value v.
@@ -149,24 +152,38 @@ func TestBlockingReloadsCoalesced(t *testing.T) {
 		w.Header().Set("Cache-Control", "public, max-age=60")
 		w.Write([]byte("#EXTM3U\n#EXT-X-PART:DURATION=0.25,URI=\"13.2.m4s\"\n"))
 	})
-	_, base := startPoP(t, Config{Origins: []string{origin.URL}})
 	const path = "/live/s/e/v0/index.m3u8?_HLS_msn=13&_HLS_part=2"
-	headers, bodies, errs := herd(t, newClient(), []string{base}, path, n)
-	<-arrived
-	close(release)
-	want := "#EXTM3U\n#EXT-X-PART:DURATION=0.25,URI=\"13.2.m4s\"\n"
-	for range n {
-		<-headers
-		select {
-		case b := <-bodies:
-			if string(b) != want {
-				t.Fatalf("an answer differs: %q", b)
+	var s *Server
+	t.Run("herd", func(t *testing.T) { // its node stops at its end
+		var base string
+		s, base = startPoP(t, Config{Origins: []string{origin.URL}})
+		headers, bodies, errs := herd(t, newClient(), []string{base}, path, n)
+		<-arrived
+		close(release)
+		want := "#EXTM3U\n#EXT-X-PART:DURATION=0.25,URI=\"13.2.m4s\"\n"
+		for range n {
+			<-headers
+			select {
+			case b := <-bodies:
+				if string(b) != want {
+					t.Fatalf("an answer differs: %q", b)
+				}
+			case err := <-errs:
+				t.Fatal(err)
 			}
-		case err := <-errs:
-			t.Fatal(err)
 		}
+		if got := origin.count(path); got != 1 {
+			t.Errorf("%d upstream requests for %d blocking reloads, want 1", got, n)
+		}
+	})
+	// Those that waited for the answer (at least the one that asked,
+	// held by the origin until released) were counted; the node has
+	// stopped, its handlers are done.
+	var m dto.Metric
+	if err := s.metrics.release[releasePlaylist].(prometheus.Metric).Write(&m); err != nil {
+		t.Fatal(err)
 	}
-	if got := origin.count(path); got != 1 {
-		t.Errorf("%d upstream requests for %d blocking reloads, want 1", got, n)
+	if h := m.GetHistogram(); h.GetSampleCount() < 1 || h.GetSampleCount() > n || h.GetSampleSum() >= float64(h.GetSampleCount())*10 {
+		t.Errorf("live_pop_waiter_release_seconds{class=\"playlist\"}: %d samples summing to %v s; want 1 to %d, each well under 10 s", h.GetSampleCount(), h.GetSampleSum(), n)
 	}
 }
