@@ -251,3 +251,27 @@ func TestBrowserEncryptedStream(t *testing.T) {
 		t.Logf("nokey: no frame decoded, %d errors, the first %s", len(p.Errors), p.Errors[0])
 	}
 }
+
+// TestBrowserEncryptedWatchPage: the watch page plays an encrypted stream
+// (the demo, public here) with hls.js and dash.js, given the license URL
+// beside the manifests because /api/streams says the stream is
+// encrypted.
+func TestBrowserEncryptedWatchPage(t *testing.T) {
+	store, err := protection.NewStore(protection.StoreConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startApp(t, Config{Demo: true, PoP: &pop.Config{}, Origin: origin.Config{
+		Protection: &origin.Protection{Keys: store, KeyPeriod: 4 * time.Second},
+	}})
+	a.waitLive(t, DemoStream, 20*time.Second)
+	if !a.streams(t)[DemoStream].Encrypted {
+		t.Fatal("the demo is not encrypted")
+	}
+	ctx := newBrowser(t)
+	for _, format := range []string{"hls", "dash"} {
+		t.Run(format, func(t *testing.T) {
+			checkPlays(t, ctx, fmt.Sprintf("%s/?stream=%s&format=%s", a.base, DemoStream, format))
+		})
+	}
+}

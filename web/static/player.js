@@ -408,10 +408,25 @@
 
     // ---- players
 
+    // An encrypted stream (issue #25) plays with EME ClearKey, its keys
+    // from the license URL beside its manifests, which answers only the
+    // viewers who may watch it. Null for a clear stream.
+    let licenseURL = null;
+    const encrypted = fetch('/api/streams/' + encodeURIComponent(name), { cache: 'no-store' })
+      .then((res) => (res.ok ? res.json() : {}), () => ({}))
+      .then((s) => { if (s.encrypted) licenseURL = base + '/license'; });
+
     if (format === 'dash') {
-      loadScript('/static/vendor/dash.mediaplayer.min.js').then(startDash, fail);
+      // dash.js's EME module is a script of its own, loaded first: the
+      // player's script sets the dashjs global anew, and looks for it as
+      // dashjs.Protection.
+      let protection = null;
+      encrypted
+        .then(() => licenseURL && loadScript('/static/vendor/dash.protection.min.js').then(() => { protection = window.dashjs; }))
+        .then(() => loadScript('/static/vendor/dash.mediaplayer.min.js'))
+        .then(() => { if (protection) window.dashjs.Protection = protection; startDash(); }, fail);
     } else {
-      loadScript('/static/vendor/hls.min.js').then(startHls, fail);
+      Promise.all([encrypted, loadScript('/static/vendor/hls.min.js')]).then(startHls, fail);
     }
 
     function loadScript(src) {
@@ -446,9 +461,10 @@
       // edge of the playlists' parts (LL-HLS), catching up at up to 4%
       // faster, as the MPD's ServiceDescription lets dash.js; else three
       // segments behind.
-      const hls = new Hls(lowLatency
+      const hls = new Hls(Object.assign(lowLatency
         ? { lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.04 }
-        : { lowLatencyMode: false, liveSyncDurationCount: 3 });
+        : { lowLatencyMode: false, liveSyncDurationCount: 3 },
+      licenseURL ? { emeEnabled: true, drmSystems: { 'org.w3.clearkey': { licenseUrl: licenseURL } } } : {}));
       window.__hls = hls; // handy in the console
       let triedRecovery = false;
       let level = -1; // last switched-to level; -1 until the initial choice
@@ -541,6 +557,7 @@
 
       // autoplay=true: dash.js starts playback itself once it has attached.
       // Never call video.play() before that: it silently stalls live MPD refresh.
+      if (licenseURL) player.setProtectionData({ 'org.w3.clearkey': { serverURL: licenseURL } });
       player.initialize(video, base + '/manifest.mpd', true);
       // Without a <UTCTiming> in the MPD, dash.js would sync its clock against
       // https://time.akamai.com. Drop that default (initialize() installs it, so
