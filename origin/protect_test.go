@@ -475,3 +475,88 @@ func TestKeyDelivery(t *testing.T) {
 		t.Errorf("GET another stream's key: %d", code)
 	}
 }
+
+// TestDualIngestEncryptedIdentical: two origins of a fleet fed the same
+// publisher (dual hot ingest), each with its own key store made from the
+// fleet's secret, agree on the epoch and so on every key, and serve
+// byte-identical encrypted files, key changes included: a PoP goes on
+// from one to the other at any byte, and a key from either decrypts both.
+func TestDualIngestEncryptedIdentical(t *testing.T) {
+	clip, err := publisher.LoadClip(democlip.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := newMemDirectory()
+	var servers [2]*Server
+	var sessions [2]*Session
+	for i := range servers {
+		keys, err := protection.NewStore(protection.StoreConfig{Secret: testSecret})
+		if err != nil {
+			t.Fatal(err)
+		}
+		servers[i], err = New(Config{Window: time.Minute, Directory: dir, Protection: &Protection{Keys: keys, KeyPeriod: 2 * time.Second}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer servers[i].Close()
+		if sessions[i], err = servers[i].Publish("dual", clipTracks(t, clip)); err != nil {
+			t.Fatal(err)
+		}
+		for ms := time.Now().UnixMilli(); time.Now().UnixMilli() == ms; {
+		}
+	}
+	for loop := range 2 {
+		off := time.Duration(loop) * clip.Duration
+		for _, smp := range clip.Samples {
+			for _, sess := range sessions {
+				if smp.NALUs != nil {
+					err = sess.WriteVideo(smp.Track, smp.PTS+off, smp.DTS+off, smp.NALUs)
+				} else {
+					err = sess.WriteAudio(smp.Track, smp.PTS+off, smp.AU)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	st := servers[0].stream("dual")
+	compared := 0
+	for _, r := range st.snap.Load().renditions {
+		dir := "/live/dual/" + st.epoch + "/" + r.id + "/"
+		paths := []string{dir + "init.mp4", dir + "index.m3u8", "/live/dual/manifest.mpd"}
+		for _, e := range r.entries {
+			paths = append(paths, dir+segmentPath(e.seg.Number))
+		}
+		for _, p := range paths {
+			ca, ba := fetch(servers[0], p)
+			cb, bb := fetch(servers[1], p)
+			if strings.HasSuffix(p, ".mpd") || strings.HasSuffix(p, ".m3u8") {
+				// Manifests carry each origin's publish time; their key
+				// signalling must match.
+				if ka, kb := keyLines(ba), keyLines(bb); ca != http.StatusOK || ka != kb || ka == "" {
+					t.Errorf("%s: key signalling differs:\n%s\n%s", p, ka, kb)
+				}
+				continue
+			}
+			if ca != http.StatusOK || cb != http.StatusOK || !bytes.Equal(ba, bb) {
+				t.Errorf("%s: %d, %d bytes and %d, %d bytes: not identical", p, ca, len(ba), cb, len(bb))
+			}
+			compared++
+		}
+	}
+	if compared < 20 {
+		t.Errorf("%d files compared", compared)
+	}
+}
+
+// keyLines returns the lines of a manifest that signal keys.
+func keyLines(b []byte) string {
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, "EXT-X-KEY") || strings.Contains(l, "default_KID") || strings.Contains(l, "<Period") {
+			out = append(out, strings.TrimSpace(l))
+		}
+	}
+	return strings.Join(out, "\n")
+}
