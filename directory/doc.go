@@ -35,6 +35,16 @@
 // nothing changes (a lease per stream kept alive by every origin serving
 // it would cost a keep-alive per stream and origin every few seconds).
 //
+// An origin makes the others' files only if it gets the publisher from
+// its first access unit: its numbering starts at 0. So it adopts an epoch
+// only within JoinWindow of its making (an encoder pushing to two origins
+// connects to both before it sends media). One that comes later (it was
+// restarted while its publisher reconnects) serves an epoch of its own
+// on standby (RoleStandby), which routes take only when no origin of the
+// stream's epoch is left; and a record this origin left itself, with no
+// other origin serving the stream, is replaced by a new epoch, as a lone
+// origin's restart makes one: the same URLs never name other media.
+//
 // # Rates
 //
 // An origin sends etcd, while nothing but its load and segments change:

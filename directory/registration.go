@@ -47,6 +47,12 @@ type RegistrationConfig struct {
 	SegmentInterval time.Duration
 	// RequestTimeout bounds each request to etcd. Zero means 3 s.
 	RequestTimeout time.Duration
+	// JoinWindow is how long after a stream's epoch was made another
+	// origin may still adopt it (see AgreeEpoch): an encoder pushing to
+	// two origins connects to both before it sends media, but its
+	// connection to an origin restarted later comes when the stream's
+	// numbering is well on. Zero means 5 s.
+	JoinWindow time.Duration
 	// Load measures the origin at each LoadInterval. Nil means a load of
 	// the streams set (with a role) alone.
 	Load func() Load
@@ -124,6 +130,9 @@ func NewRegistration(cfg RegistrationConfig) (*Registration, error) {
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 3 * time.Second
+	}
+	if cfg.JoinWindow <= 0 {
+		cfg.JoinWindow = 5 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

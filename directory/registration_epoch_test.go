@@ -35,6 +35,9 @@ func TestAgreeEpoch(t *testing.T) {
 		{name: "another setup is refused", origin: "c", stream: "live", fp: "720p", proposed: "e3", err: ErrSetupMismatch},
 		{name: "agreeing again returns the same", origin: "a", stream: "live", fp: "1080p+720p", proposed: "e4", want: "e1", adopted: true},
 		{name: "another stream", origin: "c", stream: "other", fp: "720p", proposed: "e5", want: "e5"},
+		// c's record of "other" is its earlier instance's: its numbers
+		// are not to name other media.
+		{name: "an origin's own earlier instance is not taken up again", origin: "c", stream: "other", fp: "720p", proposed: "e7", want: "e7"},
 		{
 			name: "a new setup once the old one ended everywhere",
 			before: func(t *testing.T) {
@@ -57,9 +60,9 @@ func TestAgreeEpoch(t *testing.T) {
 			if st.before != nil {
 				st.before(t)
 			}
-			got, adopted, err := regs[st.origin].AgreeEpoch(ctx, st.stream, st.fp, st.proposed)
-			if !errors.Is(err, st.err) || got != st.want || adopted != st.adopted {
-				t.Fatalf("AgreeEpoch = %q, %v, %v; want %q, %v, %v", got, adopted, err, st.want, st.adopted, st.err)
+			a, err := regs[st.origin].AgreeEpoch(ctx, st.stream, st.fp, st.proposed)
+			if !errors.Is(err, st.err) || a.Epoch != st.want || a.Adopted != st.adopted || a.Standby {
+				t.Fatalf("AgreeEpoch = %+v, %v; want %q, adopted %v, %v", a, err, st.want, st.adopted, st.err)
 			}
 			if st.err != nil {
 				return
@@ -80,15 +83,16 @@ func TestEpochOutlivesCreator(t *testing.T) {
 	dying := etcd.Client()
 	a := runRegistration(t, RegistrationConfig{Client: dying, ID: "a", TTL: ttl})
 	b := runRegistration(t, RegistrationConfig{Client: etcd.Client(), ID: "b", TTL: ttl})
-	c := runRegistration(t, RegistrationConfig{Client: etcd.Client(), ID: "c", TTL: ttl})
+	// c joins within its window, however long a's lease takes to end.
+	c := runRegistration(t, RegistrationConfig{Client: etcd.Client(), ID: "c", TTL: ttl, JoinWindow: time.Hour})
 	v := runView(t, ViewConfig{Client: etcd.Client()})
 	check := etcd.Client()
 	ctx, cancel := context.WithTimeout(context.Background(), awaitTimeout)
 	defer cancel()
 
 	agree := func(r *Registration, fp, proposed string) (string, error) {
-		epoch, _, err := r.AgreeEpoch(ctx, "live", fp, proposed)
-		return epoch, err
+		a, err := r.AgreeEpoch(ctx, "live", fp, proposed)
+		return a.Epoch, err
 	}
 	if e, err := agree(a, "fp", "e1"); err != nil || e != "e1" {
 		t.Fatalf("a: %q, %v", e, err)
@@ -121,7 +125,9 @@ func TestEpochOutlivesCreator(t *testing.T) {
 }
 
 // With the record gone and not yet put back, the stream keys of the
-// origins serving the stream stand for it.
+// origins serving the stream stand for it: another setup is refused,
+// and the same one is on standby (the record went with its holder: the
+// stream is well on).
 func TestAgreeEpochFromStreamKeys(t *testing.T) {
 	etcd := etcdtest.Start(t, etcdtest.Config{})
 	a := runRegistration(t, RegistrationConfig{Client: etcd.Client(), ID: "a"})
@@ -133,19 +139,62 @@ func TestAgreeEpochFromStreamKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
-		fp, want string
-		err      error
+		fp   string
+		want Agreement
+		err  error
 	}{
-		{"other", "", ErrSetupMismatch},
-		{"fp", "e9", nil},
+		{"other", Agreement{}, ErrSetupMismatch},
+		{"fp", Agreement{Epoch: "e1", Standby: true}, nil},
 	} {
-		e, adopted, err := a.AgreeEpoch(ctx, "live", c.fp, "e1")
-		if e != c.want || !errors.Is(err, c.err) || adopted != (c.err == nil) {
-			t.Errorf("AgreeEpoch(%s) = %q, %v, %v", c.fp, e, adopted, err)
+		got, err := a.AgreeEpoch(ctx, "live", c.fp, "e1")
+		if got != c.want || !errors.Is(err, c.err) {
+			t.Errorf("AgreeEpoch(%s) = %+v, %v; want %+v, %v", c.fp, got, err, c.want, c.err)
 		}
 	}
-	if rec, lease, ok := epochRecord(t, cli, "live"); !ok || rec.Epoch != "e9" || rec.Holder != "a" || lease == 0 {
-		t.Errorf("record %+v under %x (%v)", rec, lease, ok)
+	if rec, lease, ok := epochRecord(t, cli, "live"); ok {
+		t.Errorf("a standby wrote the record %+v under %x", rec, lease)
+	}
+}
+
+// An origin that comes after its JoinWindow (restarted while its
+// publisher reconnects) serves an epoch of its own on standby: the
+// stream's route does not pair it with the others, and takes it once
+// they are gone.
+func TestAgreeEpochLate(t *testing.T) {
+	etcd := etcdtest.Start(t, etcdtest.Config{})
+	const ttl = 2 * time.Second
+	dying := etcd.Client()
+	a := runRegistration(t, RegistrationConfig{Client: dying, ID: "a", TTL: ttl})
+	b := runRegistration(t, RegistrationConfig{Client: etcd.Client(), ID: "b", TTL: ttl, JoinWindow: time.Nanosecond})
+	v := runView(t, ViewConfig{Client: etcd.Client()})
+	ctx, cancel := context.WithTimeout(context.Background(), awaitTimeout)
+	defer cancel()
+	if got, err := a.AgreeEpoch(ctx, "live", "fp", "e1"); err != nil || got != (Agreement{Epoch: "e1"}) {
+		t.Fatalf("a: %+v, %v", got, err)
+	}
+	mustSet(t, a, "live", StreamState{Epoch: "e1", Fingerprint: "fp", Role: RolePrimary})
+	got, err := b.AgreeEpoch(ctx, "live", "fp", "e2")
+	if err != nil || got != (Agreement{Epoch: "e2", Standby: true}) {
+		t.Fatalf("b: %+v, %v", got, err)
+	}
+	mustSet(t, b, "live", StreamState{Epoch: "e2", Fingerprint: "fp", Role: RoleStandby})
+	// b writes its changes in order: once the view has the next, it has
+	// this one (which changes no route).
+	mustSet(t, b, "marker", StreamState{Epoch: "e3", Role: RolePrimary})
+	s := awaitView(t, v, "listed b's marker", routeIs("marker", "b", ""))
+	if o := s.Origins(); len(o) != 2 || o[1].Serving != 2 {
+		t.Errorf("origins %+v: b serves 2 streams", o)
+	}
+	if r, ok := s.Route("live"); !ok || r.Epoch != "e1" || r.Primary.ID != "a" || r.Backup.ID != "" {
+		t.Errorf("route %+v (%v), want e1 on a alone", r, ok)
+	}
+	if rec, _, ok := epochRecord(t, etcd.Client(), "live"); !ok || rec.Epoch != "e1" || rec.Holder != "a" {
+		t.Errorf("record %+v (%v)", rec, ok)
+	}
+	dying.Close()
+	s = awaitView(t, v, "dropped a", func(s *Snapshot) bool { r, _ := s.Route("live"); return r.Primary.ID == "b" })
+	if r, _ := s.Route("live"); r.Epoch != "e2" || r.Backup.ID != "" {
+		t.Errorf("route %+v, want e2 on b alone", r)
 	}
 }
 

@@ -43,9 +43,9 @@ func (r *Registration) SetStream(name string, st StreamState) error {
 		return fmt.Errorf("directory: stream name %q: want [A-Za-z0-9_-]{1,64}", name)
 	}
 	switch st.Role {
-	case RolePrimary, RoleBackup, "":
+	case RolePrimary, RoleBackup, RoleStandby, "":
 	default:
-		return fmt.Errorf("directory: stream %s: role %q: want %q or %q", name, st.Role, RolePrimary, RoleBackup)
+		return fmt.Errorf("directory: stream %s: role %q: want %q, %q or %q", name, st.Role, RolePrimary, RoleBackup, RoleStandby)
 	}
 	if st.Epoch != "" && !layout.ValidEpoch(st.Epoch) {
 		return fmt.Errorf("directory: stream %s: epoch %q is not one", name, st.Epoch)
@@ -103,7 +103,7 @@ func (r *Registration) forgetEnsured(name string) bool {
 		return true
 	}
 	e := r.streams[name]
-	if e == nil || e.removed || e.st.Epoch == "" || e.st.Fingerprint == "" {
+	if e == nil || e.removed || e.st.Epoch == "" || e.st.Fingerprint == "" || e.st.Role == RoleStandby {
 		return false
 	}
 	e.ensured = ""
@@ -198,7 +198,8 @@ func (r *Registration) planLocked(lease clientv3.LeaseID, now time.Time, periodi
 			st.Updated = now
 			ops = append(ops, plannedOp{op: clientv3.OpPut(r.keys.streamKey(name, r.cfg.ID), encode(st), clientv3.WithLease(lease)), kind: opStream, name: name, version: e.version})
 		}
-		if e.st.Epoch != "" && e.st.Fingerprint != "" && e.ensured != e.st.Epoch {
+		// A standby's epoch gets no record: the stream's is the others'.
+		if e.st.Epoch != "" && e.st.Fingerprint != "" && e.st.Role != RoleStandby && e.ensured != e.st.Epoch {
 			key := r.keys.epochKey(name)
 			rec := EpochRecord{Epoch: e.st.Epoch, Fingerprint: e.st.Fingerprint, Created: e.created, Holder: r.cfg.ID}
 			ensure := clientv3.OpTxn(

@@ -100,7 +100,7 @@ func TestSetStreamRefuses(t *testing.T) {
 			t.Errorf("SetStream(%q, %+v) took it", c.name, c.st)
 		}
 	}
-	if _, _, err := r.AgreeEpoch(context.Background(), "s", "", "k"); err == nil {
+	if _, err := r.AgreeEpoch(context.Background(), "s", "", "k"); err == nil {
 		t.Error("AgreeEpoch took no fingerprint")
 	}
 }

@@ -17,10 +17,14 @@ type Role string
 
 // The roles. A stream record with no role ("") belongs to an origin that
 // has agreed on the stream's epoch (AgreeEpoch) but serves nothing yet:
-// it keeps the epoch alive, and Lookup and placement pass it over.
+// it keeps the epoch alive, and Lookup and placement pass it over. A
+// standby serves the stream with an epoch of its own, having come too
+// late to join the others' (Agreement.Standby): a route takes it only
+// when no origin with the primary's epoch is left.
 const (
 	RolePrimary Role = "primary"
 	RoleBackup  Role = "backup"
+	RoleStandby Role = "standby"
 )
 
 // Load is what an origin reports of its work; placement weighs it (see

@@ -39,7 +39,10 @@ type Snapshot struct {
 	origins []Origin // by ID
 	routes  *[shards]map[string]routeRef
 	streams int
-	changed chan struct{}
+	// failovers counts the routes whose backup became their primary,
+	// since the View began.
+	failovers int64
+	changed   chan struct{}
 }
 
 func emptySnapshot(seed maphash.Seed) *Snapshot {
@@ -60,8 +63,10 @@ func (s *Snapshot) Revision() int64 { return s.rev }
 // backup the one listing it as backup; when the primary's origin is gone
 // (its lease expired), the backup is returned as primary and backup is
 // zero. Of two origins with one role, the one that listed the stream
-// first comes first. Origins that agreed on the epoch but serve with no
-// role yet are passed over.
+// first comes first. The backup serves the primary's epoch: an origin on
+// standby (RoleStandby, another epoch) comes only when no other is left.
+// Origins that agreed on the epoch but serve with no role yet are passed
+// over.
 func (s *Snapshot) Lookup(stream string) (primary, backup Origin, ok bool) {
 	r, ok := s.Route(stream)
 	return r.Primary, r.Backup, ok
@@ -85,6 +90,21 @@ func (s *Snapshot) Streams() int { return s.streams }
 
 // Origins returns the live origins, by ID, in a new slice.
 func (s *Snapshot) Origins() []Origin { return slices.Clone(s.origins) }
+
+// Failovers counts the streams whose backup became their primary (its
+// primary's origin gone, or no longer listing the stream) since the View
+// began: the switches PoPs made.
+func (s *Snapshot) Failovers() int64 { return s.failovers }
+
+// failedOver reports whether a route went from old, in prev, to r, in s,
+// by its backup taking over.
+func failedOver(prev *Snapshot, old routeRef, s *Snapshot, r routeRef) bool {
+	if old.backup < 0 {
+		return false
+	}
+	now := s.origins[r.primary].ID
+	return now == prev.origins[old.backup].ID && now != prev.origins[old.primary].ID
+}
 
 // Changed returns a channel closed when a newer snapshot answers some
 // lookup differently (other than in loads and segments, which change
@@ -197,10 +217,14 @@ func (m *model) count(id string, role Role, n int) {
 
 // roleRank orders the roles in a route.
 func roleRank(r Role) int {
-	if r == RolePrimary {
+	switch r {
+	case RolePrimary:
 		return 0
+	case RoleBackup:
+		return 1
+	default:
+		return 2
 	}
-	return 1
 }
 
 // candidate is an origin serving a stream.
@@ -227,8 +251,11 @@ func (m *model) route(name string, index map[string]int32, cands []candidate) (r
 			cmp.Compare(a.rec.createRev, b.rec.createRev), cmp.Compare(a.id, b.id))
 	})
 	r := routeRef{epoch: cands[0].rec.st.Epoch, primary: cands[0].index, backup: -1}
-	if len(cands) > 1 {
-		r.backup = cands[1].index
+	for _, c := range cands[1:] {
+		if c.rec.st.Epoch == r.epoch { // another epoch's files have other URLs
+			r.backup = c.index
+			break
+		}
 	}
 	return r, cands, true
 }
@@ -237,7 +264,7 @@ func (m *model) route(name string, index map[string]int32, cands []candidate) (r
 // prev what did not change; its Changed channel is prev's unless some
 // route changed.
 func (m *model) snapshot(rev int64, prev *Snapshot) *Snapshot {
-	s := &Snapshot{rev: rev, seed: m.seed, origins: prev.origins, routes: prev.routes, streams: prev.streams, changed: prev.changed}
+	s := &Snapshot{rev: rev, seed: m.seed, origins: prev.origins, routes: prev.routes, streams: prev.streams, failovers: prev.failovers, changed: prev.changed}
 	if m.originsChanged {
 		s.origins = make([]Origin, 0, len(m.origins))
 		for id, o := range m.origins {
@@ -268,6 +295,9 @@ func (m *model) snapshot(rev int64, prev *Snapshot) *Snapshot {
 					}
 					routes[i][name] = r
 					s.streams++
+					if old, had := prev.routes[i][name]; had && failedOver(prev, old, s, r) {
+						s.failovers++
+					}
 				}
 			}
 		} else { // the dirty routes, in copies of their shards
@@ -287,6 +317,9 @@ func (m *model) snapshot(rev int64, prev *Snapshot) *Snapshot {
 				switch {
 				case ok:
 					routes[i][name] = r
+					if had && failedOver(prev, old, s, r) {
+						s.failovers++
+					}
 				case had:
 					delete(routes[i], name)
 				}

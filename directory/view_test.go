@@ -61,6 +61,49 @@ func TestViewPartitionAndCompaction(t *testing.T) {
 	}
 }
 
+// A view counts the failovers it sees, whichever way the primary goes:
+// its origin dies (lease), or it stops listing the stream while the
+// backup goes on; not a stream that ends, nor one without a backup.
+func TestViewCountsFailovers(t *testing.T) {
+	etcd := etcdtest.Start(t, etcdtest.Config{})
+	dying := etcd.Client()
+	a := runRegistration(t, RegistrationConfig{Client: dying, ID: "a", Zone: "z1", TTL: 2 * time.Second})
+	b := runRegistration(t, RegistrationConfig{Client: etcd.Client(), ID: "b", Zone: "z2"})
+	reg := prometheus.NewRegistry()
+	v := runView(t, ViewConfig{Client: etcd.Client(), Registerer: reg})
+	for _, s := range []string{"s1", "s2", "s3"} {
+		mustSet(t, a, s, StreamState{Epoch: "e1", Role: RolePrimary})
+		mustSet(t, b, s, StreamState{Epoch: "e1", Role: RoleBackup})
+	}
+	mustSet(t, a, "alone", StreamState{Epoch: "e1", Role: RolePrimary})
+	mustSet(t, b, "ending", StreamState{Epoch: "e1", Role: RolePrimary})
+	awaitView(t, v, "listed s3 on a and b", routeIs("s3", "a", "b"))
+	awaitView(t, v, "listed ending", routeIs("ending", "b", ""))
+	if n, _ := gathered(t, reg, "directory_origin_primaries"); n != 5 {
+		t.Errorf("%v primaries", n)
+	}
+
+	a.RemoveStream("s1") // its publisher left a alone
+	b.RemoveStream("ending")
+	awaitView(t, v, "s1 on b", routeIs("s1", "b", ""))
+	awaitView(t, v, "ending gone", routeIs("ending", "", ""))
+	if n := v.Snapshot().Failovers(); n != 1 {
+		t.Errorf("%d failovers after s1 went from a, want 1", n)
+	}
+	dying.Close() // a dies, with s2, s3 and alone
+	awaitView(t, v, "dropped a", hasOrigins("b"))
+	if n := v.Snapshot().Failovers(); n != 3 {
+		t.Errorf("%d failovers after a died, want 3", n)
+	}
+	if n, _ := gathered(t, reg, "directory_failovers_total"); n != 3 {
+		t.Errorf("directory_failovers_total %v, want 3", n)
+	}
+	// b's reported load lags: at least the 3 streams listed on it.
+	if n, samples := gathered(t, reg, "directory_origin_load"); n < 3 || samples != 1 {
+		t.Errorf("directory_origin_load %v over %d origins, want 3 streams or more on b", n, samples)
+	}
+}
+
 // gathered returns the sum of the samples of reg's metric name, gauges
 // or counters, and their number.
 func gathered(t *testing.T, reg *prometheus.Registry, name string) (float64, int) {

@@ -76,7 +76,8 @@ func (a *App) fleetLoad() directory.Load {
 
 // originDirectory is the directory as the origin sees it
 // (origin.Directory): a stream's role is primary for the origin that made
-// its epoch, backup for one that adopted it.
+// its epoch, backup for one that adopted it, standby for one that came
+// too late to adopt it and serves an epoch of its own.
 type originDirectory struct {
 	reg *directory.Registration
 
@@ -85,7 +86,7 @@ type originDirectory struct {
 }
 
 func (d *originDirectory) AgreeEpoch(ctx context.Context, name, fingerprint, proposed string) (string, error) {
-	epoch, adopted, err := d.reg.AgreeEpoch(ctx, name, fingerprint, proposed)
+	a, err := d.reg.AgreeEpoch(ctx, name, fingerprint, proposed)
 	if errors.Is(err, directory.ErrSetupMismatch) {
 		return "", fmt.Errorf("%w: %w", origin.ErrSetupMismatch, err)
 	}
@@ -93,13 +94,16 @@ func (d *originDirectory) AgreeEpoch(ctx context.Context, name, fingerprint, pro
 		return "", err
 	}
 	role := directory.RolePrimary
-	if adopted {
+	switch {
+	case a.Adopted:
 		role = directory.RoleBackup
+	case a.Standby:
+		role = directory.RoleStandby
 	}
 	d.mu.Lock()
 	d.setup[name] = agreed{role, fingerprint}
 	d.mu.Unlock()
-	return epoch, nil
+	return a.Epoch, nil
 }
 
 // agreed is a stream's role and setup, as the directory agreed them.
