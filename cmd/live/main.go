@@ -18,6 +18,7 @@ func main() {
 	cacheBytes := flag.Int64("cache-bytes", 1<<30, "bytes the PoP may cache")
 	demo := flag.Bool("demo", true, "publish the bundled test clip in a loop as stream \"demo\"")
 	accessFlags := accessflag.Add(flag.CommandLine)
+	archiveFlags := app.AddArchiveFlags(flag.CommandLine, app.DefaultArchiveDir())
 	flag.Parse()
 	cfg, err := flags.Config(os.Stderr)
 	if err != nil {
@@ -25,6 +26,9 @@ func main() {
 		os.Exit(2)
 	}
 	acc, err := accessFlags.Build(cfg.Logger)
+	if err == nil {
+		cfg.Archive, err = archiveFlags.Archive()
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "live:", err)
 		os.Exit(2)

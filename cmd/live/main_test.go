@@ -24,7 +24,7 @@ func TestMainDemoAndSIGTERM(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "-rtmp", "127.0.0.1:0", "-http", "127.0.0.1:0")
+	cmd := exec.CommandContext(ctx, bin, "-rtmp", "127.0.0.1:0", "-http", "127.0.0.1:0", "-archive", t.TempDir())
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,9 @@ import (
 
 func main() {
 	flags := app.AddFlags(flag.CommandLine, "HTTP listen address for players")
+	// No archive unless asked for: an origin of a fleet shares one
+	// (s3://), and a local directory nobody chose would fill its disk.
+	archiveFlags := app.AddArchiveFlags(flag.CommandLine, "")
 	etcd := etcdflag.Add(flag.CommandLine)
 	host, _ := os.Hostname()
 	id := flag.String("id", host, "this origin's name in the fleet's directory (with -etcd)")
@@ -23,6 +26,9 @@ func main() {
 	rtmpURL := flag.String("rtmp-url", "", "RTMP base URL the gslb sends publishers to (with -etcd; default: rtmp://HOST:PORT/live of -rtmp)")
 	flag.Parse()
 	cfg, err := flags.Config(os.Stderr)
+	if err == nil {
+		cfg.Archive, err = archiveFlags.Archive()
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "origin:", err)
 		os.Exit(2)

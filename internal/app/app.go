@@ -72,6 +72,9 @@ type Config struct {
 	// Fleet, when not nil, makes the origin one of many, registered in the
 	// fleet's stream directory (app_fleet.go). Nil means it is alone.
 	Fleet *Fleet
+	// Archive, when not nil, archives every stream and serves its DVR
+	// window, its VODs and clips (app_archive.go). Nil means none of those.
+	Archive *Archive
 	// Revocations, when not nil, follows the revoked sessions of the
 	// PoP's token verifier (PoP.Tokens): Run runs it. Nil means none.
 	Revocations *access.RevocationFile
@@ -106,6 +109,8 @@ type App struct {
 	// registration is the origin's in the fleet's directory; nil without
 	// Config.Fleet.
 	registration *directory.Registration
+	// archive is nil without Config.Archive.
+	archive *appArchive
 }
 
 // New builds the parts and opens the listeners.
@@ -144,6 +149,11 @@ func New(cfg Config) (*App, error) {
 	ocfg := cfg.Origin
 	ocfg.Logger = cfg.Logger.With("part", "origin")
 	ocfg.Registerer = reg
+	arch, err := newAppArchive(cfg.Archive, reg, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	arch.configure(&ocfg)
 	// The directory needs the listeners' addresses, known once they are
 	// open: its adapter is filled in below.
 	var fleetDir *originDirectory
@@ -155,7 +165,7 @@ func New(cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: cfg.Logger, origin: org}
+	a := &App{cfg: cfg, log: cfg.Logger, origin: org, archive: arch}
 	if err := a.build(reg, org, cert, authorize); err != nil {
 		return nil, errors.Join(err, a.closeListeners())
 	}
@@ -174,6 +184,8 @@ func checkOwned(cfg Config) error {
 	switch {
 	case cfg.Origin.Logger != nil || cfg.Origin.Registerer != nil:
 		return errors.New("Config.Origin: Logger and Registerer are set by the App (Config.Logger)")
+	case cfg.Origin.Archive != nil || cfg.Origin.ArchiveStore != nil || cfg.Origin.DVR != 0:
+		return errors.New("Config.Origin: Archive, ArchiveStore and DVR are set by the App (Config.Archive)")
 	case cfg.PoP != nil && (cfg.PoP.Origins != nil || cfg.PoP.Logger != nil || cfg.PoP.Registerer != nil):
 		return errors.New("Config.PoP: Origins, Logger and Registerer are set by the App")
 	case cfg.Transcode != nil && (cfg.Transcode.Origin != nil || cfg.Transcode.SegmentDuration != 0 ||
@@ -217,8 +229,9 @@ func (a *App) build(reg *prometheus.Registry, org *origin.Server, cert *tlsfile.
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	pages.Handle(mux)
+	a.archive.routes(mux, org)
 	mux.Handle("/", front)
-	players := httpserve.PrefixFirst(front, mux, layout.Prefix, layout.TokenPrefix)
+	players := httpserve.PrefixFirst(front, mux, layout.Prefix, layout.VODPrefix, layout.TokenPrefix)
 	if a.players, err = httpserve.Listen(cfg.HTTPAddr, players, nil, a.log); err != nil {
 		return err
 	}
@@ -305,7 +318,10 @@ func (a *App) Run(ctx context.Context) error {
 	defer stopIngest()
 	popCtx, stopPoP := context.WithCancel(context.Background())
 	defer stopPoP()
+	archiveCtx, stopArchive := context.WithCancel(context.Background())
+	defer stopArchive()
 	g, gctx := errgroup.WithContext(ctx)
+	a.archive.run(archiveCtx, g)
 
 	g.Go(func() error { return a.ingest.Run(ingestCtx) })
 	if a.pop != nil {
@@ -333,6 +349,7 @@ func (a *App) Run(ctx context.Context) error {
 			a.transcoder.Close() // the ladders end where they are
 		}
 		a.origin.Close()
+		stopArchive() // the streams' ends are queued: the writer drains
 		err := httpserve.Shutdown(a.cfg.ShutdownTimeout, a.servers()...)
 		stopPoP()
 		return err

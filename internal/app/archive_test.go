@@ -1,0 +1,283 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
+
+	"github.com/golivestream/live/archive"
+	"github.com/golivestream/live/archive/dirstore"
+	"github.com/golivestream/live/archive/store"
+	"github.com/golivestream/live/archive/storetest"
+	"github.com/golivestream/live/internal/democlip"
+	"github.com/golivestream/live/internal/layout"
+	"github.com/golivestream/live/origin"
+	"github.com/golivestream/live/publisher"
+)
+
+// newDirStore is an archive store in a directory of the test, as
+// -archive DIR makes it.
+func newDirStore(t *testing.T) store.Store {
+	t.Helper()
+	st, err := dirstore.New(dirstore.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// flushArchive waits until the archive wrote what was queued.
+func (a *testApp) flushArchive(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if err := a.archive.writer.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// archiveOrigin serves, until the test ends, an origin that never saw a
+// stream, on the archive st: what it serves of an epoch comes from st.
+func archiveOrigin(t *testing.T, st store.Store) string {
+	t.Helper()
+	org, err := origin.New(origin.Config{ArchiveStore: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(org.Close)
+	return serveHTTP(t, org)
+}
+
+// files returns the media playlists (by rendition) that the
+// multivariant playlist at mvURL lists, and the URL of every file each
+// lists, its init segment first.
+func files(t *testing.T, mvURL string) map[string][]string {
+	t.Helper()
+	base, err := url.Parse(mvURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mv playlist.Multivariant
+	if err := mv.Unmarshal(mustGet(t, mvURL)); err != nil {
+		t.Fatalf("%s: %v", mvURL, err)
+	}
+	var uris []string
+	for _, v := range mv.Variants {
+		uris = append(uris, v.URI)
+	}
+	for _, r := range mv.Renditions {
+		if r.URI != nil {
+			uris = append(uris, *r.URI)
+		}
+	}
+	out := map[string][]string{}
+	for _, u := range uris {
+		pu := resolveURL(t, base, u)
+		var pl playlist.Media
+		if err := pl.Unmarshal(mustGet(t, pu.String())); err != nil {
+			t.Fatalf("%s: %v", pu, err)
+		}
+		fs := []string{resolveURL(t, pu, pl.Map.URI).String()}
+		for _, s := range pl.Segments {
+			fs = append(fs, resolveURL(t, pu, s.URI).String())
+		}
+		out[pu.String()] = fs
+	}
+	return out
+}
+
+func resolveURL(t *testing.T, base *url.URL, ref string) *url.URL {
+	t.Helper()
+	r, err := url.Parse(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base.ResolveReference(r)
+}
+
+// pathOf returns the path of a URL.
+func pathOf(t *testing.T, u string) string {
+	t.Helper()
+	p, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Path
+}
+
+// vodList returns what GET /api/vods at base says.
+func vodList(t *testing.T, base string) []origin.VODInfo {
+	t.Helper()
+	var body struct{ VODs []origin.VODInfo }
+	if err := json.Unmarshal(mustGet(t, base+"/api/vods"), &body); err != nil {
+		t.Fatal(err)
+	}
+	return body.VODs
+}
+
+// metricSum returns the sum of the samples of metric name in a /metrics
+// exposition, whatever their labels.
+func metricSum(exposition []byte, name string) float64 {
+	var sum float64
+	for line := range strings.SplitSeq(string(exposition), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && (f[0] == name || strings.HasPrefix(f[0], name+"{")) {
+			if v, err := strconv.ParseFloat(f[1], 64); err == nil {
+				sum += v
+			}
+		}
+	}
+	return sum
+}
+
+// TestArchiveStoreDown: the archive's store refuses every write for 10 s
+// in the middle of a stream. The live stream goes on without a stall
+// (its newest segment never waits more than two segment durations), and
+// once the store is back, every segment the stream listed is in the
+// archive, byte for byte: the queue held them meanwhile.
+func TestArchiveStoreDown(t *testing.T) {
+	dir := newDirStore(t)
+	fault, st := storetest.Wrap(dir)
+	a := startApp(t, Config{
+		Origin:  origin.Config{Window: time.Minute},
+		Archive: &Archive{Store: st, Writer: archive.WriterConfig{RetryMax: time.Second}},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	publishDemo(t, ctx, a, "down")
+	waitFor(t, 20*time.Second, "3 segments", func() bool { return a.lastSegment(t, "down") >= 3 })
+
+	fault.Fail(errors.New("injected: the archive's disk is unwritable"))
+	if err := fault.AwaitAttempts(t.Context(), fault.Attempts()+1); err != nil {
+		t.Fatal(err)
+	}
+	outage := time.NewTimer(10 * time.Second)
+	tick := time.NewTicker(250 * time.Millisecond)
+	last, lastAt := a.lastSegment(t, "down"), time.Now()
+	for wait := true; wait; {
+		select {
+		case <-outage.C:
+			wait = false
+		case now := <-tick.C: // the live edge, as a player sees it
+			if n := a.lastSegment(t, "down"); n > last {
+				last, lastAt = n, now
+			} else if now.Sub(lastAt) > 2*time.Second {
+				t.Fatalf("live stalled at segment %d for %v while the archive was down", last, now.Sub(lastAt))
+			}
+		}
+	}
+	tick.Stop()
+	fault.Release()
+	waitFor(t, 20*time.Second, "4 more segments", func() bool { return a.lastSegment(t, "down") >= last+4 })
+	cancel()
+	a.waitEnded(t, "down", 20*time.Second)
+	a.flushArchive(t)
+
+	reader, err := archive.NewReader(archive.ReaderConfig{Store: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := files(t, a.base+"/live/down/index.m3u8")
+	n := 0
+	for _, fs := range live {
+		for _, f := range fs {
+			o, ok := layout.Parse(pathOf(t, f))
+			if !ok {
+				t.Fatalf("%s: not of the layout", f)
+			}
+			e := archive.Entry{Rendition: o.Rendition, Kind: archive.KindSegment, Number: o.Number}
+			if o.Kind == layout.Init {
+				e = archive.Entry{Rendition: o.Rendition, Kind: archive.KindInit}
+			}
+			got, err := reader.Object(t.Context(), o.Stream, o.Epoch, e, 0, -1)
+			if err != nil {
+				t.Errorf("%s not archived: %v", f, err)
+				continue
+			}
+			if !bytes.Equal(got, mustGet(t, f)) {
+				t.Errorf("%s archived with other bytes", f)
+			}
+			n++
+		}
+	}
+	metrics := mustGet(t, a.base+"/metrics")
+	errs, dropped := metricSum(metrics, "archive_write_errors_total"), metricSum(metrics, "archive_dropped_total")
+	if errs == 0 || dropped != 0 {
+		t.Errorf("archive_write_errors_total %v, archive_dropped_total %v; want failures and no drop", errs, dropped)
+	}
+	t.Logf("%d files archived in full after a 10-s outage (%v failed writes)", n, errs)
+}
+
+// TestArchiveRetention: past the retention, an ended epoch is deleted,
+// unless a clip pins it: the clip plays on; once the clip is deleted,
+// its epoch goes too.
+func TestArchiveRetention(t *testing.T) {
+	st := newDirStore(t)
+	a := startApp(t, Config{
+		Origin:  origin.Config{ReconnectWindow: -1},
+		Archive: &Archive{Store: st, Retention: 4 * time.Second, SweepInterval: 200 * time.Millisecond},
+	})
+	clip, err := publisher.LoadClip(democlip.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishOnce := func(name string) {
+		t.Helper()
+		if err := publisher.Publish(t.Context(), publisher.Config{URL: a.rtmp + name, Clip: clip, Loops: 1, Speed: 4}); err != nil {
+			t.Fatal(err)
+		}
+		a.waitEnded(t, name, 10*time.Second)
+		a.flushArchive(t)
+	}
+	publishOnce("kept")
+	resp, err := http.Post(a.base+"/api/clips", "application/json", strings.NewReader(`{"stream":"kept","from":0,"to":2}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c origin.ClipInfo
+	err = json.NewDecoder(resp.Body).Decode(&c)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST /api/clips: %d %v", resp.StatusCode, err)
+	}
+	publishOnce("gone")
+
+	streams := func() []string {
+		var out []string
+		for _, v := range vodList(t, a.base) {
+			out = append(out, v.Stream)
+		}
+		slices.Sort(out)
+		return out
+	}
+	waitFor(t, 30*time.Second, "the unpinned epoch deleted", func() bool { return slices.Equal(streams(), []string{"kept"}) })
+	if n := metricSum(mustGet(t, a.base+"/metrics"), "archive_retention_deleted_epochs_total"); n != 1 {
+		t.Errorf("archive_retention_deleted_epochs_total = %v, want 1", n)
+	}
+	// The clip plays on, past its epoch's retention.
+	for _, fs := range files(t, a.base+c.HLS) {
+		for _, f := range fs {
+			mustGet(t, f)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodDelete, a.base+"/api/clips/"+c.ID, nil)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE the clip: %d", resp.StatusCode)
+	}
+	waitFor(t, 30*time.Second, "the unpinned epoch deleted", func() bool { return len(streams()) == 0 })
+}
