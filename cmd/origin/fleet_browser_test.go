@@ -21,8 +21,8 @@ import (
 // playersPage plays a stream with dash.js (%[1]s: the MPD's URL) and
 // hls.js (%[2]s: the multivariant playlist's), their scripts from %[3]s,
 // and keeps in window.__players each one's errors (every error event of
-// the player and of its video element) and stalls (a video element
-// waiting for data once it has played).
+// the player and of its video element) and stalls (when a video element
+// waited for data once it had played, in Unix milliseconds).
 const playersPage = `<!doctype html><meta charset="utf-8">
 <video id="dash" muted autoplay playsinline></video>
 <video id="hls" muted autoplay playsinline></video>
@@ -32,9 +32,9 @@ const playersPage = `<!doctype html><meta charset="utf-8">
 window.__players = {};
 for (const id of ['dash', 'hls']) {
   const v = document.getElementById(id);
-  const p = window.__players[id] = {errors: [], stalls: 0, played: false};
+  const p = window.__players[id] = {errors: [], stalls: [], played: false};
   v.addEventListener('playing', () => { p.played = true; });
-  v.addEventListener('waiting', () => { if (p.played) p.stalls++; });
+  v.addEventListener('waiting', () => { if (p.played) p.stalls.push(Date.now()); });
   v.addEventListener('error', () => p.errors.push('video: ' + (v.error && v.error.message)));
 }
 const dash = dashjs.MediaPlayer().create();
@@ -105,8 +105,8 @@ var mediaFile = regexp.MustCompile(`^https?://([^/]+)/live/[^/]+/([^/]+)/([^/]+)
 // playerState is one player's state as the page keeps it.
 type playerState struct {
 	Errors []string `json:"errors"`
-	Stalls int      `json:"stalls"`
-	Time   float64  `json:"time"` // the video's currentTime
+	Stalls []int64  `json:"stalls"` // when, in Unix milliseconds
+	Time   float64  `json:"time"`   // the video's currentTime
 }
 
 // pageState is both players' states, and when they were read.
@@ -142,16 +142,21 @@ func (b *browserPlayers) awaitPlaying(t *testing.T, timeout time.Duration) {
 // check checks the players since before: no error, no stall, playback
 // advancing with the wall clock (at most 3 s behind it), every media
 // request answered, one epoch, and every segment number between each
-// rendition's first and last asked.
-func (b *browserPlayers) check(t *testing.T, before pageState) {
+// rendition's first and last asked. Stalls are logged relative to
+// event, when something happened to the fleet.
+func (b *browserPlayers) check(t *testing.T, before pageState, event time.Time) {
 	t.Helper()
 	after := b.state(t)
 	elapsed := after.at.Sub(before.at).Seconds()
 	for id, p := range after.players {
 		advanced := p.Time - before.players[id].Time
-		t.Logf("%s: played %.1f s in %.1f s, %d stalls, errors %q", id, advanced, elapsed, p.Stalls, p.Errors)
-		if len(p.Errors) > 0 || p.Stalls > 0 {
-			t.Errorf("%s: %d stalls, errors %q", id, p.Stalls, p.Errors)
+		var stalls []string
+		for _, ms := range p.Stalls {
+			stalls = append(stalls, fmt.Sprintf("%+.1f s", time.UnixMilli(ms).Sub(event).Seconds()))
+		}
+		t.Logf("%s: played %.1f s in %.1f s, stalls %v, errors %q", id, advanced, elapsed, stalls, p.Errors)
+		if len(p.Errors) > 0 || len(p.Stalls) > 0 {
+			t.Errorf("%s: stalls %v, errors %q", id, stalls, p.Errors)
 		}
 		if advanced < elapsed-3 {
 			t.Errorf("%s: played %.1f s in %.1f s", id, advanced, elapsed)

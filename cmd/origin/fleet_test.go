@@ -22,11 +22,11 @@ import (
 	"github.com/golivestream/live/loadtest"
 )
 
-// origins prints "publish:   rtmp://HOST:PORT/live/{stream}" and
+// origins print "publish:   rtmp://HOST:PORT/live/{stream}" and
 // "play:      http://HOST:PORT/live/..." first.
 var (
-	publishLine = regexp.MustCompile(`publish:\s+(rtmp://[^/ ]+/live)/`)
-	playLine    = regexp.MustCompile(`play:\s+(http://[^/ ]+)/live/`)
+	publishLine = regexp.MustCompile(`publish:\s+rtmp://([^/ ]+)/live/`)
+	playLine    = regexp.MustCompile(`play:\s+http://([^/ ]+)/live/`)
 )
 
 // fleetStream is the stream the fleet tests publish.
@@ -45,10 +45,14 @@ type fleetConfig struct {
 // (dual hot ingest), and three PoP nodes (processes of cmd/pop, -etcd)
 // sharing one key space.
 type fleet struct {
-	etcd    *etcdtest.Cluster
-	origins []*originProc
-	pops    []*proctest.Proc
-	popURLs []string
+	etcd      *etcdtest.Cluster
+	endpoints string // etcd's, for -etcd
+	originBin string
+	ffmpeg    string
+	seconds   int // how long publishers publish
+	origins   []*originProc
+	pops      []*proctest.Proc
+	popURLs   []string
 	// view follows the directory, as the PoPs do.
 	view *directory.View
 	// primary and backup serve the stream, as the directory said once
@@ -59,8 +63,55 @@ type fleet struct {
 
 // originProc is an origin of the fleet.
 type originProc struct {
-	p              *proctest.Proc
-	id, rtmp, http string
+	p        *proctest.Proc
+	id, zone string
+	// rtmp and http are its listeners' addresses: host:port ("" port:
+	// any) before it starts, then as it says.
+	rtmp, http string
+}
+
+// rtmpURL and httpURL are an origin's base URLs.
+func (o *originProc) rtmpURL() string { return "rtmp://" + o.rtmp + "/live" }
+func (o *originProc) httpURL() string { return "http://" + o.http }
+
+// start starts (or starts again) the origin o, on the addresses it
+// listened on before.
+func (f *fleet) start(t *testing.T, o *originProc) {
+	t.Helper()
+	o.p = proctest.Start(t, f.originBin, 2, "-rtmp", o.rtmp, "-http", o.http, "-transcode=false",
+		"-etcd", f.endpoints, "-id", o.id, "-zone", o.zone)
+	out := strings.Join(o.p.Stdout, "")
+	pm, hm := publishLine.FindStringSubmatch(out), playLine.FindStringSubmatch(out)
+	if pm == nil || hm == nil {
+		t.Fatalf("origin %s printed %q", o.id, out)
+	}
+	o.rtmp, o.http = pm[1], hm[1]
+}
+
+// publish starts an ffmpeg publishing fleetStream to the origins, one
+// encoding pushed to each by its tee muxer, until the test ends, and
+// returns its output.
+func (f *fleet) publish(t *testing.T, to ...*originProc) *proctest.SyncBuffer {
+	t.Helper()
+	var outs []string
+	for _, o := range to {
+		outs = append(outs, "[f=flv:onfail=ignore]"+o.rtmpURL()+"/"+fleetStream)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	src := fmt.Sprintf("testsrc2=size=320x240:rate=30:duration=%d", f.seconds)
+	tone := fmt.Sprintf("sine=frequency=440:sample_rate=48000:duration=%d", f.seconds)
+	pub := exec.CommandContext(ctx, f.ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "warning", "-re",
+		"-f", "lavfi", "-i", src, "-f", "lavfi", "-i", tone,
+		"-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-bf", "0", "-pix_fmt", "yuv420p",
+		"-c:a", "aac", "-map", "0:v", "-map", "1:a", "-flags", "+global_header", "-f", "tee", strings.Join(outs, "|"))
+	out := &proctest.SyncBuffer{}
+	pub.Stdout, pub.Stderr = out, out
+	if err := pub.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); pub.Wait() })
+	return out
 }
 
 // startFleet starts a fleet, publishes fleetStream to both origins, and
@@ -74,22 +125,17 @@ func startFleet(t *testing.T, cfg fleetConfig) *fleet {
 		}
 		t.Skip("ffmpeg not installed")
 	}
-	f := &fleet{etcd: etcdtest.Start(t, etcdtest.Config{Members: cfg.members})}
-	ep := strings.Join(f.etcd.Endpoints(), ",")
+	f := &fleet{etcd: etcdtest.Start(t, etcdtest.Config{Members: cfg.members}), ffmpeg: ffmpeg, seconds: cfg.seconds}
+	f.endpoints = strings.Join(f.etcd.Endpoints(), ",")
+	ep := f.endpoints
 	dir := t.TempDir()
-	originBin := proctest.Build(t, dir, ".")
+	f.originBin = proctest.Build(t, dir, ".")
 	popBin := proctest.Build(t, dir, "../pop")
 
 	for i := range 2 {
-		id := fmt.Sprintf("o%d", i)
-		p := proctest.Start(t, originBin, 2, "-rtmp", "127.0.0.1:0", "-http", "127.0.0.1:0", "-transcode=false",
-			"-etcd", ep, "-id", id, "-zone", fmt.Sprintf("z%d", i))
-		out := strings.Join(p.Stdout, "")
-		pm, hm := publishLine.FindStringSubmatch(out), playLine.FindStringSubmatch(out)
-		if pm == nil || hm == nil {
-			t.Fatalf("origin %d printed %q", i, out)
-		}
-		f.origins = append(f.origins, &originProc{p, id, pm[1], hm[1]})
+		o := &originProc{id: fmt.Sprintf("o%d", i), zone: fmt.Sprintf("z%d", i), rtmp: "127.0.0.1:0", http: "127.0.0.1:0"}
+		f.start(t, o)
+		f.origins = append(f.origins, o)
 	}
 	for range 3 {
 		f.popURLs = append(f.popURLs, "http://127.0.0.1:"+freePort(t))
@@ -104,21 +150,7 @@ func startFleet(t *testing.T, cfg fleetConfig) *fleet {
 	}
 
 	// ffmpeg pushes one encoding to both origins.
-	ctx, cancel := context.WithCancel(context.Background())
-	tee := fmt.Sprintf("[f=flv:onfail=ignore]%s/%s|[f=flv:onfail=ignore]%s/%[2]s", f.origins[0].rtmp, fleetStream, f.origins[1].rtmp)
-	src := fmt.Sprintf("testsrc2=size=320x240:rate=30:duration=%d", cfg.seconds)
-	tone := fmt.Sprintf("sine=frequency=440:sample_rate=48000:duration=%d", cfg.seconds)
-	pub := exec.CommandContext(ctx, ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "warning", "-re",
-		"-f", "lavfi", "-i", src, "-f", "lavfi", "-i", tone,
-		"-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-bf", "0", "-pix_fmt", "yuv420p",
-		"-c:a", "aac", "-map", "0:v", "-map", "1:a", "-flags", "+global_header", "-f", "tee", tee)
-	f.pubOut = &proctest.SyncBuffer{}
-	pub.Stdout, pub.Stderr = f.pubOut, f.pubOut
-	if err := pub.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); pub.Wait() })
+	f.pubOut = f.publish(t, f.origins...)
 
 	// The directory knows the stream on both origins.
 	if f.view, err = directory.NewView(directory.ViewConfig{Client: f.etcd.Client(), ProgressInterval: time.Second}); err != nil {
@@ -128,19 +160,8 @@ func startFleet(t *testing.T, cfg fleetConfig) *fleet {
 	vdone := make(chan error, 1)
 	go func() { vdone <- f.view.Run(vctx) }()
 	t.Cleanup(func() { vcancel(); <-vdone })
-	timeout := time.After(30 * time.Second)
-	for {
-		changed := f.view.Changed()
-		if p, b, ok := f.view.Lookup(fleetStream); ok && p.ID != "" && b.ID != "" {
-			f.primary, f.backup = p, b
-			break
-		}
-		select {
-		case <-changed:
-		case <-timeout:
-			t.Fatalf("the directory does not list the stream on both origins; ffmpeg: %s", f.pubOut)
-		}
-	}
+	r := f.awaitRoute(t, func(r directory.Route) bool { return r.Backup.ID != "" })
+	f.primary, f.backup = r.Primary, r.Backup
 	t.Logf("primary %s (%s), backup %s (%s)", f.primary.ID, f.primary.PublicURL, f.backup.ID, f.backup.PublicURL)
 	return f
 }
@@ -167,15 +188,65 @@ func (f *fleet) failovers(t *testing.T) float64 {
 	return n
 }
 
+// play runs n simulated players (half DASH) through the PoP for d,
+// running during meanwhile in the test's goroutine, and returns their
+// report.
+func (f *fleet) play(t *testing.T, n int, d time.Duration, during func()) *loadtest.Report {
+	t.Helper()
+	g, err := loadtest.New(loadtest.Config{
+		Targets: f.popURLs, Streams: []string{fleetStream}, Schedule: loadtest.Steady(n),
+		Duration: d, DASHShare: 0.5,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		rep *loadtest.Report
+		err error
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan result, 1)
+	go func() {
+		rep, err := g.Run(ctx)
+		done <- result{rep, err}
+	}()
+	waited := false
+	t.Cleanup(func() { // when during fails
+		cancel()
+		if !waited {
+			<-done
+		}
+	})
+	if during != nil {
+		during()
+	}
+	r := <-done
+	waited = true
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	t.Logf("%d players: stalls %d, errors %v, segment p99 %.0f ms", r.rep.Players, r.rep.Stalls, r.rep.Errors, r.rep.Classes["segment"].Latency.P99)
+	if r.rep.Stalls != 0 || r.rep.ErrorCount != 0 || r.rep.NeverStarted != 0 {
+		t.Errorf("%d stalls, %d errors (%v), %d never started", r.rep.Stalls, r.rep.ErrorCount, r.rep.Errors, r.rep.NeverStarted)
+	}
+	return r.rep
+}
+
 // TestFleet: two origins registered in a real etcd, fed one ffmpeg
 // through its tee muxer (dual hot ingest), make one epoch and
-// byte-identical files; three PoP nodes follow the directory; the
-// primary origin is killed (SIGKILL) while 100 simulated players (half
-// DASH), and hls.js and dash.js in Chromium, watch through the PoP: they
-// go on from the backup without a stall, an error or a segment number
-// skipped, and the PoPs count the failover.
+// byte-identical files; three PoP nodes follow the directory.
+//
+// The primary origin is killed (SIGKILL) while 100 simulated players
+// (half DASH), and hls.js and dash.js in Chromium, watch through the PoP:
+// they go on from the backup without a stall, an error or a segment
+// number skipped, and the PoPs count the failover. The killed origin is
+// started again and its publisher comes back: too late to make the
+// stream's files (its numbering starts at 0), it serves an epoch of its
+// own on standby, which the players never see. When the other origin
+// dies too, the stream goes on from it, with its epoch, as after a lone
+// origin's restart: new players play it.
 func TestFleet(t *testing.T) {
-	f := startFleet(t, fleetConfig{members: 1, seconds: 90})
+	f := startFleet(t, fleetConfig{members: 1, seconds: 120})
 	// The browsers warm up while the origins' files are compared.
 	players := watchInBrowser(t, f.popURLs, fleetStream)
 
@@ -184,29 +255,87 @@ func TestFleet(t *testing.T) {
 
 	players.awaitPlaying(t, 30*time.Second)
 	before := players.state(t)
-	g, err := loadtest.New(loadtest.Config{
-		Targets: f.popURLs, Streams: []string{fleetStream}, Schedule: loadtest.Steady(100),
-		Duration: 30 * time.Second, DASHShare: 0.5,
+	victim, survivor := f.origin(t, f.primary.ID), f.origin(t, f.backup.ID)
+	epoch := f.route(t).Epoch
+	var killed time.Time
+	f.play(t, 100, 30*time.Second, func() {
+		<-time.After(10 * time.Second) // the primary dies a third of the way
+		victim.p.Cmd.Process.Signal(syscall.SIGKILL)
+		killed = time.Now()
+		<-time.After(5 * time.Second)
+		f.start(t, victim)
+		f.publish(t, victim)
+		victim.p.Await(t, "serving an epoch of its own on standby")
+		t.Logf("%s back on standby %.1f s after it was killed", victim.id, time.Since(killed).Seconds())
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The primary dies a third of the way.
-	victim := f.origin(t, f.primary.ID)
-	killed := time.AfterFunc(10*time.Second, func() { victim.p.Cmd.Process.Signal(syscall.SIGKILL) })
-	defer killed.Stop()
-	rep, err := g.Run(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("players: %d, stalls %d, errors %v, segment p99 %.0f ms", rep.Players, rep.Stalls, rep.Errors, rep.Classes["segment"].Latency.P99)
-	if rep.Stalls != 0 || rep.ErrorCount != 0 || rep.NeverStarted != 0 {
-		t.Errorf("through the failover: %d stalls, %d errors (%v), %d never started", rep.Stalls, rep.ErrorCount, rep.Errors, rep.NeverStarted)
-	}
-	players.check(t, before)
+	players.check(t, before, killed)
 	if f.failovers(t) == 0 {
 		t.Error("no PoP counted a failover")
 	}
+	if r := f.route(t); r.Epoch != epoch || r.Primary.ID != survivor.id || r.Backup.ID != "" {
+		t.Errorf("route %s on %s and %q, want %s on %s alone", r.Epoch, r.Primary.ID, r.Backup.ID, epoch, survivor.id)
+	}
+
+	survivor.p.Cmd.Process.Signal(syscall.SIGKILL)
+	r := f.awaitRoute(t, func(r directory.Route) bool { return r.Primary.ID == victim.id })
+	if r.Epoch == epoch || r.Backup.ID != "" {
+		t.Fatalf("route %s on %s and %q, want a new epoch on %s alone", r.Epoch, r.Primary.ID, r.Backup.ID, victim.id)
+	}
+	// The PoP's multivariant playlist, cached for a second, names it soon.
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		if _, body := httpGet(t, f.popURLs[0]+"/live/"+fleetStream+"/index.m3u8"); strings.Contains(body, r.Epoch+"/") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the PoP's playlist does not name epoch %s", r.Epoch)
+		}
+		time.Sleep(200 * time.Millisecond) // nothing to await but the cache's expiry
+	}
+	f.play(t, 20, 10*time.Second, nil)
+}
+
+// route returns the stream's route as the directory has it now.
+func (f *fleet) route(t *testing.T) directory.Route {
+	t.Helper()
+	r, ok := f.view.Snapshot().Route(fleetStream)
+	if !ok {
+		t.Fatal("the directory does not list the stream")
+	}
+	return r
+}
+
+// awaitRoute waits until cond holds of the stream's route, and returns
+// it.
+func (f *fleet) awaitRoute(t *testing.T, cond func(directory.Route) bool) directory.Route {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		changed := f.view.Changed()
+		r, ok := f.view.Snapshot().Route(fleetStream)
+		if ok && cond(r) {
+			return r
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			t.Fatalf("route %+v (%v)", r, ok)
+		}
+	}
+}
+
+// httpGet gets url.
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
 }
 
 func freePort(t *testing.T) string {
