@@ -168,6 +168,9 @@ func TestBridgeSuccessor(t *testing.T) {
 		{"audio, the first", []*rendition{aud("a0"), aud("a1")}, []*rendition{aud("a0")}, "a1", "a0"},
 		{"no audio any more", []*rendition{vid("v0", 240, false), aud("a0")}, []*rendition{vid("v0", 240, false)}, "a0", ""},
 		{"no video any more", []*rendition{vid("v0", 240, false), aud("a0")}, []*rendition{aud("a0")}, "v0", ""},
+		// The later instance before its publisher attached: nothing to
+		// decide on yet, rather than no rendition for good.
+		{"not attached yet", []*rendition{vid("v0", 240, false), aud("a0")}, nil, "v0", "?"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			to := newStream(nil, "s", time.Now(), nil, 0)
@@ -294,4 +297,43 @@ func parseNumber(t *testing.T, uri string) uint64 {
 		n = n*10 + uint64(c-'0')
 	}
 	return n
+}
+
+// TestBridgeBlockingReload: an LL-HLS player's blocking reload of an
+// instance's playlist, held when a later instance takes over, is
+// answered with the playlist going on into the later instance, never
+// with the superseded instance's own, which ends (#22: hls.js read that
+// EXT-X-ENDLIST and stopped at the end of the first epoch).
+func TestBridgeBlockingReload(t *testing.T) {
+	srv, old := lostStream(t)
+	oldPath := "/live/s/" + old.epoch + "/a0/index.m3u8"
+	pl := mediaPlaylistOf(t, srv, oldPath)
+	if pl.ServerControl == nil || !pl.ServerControl.CanBlockReload {
+		t.Fatal("the lost publisher's playlist is not LL-HLS")
+	}
+	next := uint64(pl.MediaSequence + len(pl.Segments))
+	type answer struct {
+		code int
+		body []byte
+	}
+	held := make(chan answer, 1)
+	go func() {
+		c, b := fetch(srv, oldPath+"?_HLS_msn="+itoa(next)+"&_HLS_part=0")
+		held <- answer{c, b}
+	}()
+	awaitHeld(t, srv, 1, held)
+
+	defer publishAudio(t, srv, "s", 44100, 3).Close() // other tracks: a new instance
+	cur := srv.stream("s")
+	if cur == old {
+		t.Fatal("other tracks resumed the old instance")
+	}
+	a := <-held
+	got := parseMedia(t, a.body)
+	if a.code != http.StatusOK || got.Endlist {
+		t.Fatalf("the held blocking reload: %d, ENDLIST %v, want the playlist going on:\n%s", a.code, got.Endlist, a.body)
+	}
+	if n := len(got.Segments); n <= len(pl.Segments) || !strings.HasPrefix(got.Segments[len(pl.Segments)].URI, "../../"+cur.epoch+"/a0/") {
+		t.Errorf("the held blocking reload does not go on into the next instance:\n%s", a.body)
+	}
 }

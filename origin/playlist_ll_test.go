@@ -223,18 +223,7 @@ func TestBlockingReload(t *testing.T) {
 	if c, _ := get(dir + "index.m3u8?_HLS_msn=" + itoa(next+3)); c != http.StatusBadRequest {
 		t.Errorf("_HLS_msn three past the last: %d, want 400", c)
 	}
-	// Both requests are held by the origin (its held-requests gauge: no
-	// event says so, hence the bounded poll), and not answered.
-	for deadline := time.Now().Add(10 * time.Second); gaugeValue(t, srv.metrics.held) < 2; {
-		if time.Now().After(deadline) {
-			t.Fatal("the blocking reload and the hinted part were not held")
-		}
-		select {
-		case a := <-held:
-			t.Fatalf("the blocking reload was answered (%d) before the part existed", a.code)
-		case <-time.After(time.Millisecond):
-		}
-	}
+	awaitHeld(t, srv, 2, held)        // the blocking reload and the hinted part
 	writeAudio(t, sess, 48000, 10, 3) // the part, its segment and more
 	a := <-held
 	got := parseMedia(t, a.body)
@@ -256,6 +245,24 @@ func TestBlockingReload(t *testing.T) {
 	// A part of a segment that ended with fewer parts is not found.
 	if c, _ := get(dir + layout.PartPath(next, len(seg.seg.Chunks))); c != http.StatusNotFound {
 		t.Errorf("a part past the segment's last: %d, want 404", c)
+	}
+}
+
+// awaitHeld waits until the origin holds n requests (its held-requests
+// gauge: no event says so, hence the bounded poll), failing if answered
+// gets an answer meanwhile: a request answered before what it waits for
+// exists.
+func awaitHeld[A any](t *testing.T, srv *Server, n float64, answered <-chan A) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); gaugeValue(t, srv.metrics.held) < n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("fewer than %v requests held after 10 s", n)
+		}
+		select {
+		case <-answered:
+			t.Fatal("a request was answered before what it asked for existed")
+		case <-time.After(time.Millisecond):
+		}
 	}
 }
 

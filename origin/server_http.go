@@ -139,12 +139,7 @@ func (s *Server) serveRendition(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case file == "index.m3u8" && st.succ.Load() != nil:
 		// A later instance continues this one: its playlists go on.
-		obj := st.bridged(rid)
-		if obj == nil {
-			s.notFound(w, "playlist", "stream ended")
-			return
-		}
-		s.serveObject(w, r, "playlist", obj)
+		s.serveBridged(w, r, st, rid)
 	case st.gone.Load():
 		s.serveArchived(w, r, "stream ended")
 	case file == "init.mp4":

@@ -18,8 +18,16 @@ func (s *Server) servePlaylist(w http.ResponseWriter, r *http.Request, st *strea
 		return
 	}
 	reason := "rendition has no segments yet"
-	tooFar := false
+	tooFar, bridged := false, false
 	obj := st.await(r.Context(), func(sn *snapshot) (*object, bool) {
+		if st.succ.Load() != nil {
+			// A later instance took over while the request was held (or
+			// on its way here): the playlist goes on into it. The
+			// instance's own playlist would say EXT-X-ENDLIST once it is
+			// superseded, and a player that reads it stops there.
+			bridged = true
+			return nil, true
+		}
 		rd := sn.rendition(rid)
 		if rd.stalled > 0 {
 			// hls.js does not retry a level playlist that answers
@@ -50,6 +58,8 @@ func (s *Server) servePlaylist(w http.ResponseWriter, r *http.Request, st *strea
 		return nil, false
 	})
 	switch {
+	case bridged:
+		s.serveBridged(w, r, st, rid)
 	case tooFar:
 		s.badRequest(w, "playlist", "_HLS_msn is more than two segments past the playlist's last")
 	case obj == nil && d.HasMSN && reason == "rendition has no segments yet":
@@ -62,6 +72,18 @@ func (s *Server) servePlaylist(w http.ResponseWriter, r *http.Request, st *strea
 	default:
 		s.serveObject(w, r, "playlist", obj)
 	}
+}
+
+// serveBridged answers the media playlist of rendition rid of st, an
+// instance that a later one continues (playlist_bridge.go): at once,
+// whatever its delivery directives, since it has no LL-HLS tags.
+func (s *Server) serveBridged(w http.ResponseWriter, r *http.Request, st *stream, rid string) {
+	obj := st.bridged(rid)
+	if obj == nil {
+		s.notFound(w, "playlist", "stream ended")
+		return
+	}
+	s.serveObject(w, r, "playlist", obj)
 }
 
 // servePart answers part p of segment n, holding the request while the

@@ -175,7 +175,9 @@ type instance struct {
 	// instance it continues has media beyond that: media that ran ahead of
 	// the wall clock (an encoder's first seconds arrive in a burst). A
 	// Period must not begin before the previous one's media ends, or
-	// players never finish the previous one.
+	// players never finish the previous one. It is also where that media
+	// ends when ast - pres is later by no more than periodJitter: the
+	// media follows on, without a gap.
 	start time.Duration
 	// keys are the keys of an encrypted instance (protect.go); nil for a
 	// clear one.

@@ -113,12 +113,28 @@ func (st *stream) continues(old *stream) {
 		return // the presentation ended, and its players with it
 	}
 	st.pres = old.pres
-	st.start = max(st.ast.Sub(st.pres), old.start+old.snap.Load().end())
+	// The new Period begins where the old one's media ends, unless the
+	// new media began later by more than the jitter of an encoder's
+	// output: an encoder that changed its setup mid-stream goes on with
+	// media that follows on, arriving some tens of milliseconds late or
+	// early, and a gap that small on the MPD timeline is one that players
+	// must jump, which dash.js in Chromium sometimes never does (#22).
+	end := old.start + old.snap.Load().end()
+	st.start = st.ast.Sub(st.pres)
+	if st.start < end+periodJitter {
+		st.start = end
+	}
 	old.mu.Lock()
 	st.prior = append(old.priorLocked(), old)
 	old.mu.Unlock()
 	old.succ.Store(newSuccession(st, old.snap.Load()))
 }
+
+// periodJitter is how much later than where the previous instance's
+// media ends a continuing instance's media may begin, on the wall clock,
+// and still be taken as following on from it (continues): a few frames
+// of jitter in the encoder's output, not a gap in the media.
+const periodJitter = 250 * time.Millisecond
 
 // priorLocked drops the prior instances that are gone and returns the
 // others. The returned slice is never modified.

@@ -64,6 +64,11 @@ func (s *succession) successor(rid string, segment time.Duration) (string, bool)
 		return id, true
 	}
 	snap := s.to.snap.Load()
+	if len(snap.renditions) == 0 && !snap.ended && !s.to.gone.Load() {
+		// to is not attached to its publisher yet (continues comes
+		// first): it has renditions to come, none to decide on.
+		return "", false
+	}
 	from := s.from[rid]
 	settled := !s.ladder || snap.ended || s.to.gone.Load() || snap.end() >= bridgeGrace*segment
 	var pick *rendition

@@ -26,11 +26,16 @@ const barePlayersPage = `<!doctype html><meta charset="utf-8">
 <script>
 // Errors, and what happened, for a failure's report.
 window.__errors = [];
+// Every SourceBuffer, dash.js's then hls.js's, for their own buffered
+// ranges: the video element's are their intersection.
+window.__sbs = [];
+const origAdd = MediaSource.prototype.addSourceBuffer;
+MediaSource.prototype.addSourceBuffer = function (mime) { const sb = origAdd.call(this, mime); window.__sbs.push({mime, sb}); return sb; };
 window.__log = [];
 const dashVideo = document.getElementById('dash'), hlsVideo = document.getElementById('hls');
 const player = dashjs.MediaPlayer().create();
 player.on(dashjs.MediaPlayer.events.ERROR, (e) => window.__errors.push('dash.js: ' + JSON.stringify(e.error || e)));
-for (const ev of ['PERIOD_SWITCH_STARTED', 'PERIOD_SWITCH_COMPLETED', 'STREAM_INITIALIZED', 'PLAYBACK_WAITING', 'PLAYBACK_STALLED', 'MANIFEST_LOADED', 'BUFFER_EMPTY']) {
+for (const ev of ['PLAYBACK_SEEKED', 'PERIOD_SWITCH_STARTED', 'PERIOD_SWITCH_COMPLETED', 'STREAM_INITIALIZED', 'PLAYBACK_WAITING', 'PLAYBACK_STALLED', 'MANIFEST_LOADED', 'BUFFER_EMPTY']) {
   player.on(dashjs.MediaPlayer.events[ev], () => window.__log.push('dash.js ' + ev + '@' + dashVideo.currentTime.toFixed(2)));
 }
 player.initialize(dashVideo, '%[1]s/live/%[2]s/manifest.mpd', true);
@@ -41,6 +46,10 @@ hls.on(Hls.Events.ERROR, (_, d) => {
   (d.fatal ? window.__errors : window.__log).push(what + '@' + hlsVideo.currentTime.toFixed(2));
 });
 hls.on(Hls.Events.FRAG_CHANGED, (_, d) => window.__log.push('hls.js playing ' + d.frag.relurl + ' cc ' + d.frag.cc + '@' + hlsVideo.currentTime.toFixed(2)));
+for (const ev of ['LEVEL_LOADED', 'AUDIO_TRACK_LOADED']) {
+  hls.on(Hls.Events[ev], (_, d) => window.__log.push('hls.js ' + ev + ' ' + d.details.url.replace(/^.*\/live\//, '') +
+    (d.details.live ? '' : ' ENDLIST') + ' last ' + d.details.endSN + ' cc ' + d.details.endCC + '@' + hlsVideo.currentTime.toFixed(2)));
+}
 hls.loadSource('%[1]s/live/%[2]s/index.m3u8');
 hls.attachMedia(hlsVideo);
 </script>`
@@ -53,7 +62,11 @@ hls.attachMedia(hlsVideo);
 // epoch's HLS media playlists go on into the new epoch's segments after a
 // discontinuity: a plain dash.js and a plain hls.js, on a page of
 // another origin that knows nothing of epochs, both play on into each
-// new size through the PoP, without a reload or an error.
+// new size through the PoP, without a reload or an error. (It failed
+// now and then: hls.js, in low-latency mode by default, stopped when a
+// blocking reload held on the first epoch's playlist was answered with
+// that playlist ended; dash.js when its jump over a gap of a few frames
+// between two Periods landed a microsecond short of the next range.)
 func TestPlayersFollowNewEpoch(t *testing.T) {
 	a := startApp(t, Config{Origin: origin.Config{Window: time.Minute}})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -103,6 +116,7 @@ func TestPlayersFollowNewEpoch(t *testing.T) {
 		chromedp.Run(context.WithoutCancel(bctx), chromedp.Evaluate(`JSON.stringify({errors: window.__errors, log: window.__log,
 			videos: ['dash', 'hls'].map((id) => { const v = document.getElementById(id); return {id, t: v.currentTime, h: v.videoHeight, paused: v.paused,
 				buffered: Array.from({length: v.buffered.length}, (_, i) => [v.buffered.start(i), v.buffered.end(i)])}; }),
+			sbs: window.__sbs.map((x) => { try { return x.mime + ' ' + JSON.stringify(Array.from({length: x.sb.buffered.length}, (_, i) => [x.sb.buffered.start(i), x.sb.buffered.end(i)])); } catch (e) { return x.mime + ' gone'; } }),
 			res: performance.getEntriesByType('resource').map((e) => e.name.replace(/^.*\/live\//, '') + ' ' + e.responseStatus + ' @' + (e.startTime/1000).toFixed(2)).slice(-80)})`, &diag))
 		_, mpd := get(t, a.base+"/live/periods/manifest.mpd")
 		_, pl := get(t, oldPlaylist)
