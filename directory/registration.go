@@ -152,6 +152,9 @@ func NewRegistration(cfg RegistrationConfig) (*Registration, error) {
 	return r, nil
 }
 
+// Origin returns the ID and zone the origin registers with.
+func (r *Registration) Origin() (id, zone string) { return r.cfg.ID, r.cfg.Zone }
+
 // Status returns the registration's state and a channel closed when it
 // changes.
 func (r *Registration) Status() (Status, <-chan struct{}) {

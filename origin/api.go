@@ -14,12 +14,20 @@ type StreamInfo = streaminfo.Stream
 // RenditionInfo is one rendition of a stream, measured over its window.
 type RenditionInfo = streaminfo.Rendition
 
-// Streams describes every stream the origin holds, live or lingering.
+// Streams describes every stream the origin holds, live or lingering,
+// with its place in the fleet when the origin is one of a fleet's.
 func (s *Server) Streams() []StreamInfo {
 	now := time.Now()
 	var out []StreamInfo
 	for _, st := range s.list() {
-		out = append(out, st.info(now))
+		si := st.info(now)
+		if s.cfg.Directory != nil {
+			if p, ok := s.cfg.Directory.Placement(st.name); ok {
+				p.Epoch = st.epoch
+				si.Fleet = []streaminfo.Placement{p}
+			}
+		}
+		out = append(out, si)
 	}
 	return out
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
+
+	"github.com/golivestream/live/internal/streaminfo"
 )
 
 // Directory is where an origin of a fleet says which streams it serves
@@ -30,6 +32,10 @@ type Directory interface {
 	// up to segment newest, or, with epoch "", no longer serves it. It
 	// must not wait: the directory writes it when it can.
 	Serving(name, epoch string, newest uint64)
+	// Placement says where this origin stands for stream name, for
+	// /api/streams: its ID, zone and role (the Epoch is the origin's to
+	// fill in); ok is false when the origin does not serve the stream.
+	Placement(name string) (p streaminfo.Placement, ok bool)
 }
 
 // ErrSetupMismatch is the error of a publisher whose setup differs from

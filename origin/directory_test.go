@@ -13,6 +13,7 @@ import (
 	rtmpcodecs "github.com/bluenviron/gortmplib/pkg/codecs"
 
 	"github.com/golivestream/live/internal/democlip"
+	"github.com/golivestream/live/internal/streaminfo"
 	"github.com/golivestream/live/publisher"
 )
 
@@ -46,6 +47,15 @@ func (d *memDirectory) Serving(name, epoch string, _ uint64) {
 	d.mu.Lock()
 	d.serving[name] = epoch
 	d.mu.Unlock()
+}
+
+func (d *memDirectory) Placement(name string) (streaminfo.Placement, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.serving[name] == "" {
+		return streaminfo.Placement{}, false
+	}
+	return streaminfo.Placement{Origin: "mem", Role: "primary"}, true
 }
 
 // clipTracks turns the demo clip's tracks into the origin's codecs, as
@@ -113,6 +123,10 @@ func TestDualIngestIdentical(t *testing.T) {
 	a, b := servers[0].stream("dual"), servers[1].stream("dual")
 	if a.epoch != b.epoch {
 		t.Fatalf("epochs %s and %s", a.epoch, b.epoch)
+	}
+	// /api/streams says where the stream lives.
+	if si := servers[0].Streams(); len(si) != 1 || len(si[0].Fleet) != 1 || si[0].Fleet[0] != (streaminfo.Placement{Origin: "mem", Role: "primary", Epoch: a.epoch}) {
+		t.Errorf("Streams: %+v", si)
 	}
 	prefix := "/live/dual/" + a.epoch + "/"
 	compared := 0

@@ -22,6 +22,7 @@ import (
 
 	"github.com/golivestream/live/internal/democlip"
 	"github.com/golivestream/live/internal/mpdtest"
+	"github.com/golivestream/live/internal/streaminfo"
 	"github.com/golivestream/live/protection"
 	"github.com/golivestream/live/publisher"
 )
@@ -39,6 +40,10 @@ func (fixedEpoch) AgreeEpoch(context.Context, string, string, string) (string, e
 }
 
 func (fixedEpoch) Serving(string, string, uint64) {}
+
+func (fixedEpoch) Placement(string) (streaminfo.Placement, bool) {
+	return streaminfo.Placement{}, false
+}
 
 // protectedPair publishes the demo clip, loops times, as stream name into
 // two origins, one clear and one encrypting with keyPeriod, and returns

@@ -33,6 +33,10 @@ type Config struct {
 	Streams func(ctx context.Context) ([]streaminfo.Stream, error)
 	// PoP, when not nil, gives the cache figures of each stream.
 	PoP func(stream string) pop.StreamStats
+	// Fleet, when not nil, describes the fleet of origins the node
+	// follows (its directory), for GET /api/origins and the dashboard.
+	// Nil means none: GET /api/origins answers 404.
+	Fleet func() Fleet
 	// FPSFloor is the ingest frame rate below which the dashboard shows a
 	// rendition in red. Zero means 20.
 	FPSFloor float64
@@ -190,6 +194,7 @@ func New(cfg Config) (*Server, error) {
 		{"GET /static/", http.StripPrefix("/static", staticCache(files))},
 		{"GET /api/streams", http.HandlerFunc(s.serveStreams)},
 		{"GET /api/streams/{name}", http.HandlerFunc(s.serveStream)},
+		{"GET /api/origins", http.HandlerFunc(s.serveOrigins)},
 		{"POST /api/qoe", http.HandlerFunc(s.serveBeacon)},
 		{"POST /api/qoe/session", http.HandlerFunc(s.serveSession)},
 	}

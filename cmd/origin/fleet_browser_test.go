@@ -139,7 +139,7 @@ func (b *browserPlayers) awaitPlaying(t *testing.T, timeout time.Duration) {
 	}
 }
 
-// check checks the players since before: no error, no stall, playback
+// check checks the players since before: no error, no stall since, playback
 // advancing with the wall clock (at most 3 s behind it), every media
 // request answered, one epoch, and every segment number between each
 // rendition's first and last asked. Stalls are logged relative to
@@ -150,12 +150,17 @@ func (b *browserPlayers) check(t *testing.T, before pageState, event time.Time) 
 	elapsed := after.at.Sub(before.at).Seconds()
 	for id, p := range after.players {
 		advanced := p.Time - before.players[id].Time
-		var stalls []string
+		var stalls, startup []string
 		for _, ms := range p.Stalls {
-			stalls = append(stalls, fmt.Sprintf("%+.1f s", time.UnixMilli(ms).Sub(event).Seconds()))
+			at := fmt.Sprintf("%+.1f s", time.UnixMilli(ms).Sub(event).Seconds())
+			if time.UnixMilli(ms).Before(before.at) {
+				startup = append(startup, at) // while the player settled, before the period checked
+			} else {
+				stalls = append(stalls, at)
+			}
 		}
-		t.Logf("%s: played %.1f s in %.1f s, stalls %v, errors %q", id, advanced, elapsed, stalls, p.Errors)
-		if len(p.Errors) > 0 || len(p.Stalls) > 0 {
+		t.Logf("%s: played %.1f s in %.1f s, stalls %v (before: %v), errors %q", id, advanced, elapsed, stalls, startup, p.Errors)
+		if len(p.Errors) > 0 || len(stalls) > 0 {
 			t.Errorf("%s: stalls %v, errors %q", id, stalls, p.Errors)
 		}
 		if advanced < elapsed-3 {
@@ -206,5 +211,39 @@ func (b *browserPlayers) check(t *testing.T, before pageState, event time.Time) 
 		if !found {
 			t.Errorf("no segment asked from %s", host)
 		}
+	}
+}
+
+// checkDashboard opens the dashboard of the PoP node base in a tab of the
+// players' browser and checks what it shows of the fleet: the origins
+// the directory lists, and the origins serving stream in the order the
+// PoP fetches from them, with their zones and roles (as want, a line
+// each: "o1 z1 · primary").
+func (b *browserPlayers) checkDashboard(t *testing.T, base, stream string, origins, want []string) {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(b.ctx) // a tab of its own
+	defer cancel()
+	ctx, cancelWait := context.WithTimeout(ctx, 20*time.Second)
+	defer cancelWait()
+	var got struct {
+		Origins []string `json:"origins"`
+		Fleet   []string `json:"fleet"`
+	}
+	read := fmt.Sprintf(`(() => {
+		const row = [...document.querySelectorAll('#rows tr')].find(tr => tr.cells[0] && tr.cells[0].textContent === %q);
+		return {
+			origins: document.getElementById('fleet').hidden ? [] : [...document.querySelectorAll('#origin-rows tr')].map(tr => tr.cells[0].textContent),
+			fleet: row ? [...row.cells[4].querySelectorAll('div > div')].map(d => d.textContent) : [],
+		};
+	})()`, stream)
+	err := chromedp.Run(ctx, chromedp.Navigate(base+"/dashboard"),
+		chromedp.Poll(fmt.Sprintf(`(() => { const s = %s; return s.origins.length === %d && s.fleet.length === %d; })()`, read, len(origins), len(want)), nil),
+		chromedp.Evaluate(read, &got))
+	if err != nil {
+		chromedp.Run(b.ctx, chromedp.Evaluate(read, &got))
+		t.Fatalf("dashboard: %v (it shows %+v)", err, got)
+	}
+	if !slices.Equal(got.Origins, origins) || !slices.Equal(got.Fleet, want) {
+		t.Errorf("the dashboard shows the origins %q and the stream on %q; want %q and %q", got.Origins, got.Fleet, origins, want)
 	}
 }

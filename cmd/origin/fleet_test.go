@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"github.com/golivestream/live/directory"
 	"github.com/golivestream/live/directory/etcdtest"
 	"github.com/golivestream/live/internal/proctest"
+	"github.com/golivestream/live/internal/streaminfo"
 	"github.com/golivestream/live/loadtest"
 )
 
@@ -253,10 +255,22 @@ func TestFleet(t *testing.T) {
 	// Identical files: the init segments and 20 segments of each rendition.
 	compareOrigins(t, f.primary.PublicURL, f.backup.PublicURL, fleetStream, 20)
 
-	players.awaitPlaying(t, 30*time.Second)
-	before := players.state(t)
 	victim, survivor := f.origin(t, f.primary.ID), f.origin(t, f.backup.ID)
 	epoch := f.route(t).Epoch
+	// Where the stream lives: in each origin's /api/streams, and on the
+	// PoP's dashboard, from the directory.
+	for _, o := range []*originProc{victim, survivor} {
+		role := map[bool]string{true: "primary", false: "backup"}[o == victim]
+		if got := apiStreams(t, o.httpURL()); len(got) != 1 || len(got[0].Fleet) != 1 ||
+			got[0].Fleet[0] != (streaminfo.Placement{Origin: o.id, Zone: o.zone, Role: role, Epoch: epoch}) {
+			t.Errorf("%s's /api/streams: %+v", o.id, got)
+		}
+	}
+	players.checkDashboard(t, f.popURLs[0], fleetStream, []string{"o0", "o1"},
+		[]string{victim.id + " " + victim.zone + " · primary", survivor.id + " " + survivor.zone + " · backup"})
+
+	players.awaitPlaying(t, 30*time.Second)
+	before := players.state(t)
 	var killed time.Time
 	f.play(t, 100, 30*time.Second, func() {
 		<-time.After(10 * time.Second) // the primary dies a third of the way
@@ -321,6 +335,17 @@ func (f *fleet) awaitRoute(t *testing.T, cond func(directory.Route) bool) direct
 			t.Fatalf("route %+v (%v)", r, ok)
 		}
 	}
+}
+
+// apiStreams returns the streams of base's /api/streams.
+func apiStreams(t *testing.T, base string) []streaminfo.Stream {
+	t.Helper()
+	_, body := httpGet(t, base+"/api/streams")
+	var list struct{ Streams []streaminfo.Stream }
+	if err := json.Unmarshal([]byte(body), &list); err != nil {
+		t.Fatalf("%s/api/streams: %v", base, err)
+	}
+	return list.Streams
 }
 
 // httpGet gets url.

@@ -10,6 +10,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/golivestream/live/directory"
+	"github.com/golivestream/live/internal/streaminfo"
 	"github.com/golivestream/live/origin"
 )
 
@@ -122,9 +123,21 @@ func (d *originDirectory) Serving(name, epoch string, newest uint64) {
 	}
 	d.mu.Lock()
 	setup, ok := d.setup[name]
-	d.mu.Unlock()
 	if !ok {
 		setup.role = directory.RolePrimary // agreed when etcd was down: its own epoch
+		d.setup[name] = setup
 	}
+	d.mu.Unlock()
 	d.reg.SetStream(name, directory.StreamState{Epoch: epoch, Role: setup.role, NewestSegment: newest, Fingerprint: setup.fingerprint})
+}
+
+func (d *originDirectory) Placement(name string) (streaminfo.Placement, bool) {
+	d.mu.Lock()
+	setup, ok := d.setup[name]
+	d.mu.Unlock()
+	if !ok {
+		return streaminfo.Placement{}, false
+	}
+	id, zone := d.reg.Origin()
+	return streaminfo.Placement{Origin: id, Zone: zone, Role: string(setup.role)}, true
 }

@@ -20,6 +20,27 @@ type Stream struct {
 	// the manifests.
 	Encrypted  bool        `json:"encrypted,omitempty"`
 	Renditions []Rendition `json:"renditions"`
+	// Fleet says where the stream lives in a fleet of origins (issue
+	// #21): the origins serving it, the one PoPs fetch from first. An
+	// origin lists itself; a PoP node's list, from every origin of the
+	// fleet, lists them all. Nil outside a fleet.
+	Fleet []Placement `json:"fleet,omitempty"`
+}
+
+// Placement is an origin of a fleet serving a stream.
+type Placement struct {
+	// Origin is the origin's ID in the fleet's directory; Zone, its
+	// failure zone.
+	Origin string `json:"origin"`
+	Zone   string `json:"zone,omitempty"`
+	// Role is what the origin is for the stream: "primary" (it made the
+	// stream's epoch), "backup" (it adopted it: its files are the
+	// primary's, byte for byte) or "standby" (it came too late to adopt
+	// it, and serves an epoch of its own, taken when no origin of the
+	// stream's epoch is left).
+	Role string `json:"role"`
+	// Epoch is the stream's instance on the origin.
+	Epoch string `json:"epoch"`
 }
 
 // Rendition is one rendition of a stream, measured over its window.

@@ -1,4 +1,5 @@
-// Dashboard: every stream from /api/streams, refreshed every 2 s.
+// Dashboard: every stream from /api/streams, and on a PoP node of a fleet
+// the origins from /api/origins, refreshed every 2 s.
 // Plain ES2018, no build step.
 'use strict';
 
@@ -8,6 +9,9 @@
   const refreshed = document.getElementById('refreshed');
   const apiError = document.getElementById('api-error');
   const floorLabel = document.getElementById('fps-floor');
+  const fleet = document.getElementById('fleet');
+  const fleetStatus = document.getElementById('fleet-status');
+  const originRows = document.getElementById('origin-rows');
 
   function el(tag, props, ...children) {
     const e = Object.assign(document.createElement(tag), props || {});
@@ -60,8 +64,23 @@
     return line;
   }
 
+  // Where a stream lives in a fleet of origins: each origin serving it,
+  // in the order PoPs fetch from them (the first in bold).
+  function fleetCell(placements) {
+    const cell = el('div');
+    if (!placements || !placements.length) {
+      cell.append(el('span', { className: 'muted' }, DASH));
+      return cell;
+    }
+    placements.forEach((p, i) => {
+      const name = i === 0 ? el('strong', { title: 'PoPs fetch from this origin first' }, p.origin) : p.origin;
+      cell.append(el('div', { title: 'epoch ' + p.epoch }, name, ' ' + (p.zone ? p.zone + ' · ' : '') + p.role));
+    });
+    return cell;
+  }
+
   // Column labels, also used as data-label for the narrow-screen card layout.
-  const LABELS = ['Stream', 'Status', 'Uptime', 'Ingest', 'Viewers', 'First frame p50 / p90',
+  const LABELS = ['Stream', 'Status', 'Uptime', 'Ingest', 'Origins', 'Viewers', 'First frame p50 / p90',
     'Stall rate (1 min)', 'PoP hit ratio', 'Origin fetches'];
 
   function row(s, fpsFloor) {
@@ -98,6 +117,7 @@
       el('td', { className: 'num', title: started ? 'started ' + started.toLocaleString() : '' },
         num(s.uptime_seconds) ? fmtUptime(s.uptime_seconds) : DASH),
       el('td', null, ingest),
+      el('td', { className: 'nowrap' }, fleetCell(s.fleet)),
       el('td', { className: 'num' }, num(s.viewers) ? String(s.viewers) : DASH),
       el('td', { className: 'num' }, firstFrame),
       el('td', { className: 'num' }, stall),
@@ -113,10 +133,50 @@
     floorLabel.textContent = num(fpsFloor) ? ` · frame rates below ${fpsFloor} fps in red` : '';
     const streams = (data.streams || []).slice().sort((a, b) => a.name.localeCompare(b.name));
     if (!streams.length) {
-      rows.replaceChildren(el('tr', null, el('td', { colSpan: 9, className: 'muted' }, 'No streams.')));
+      rows.replaceChildren(el('tr', null, el('td', { colSpan: LABELS.length, className: 'muted' }, 'No streams.')));
       return;
     }
     rows.replaceChildren(...streams.map((s) => row(s, fpsFloor)));
+  }
+
+  // The origins of the fleet, as the node's directory has them; the
+  // section stays hidden on a node without one (404).
+  const ORIGIN_LABELS = ['Origin', 'Zone', 'Streams (primary)', 'Load', 'Ingest', 'Transcoding', 'Reported'];
+
+  function renderOrigins(data) {
+    fleet.hidden = false;
+    fleetStatus.className = data.current ? '' : 'error';
+    fleetStatus.textContent = data.current
+      ? 'Directory current'
+      : 'Directory stale (etcd unreachable): the last known state, no new placements';
+    const origins = data.origins || [];
+    if (!origins.length) {
+      originRows.replaceChildren(el('tr', null, el('td', { colSpan: ORIGIN_LABELS.length, className: 'muted' }, 'No origins.')));
+      return;
+    }
+    originRows.replaceChildren(...origins.map((o) => {
+      const age = o.updated ? Math.max(0, Math.round((Date.now() - new Date(o.updated)) / 1000)) + ' s ago' : DASH;
+      const tr = el('tr', null,
+        el('td', { className: 'nowrap', title: o.url }, o.id),
+        el('td', null, o.zone || DASH),
+        el('td', { className: 'num' }, `${o.streams} (${o.primaries})`),
+        el('td', { className: 'num', title: 'in typical streams, as placement weighs it' }, num(o.score) ? o.score.toFixed(1) : DASH),
+        el('td', { className: 'num' }, `${o.ingest_streams} · ` + kbps(o.ingest_bps || 0)),
+        el('td', { className: 'num' }, num(o.transcode_cpu) ? o.transcode_cpu.toFixed(1) + ' cores' : DASH),
+        el('td', { className: 'num' }, age));
+      Array.from(tr.cells).forEach((td, i) => { td.dataset.label = ORIGIN_LABELS[i]; });
+      return tr;
+    }));
+  }
+
+  async function refreshOrigins() {
+    const res = await fetch('/api/origins', { cache: 'no-store' });
+    if (res.status === 404) {
+      fleet.hidden = true;
+      return;
+    }
+    if (!res.ok) throw new Error('origins: HTTP ' + res.status);
+    renderOrigins(await res.json());
   }
 
   async function refresh() {
@@ -124,10 +184,11 @@
       const res = await fetch('/api/streams', { cache: 'no-store' });
       if (!res.ok) throw new Error('HTTP ' + res.status + ' ' + (await res.text()).slice(0, 200));
       render(await res.json());
+      await refreshOrigins();
       refreshed.textContent = 'Last refresh ' + new Date().toLocaleTimeString();
       apiError.hidden = true;
     } catch (err) {
-      // Keep the last good table on screen; just say it is stale.
+      // Keep the last good tables on screen; just say they are stale.
       apiError.textContent = 'API error: ' + err.message + ' (figures above are from the last good refresh)';
       apiError.hidden = false;
     }
