@@ -116,7 +116,7 @@ func run(log *slog.Logger, c config) (int, error) {
 			return 1, err
 		}
 	}
-	handler, node, err := popnode.New(pop.Config{
+	handler, node, err := popnode.NewFleet(pop.Config{
 		Origins:         c.origins,
 		CacheBytes:      c.cacheBytes,
 		Peers:           c.peers,
@@ -130,7 +130,7 @@ func run(log *slog.Logger, c config) (int, error) {
 		Tokens:          acc.Tokens,
 		Rules:           acc.Rules,
 		TrustedProxies:  acc.TrustedProxies,
-	}, reg)
+	}, reg, view)
 	if err != nil {
 		return 1, err
 	}
