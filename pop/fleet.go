@@ -66,6 +66,7 @@ func (s *Server) fetchFleet(ctx context.Context, key string, targets []string) (
 	answers := make(chan fleetAnswer, len(targets))
 	cancels := make([]context.CancelFunc, 0, len(targets))
 	pending := 0
+	began := time.Now()
 	start := func(reason string) {
 		i := len(cancels)
 		if i == len(targets) {
@@ -122,6 +123,11 @@ func (s *Server) fetchFleet(ctx context.Context, key string, targets []string) (
 	}
 	if found {
 		discard(last)
+		if win.i > 0 {
+			// When the first bytes from the backup reach the waiters
+			// (bench/failover measures the gap from a kill to this).
+			s.log.Info("the backup origin answered", "key", key, "origin", targets[win.i], "status", win.resp.StatusCode, "after", time.Since(began).Round(time.Millisecond))
+		}
 		return win.resp, win.i, win.cancel, nil
 	}
 	if last.err != nil {
@@ -191,7 +197,22 @@ func (r *resumable) resume(cause error) error {
 	}
 	switch {
 	case resp.StatusCode == http.StatusPartialContent && strings.HasPrefix(resp.Header.Get("Content-Range"), "bytes "+strconv.FormatInt(r.read, 10)+"-"):
+		// Not the same object, if its length differs: the origins'
+		// files diverged (a publisher lost by one origin only, and
+		// resumed there with its timeline moved). No splicing then.
+		total := resp.Header.Get("Content-Range")
+		total = total[strings.LastIndexByte(total, '/')+1:]
+		if r.length >= 0 && total != strconv.FormatInt(r.length, 10) {
+			resp.Body.Close()
+			cancel()
+			return fmt.Errorf("the backup's object has %s bytes, not %d", total, r.length)
+		}
 	case resp.StatusCode == http.StatusOK:
+		if r.length >= 0 && resp.ContentLength >= 0 && resp.ContentLength != r.length {
+			resp.Body.Close()
+			cancel()
+			return fmt.Errorf("the backup's object has %d bytes, not %d", resp.ContentLength, r.length)
+		}
 		// The whole body: skip what was read.
 		if _, err := io.CopyN(io.Discard, resp.Body, r.read); err != nil {
 			resp.Body.Close()
@@ -204,6 +225,7 @@ func (r *resumable) resume(cause error) error {
 		return fmt.Errorf("status %d", resp.StatusCode)
 	}
 	r.body, r.cancel, r.resumed = resp.Body, cancel, true
+	r.s.log.Info("the backup origin answered", "key", r.key, "origin", target, "status", resp.StatusCode, "at", r.read)
 	return nil
 }
 

@@ -2,7 +2,9 @@ package pop
 
 import (
 	"bytes"
+	"io"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -104,6 +106,43 @@ func TestFleetResume(t *testing.T) {
 	}
 	if got := ranges.Load(); got != 1 {
 		t.Errorf("%d range requests to the backup, want 1", got)
+	}
+	if v := counterValue(s.metrics.failovers["resume"]); v != 1 {
+		t.Errorf("live_pop_failovers_total{reason=resume} = %v, want 1", v)
+	}
+}
+
+// TestFleetResumeRefusesOtherBytes: a fill that breaks is not continued
+// from a backup whose object is another (another length: the origins'
+// files diverged): the request fails rather than get a spliced body.
+func TestFleetResumeRefusesOtherBytes(t *testing.T) {
+	body := randomBody(250 << 10)
+	var ranges atomic.Int64
+	backup := rangeOrigin(t, randomBody(200<<10), &ranges)
+	primary := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		w.Write(body[:len(body)/2])
+		w.(http.Flusher).Flush()
+		if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+			conn.Close() // the origin dies mid-body
+		}
+	})
+	s, base := startPoP(t, Config{Origins: []string{primary.URL}, Directory: fleetDir{primary.URL, backup.URL}})
+	resp, err := newClient().Get(base + "/live/s/e/v0/7.m4s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil && len(got) == len(body) {
+		t.Fatalf("a complete body of %d bytes, equal to the primary's: %v", len(got), bytes.Equal(got, body))
+	}
+	if bytes.HasPrefix(got, body[:len(body)/2]) && len(got) > len(body)/2 {
+		t.Errorf("%d bytes: the primary's half, then %d bytes of the backup's other object", len(got), len(got)-len(body)/2)
+	}
+	if ranges.Load() != 1 {
+		t.Errorf("%d range requests to the backup, want 1", ranges.Load())
 	}
 	if v := counterValue(s.metrics.failovers["resume"]); v != 1 {
 		t.Errorf("live_pop_failovers_total{reason=resume} = %v, want 1", v)
