@@ -1,10 +1,14 @@
 // Package loadtest is a load generator for the live streaming system:
-// simulated players (HLS and DASH) that behave like real ones, RTMP
-// broadcasters, scenarios of viewers over time (steady, ramp, flash crowd,
-// schedule files), and a report of what the players saw — requests, bytes,
-// latency percentiles per object class, first-segment times, stalls and
-// the one-minute user stall rate, errors by kind — and of what the PoPs
-// and origins counted (upstream fetches per segment).
+// simulated players (HLS and DASH, in low-latency mode or not: LL-HLS
+// parts, preload hints and blocking reloads; low-latency DASH chunks read
+// as they arrive) that behave like real ones, RTMP broadcasters,
+// scenarios of viewers over time (steady, ramp, flash crowd, schedule
+// files), and a report of what the players saw — requests, bytes, latency
+// percentiles per object class, first-segment times, glass-to-player
+// latency, stalls and the one-minute user stall rate (also of the players
+// that came before a crowd and with it), errors by kind — and of what the
+// PoPs and origins counted (upstream fetches per segment and per part,
+// how soon held requests are answered).
 //
 // It is built to run 10 000 players on one small machine, so that the
 // machine's CPU goes to the system under test: two goroutines per player
@@ -60,6 +64,14 @@ type Config struct {
 	// DASHShare is the share of players that play DASH, in [0, 1]; zero
 	// means every player plays HLS.
 	DASHShare float64
+	// LowLatency is the share of players, of HLS and of DASH alike, that
+	// play in low-latency mode, in [0, 1]: LL-HLS as hls.js does with
+	// lowLatencyMode (parts, preload hints, blocking and delta playlist
+	// reloads), low-latency DASH as dash.js does (segments asked for
+	// availabilityTimeOffset early, chunks played as they arrive). Zero
+	// means none. A low-latency player of a stream that has no parts or
+	// chunks plays it as the others do.
+	LowLatency float64
 	// Rendition is how players pick a rendition: "" or "fit" (the highest
 	// whose BANDWIDTH fits Bandwidth, else the lowest), "lowest",
 	// "highest" or "random".
@@ -184,6 +196,8 @@ func checkConfig(cfg *Config) error {
 		return errors.New("loadtest: broadcasters need an rtmp:// URL")
 	case math.IsNaN(cfg.DASHShare) || cfg.DASHShare < 0 || cfg.DASHShare > 1:
 		return fmt.Errorf("loadtest: DASH share %v out of [0, 1]", cfg.DASHShare)
+	case math.IsNaN(cfg.LowLatency) || cfg.LowLatency < 0 || cfg.LowLatency > 1:
+		return fmt.Errorf("loadtest: low-latency share %v out of [0, 1]", cfg.LowLatency)
 	case cfg.Bandwidth < 0:
 		return errors.New("loadtest: negative bandwidth")
 	case cfg.BroadcastFor < 0:
@@ -260,4 +274,25 @@ func isDASH(i int, share float64) bool {
 	const phi = 0.6180339887498949
 	_, f := math.Modf(float64(i) * phi)
 	return f < share
+}
+
+// isLowLatency spreads low-latency players evenly, and independently of
+// isDASH: player i is one when the fractional part of i×(√2-1) is below
+// the share.
+func isLowLatency(i int, share float64) bool {
+	const sqrt2m1 = 0.41421356237309515
+	_, f := math.Modf(float64(i) * sqrt2m1)
+	return f < share
+}
+
+// kindOf returns the kind of player i.
+func (g *Generator) kindOf(i int) kind {
+	k := kindHLS
+	if isDASH(i, g.cfg.DASHShare) {
+		k = kindDASH
+	}
+	if isLowLatency(i, g.cfg.LowLatency) {
+		k++ // kindLLHLS, kindLLDASH
+	}
+	return k
 }

@@ -44,13 +44,7 @@ type run struct {
 func (g *Generator) Run(ctx context.Context) (*Report, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.StartTimeout+g.cfg.Duration+stopGrace)
 	defer cancel()
-	r := &run{Generator: g, memo: newMemo()}
-	r.lanes = laneShared{
-		timeout: g.cfg.RequestTimeout,
-		dialer:  net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second},
-		bufs:    &r.bufs,
-		scratch: make([]byte, discardScratchSize),
-	}
+	r := g.newRun()
 
 	var bwg sync.WaitGroup
 	bctx, stopBroadcast := context.WithCancel(ctx)
@@ -86,6 +80,18 @@ func (g *Generator) Run(ctx context.Context) (*Report, error) {
 		rep.GeneratorCPUPerRequest = float64(cpu.Microseconds()) / float64(n)
 	}
 	return rep, nil
+}
+
+// newRun returns the state of a run, without its recorder.
+func (g *Generator) newRun() *run {
+	r := &run{Generator: g, memo: newMemo()}
+	r.lanes = laneShared{
+		timeout: g.cfg.RequestTimeout,
+		dialer:  net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second},
+		bufs:    &r.bufs,
+		scratch: make([]byte, discardScratchSize),
+	}
+	return r
 }
 
 // drive runs players along the schedule until the duration is over or ctx
@@ -126,13 +132,15 @@ loop:
 		for want := r.cfg.Schedule.Viewers(elapsed); len(players) < want; nextID++ {
 			pctx, cancel := context.WithCancel(ctx)
 			id := nextID
-			dash := isDASH(id, r.cfg.DASHShare)
+			k := r.kindOf(id)
+			dash := k == kindDASH || k == kindLLDASH
 			stream := streams[id%len(streams)]
 			p := &player{
 				r:     r,
 				id:    id,
 				entry: r.entryURL(r.cfg.Targets[id%len(r.cfg.Targets)], stream, dash),
 				ua:    userAgent + " player/" + strconv.Itoa(id),
+				kind:  k,
 				dash:  dash,
 				log:   r.log.With("player", id, "stream", stream),
 				start: r.rec.since(now),
@@ -219,7 +227,7 @@ func (r *run) streamReady(g getter, s string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	body, final, _, err := g.get(entry, "", true, nil)
+	body, final, _, err := g.do(getRequest{base: entry, keep: true})
 	if err != nil {
 		return false, err
 	}
@@ -227,7 +235,7 @@ func (r *run) streamReady(g getter, s string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	body, _, _, err = g.get(final, e.variants[0].id, true, body)
+	body, _, _, err = g.do(getRequest{base: final, ref: e.variants[0].id, keep: true, buf: body})
 	if err != nil {
 		return false, err
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -68,7 +69,13 @@ type lane struct {
 	r, w     int
 	received int64            // bytes read into rbuf, ever
 	wbuf     []byte           // the request being sent
-	lim      io.LimitedReader // reused by copyN
+	lim      io.LimitedReader // reused by copyN and laneBody.skip
+
+	// For bodies read as CMAF chunks (getRequest.sink): the body, box
+	// headers and the last moof.
+	lb   laneBody
+	hdr  [16]byte
+	moof []byte
 
 	// The state of a discardRaw under way, for the rawTrunc callback.
 	want, got int64
@@ -94,19 +101,52 @@ func (l *lane) close() {
 	l.nc, l.raw, l.served, l.r, l.w = nil, nil, 0, 0, 0
 }
 
-// get GETs ref resolved against base (base itself when ref is ""),
-// following redirects. With keep, the body is appended to buf[:0] and
-// returned with the URL it came from; otherwise it is dropped, and the
-// URL is nil. It returns the body's length. Failures are *fetchError,
-// not recorded; a request stopped because the player's context is done
-// returns errStopped.
+// getRequest is a GET a getter makes.
+type getRequest struct {
+	// base and ref: the URL is ref resolved against base (base itself
+	// when ref is "").
+	base *url.URL
+	ref  string
+	// query, when not nil, is added to base's query (ref must be ""):
+	// LL-HLS delivery directives, written by the player in a buffer of
+	// its own. The URL returned is without them.
+	query []byte
+	// keep asks for the body: appended to buf[:0] and returned with the
+	// URL it came from (after redirects). Otherwise the body is dropped.
+	keep bool
+	buf  []byte
+	// sink, when set (without keep), reads the body as CMAF chunks as
+	// they arrive (walkChunks).
+	sink chunkSink
+}
+
+// get GETs ref resolved against base (base itself when ref is ""): do
+// with a body kept in buf or dropped.
 func (l *lane) get(base *url.URL, ref string, keep bool, buf []byte) ([]byte, *url.URL, int64, error) {
+	return l.do(getRequest{base: base, ref: ref, keep: keep, buf: buf})
+}
+
+// do makes rq, following redirects. With rq.keep it returns the body and
+// the URL it came from; otherwise the URL is nil. It returns the body's
+// length. Failures are *fetchError, not recorded; a request stopped
+// because the player's context is done returns errStopped.
+func (l *lane) do(rq getRequest) ([]byte, *url.URL, int64, error) {
+	base, ref, keep, buf := rq.base, rq.ref, rq.keep, rq.buf
 	deadline := time.Now().Add(l.sh.timeout)
 	var cur *url.URL // the URL asked once it is not just base and ref
 	for redirects := 0; ; redirects++ {
 		u := base
 		l.wbuf = append(l.wbuf[:0], "GET "...)
-		if cur == nil {
+		switch {
+		case cur == nil && rq.query != nil:
+			l.wbuf = appendRequestURI(l.wbuf, base)
+			if base.RawQuery != "" {
+				l.wbuf = append(l.wbuf, '&')
+			} else {
+				l.wbuf = append(l.wbuf, '?')
+			}
+			l.wbuf = append(l.wbuf, rq.query...)
+		case cur == nil:
 			t, ok := appendTarget(l.wbuf, base, ref)
 			if ok {
 				l.wbuf = t
@@ -132,6 +172,14 @@ func (l *lane) get(base *url.URL, ref string, keep bool, buf []byte) ([]byte, *u
 			return nil, nil, 0, l.failed(err, false)
 		}
 		switch {
+		case h.status == 200 && rq.sink != nil:
+			l.lb.reset(l, &h)
+			n, err := walkChunks(&l.lb, &l.hdr, &l.moof, rq.sink)
+			if err != nil {
+				return nil, nil, 0, l.failed(err, true)
+			}
+			l.done(&h)
+			return nil, nil, n, nil
 		case h.status == 200:
 			var body []byte
 			var n int64
@@ -149,6 +197,8 @@ func (l *lane) get(base *url.URL, ref string, keep bool, buf []byte) ([]byte, *u
 				if cur, err = resolve(base, ref); err != nil {
 					return nil, nil, 0, err
 				}
+			} else if rq.query != nil {
+				cur = withoutQuery(cur, rq.query) // redirected
 			}
 			return body, cur, n, nil
 		case isRedirect(h.status) && h.location != "":
@@ -159,7 +209,9 @@ func (l *lane) get(base *url.URL, ref string, keep bool, buf []byte) ([]byte, *u
 				return nil, nil, 0, &fetchError{kind: errOther, err: errors.New("stopped after 10 redirects")}
 			}
 			if cur == nil {
-				if cur, err = resolve(base, ref); err != nil {
+				if rq.query != nil {
+					cur = withQuery(base, rq.query)
+				} else if cur, err = resolve(base, ref); err != nil {
 					return nil, nil, 0, err
 				}
 			}
@@ -175,6 +227,29 @@ func (l *lane) get(base *url.URL, ref string, keep bool, buf []byte) ([]byte, *u
 			return nil, nil, 0, &fetchError{kind: errStatus, status: h.status, err: fmt.Errorf("status %d", h.status)}
 		}
 	}
+}
+
+// withQuery returns a copy of u with query added to its own.
+func withQuery(u *url.URL, query []byte) *url.URL {
+	c := *u
+	if c.RawQuery != "" {
+		c.RawQuery += "&" + string(query)
+	} else {
+		c.RawQuery = string(query)
+	}
+	return &c
+}
+
+// withoutQuery returns u without query at the end of its own, where a
+// redirect kept it.
+func withoutQuery(u *url.URL, query []byte) *url.URL {
+	q, ok := strings.CutSuffix(u.RawQuery, string(query))
+	if !ok || q != "" && !strings.HasSuffix(q, "&") {
+		return u
+	}
+	c := *u
+	c.RawQuery, c.ForceQuery = strings.TrimSuffix(q, "&"), false
+	return &c
 }
 
 // resolve returns ref resolved against base: base itself when ref is "".

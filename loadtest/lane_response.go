@@ -246,12 +246,18 @@ func (l *lane) body(h *head, keep bool, buf []byte, limit int) ([]byte, int64, e
 	if err != nil {
 		return buf, n, err
 	}
+	l.done(h)
+	return buf, n, nil
+}
+
+// done ends a response whose body was read: the connection is closed
+// when the response says so, or when more than the response arrived.
+func (l *lane) done(h *head) {
 	if h.close || l.r < l.w {
 		l.close()
 	} else {
 		l.served++
 	}
-	return buf, n, nil
 }
 
 // chunked reads a chunked body (RFC 9112 7.1), trailers dropped.

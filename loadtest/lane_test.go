@@ -371,3 +371,37 @@ func TestLaneLimits(t *testing.T) {
 		t.Errorf("error status: %v, want 500", err)
 	}
 }
+
+// TestQueryDirectives: LL-HLS delivery directives are sent after the
+// playlist URL's own query, and the URL a request returns is without
+// them, redirected or not, with the lane and with net/http.
+func TestQueryDirectives(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rest, ok := strings.CutPrefix(r.URL.Path, "/lb/"); ok {
+			http.Redirect(w, r, "/live/"+rest+"?"+r.URL.RawQuery, http.StatusFound)
+			return
+		}
+		w.Write([]byte(r.URL.RequestURI()))
+	}))
+	t.Cleanup(srv.Close)
+	l := testLane(t.Context(), 5*time.Second)
+	defer l.close()
+	g := &netHTTPGetter{ctx: t.Context(), r: &run{Generator: &Generator{cfg: Config{RequestTimeout: 5 * time.Second}, client: srv.Client()}}, ua: "test"}
+	query := []byte("_HLS_msn=12&_HLS_part=3&_HLS_skip=YES")
+	for _, get := range []getter{l, g} {
+		for _, c := range []struct{ base, sent, final string }{
+			{"/live/s/e/v0/index.m3u8", "/live/s/e/v0/index.m3u8?" + string(query), "/live/s/e/v0/index.m3u8"},
+			{"/live/s/e/v0/index.m3u8?token=a", "/live/s/e/v0/index.m3u8?token=a&" + string(query), "/live/s/e/v0/index.m3u8?token=a"},
+			{"/lb/s/e/v0/index.m3u8", "/live/s/e/v0/index.m3u8?" + string(query), "/live/s/e/v0/index.m3u8"},
+			{"/lb/s/e/v0/index.m3u8?token=a", "/live/s/e/v0/index.m3u8?token=a&" + string(query), "/live/s/e/v0/index.m3u8?token=a"},
+		} {
+			body, final, _, err := get.do(getRequest{base: mustParse(t, srv.URL+c.base), query: query, keep: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(body) != c.sent || final.String() != srv.URL+c.final {
+				t.Errorf("%T, %s: sent %s, final %v; want %s and %s", get, c.base, body, final, c.sent, c.final)
+			}
+		}
+	}
+}

@@ -42,6 +42,17 @@ type segmentList struct {
 	// refresh is how often to reload: the target duration (HLS) or
 	// minimumUpdatePeriod (DASH).
 	refresh time.Duration
+	// dates are when each listed segment began on ingest's wall clock
+	// (HLS: EXT-X-PROGRAM-DATE-TIME, an undated segment following the one
+	// before it); nil when the playlist dates none, and for DASH, whose
+	// segments are dated by dash.
+	dates []time.Time
+	// ll is what an LL-HLS playlist adds (manifest_ll.go); nil without
+	// EXT-X-PART-INF.
+	ll *llPlaylist
+	// dash is the timing of a DASH Representation (manifest_dash.go); nil
+	// for HLS.
+	dash *dashTiming
 }
 
 // listed reports whether segment n is in the list.
@@ -58,6 +69,19 @@ func (l *segmentList) uri(n uint64) string {
 		return l.uris[n-l.first]
 	}
 	return fillNumber(l.media, n)
+}
+
+// wallEnd returns when listed segment n ends on ingest's wall clock, and
+// whether the list says.
+func (l *segmentList) wallEnd(n uint64) (time.Time, bool) {
+	i := n - l.first
+	switch {
+	case l.dates != nil:
+		return l.dates[i].Add(l.durations[i]), true
+	case l.dash != nil && l.dash.dated():
+		return l.dash.wall(l.dash.starts[i] + l.durations[i]), true
+	}
+	return time.Time{}, false
 }
 
 // liveStart returns the number a player starts at: three segments behind
@@ -109,18 +133,18 @@ type memoEntry struct {
 func newMemo() *memo { return &memo{seed: maphash.MakeSeed(), m: map[uint64]memoEntry{}} }
 
 // parseMemo returns parse(body), from the memo when the same kind of body
-// was parsed before. Errors are not kept.
-func parseMemo[T any](m *memo, kind string, body []byte, parse func([]byte) (T, error)) (T, error) {
+// was parsed before; fresh says it was not. Errors are not kept.
+func parseMemo[T any](m *memo, kind string, body []byte, parse func([]byte) (T, error)) (v T, fresh bool, err error) {
 	h := maphash.Bytes(m.seed, body)
 	m.mu.Lock()
 	e, ok := m.m[h]
 	m.mu.Unlock()
 	if ok && e.kind == kind && e.body == string(body) {
-		return e.val.(T), nil
+		return e.val.(T), false, nil
 	}
-	v, err := parse(body)
+	v, err = parse(body)
 	if err != nil {
-		return v, err
+		return v, false, err
 	}
 	m.mu.Lock()
 	if len(m.m) >= memoSize {
@@ -128,5 +152,5 @@ func parseMemo[T any](m *memo, kind string, body []byte, parse func([]byte) (T, 
 	}
 	m.m[h] = memoEntry{kind: kind, body: string(body), val: v}
 	m.mu.Unlock()
-	return v, nil
+	return v, true, nil
 }

@@ -5,27 +5,38 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/golivestream/live/internal/mediatime"
 )
 
 // The few parts of an MPD (ISO/IEC 23009-1) a live player of our origin
 // needs. encoding/xml with small structs, not dash-mpd: the MPD comes from
 // the network, and dash-mpd v0.17.0's decoder can loop on malformed input.
 type xmlMPD struct {
-	Type                string      `xml:"type,attr"`
-	MinimumUpdatePeriod string      `xml:"minimumUpdatePeriod,attr"`
-	Periods             []xmlPeriod `xml:"Period"`
+	Type                  string      `xml:"type,attr"`
+	MinimumUpdatePeriod   string      `xml:"minimumUpdatePeriod,attr"`
+	AvailabilityStartTime string      `xml:"availabilityStartTime,attr"`
+	Latencies             []xmlTarget `xml:"ServiceDescription>Latency"`
+	Periods               []xmlPeriod `xml:"Period"`
+}
+
+type xmlTarget struct {
+	Target *uint64 `xml:"target,attr"` // milliseconds
 }
 
 type xmlPeriod struct {
+	Start          string             `xml:"start,attr"`
 	AdaptationSets []xmlAdaptationSet `xml:"AdaptationSet"`
 }
 
 type xmlAdaptationSet struct {
 	ContentType     string              `xml:"contentType,attr"`
 	MimeType        string              `xml:"mimeType,attr"`
+	PRTs            []xmlPRT            `xml:"ProducerReferenceTime"`
 	SegmentTemplate *xmlSegmentTemplate `xml:"SegmentTemplate"`
 	Representations []xmlRepresentation `xml:"Representation"`
 }
@@ -34,21 +45,70 @@ type xmlRepresentation struct {
 	ID              string              `xml:"id,attr"`
 	Bandwidth       int                 `xml:"bandwidth,attr"`
 	MimeType        string              `xml:"mimeType,attr"`
+	PRTs            []xmlPRT            `xml:"ProducerReferenceTime"`
 	SegmentTemplate *xmlSegmentTemplate `xml:"SegmentTemplate"`
 }
 
+// xmlPRT is a ProducerReferenceTime (ISO/IEC 23009-1 5.12).
+type xmlPRT struct {
+	WallClockTime    string `xml:"wallClockTime,attr"`
+	PresentationTime uint64 `xml:"presentationTime,attr"`
+}
+
 type xmlSegmentTemplate struct {
-	Media          string  `xml:"media,attr"`
-	Initialization string  `xml:"initialization,attr"`
-	StartNumber    *uint64 `xml:"startNumber,attr"`
-	Timescale      *uint64 `xml:"timescale,attr"`
-	Timeline       []xmlS  `xml:"SegmentTimeline>S"`
+	Media                    string  `xml:"media,attr"`
+	Initialization           string  `xml:"initialization,attr"`
+	StartNumber              *uint64 `xml:"startNumber,attr"`
+	Timescale                *uint64 `xml:"timescale,attr"`
+	PresentationTimeOffset   uint64  `xml:"presentationTimeOffset,attr"`
+	AvailabilityTimeOffset   string  `xml:"availabilityTimeOffset,attr"`
+	AvailabilityTimeComplete *bool   `xml:"availabilityTimeComplete,attr"`
+	Timeline                 []xmlS  `xml:"SegmentTimeline>S"`
 }
 
 type xmlS struct {
-	D uint64 `xml:"d,attr"`
-	R int64  `xml:"r,attr"`
+	T *uint64 `xml:"t,attr"`
+	D uint64  `xml:"d,attr"`
+	R int64   `xml:"r,attr"`
 }
+
+// dashTiming is where a Representation's segments are in time: on the
+// MPD's timeline, which says when they are available, and on ingest's
+// wall clock, which says how late a player plays them. Immutable once
+// built.
+type dashTiming struct {
+	// starts are the listed segments' presentation times, from the
+	// Period's start (S@t less presentationTimeOffset).
+	starts    []time.Duration
+	timescale uint64
+	// availZero is where the MPD's timeline puts presentation time 0:
+	// availabilityStartTime plus Period@start (ISO/IEC 23009-1 5.3.9.5.3).
+	// Zero when the MPD gives no availabilityStartTime.
+	availZero time.Time
+	// wallZero is when presentation time 0 reached ingest, by the
+	// ProducerReferenceTime (5.12); availZero without one.
+	wallZero time.Time
+	// availOffset is SegmentTemplate@availabilityTimeOffset: how long
+	// before its end a segment may be requested. chunked says it is
+	// available while incomplete (@availabilityTimeComplete false):
+	// low-latency DASH, its chunks sent as they are produced.
+	availOffset time.Duration
+	chunked     bool
+	// target is the ServiceDescription's Latency@target; zero without.
+	target time.Duration
+	// pto is presentationTimeOffset: media time tfdt less pto is
+	// presentation time.
+	pto time.Duration
+}
+
+// dated reports whether presentation times can be put on a wall clock.
+func (d *dashTiming) dated() bool { return !d.wallZero.IsZero() }
+
+// wall returns when presentation time t reached ingest.
+func (d *dashTiming) wall(t time.Duration) time.Time { return d.wallZero.Add(t) }
+
+// avail returns where the MPD's timeline puts presentation time t.
+func (d *dashTiming) avail(t time.Duration) time.Time { return d.availZero.Add(t) }
 
 // parseMPD reads a live MPD with SegmentTemplate ($Number$) and
 // SegmentTimeline, as our origin writes it (origin/manifest_dash.go): the
@@ -75,9 +135,31 @@ func parseMPD(body []byte) (*entry, error) {
 		}
 		refresh = max(mup, 100*time.Millisecond)
 	}
+	period := m.Periods[len(m.Periods)-1]
+	var availZero time.Time
+	if m.AvailabilityStartTime != "" {
+		ast, err := time.Parse(time.RFC3339Nano, m.AvailabilityStartTime)
+		if err != nil {
+			return nil, fmt.Errorf("mpd: availabilityStartTime: %w", err)
+		}
+		start := time.Duration(0)
+		if period.Start != "" {
+			if start, err = parseISODuration(period.Start); err != nil {
+				return nil, fmt.Errorf("mpd: Period@start: %w", err)
+			}
+		}
+		availZero = ast.Add(start)
+	}
+	var target time.Duration
+	for _, lt := range m.Latencies {
+		if lt.Target != nil && *lt.Target <= 60_000 {
+			target = time.Duration(*lt.Target) * time.Millisecond
+			break
+		}
+	}
 	e := &entry{lists: map[string]*segmentList{}}
 	var video, audio []variant
-	for _, as := range m.Periods[len(m.Periods)-1].AdaptationSets {
+	for _, as := range period.AdaptationSets {
 		for _, r := range as.Representations {
 			tpl := r.SegmentTemplate
 			if tpl == nil {
@@ -90,6 +172,14 @@ func parseMPD(body []byte) (*entry, error) {
 			if err != nil {
 				return nil, fmt.Errorf("mpd: Representation %q: %w", r.ID, err)
 			}
+			prts := r.PRTs
+			if len(prts) == 0 {
+				prts = as.PRTs
+			}
+			if err := l.dash.date(tpl, availZero, prts); err != nil {
+				return nil, fmt.Errorf("mpd: Representation %q: %w", r.ID, err)
+			}
+			l.dash.target = target
 			l.ended, l.refresh = ended, refresh
 			e.lists[r.ID] = l
 			v := variant{bandwidth: r.Bandwidth, id: r.ID}
@@ -138,13 +228,18 @@ func timelineList(tpl *xmlSegmentTemplate, id string) (*segmentList, error) {
 	l := &segmentList{
 		media: strings.ReplaceAll(tpl.Media, "$RepresentationID$", id),
 		init:  strings.ReplaceAll(tpl.Initialization, "$RepresentationID$", id),
+		dash:  &dashTiming{timescale: timescale, pto: mediaTime(tpl.PresentationTimeOffset, timescale)},
 	}
 	if tpl.StartNumber != nil {
 		l.first = *tpl.StartNumber
 	} else {
 		l.first = 1 // ISO/IEC 23009-1 5.3.9.5.3: startNumber defaults to 1
 	}
+	var t uint64 // media time of the next S, in ticks
 	for _, s := range tpl.Timeline {
+		if s.T != nil {
+			t = *s.T
+		}
 		// A negative @r repeats up to the next S or the end of the Period;
 		// at the live edge that is this S alone.
 		for range max(s.R, 0) + 1 {
@@ -152,9 +247,34 @@ func timelineList(tpl *xmlSegmentTemplate, id string) (*segmentList, error) {
 				return nil, errors.New("too many segments")
 			}
 			l.durations = append(l.durations, ticksToDuration(s.D, timescale))
+			l.dash.starts = append(l.dash.starts, mediaTime(t, timescale)-l.dash.pto)
+			t += s.D
 		}
 	}
 	return l, nil
+}
+
+// date puts d's timeline on the wall clock: availZero (the MPD's), and
+// the first of prts, when given, for ingest's; and reads the template's
+// availability (ISO/IEC 23009-1 5.3.9.2).
+func (d *dashTiming) date(tpl *xmlSegmentTemplate, availZero time.Time, prts []xmlPRT) error {
+	d.availZero, d.wallZero = availZero, availZero
+	if len(prts) > 0 && prts[0].WallClockTime != "" {
+		w, err := time.Parse(time.RFC3339Nano, prts[0].WallClockTime)
+		if err != nil {
+			return fmt.Errorf("ProducerReferenceTime@wallClockTime: %w", err)
+		}
+		d.wallZero = w.Add(-mediaTime(prts[0].PresentationTime, d.timescale) + d.pto)
+	}
+	if a := tpl.AvailabilityTimeOffset; a != "" && a != "INF" {
+		secs, err := strconv.ParseFloat(a, 64)
+		if err != nil || secs < 0 || secs > 3600 {
+			return fmt.Errorf("bad availabilityTimeOffset %q", a)
+		}
+		d.availOffset = time.Duration(secs * float64(time.Second))
+		d.chunked = tpl.AvailabilityTimeComplete != nil && !*tpl.AvailabilityTimeComplete && d.availOffset > 0
+	}
+	return nil
 }
 
 // ticksToDuration converts media ticks without overflow.
@@ -164,6 +284,13 @@ func ticksToDuration(ticks, timescale uint64) time.Duration {
 		return time.Hour
 	}
 	return time.Duration(secs)*time.Second + time.Duration(float64(rem)/float64(timescale)*float64(time.Second))
+}
+
+// mediaTime converts a media time of ticks (a time on a timeline, which
+// may be long past its start) with mediatime's conversion; values beyond
+// the types' range saturate.
+func mediaTime(ticks, timescale uint64) time.Duration {
+	return mediatime.Duration(int64(min(ticks, math.MaxInt64)), uint32(min(timescale, math.MaxUint32)))
 }
 
 // parseISODuration reads an xs:duration of days, hours, minutes and

@@ -209,15 +209,15 @@ func TestMemo(t *testing.T) {
 	m := newMemo()
 	calls := 0
 	parse := func(b []byte) (*segmentList, error) { calls++; return parseMedia(b) }
-	a, err := parseMemo(m, "media", []byte(testMedia), parse)
-	if err != nil {
-		t.Fatal(err)
+	a, fresh, err := parseMemo(m, "media", []byte(testMedia), parse)
+	if err != nil || !fresh {
+		t.Fatal(fresh, err)
 	}
-	b, _ := parseMemo(m, "media", []byte(testMedia), parse)
-	if a != b || calls != 1 {
-		t.Errorf("the same body was parsed %d times", calls)
+	b, fresh, _ := parseMemo(m, "media", []byte(testMedia), parse)
+	if a != b || calls != 1 || fresh {
+		t.Errorf("the same body was parsed %d times (fresh %v)", calls, fresh)
 	}
-	if _, err := parseMemo(m, "mpd", []byte(testMedia), parseMPD); err == nil {
+	if _, _, err := parseMemo(m, "mpd", []byte(testMedia), parseMPD); err == nil {
 		t.Error("a body memoized as one kind was returned for another")
 	}
 }

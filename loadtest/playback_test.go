@@ -172,3 +172,39 @@ func TestOneMinute(t *testing.T) {
 		}
 	}
 }
+
+// TestReportByCrowd: the stall figures of the players that started before
+// the crowd and of those that came with it (#20), and players by kind.
+func TestReportByCrowd(t *testing.T) {
+	s := time.Second
+	start := time.Now()
+	r := &run{Generator: &Generator{cfg: Config{Schedule: Flash(3, 20*s, 10*s, 3)}}, rec: newRecorder(start, 60*s)}
+	for _, sp := range []viewerSpan{
+		{start: 0, end: 60 * s, stalls: []time.Duration{25 * s, 40 * s}, kind: kindHLS, played: true},
+		{start: 0, end: 60 * s, kind: kindLLHLS, played: true},
+		{start: 19900 * time.Millisecond, end: 60 * s, kind: kindDASH, played: true},
+		{start: 20 * s, end: 60 * s, stalls: []time.Duration{30 * s}, kind: kindHLS, played: true},
+		{start: 25 * s, end: 60 * s, stalls: []time.Duration{31 * s}, kind: kindLLDASH, played: true},
+		{start: 28 * s, end: 60 * s, kind: kindHLS, played: true},
+		{start: 29 * s, end: 60 * s, kind: kindHLS}, // never played
+	} {
+		r.rec.spans = append(r.rec.spans, sp)
+	}
+	rep := r.report(start, start.Add(60*s), nil, nil)
+	if rep.CrowdAt == nil || *rep.CrowdAt != 20 {
+		t.Fatalf("crowd at %v, want 20 s", rep.CrowdAt)
+	}
+	if b := *rep.BeforeCrowd; b != (Cohort{Players: 3, Stalls: 2, StalledPlayers: 1, StallRate: 1.0 / 3}) {
+		t.Errorf("before the crowd %+v", b)
+	}
+	if w := *rep.WithCrowd; w != (Cohort{Players: 4, Stalls: 2, StalledPlayers: 2, StallRate: 2.0 / 3}) {
+		t.Errorf("with the crowd %+v", w)
+	}
+	if k := rep.PlayersByKind; k["hls"] != 4 || k["ll-hls"] != 1 || k["dash"] != 1 || k["ll-dash"] != 1 {
+		t.Errorf("players by kind %v", k)
+	}
+	steady := &run{Generator: &Generator{cfg: Config{Schedule: Steady(3)}}, rec: newRecorder(start, 60*s)}
+	if rep := steady.report(start, start.Add(60*s), nil, nil); rep.CrowdAt != nil || rep.BeforeCrowd != nil {
+		t.Errorf("no crowd, yet %v %+v", rep.CrowdAt, rep.BeforeCrowd)
+	}
+}

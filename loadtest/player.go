@@ -32,46 +32,61 @@ type player struct {
 	// ua is the User-Agent, one per player: PoPs count viewers by client
 	// address and User-Agent, and every player shares one address.
 	ua   string
-	dash bool
+	kind kind // what it plays: HLS or DASH, low latency or not
+	dash bool // kind is kindDASH or kindLLDASH
 	log  *slog.Logger
 
 	start time.Duration // when the player started, from the run's start
 	// stopAt is when the player was told to stop, from the run's start;
 	// set before its context is cancelled. Time after it is not its own.
 	stopAt atomic.Int64
-	pb     playback
-	buf    []byte // the last manifest read; reused
 	timer  *time.Timer
+
+	// mu guards pb, credited, and the tracks' fetched and wallEnd while
+	// a low-latency player's tracks run in goroutines of their own (the
+	// player's and the side one); other players take it uncontended.
+	mu sync.Mutex
+	pb playback
+	// credited is the media of every track fetched, given to pb.
+	credited time.Duration
 
 	// main makes the player's requests; side fetches the other tracks'
 	// segments at the same time, in the side goroutine (see getAll).
 	main, side getter
 	sideJobs   chan sideJob  // to the side goroutine; nil until it runs
 	sideDone   chan struct{} // a job done; buffered, always received
+	sideErr    error         // a sideJob loop's answer, read after sideDone
 	sideWG     sync.WaitGroup
 	errs       []error // getAll's answer; reused
 }
 
 // track is one rendition a player follows: video, or the audio alongside.
 type track struct {
-	url     *url.URL // HLS: the media playlist's; DASH: the MPD's
-	id      string   // DASH: the Representation id
-	list    *segmentList
-	next    uint64        // the next segment to fetch
-	fetched time.Duration // media fetched in this session
+	url  *url.URL // HLS: the media playlist's; DASH: the MPD's
+	id   string   // DASH: the Representation id
+	list *segmentList
+	next uint64 // the next segment to fetch
+	// fetched is the media fetched in this session, less what a
+	// low-latency start skips (it may start negative); wallEnd is when
+	// its end reached ingest, zero when the list does not say. Guarded
+	// by the player's mu where its tracks run apart.
+	fetched time.Duration
+	wallEnd time.Time
 	// loaded is when the list was last refreshed; grew whether that
 	// refresh listed a new segment.
 	loaded   time.Time
 	grew     bool
-	tries    int // failed tries of segment next
-	failures int // playlist refreshes failed in a row
+	tries    int    // failed tries of segment next (or part)
+	failures int    // playlist refreshes failed in a row
+	buf      []byte // the last manifest read for the track; reused
+
+	ll *llTrack // the state of a low-latency track; nil otherwise
 }
 
 // run plays until ctx is done, starting over from the entry URL after
 // failures, then records the player's figures.
 func (p *player) run(ctx context.Context) {
-	p.timer = time.NewTimer(time.Hour)
-	p.timer.Stop()
+	p.timer = stoppedTimer()
 	p.main = p.r.newGetter(ctx, p.ua)
 	defer func() {
 		p.main.close()
@@ -83,8 +98,10 @@ func (p *player) run(ctx context.Context) {
 		if at := time.Duration(p.stopAt.Load()); at > 0 {
 			end = min(end, at)
 		}
+		p.mu.Lock() // the goroutines of the tracks are done: for form's sake
 		p.note(p.pb.finish(end))
-		p.r.rec.finished(viewerSpan{start: p.start, end: end, stalls: p.pb.stallTimes}, &p.pb)
+		p.r.rec.finished(viewerSpan{start: p.start, end: end, stalls: p.pb.stallTimes, kind: p.kind, played: p.pb.started}, &p.pb)
+		p.mu.Unlock()
 	}()
 	entry, err := url.Parse(p.entry)
 	if err != nil { // not with checked targets and stream names
@@ -106,16 +123,17 @@ func (p *player) run(ctx context.Context) {
 // session loads the entry manifest, picks a rendition and plays it. It
 // returns when a failure calls for starting over, or ctx is done.
 func (p *player) session(ctx context.Context, entry *url.URL) error {
-	body, final, err := p.fetch(p.main, entry, "", classPlaylist, true)
+	var buf []byte
+	body, final, err := p.fetchManifest(p.main, entry, nil, &buf)
 	if err != nil {
 		return err
 	}
 	p.r.rec.host(final.Host)
-	parse, kind := parseMultivariant, "multivariant"
+	parse, what := parseMultivariant, "multivariant"
 	if p.dash {
-		parse, kind = parseMPD, "mpd"
+		parse, what = parseMPD, "mpd"
 	}
-	e, err := parseMemo(p.r.memo, kind, body, parse)
+	e, _, err := parseMemo(p.r.memo, what, body, parse)
 	if err != nil {
 		return p.fail(&fetchError{kind: errParse, err: err})
 	}
@@ -126,7 +144,8 @@ func (p *player) session(ctx context.Context, entry *url.URL) error {
 	}
 	tracks := make([]*track, 0, 2)
 	for _, id := range ids {
-		t := &track{url: final, id: id}
+		t := &track{url: final, id: id, buf: buf}
+		buf = nil
 		if p.dash {
 			if t.list = e.lists[id]; t.list == nil {
 				return p.fail(&fetchError{kind: errParse, err: errors.New("mpd: no Representation " + id)})
@@ -156,6 +175,14 @@ func (p *player) session(ctx context.Context, entry *url.URL) error {
 			return err
 		}
 	}
+	switch l := tracks[0].list; {
+	case p.kind == kindLLHLS && l.ll != nil && len(l.ll.parts) > 0:
+		return p.playLL(ctx, tracks)
+	case p.kind == kindLLDASH && l.dash != nil && l.dash.chunked:
+		return p.playLLDASH(ctx, tracks)
+	}
+	// A low-latency player of a stream without parts or chunks plays it
+	// as the others do, as hls.js and dash.js do.
 	return p.play(ctx, tracks)
 }
 
@@ -164,7 +191,6 @@ func (p *player) session(ctx context.Context, entry *url.URL) error {
 // track not ahead of it; it refreshes a list when its next segment is not
 // listed yet.
 func (p *player) play(ctx context.Context, tracks []*track) error {
-	var credited time.Duration // media of every track fetched, given to pb
 	batch := make([]*track, 0, len(tracks))
 	for ctx.Err() == nil {
 		t := tracks[0]
@@ -193,18 +219,15 @@ func (p *player) play(ctx context.Context, tracks []*track) error {
 						b.next, b.tries = b.next+1, 0
 					}
 				default:
+					wall, _ := b.list.wallEnd(b.next)
+					p.mu.Lock()
 					b.fetched += b.list.duration(b.next)
+					b.wallEnd = wall
+					p.mu.Unlock()
 					b.next, b.tries = b.next+1, 0
 				}
 			}
-			have := tracks[0].fetched
-			for _, o := range tracks[1:] {
-				have = min(have, o.fetched)
-			}
-			if have > credited {
-				p.arrive(have - credited)
-				credited = have
-			}
+			p.settle(tracks, time.Now())
 			if failed {
 				p.sleep(ctx, retryWait)
 			}
@@ -235,9 +258,9 @@ func (p *player) play(ctx context.Context, tracks []*track) error {
 // refresh reloads t's list: its media playlist (HLS), or the MPD, which
 // updates every track (DASH).
 func (p *player) refresh(ctx context.Context, tracks []*track, t *track) error {
-	body, final, err := p.fetch(p.main, t.url, "", classPlaylist, true)
+	body, final, err := p.fetchManifest(p.main, t.url, nil, &t.buf)
 	now := time.Now()
-	p.note(p.pb.advance(p.r.rec.since(now)))
+	p.advance(now)
 	if err == nil {
 		err = p.update(body, final, tracks, t, now)
 	}
@@ -249,21 +272,28 @@ func (p *player) refresh(ctx context.Context, tracks []*track, t *track) error {
 	return nil
 }
 
-// update applies a reloaded playlist or MPD.
+// update applies a reloaded playlist or MPD. The MPD's lists are
+// changed under p.mu: a low-latency DASH player's tracks read them in
+// goroutines of their own.
 func (p *player) update(body []byte, final *url.URL, tracks []*track, t *track, now time.Time) error {
 	if !p.dash {
-		l, err := parseMemo(p.r.memo, "media", body, parseMedia)
+		l, fresh, err := parseMemo(p.r.memo, "media", body, parseMedia)
 		if err != nil {
 			return p.fail(&fetchError{kind: errParse, err: err})
+		}
+		if fresh {
+			p.r.rec.listedParts(final.Path, l)
 		}
 		t.grew = t.list == nil || listEnd(l) > listEnd(t.list)
 		t.list, t.url, t.loaded, t.failures = l, final, now, 0
 		return nil
 	}
-	e, err := parseMemo(p.r.memo, "mpd", body, parseMPD)
+	e, _, err := parseMemo(p.r.memo, "mpd", body, parseMPD)
 	if err != nil {
 		return p.fail(&fetchError{kind: errParse, err: err})
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for _, o := range tracks {
 		l := e.lists[o.id]
 		if l == nil {
@@ -278,17 +308,50 @@ func (p *player) update(body []byte, final *url.URL, tracks []*track, t *track, 
 // listEnd returns the number after l's last segment.
 func listEnd(l *segmentList) uint64 { return l.first + uint64(len(l.durations)) }
 
-// arrive gives the buffer d more media, now.
-func (p *player) arrive(d time.Duration) {
-	now := p.r.rec.since(time.Now())
-	stalls, first := p.pb.arrive(now, d)
+// settle gives the buffer, at `at`, the media every track has now
+// fetched beyond what it was given, and samples the glass-to-player
+// latency then.
+func (p *player) settle(tracks []*track, at time.Time) {
+	p.mu.Lock()
+	p.settleLocked(tracks, at)
+	p.mu.Unlock()
+}
+
+// settleLocked is settle with p.mu held.
+func (p *player) settleLocked(tracks []*track, at time.Time) {
+	low := tracks[0]
+	for _, o := range tracks[1:] {
+		if o.fetched < low.fetched {
+			low = o
+		}
+	}
+	if low.fetched <= p.credited {
+		return
+	}
+	now := p.r.rec.since(at)
+	stalls, first := p.pb.arrive(now, low.fetched-p.credited)
+	p.credited = low.fetched
 	p.note(stalls)
 	if first {
 		p.r.rec.started(now, now-p.start)
 	}
+	if !low.wallEnd.IsZero() {
+		// The frame on screen now is the media's end less what is
+		// buffered; the clock is the playback clock's (the other track
+		// may have moved it a little past at).
+		onScreen := low.wallEnd.Add(-p.pb.level())
+		p.r.rec.latency(p.kind, p.r.rec.start.Add(p.pb.at).Sub(onScreen))
+	}
 }
 
-// note records the stalls the playback clock just counted.
+// advance drains the buffer up to at.
+func (p *player) advance(at time.Time) {
+	p.mu.Lock()
+	p.note(p.pb.advance(p.r.rec.since(at)))
+	p.mu.Unlock()
+}
+
+// note records the stalls the playback clock just counted; p.mu is held.
 func (p *player) note(stalls int) {
 	if stalls > 0 {
 		p.r.rec.stall(p.pb.lastStall)
@@ -297,18 +360,29 @@ func (p *player) note(stalls int) {
 
 // sleep waits for d or until ctx is done, reporting whether ctx is still
 // live.
-func (p *player) sleep(ctx context.Context, d time.Duration) bool {
+func (p *player) sleep(ctx context.Context, d time.Duration) bool { return sleepOn(ctx, p.timer, d) }
+
+// sleepOn waits for d on timer (stopped, drained) or until ctx is done,
+// reporting whether ctx is still live.
+func sleepOn(ctx context.Context, timer *time.Timer, d time.Duration) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
-	p.timer.Reset(d)
+	timer.Reset(d)
 	select {
 	case <-ctx.Done():
-		p.timer.Stop()
+		timer.Stop()
 		return false
-	case <-p.timer.C:
+	case <-timer.C:
 		return true
 	}
+}
+
+// stoppedTimer returns a timer for sleepOn.
+func stoppedTimer() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
 }
 
 // choose picks a variant by policy: "lowest", "highest", "random", or

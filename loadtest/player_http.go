@@ -66,13 +66,13 @@ func classify(err error, inBody bool) errKind {
 // getter makes a player's GET requests, one at a time: a lane (the load
 // generator's own client) or a netHTTPGetter (Config.Transport).
 type getter interface {
-	// get GETs ref resolved against base (base itself when ref is ""),
-	// following redirects. With keep, the body is appended to buf[:0] and
-	// returned with the URL it came from (after redirects); otherwise it
-	// is dropped and the URL may be nil. It returns the body's length.
-	// Failures are *fetchError, not recorded; a request stopped because
-	// the player's context is done returns errStopped.
-	get(base *url.URL, ref string, keep bool, buf []byte) ([]byte, *url.URL, int64, error)
+	// do makes rq, following redirects (see getRequest). With rq.keep
+	// the body is returned with the URL it came from (after redirects);
+	// otherwise it is dropped, or read as chunks, and the URL may be
+	// nil. It returns the body's length. Failures are *fetchError, not
+	// recorded; a request stopped because the player's context is done
+	// returns errStopped.
+	do(rq getRequest) ([]byte, *url.URL, int64, error)
 	// close releases the getter's connections.
 	close()
 }
@@ -86,34 +86,33 @@ func (r *run) newGetter(ctx context.Context, ua string) getter {
 	return newLane(ctx, &r.lanes, ua)
 }
 
-// fetch GETs ref resolved against base on g, records it as class c and
-// returns the body (with keep, in p.buf) and the final URL (after
-// redirects). A failure is recorded and returned as a *fetchError; a
-// request cut short because the player stops returns errStopped and is
-// not recorded.
-func (p *player) fetch(g getter, base *url.URL, ref string, c class, keep bool) ([]byte, *url.URL, error) {
+// fetch makes rq on g and records it as class c. It returns the body
+// (with rq.keep), the final URL (after redirects) and when the body's
+// last byte arrived. A failure is recorded and returned as a
+// *fetchError; a request cut short because the player stops returns
+// errStopped and is not recorded.
+func (p *player) fetch(g getter, rq getRequest, c class) ([]byte, *url.URL, time.Time, error) {
 	t0 := time.Now()
-	var body []byte
-	var final *url.URL
-	var n int64
-	var err error
-	if keep {
-		body, final, n, err = g.get(base, ref, true, p.buf)
-		if body != nil {
-			p.buf = body // reused by the next manifest
-		}
-	} else {
-		_, _, n, err = g.get(base, ref, false, nil)
-	}
+	body, final, n, err := g.do(rq)
 	if err != nil {
 		if fe, ok := err.(*fetchError); ok {
-			return nil, nil, p.fail(fe)
+			return nil, nil, time.Time{}, p.fail(fe)
 		}
-		return nil, nil, err
+		return nil, nil, time.Time{}, err
 	}
 	end := time.Now()
 	p.r.rec.request(c, end, end.Sub(t0), n)
-	return body, final, nil
+	return body, final, end, nil
+}
+
+// fetchManifest GETs base (with query, when not nil) as a playlist or
+// MPD into *buf, which keeps the bytes for the next one.
+func (p *player) fetchManifest(g getter, base *url.URL, query []byte, buf *[]byte) ([]byte, *url.URL, error) {
+	body, final, _, err := p.fetch(g, getRequest{base: base, query: query, keep: true, buf: *buf}, classPlaylist)
+	if body != nil {
+		*buf = body
+	}
+	return body, final, err
 }
 
 // netHTTPGetter makes requests with net/http's client over
@@ -124,14 +123,20 @@ type netHTTPGetter struct {
 	ctx context.Context // the player's
 	r   *run
 	ua  string
+	hdr [16]byte
+	// moof is the last moof of a body read as chunks.
+	moof []byte
 }
 
 func (g *netHTTPGetter) close() {}
 
-func (g *netHTTPGetter) get(base *url.URL, ref string, keep bool, buf []byte) ([]byte, *url.URL, int64, error) {
-	u, err := resolve(base, ref)
+func (g *netHTTPGetter) do(rq getRequest) ([]byte, *url.URL, int64, error) {
+	u, err := resolve(rq.base, rq.ref)
 	if err != nil {
 		return nil, nil, 0, err
+	}
+	if rq.query != nil {
+		u = withQuery(u, rq.query)
 	}
 	ctx, cancel := context.WithTimeout(g.ctx, g.r.cfg.RequestTimeout)
 	defer cancel()
@@ -153,10 +158,14 @@ func (g *netHTTPGetter) get(base *url.URL, ref string, keep bool, buf []byte) ([
 		return nil, nil, 0, &fetchError{kind: errStatus, status: resp.StatusCode, err: errors.New(resp.Status)}
 	}
 	var n int64
-	if keep {
+	buf := rq.buf
+	switch {
+	case rq.sink != nil:
+		n, err = walkChunks(&readerBody{r: resp.Body, bufs: &g.r.bufs}, &g.hdr, &g.moof, rq.sink)
+	case rq.keep:
 		buf, err = readAll(buf[:0], resp.Body, maxManifestBytes)
 		n = int64(len(buf))
-	} else {
+	default:
 		n, err = discard(&g.r.bufs, resp.Body)
 	}
 	if err != nil {
@@ -165,7 +174,11 @@ func (g *netHTTPGetter) get(base *url.URL, ref string, keep bool, buf []byte) ([
 		}
 		return nil, nil, 0, &fetchError{kind: classify(err, true), err: err}
 	}
-	return buf, resp.Request.URL, n, nil
+	final := resp.Request.URL
+	if rq.query != nil {
+		final = withoutQuery(final, rq.query)
+	}
+	return buf, final, n, nil
 }
 
 // discardBufSize is the size of the buffers bodies are read into and

@@ -13,10 +13,28 @@ const (
 	classPlaylist class = iota // multivariant and media playlists, MPDs
 	classInit                  // init segments
 	classSegment               // media segments
+	// classPart is what low-latency players ask for before it is
+	// complete, which servers hold and send as it is produced: LL-HLS
+	// parts (listed or hinted), and the segments low-latency DASH
+	// players read chunk by chunk. Its latency includes that wait.
+	classPart
 	numClasses
 )
 
-func (c class) String() string { return [...]string{"playlist", "init", "segment"}[c] }
+func (c class) String() string { return [...]string{"playlist", "init", "segment", "part"}[c] }
+
+// kind is what a player plays.
+type kind int
+
+const (
+	kindHLS    kind = iota // HLS, as hls.js does by default
+	kindLLHLS              // LL-HLS, as hls.js does in lowLatencyMode
+	kindDASH               // DASH, as dash.js does by default
+	kindLLDASH             // low-latency DASH, as dash.js does in low-latency mode
+	numKinds
+)
+
+func (k kind) String() string { return [...]string{"hls", "ll-hls", "dash", "ll-dash"}[k] }
 
 // errKind classifies failed requests.
 type errKind int
@@ -52,6 +70,8 @@ type bucket struct {
 type viewerSpan struct {
 	start, end time.Duration
 	stalls     []time.Duration // when each stall was counted
+	kind       kind
+	played     bool // its first segment came
 }
 
 // recorder keeps the figures of a run in per-second buckets of atomic
@@ -62,12 +82,17 @@ type recorder struct {
 	buckets []bucket // one per second of the run, the last one catching the rest
 
 	firstSegment histogram // player start to first segment
-	errKinds     [numErrKinds]atomic.Int64
-	statuses     [600]atomic.Int64 // by HTTP status, for errStatus
-	totalReqs    atomic.Int64
-	totalBytes   atomic.Int64
-	totalErrors  atomic.Int64
-	totalStalls  atomic.Int64
+	// glass is the glass-to-player latency by kind of player: sampled
+	// whenever media arrives, the time from a frame reaching ingest to
+	// its being on screen.
+	glass       [numKinds]histogram
+	errKinds    [numErrKinds]atomic.Int64
+	statuses    [600]atomic.Int64 // by HTTP status, for errStatus
+	totalReqs   atomic.Int64
+	totalBytes  atomic.Int64
+	totalErrors atomic.Int64
+	totalStalls atomic.Int64
+	hintsGone   atomic.Int64 // hinted parts never produced (404)
 
 	mu        sync.Mutex
 	spans     []viewerSpan   // guarded by mu: finished players
@@ -76,11 +101,16 @@ type recorder struct {
 	spells    int            // guarded by mu: empty spells, summed
 	watched   time.Duration  // guarded by mu: time since the first segment, summed
 	neverPlay int            // guarded by mu: players whose first segment never came
+	// partsSeen is, by media playlist path, the last part an LL-HLS
+	// playlist listed; parts counts the parts listed after the first
+	// seen (the parts produced while players ran). Guarded by mu.
+	partsSeen map[string]partPos
+	parts     int64
 }
 
 func newRecorder(start time.Time, span time.Duration) *recorder {
 	n := int(span/time.Second) + 2
-	return &recorder{start: start, buckets: make([]bucket, n), hosts: map[string]int{}}
+	return &recorder{start: start, buckets: make([]bucket, n), hosts: map[string]int{}, partsSeen: map[string]partPos{}}
 }
 
 // since returns the offset of t from the start.
@@ -122,6 +152,32 @@ func (r *recorder) stall(d time.Duration) {
 func (r *recorder) started(d, wait time.Duration) {
 	r.at(d).starts.Add(1)
 	r.firstSegment.add(wait)
+}
+
+// latency records a glass-to-player latency of a player of kind k.
+func (r *recorder) latency(k kind, d time.Duration) { r.glass[k].add(d) }
+
+// listedParts counts the parts l, a media playlist at path parsed for
+// the first time, lists beyond those counted before at path.
+func (r *recorder) listedParts(path string, l *segmentList) {
+	if l.ll == nil || len(l.ll.parts) == 0 {
+		return
+	}
+	parts := l.ll.parts
+	last := parts[len(parts)-1].partPos
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	prev, ok := r.partsSeen[path]
+	if ok && !prev.before(last) {
+		return
+	}
+	r.partsSeen[path] = last
+	if !ok {
+		return // the parts before the run's
+	}
+	for i := len(parts) - 1; i >= 0 && prev.before(parts[i].partPos); i-- {
+		r.parts++
+	}
 }
 
 // host records that a player session's entry resolved to host.

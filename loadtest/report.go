@@ -26,8 +26,11 @@ type Report struct {
 	Hosts map[string]int `json:"hosts"`
 
 	// Classes are per object class: "playlist" (multivariant and media
-	// playlists, MPDs), "init", "segment". Latency is from the request to
-	// the body's last byte.
+	// playlists, MPDs), "init", "segment", and "part": what low-latency
+	// players ask for before it is complete, held by the servers and
+	// sent as it is produced (LL-HLS parts, low-latency DASH segments
+	// read chunk by chunk). Latency is from the request to the body's
+	// last byte.
 	Classes map[string]ClassStats `json:"classes"`
 	// FirstSegment is from a player's start to its first segment fully
 	// read (playback starts then).
@@ -52,6 +55,31 @@ type Report struct {
 	RebufferRatio float64 `json:"rebuffer_ratio"`
 	Rebuffers     int     `json:"rebuffers"`
 
+	// PlayersByKind counts players by what they play: "hls", "ll-hls"
+	// (LL-HLS, as hls.js in lowLatencyMode), "dash", "ll-dash"
+	// (low-latency DASH, as dash.js in low-latency mode).
+	PlayersByKind map[string]int `json:"players_by_kind"`
+	// GlassToPlayer is the glass-to-player latency by kind of player:
+	// from a frame reaching ingest to its being on the player's screen,
+	// sampled whenever media arrives, as the time it arrived less the
+	// wall-clock time its end reached ingest (EXT-X-PROGRAM-DATE-TIME;
+	// ProducerReferenceTime for DASH) plus what the player then had
+	// buffered. Kinds without a dated stream are left out.
+	GlassToPlayer map[string]Latency `json:"glass_to_player"`
+
+	// CrowdAt is when the crowd began, in seconds from the start (see
+	// Schedule.CrowdAt); BeforeCrowd are the players that started before
+	// it, WithCrowd those that started with it or later. Absent without
+	// a crowd.
+	CrowdAt     *float64 `json:"crowd_at_s,omitempty"`
+	BeforeCrowd *Cohort  `json:"before_crowd,omitempty"`
+	WithCrowd   *Cohort  `json:"with_crowd,omitempty"`
+
+	// HintsNotProduced counts the LL-HLS preload hints whose part was
+	// never produced, answered 404: the segment ended (at a keyframe)
+	// before the part hinted. Not errors: players move on.
+	HintsNotProduced int64 `json:"hints_not_produced"`
+
 	// Errors counts failed requests by kind: "timeout", "connect",
 	// "parse", "aborted", "publish", "other", or the HTTP status ("404").
 	Errors     map[string]int64 `json:"errors"`
@@ -70,6 +98,14 @@ type Report struct {
 
 	// Series has one entry per second of the run.
 	Series []Second `json:"series"`
+}
+
+// Cohort are the stall figures of some of the players.
+type Cohort struct {
+	Players        int     `json:"players"`
+	Stalls         int     `json:"stalls"`
+	StalledPlayers int     `json:"stalled_players"`
+	StallRate      float64 `json:"stall_rate"` // over those of them that started playing
 }
 
 // ClassStats are the figures of one object class.
@@ -141,6 +177,25 @@ type Upstream struct {
 	// (what any cache in front of it asked): the figure for nginx.
 	PoPFetchesPerSegment     float64 `json:"pop_fetches_per_segment"`
 	OriginRequestsPerSegment float64 `json:"origin_requests_per_segment"`
+
+	// Parts counts the LL-HLS parts produced while players ran, as the
+	// playlists players read listed them (every rendition watched);
+	// PoPPlaylistFetchesPerPart is the PoP's playlist fetches from the
+	// origin (live_pop_upstream_fetches_total{class="playlist"}) per
+	// part: 1 when it asks each blocking reload once, whatever the
+	// players; PoPFetchesPerPart counts every class (playlists, MPDs,
+	// init and media segments, which parts are answered from).
+	Parts                     float64 `json:"parts,omitempty"`
+	PoPPlaylistFetchesPerPart float64 `json:"pop_playlist_fetches_per_part,omitempty"`
+	PoPFetchesPerPart         float64 `json:"pop_fetches_per_part,omitempty"`
+	// WaiterRelease is, by object class, the PoP's time from the arrival
+	// of what held requests waited for (the last byte of a part, of a
+	// playlist answering a blocking reload, of a segment being produced)
+	// to each waiter's answer being written
+	// (live_pop_waiter_release_seconds), interpolated within its buckets
+	// as Prometheus's histogram_quantile does; max is the upper bound of
+	// the highest bucket used.
+	WaiterRelease map[string]Latency `json:"pop_waiter_release,omitempty"`
 }
 
 // WriteJSON writes the report as indented JSON.
@@ -219,6 +274,7 @@ func (r *run) report(start, end time.Time, before, after *scrape) *Report {
 	rep.NeverStarted = rec.neverPlay
 	rep.Rebuffers = rec.spells
 	rep.Stalls = rec.totalStalls.Load()
+	rep.HintsNotProduced = rec.hintsGone.Load()
 	for _, s := range rec.spans {
 		if len(s.stalls) > 0 {
 			rep.StalledPlayers++
@@ -253,8 +309,54 @@ func (r *run) report(start, end time.Time, before, after *scrape) *Report {
 	if r.cfg.Broadcasters > 0 {
 		rep.Broadcast = &Broadcast{Broadcasters: r.cfg.Broadcasters, Sessions: r.publishes.Load(), Failures: r.publishErrors.Load()}
 	}
+	rep.PlayersByKind = map[string]int{}
+	for _, sp := range rec.spans {
+		rep.PlayersByKind[sp.kind.String()]++
+	}
+	rep.GlassToPlayer = map[string]Latency{}
+	for k := range numKinds {
+		var h histSnapshot
+		rec.glass[k].addTo(&h)
+		if h.total() > 0 {
+			rep.GlassToPlayer[k.String()] = latencyOf(&h)
+		}
+	}
+	if at, ok := r.cfg.Schedule.CrowdAt(); ok {
+		secs := at.Seconds()
+		rep.CrowdAt = &secs
+		rep.BeforeCrowd, rep.WithCrowd = &Cohort{}, &Cohort{}
+		var played [2]int
+		for _, sp := range rec.spans {
+			c, i := rep.BeforeCrowd, 0
+			if sp.start >= at {
+				c, i = rep.WithCrowd, 1
+			}
+			c.Players++
+			c.Stalls += len(sp.stalls)
+			if len(sp.stalls) > 0 {
+				c.StalledPlayers++
+			}
+			if sp.played {
+				played[i]++
+			}
+		}
+		for i, c := range []*Cohort{rep.BeforeCrowd, rep.WithCrowd} {
+			if played[i] > 0 {
+				c.StallRate = float64(c.StalledPlayers) / float64(played[i])
+			}
+		}
+	}
 	if before != nil && after != nil {
 		rep.Upstream = upstream(before, after)
+		if u := rep.Upstream; rec.parts > 0 {
+			u.Parts = float64(rec.parts)
+			u.PoPPlaylistFetchesPerPart = u.PoPFetches["playlist"] / u.Parts
+			var all float64
+			for _, n := range u.PoPFetches {
+				all += n
+			}
+			u.PoPFetchesPerPart = all / u.Parts
+		}
 	}
 	return rep
 }
@@ -315,6 +417,18 @@ func upstream(before, after *scrape) *Upstream {
 	if u.Segments > 0 {
 		u.PoPFetchesPerSegment = u.PoPFetches["segment"] / u.Segments
 		u.OriginRequestsPerSegment = u.OriginRequests["segment"] / u.Segments
+	}
+	for _, c := range []string{"part", "playlist", "segment"} {
+		var h bucketCounts
+		for _, e := range both {
+			h.add(after.samples[e], before.samples[e], "live_pop_waiter_release_seconds", map[string]string{"class": c})
+		}
+		if l, ok := h.latency(); ok {
+			if u.WaiterRelease == nil {
+				u.WaiterRelease = map[string]Latency{}
+			}
+			u.WaiterRelease[c] = l
+		}
 	}
 	return u
 }

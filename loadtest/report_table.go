@@ -20,10 +20,27 @@ func (rep *Report) WriteTable(w io.Writer, step int) error {
 		rep.Seconds, rep.Players, rep.PeakViewers, strings.Join(rep.Targets, ","), strings.Join(rep.Streams, ","))
 	fmt.Fprintf(w, "stalls: %d (%d players, stall rate %.4f, max one-minute user stall rate %.4f, %.4f per viewer-minute)\n",
 		rep.Stalls, rep.StalledPlayers, rep.StallRate, rep.MaxStallRate1m, rep.StallsPerViewerMinute)
+	if c, w2 := rep.BeforeCrowd, rep.WithCrowd; c != nil && w2 != nil && rep.CrowdAt != nil {
+		fmt.Fprintf(w, "stalls by start: before the crowd (%.0f s): %d players, %d stalled, stall rate %.4f; with it: %d players, %d stalled, stall rate %.4f\n",
+			*rep.CrowdAt, c.Players, c.StalledPlayers, c.StallRate, w2.Players, w2.StalledPlayers, w2.StallRate)
+	}
 	fmt.Fprintf(w, "rebuffering: %d empty-buffer spells of any length, rebuffer ratio %.5f\n", rep.Rebuffers, rep.RebufferRatio)
 	fmt.Fprintf(w, "first segment: p50 %.0f ms, p90 %.0f ms, p99 %.0f ms (%d players; %d never started)\n",
 		rep.FirstSegment.P50, rep.FirstSegment.P90, rep.FirstSegment.P99, rep.FirstSegment.Count, rep.NeverStarted)
+	for _, k := range []string{"hls", "ll-hls", "dash", "ll-dash"} {
+		if n := rep.PlayersByKind[k]; n > 0 {
+			l, ok := rep.GlassToPlayer[k]
+			if !ok {
+				fmt.Fprintf(w, "%s players: %d (glass-to-player latency not measured: the stream is not dated)\n", k, n)
+				continue
+			}
+			fmt.Fprintf(w, "%s players: %d; glass-to-player latency p50 %.0f ms, p90 %.0f ms, p99 %.0f ms\n", k, n, l.P50, l.P90, l.P99)
+		}
+	}
 	fmt.Fprintf(w, "errors: %d%s\n", rep.ErrorCount, formatCounts(rep.Errors))
+	if rep.HintsNotProduced > 0 {
+		fmt.Fprintf(w, "preload hints whose part was not produced (404, not errors): %d\n", rep.HintsNotProduced)
+	}
 	if rep.Seconds > 0 {
 		fmt.Fprintf(w, "load generator CPU: %.1f s (%.2f cores, %.0f µs per request)\n", rep.GeneratorCPU, rep.GeneratorCPU/rep.Seconds, rep.GeneratorCPUPerRequest)
 	}
@@ -38,14 +55,25 @@ func (rep *Report) WriteTable(w io.Writer, step int) error {
 			strings.Join(u.Endpoints, ","), u.Segments, u.PoPFetches["segment"], u.PoPFetchesPerSegment,
 			u.PoPFetches["playlist"], u.PoPFetches["manifest"], u.PoPFetches["init"], u.PeerFetches,
 			u.OriginRequests["segment"], u.OriginRequestsPerSegment)
+		if u.Parts > 0 {
+			fmt.Fprintf(w, "  LL-HLS: %.0f parts listed; PoP fetches from the origin per part: %.2f playlists, %.2f in all\n",
+				u.Parts, u.PoPPlaylistFetchesPerPart, u.PoPFetchesPerPart)
+		}
+		for _, c := range slices.Sorted(maps.Keys(u.WaiterRelease)) {
+			l := u.WaiterRelease[c]
+			fmt.Fprintf(w, "  PoP held requests, %s: %d released; arrival to answer p50 %.1f ms, p99 %.1f ms, max <= %.0f ms\n", c, l.Count, l.P50, l.P99, l.Max)
+		}
 		for _, e := range u.Errors {
 			fmt.Fprintf(w, "  metrics error: %s\n", e)
 		}
 	}
 	fmt.Fprintln(w)
 	p("class\trequests\tMB\tp50 ms\tp90 ms\tp99 ms\tmax ms\t\n")
-	for _, c := range []string{"playlist", "init", "segment"} {
+	for _, c := range []string{"playlist", "init", "segment", "part"} {
 		s := rep.Classes[c]
+		if c == "part" && s.Requests == 0 {
+			continue
+		}
 		p("%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", c, s.Requests, float64(s.Bytes)/1e6, s.Latency.P50, s.Latency.P90, s.Latency.P99, s.Latency.Max)
 	}
 	p("\t\t\t\t\t\t\t\n")

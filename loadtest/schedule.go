@@ -65,6 +65,24 @@ func (s Schedule) Peak() int {
 	return peak
 }
 
+// CrowdAt returns when the crowd begins: where the schedule starts its
+// last rise to its peak (the point before the first one at the peak).
+// ok is false without a crowd: a schedule that starts at its peak, or
+// rises to it from nobody (a ramp).
+func (s Schedule) CrowdAt() (at time.Duration, ok bool) {
+	peak := s.Peak()
+	for i, p := range s {
+		if p.Viewers != peak {
+			continue
+		}
+		if i == 0 || s[i-1].Viewers == 0 {
+			return 0, false
+		}
+		return s[i-1].At, true
+	}
+	return 0, false
+}
+
 // Validate reports whether the schedule is usable.
 func (s Schedule) Validate() error {
 	if len(s) == 0 {

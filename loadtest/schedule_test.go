@@ -91,3 +91,24 @@ func FuzzParseSchedule(f *testing.F) {
 		}
 	})
 }
+
+func TestCrowdAt(t *testing.T) {
+	s := time.Second
+	for _, tc := range []struct {
+		name  string
+		sched Schedule
+		at    time.Duration
+		ok    bool
+	}{
+		{"flash", Flash(500, 20*s, 10*s, 10), 20 * s, true},
+		{"flash without a crowd", Flash(500, 20*s, 10*s, 1), 0, false},
+		{"steady", Steady(100), 0, false},
+		{"ramp from nobody", Ramp(100, 10*s), 0, false},
+		{"step", Schedule{{0, 10}, {5 * s, 10}, {5 * s, 20}}, 5 * s, true},
+		{"up, down, up to the peak", Schedule{{0, 10}, {5 * s, 50}, {10 * s, 5}, {20 * s, 100}}, 10 * s, true},
+	} {
+		if at, ok := tc.sched.CrowdAt(); at != tc.at || ok != tc.ok {
+			t.Errorf("%s: %v %v, want %v %v", tc.name, at, ok, tc.at, tc.ok)
+		}
+	}
+}

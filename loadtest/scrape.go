@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,17 +33,7 @@ type scrape struct {
 func (s *scrape) sum(endpoint, name string, want map[string]string) float64 {
 	var total float64
 	for _, sm := range s.samples[endpoint] {
-		if sm.name != name {
-			continue
-		}
-		ok := true
-		for k, v := range want {
-			if sm.labels[k] != v {
-				ok = false
-				break
-			}
-		}
-		if ok {
+		if sm.name == name && hasLabels(sm.labels, want) {
 			total += sm.value
 		}
 	}
@@ -177,4 +170,88 @@ func unquoteLabel(s string) (string, string, error) {
 		}
 	}
 	return "", "", errors.New("unterminated label value")
+}
+
+// bucketCounts are a Prometheus histogram's cumulative bucket counts by
+// upper bound ("le"), summed over endpoints, the later scrape less the
+// earlier. The zero value is empty.
+type bucketCounts struct {
+	counts map[float64]float64
+}
+
+// add adds, for the series of histogram name whose labels include want,
+// the counts of after less those of before.
+func (h *bucketCounts) add(after, before []sample, name string, want map[string]string) {
+	name += "_bucket"
+	for _, s := range after {
+		if s.name != name || !hasLabels(s.labels, want) {
+			continue
+		}
+		le, err := strconv.ParseFloat(s.labels["le"], 64)
+		if err != nil {
+			continue
+		}
+		prev := 0.0
+		for _, b := range before {
+			if b.name == name && b.labels["le"] == s.labels["le"] && hasLabels(b.labels, want) {
+				prev = b.value
+				break
+			}
+		}
+		if h.counts == nil {
+			h.counts = map[float64]float64{}
+		}
+		h.counts[le] += s.value - prev
+	}
+}
+
+func hasLabels(labels, want map[string]string) bool {
+	for k, v := range want {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// latency returns the histogram's percentiles, in milliseconds of its
+// seconds, interpolated within buckets as histogram_quantile does; max
+// is the upper bound of the highest bucket used. ok is false when empty.
+func (h *bucketCounts) latency() (Latency, bool) {
+	bounds := slices.Sorted(maps.Keys(h.counts))
+	if len(bounds) == 0 {
+		return Latency{}, false
+	}
+	total := h.counts[bounds[len(bounds)-1]]
+	if total <= 0 {
+		return Latency{}, false
+	}
+	quantile := func(q float64) float64 {
+		rank := q * total
+		lo, below := 0.0, 0.0
+		for _, hi := range bounds {
+			c := h.counts[hi]
+			if c >= rank {
+				if math.IsInf(hi, 1) || c == below {
+					return lo
+				}
+				return lo + (hi-lo)*(rank-below)/(c-below)
+			}
+			lo, below = hi, c
+		}
+		return lo
+	}
+	l := Latency{Count: int64(total), P50: 1000 * quantile(0.5), P90: 1000 * quantile(0.9), P99: 1000 * quantile(0.99)}
+	lo := 0.0
+	for _, hi := range bounds {
+		if h.counts[hi] >= total {
+			if math.IsInf(hi, 1) {
+				hi = lo
+			}
+			l.Max = 1000 * hi
+			break
+		}
+		lo = hi
+	}
+	return l, true
 }

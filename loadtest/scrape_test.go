@@ -90,3 +90,39 @@ func FuzzParseMetrics(f *testing.F) {
 		}
 	})
 }
+
+// TestBucketCounts reads a histogram's percentiles from two scrapes, as
+// histogram_quantile does.
+func TestBucketCounts(t *testing.T) {
+	before, err := parseMetrics([]byte(`live_pop_waiter_release_seconds_bucket{class="part",le="0.001"} 10
+live_pop_waiter_release_seconds_bucket{class="part",le="0.01"} 10
+live_pop_waiter_release_seconds_bucket{class="part",le="0.1"} 10
+live_pop_waiter_release_seconds_bucket{class="part",le="+Inf"} 10
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 100 more: 50 under 1 ms, 49 in (1, 10] ms, 1 in (10, 100] ms; and
+	// another class, not counted.
+	after, err := parseMetrics([]byte(`live_pop_waiter_release_seconds_bucket{class="part",le="0.001"} 60
+live_pop_waiter_release_seconds_bucket{class="part",le="0.01"} 109
+live_pop_waiter_release_seconds_bucket{class="part",le="0.1"} 110
+live_pop_waiter_release_seconds_bucket{class="part",le="+Inf"} 110
+live_pop_waiter_release_seconds_bucket{class="playlist",le="+Inf"} 5
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h bucketCounts
+	h.add(after, before, "live_pop_waiter_release_seconds", map[string]string{"class": "part"})
+	l, ok := h.latency()
+	near := func(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
+	if !ok || l.Count != 100 || !near(l.P50, 1) || !near(l.P90, 1+9*40.0/49) || !near(l.P99, 10) || l.Max != 100 {
+		t.Errorf("%+v %v; want 100 samples, p50 1 ms, p90 %.3f ms, p99 10 ms, max 100 ms", l, ok, 1+9*40.0/49)
+	}
+	var none bucketCounts
+	none.add(after, before, "live_pop_waiter_release_seconds", map[string]string{"class": "segment"})
+	if _, ok := none.latency(); ok {
+		t.Error("a class without samples has percentiles")
+	}
+}

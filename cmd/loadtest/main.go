@@ -113,6 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (loadtest.Config, outputs, erro
 	schedule := fs.String("schedule", "", "schedule: file of \"AT VIEWERS\" lines or JSON [{\"at\":\"30s\",\"viewers\":100}]")
 	duration := fs.Duration("duration", time.Minute, "how long players run; the tool stops by itself")
 	dash := fs.Float64("dash", 0, "share of players playing DASH, 0..1 (the others play HLS)")
+	lowLatency := fs.Float64("ll", 0, "share of players, HLS and DASH alike, in low-latency mode, 0..1: LL-HLS (parts, preload hints, blocking and delta playlist reloads) and low-latency DASH (chunks as they arrive)")
 	rendition := fs.String("rendition", "fit", "rendition choice: fit, lowest, highest, random")
 	bandwidth := fs.Int("bandwidth", 0, "per-player bandwidth in bits/s for -rendition fit (0: unlimited)")
 	videoOnly := fs.Bool("video-only", false, "skip the audio rendition")
@@ -145,6 +146,7 @@ func parseFlags(args []string, stderr io.Writer) (loadtest.Config, outputs, erro
 		Streams:        split(*streams),
 		Duration:       *duration,
 		DASHShare:      *dash,
+		LowLatency:     *lowLatency,
 		Rendition:      *rendition,
 		Bandwidth:      *bandwidth,
 		VideoOnly:      *videoOnly,

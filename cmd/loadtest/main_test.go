@@ -32,7 +32,7 @@ func TestBinaryAgainstPipeline(t *testing.T) {
 	defer ccancel()
 	cmd := exec.CommandContext(cctx, bin,
 		"-targets", p.PoP, "-broadcasters", "1", "-rtmp", p.RTMP, "-publish-key", p.PublishKey,
-		"-scenario", "ramp", "-players", "20", "-ramp", "2s", "-duration", "4s", "-dash", "0.5",
+		"-scenario", "ramp", "-players", "20", "-ramp", "2s", "-duration", "4s", "-dash", "0.5", "-ll", "0.5",
 		"-metrics", p.PoP, "-json", jsonFile, "-plot", pngFile)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -52,6 +52,9 @@ func TestBinaryAgainstPipeline(t *testing.T) {
 	}
 	if rep.Players != 20 || rep.Classes["segment"].Requests == 0 || len(rep.Series) != 4 || rep.Upstream == nil {
 		t.Errorf("report: %d players, %d segment requests, %d seconds, upstream %v", rep.Players, rep.Classes["segment"].Requests, len(rep.Series), rep.Upstream)
+	}
+	if k := rep.PlayersByKind; k["ll-hls"]+k["ll-dash"] == 0 || k["hls"]+k["dash"] == 0 || rep.Classes["part"].Requests == 0 {
+		t.Errorf("-ll 0.5: players by kind %v, %d parts", k, rep.Classes["part"].Requests)
 	}
 	png, err := os.ReadFile(pngFile)
 	if err != nil {
@@ -74,6 +77,7 @@ func TestParseFlags(t *testing.T) {
 		err  bool
 	}{
 		{name: "steady", args: []string{"-players", "7"}, peak: 7},
+		{name: "low latency", args: []string{"-players", "7", "-ll", "0.5"}, peak: 7},
 		{name: "ramp", args: []string{"-scenario", "ramp", "-players", "50"}, peak: 50},
 		{name: "flash", args: []string{"-scenario", "flash", "-players", "500"}, peak: 5000},
 		{name: "schedule", args: []string{"-scenario", "schedule", "-schedule", sched}, peak: 20},
