@@ -87,7 +87,13 @@ func newStream(env *streamEnv, name string, now time.Time, old *stream, agreed i
 		epoch = max(epoch, old.epochMillis+1)
 	}
 	if agreed != 0 {
-		epoch = agreed // the fleet's (Directory)
+		// The fleet's (Directory): the millisecond its first origin
+		// began, which every origin of the stream takes as its timeline
+		// zero too, so that they date its media alike (MPD
+		// availabilityStartTime, PROGRAM-DATE-TIME): their manifests are
+		// the same, as their files are.
+		epoch = agreed
+		now = time.UnixMilli(agreed)
 	}
 	st := &stream{
 		instance: instance{

@@ -154,6 +154,18 @@ func startFleet(t *testing.T, cfg fleetConfig) *fleet {
 	// ffmpeg pushes one encoding to both origins.
 	f.pubOut = f.publish(t, f.origins...)
 
+	t.Cleanup(func() { // what happened, when a check failed
+		if !t.Failed() {
+			return
+		}
+		for i, p := range f.pops {
+			t.Logf("PoP node %d logged:\n%s", i, tail(p.Stderr.String(), 60))
+		}
+		for _, o := range f.origins {
+			t.Logf("origin %s logged:\n%s", o.id, tail(o.p.Stderr.String(), 30))
+		}
+	})
+
 	// The directory knows the stream on both origins.
 	if f.view, err = directory.NewView(directory.ViewConfig{Client: f.etcd.Client(), ProgressInterval: time.Second}); err != nil {
 		t.Fatal(err)
@@ -348,6 +360,12 @@ func apiStreams(t *testing.T, base string) []streaminfo.Stream {
 	return list.Streams
 }
 
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
 // httpGet gets url.
 func httpGet(t *testing.T, url string) (int, string) {
 	t.Helper()
@@ -374,7 +392,9 @@ func freePort(t *testing.T) string {
 }
 
 // compareOrigins checks that two origins serve stream name with the same
-// init segments and the same first n segments of every rendition.
+// init segments and the same first n segments of every rendition, dated
+// alike: the same PROGRAM-DATE-TIME for each segment in their media
+// playlists, the same availabilityStartTime in their MPDs.
 func compareOrigins(t *testing.T, a, b, name string, n int) {
 	t.Helper()
 	get := func(url string) []byte {
@@ -428,6 +448,33 @@ func compareOrigins(t *testing.T, a, b, name string, n int) {
 				t.Errorf("%s%s: %d and %d bytes, not identical", dir, f, len(x), len(y))
 			}
 		}
+		var other playlist.Media
+		if err := other.Unmarshal(get(b + dir + "index.m3u8")); err != nil {
+			t.Fatal(err)
+		}
+		dates := map[string]time.Time{}
+		for _, s := range pl.Segments {
+			if s.DateTime != nil {
+				dates[s.URI] = *s.DateTime
+			}
+		}
+		compared := 0
+		for _, s := range other.Segments {
+			if d, ok := dates[s.URI]; ok && s.DateTime != nil {
+				compared++
+				if !d.Equal(*s.DateTime) {
+					t.Errorf("%s%s: PROGRAM-DATE-TIME %v and %v", dir, s.URI, d, *s.DateTime)
+				}
+			}
+		}
+		if compared == 0 {
+			t.Errorf("%s: no dated segment in both media playlists", dir)
+		}
+	}
+	ast := regexp.MustCompile(`availabilityStartTime="([^"]+)"`)
+	x, y := ast.FindSubmatch(get(a+"/live/"+name+"/manifest.mpd")), ast.FindSubmatch(get(b+"/live/"+name+"/manifest.mpd"))
+	if x == nil || y == nil || string(x[1]) != string(y[1]) {
+		t.Errorf("MPD availabilityStartTime %q and %q", x, y)
 	}
 }
 
