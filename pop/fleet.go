@@ -19,8 +19,8 @@ import (
 // when the primary fails: a connection error, a 5xx, no answer within
 // Config.HedgeAfter (then both are asked, and the first answer wins), or
 // a body that breaks in the middle, which is continued from the backup
-// with a Range request for the bytes missing, so that the waiters read
-// one uninterrupted body.
+// (a Range request for the bytes missing, or the segment being packaged
+// streamed again), so that the waiters read one uninterrupted body.
 
 // Directory locates the origins of a stream in a fleet (package
 // directory's View, adapted by the command). Declared here, by its
@@ -31,6 +31,10 @@ type Directory interface {
 	// primary, and the backup ("" for none); ok is false when the
 	// directory does not know the stream.
 	Origins(stream string) (primary, backup string, ok bool)
+	// Some returns the base URL of a live origin of the fleet, for the
+	// requests that belong to no stream (/time, the MPDs' clock); ok is
+	// false when the directory knows none.
+	Some() (base string, ok bool)
 }
 
 // fleetTargets returns the origins to fetch key from, in order, when the
@@ -189,8 +193,18 @@ func (r *resumable) resume(cause error) error {
 	r.next = r.next[1:]
 	r.s.metrics.failovers["resume"].Inc()
 	r.s.log.Warn("a body broke; going on from the backup origin", "key", r.key, "origin", target, "at", r.read, "error", cause)
+	// A complete object: the bytes missing. One of unknown length was a
+	// segment being packaged, streamed chunk by chunk: a range of it
+	// waits at the origin for its end (a 206 states its last byte), up
+	// to a segment's duration with the waiters starved, while a plain
+	// GET streams it again as it is packaged; the bytes read are
+	// skipped.
+	var h http.Header
+	if r.length >= 0 {
+		h = http.Header{"Range": {"bytes=" + strconv.FormatInt(r.read, 10) + "-"}}
+	}
 	ctx, cancel := context.WithCancel(r.ctx)
-	resp, err := doGet(ctx, r.s.client, target+r.key, http.Header{"Range": {"bytes=" + strconv.FormatInt(r.read, 10) + "-"}})
+	resp, err := doGet(ctx, r.s.client, target+r.key, h)
 	if err != nil {
 		cancel()
 		return err

@@ -20,6 +20,33 @@ func (d fleetDir) Origins(stream string) (string, string, bool) {
 	return d.primary, d.backup, true
 }
 
+func (d fleetDir) Some() (string, bool) { return d.backup, d.backup != "" }
+
+// TestFleetPassThrough: what belongs to no stream (/time, the MPDs'
+// clock) goes to a live origin of the fleet, not to -origin alone: when
+// that one is dead, dash.js would lose its clock.
+func TestFleetPassThrough(t *testing.T) {
+	down := newStubOrigin(t, nil)
+	down.Close()
+	live := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "clock of "+r.URL.Path) })
+	for _, tc := range []struct {
+		name string
+		dir  Directory
+		code int
+	}{
+		{"fleet", fleetDir{down.URL, live.URL}, http.StatusOK},
+		{"directory without origins", fleetDir{down.URL, ""}, http.StatusBadGateway},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, base := startPoP(t, Config{Origins: []string{down.URL}, Directory: tc.dir})
+			code, body, _ := getStatus(t, newClient(), base+"/time")
+			if code != tc.code || code == http.StatusOK && body != "clock of /time" {
+				t.Errorf("/time: %d %q, want %d", code, body, tc.code)
+			}
+		})
+	}
+}
+
 // rangeOrigin serves body at every path, ranges included, and counts the
 // range requests.
 func rangeOrigin(t *testing.T, body []byte, ranges *atomic.Int64) *stubOrigin {
@@ -64,51 +91,64 @@ func TestFleetFailover(t *testing.T) {
 }
 
 // TestFleetResume: the primary breaks a 250 KB segment in its middle,
-// while a thousand requests read it: the fill goes on from the backup
-// with a Range request for the bytes missing, and every request gets one
-// complete, correct body.
+// while a thousand requests read it: the fill goes on from the backup,
+// and every request gets one complete, correct body. A complete segment
+// (its length known) goes on with a Range request for the bytes missing;
+// one being packaged (streamed in chunks, its length unknown) is streamed
+// again from the backup, as it is packaged, the bytes read skipped: a
+// range of it would wait for its end.
 func TestFleetResume(t *testing.T) {
 	const n = 1000
 	body := randomBody(250 << 10)
-	var ranges atomic.Int64
-	backup := rangeOrigin(t, body, &ranges)
-	release := make(chan struct{})
-	primary := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", "256000")
-		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
-		w.Write(body[:len(body)/2])
-		w.(http.Flusher).Flush()
-		<-release
-		// The origin dies mid-body.
-		conn, _, err := w.(http.Hijacker).Hijack()
-		if err == nil {
-			conn.Close()
-		}
-	})
-	if len(body) != 256000 {
-		t.Fatalf("body %d", len(body))
-	}
-	s, base := startPoP(t, Config{Origins: []string{primary.URL}, Directory: fleetDir{primary.URL, backup.URL}})
-	headers, bodies, errs := herd(t, newClient(), []string{base}, "/live/s/e/v0/7.m4s", n)
-	for range n {
-		<-headers // every request reads the fill
-	}
-	close(release)
-	for range n {
-		select {
-		case b := <-bodies:
-			if !bytes.Equal(b, body) {
-				t.Fatalf("a body of %d bytes differs from the segment", len(b))
+	for _, tc := range []struct {
+		name   string
+		length bool
+		ranges int64
+	}{
+		{"complete", true, 1},
+		{"being packaged", false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ranges atomic.Int64
+			backup := rangeOrigin(t, body, &ranges)
+			release := make(chan struct{})
+			primary := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+				if tc.length {
+					w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+				}
+				w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+				w.Write(body[:len(body)/2])
+				w.(http.Flusher).Flush()
+				<-release
+				// The origin dies mid-body.
+				conn, _, err := w.(http.Hijacker).Hijack()
+				if err == nil {
+					conn.Close()
+				}
+			})
+			s, base := startPoP(t, Config{Origins: []string{primary.URL}, Directory: fleetDir{primary.URL, backup.URL}})
+			headers, bodies, errs := herd(t, newClient(), []string{base}, "/live/s/e/v0/7.m4s", n)
+			for range n {
+				<-headers // every request reads the fill
 			}
-		case err := <-errs:
-			t.Fatal(err)
-		}
-	}
-	if got := ranges.Load(); got != 1 {
-		t.Errorf("%d range requests to the backup, want 1", got)
-	}
-	if v := counterValue(s.metrics.failovers["resume"]); v != 1 {
-		t.Errorf("live_pop_failovers_total{reason=resume} = %v, want 1", v)
+			close(release)
+			for range n {
+				select {
+				case b := <-bodies:
+					if !bytes.Equal(b, body) {
+						t.Fatalf("a body of %d bytes differs from the segment", len(b))
+					}
+				case err := <-errs:
+					t.Fatal(err)
+				}
+			}
+			if got := ranges.Load(); got != tc.ranges {
+				t.Errorf("%d range requests to the backup, want %d", got, tc.ranges)
+			}
+			if v := counterValue(s.metrics.failovers["resume"]); v != 1 {
+				t.Errorf("live_pop_failovers_total{reason=resume} = %v, want 1", v)
+			}
+		})
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -231,10 +232,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *object, how lo
 	}
 }
 
-// passThrough proxies a request outside the cached layout to the first
-// healthy origin, uncached.
+// passThrough proxies a request outside the cached layout to an origin
+// of the fleet's directory, else to the first healthy origin, uncached.
 func (s *Server) passThrough(w http.ResponseWriter, r *http.Request) {
 	target := s.origins.order()[0].base
+	if s.cfg.Directory != nil {
+		if base, ok := s.cfg.Directory.Some(); ok {
+			if u, err := url.Parse(strings.TrimSuffix(base, "/")); err == nil {
+				target = u
+			}
+		}
+	}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)

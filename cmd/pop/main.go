@@ -357,6 +357,13 @@ func (o viewOrigins) Origins(stream string) (string, string, bool) {
 	return primary.PublicURL, backup.PublicURL, ok
 }
 
+func (o viewOrigins) Some() (string, bool) {
+	for _, org := range o.v.Snapshot().Origins() { // the first by ID: the same every time
+		return org.PublicURL, true
+	}
+	return "", false
+}
+
 // fleetOrigins is view as a pop.Directory, nil without one.
 func fleetOrigins(view *directory.View) pop.Directory {
 	if view == nil {
