@@ -2,8 +2,10 @@ package access
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +56,78 @@ func TestParseRevocations(t *testing.T) {
 	var none *RevocationSet
 	if none.Has("u1") || none.Len() != 0 {
 		t.Error("a nil set revokes")
+	}
+}
+
+func TestUnionRevocations(t *testing.T) {
+	a, b, c := NewRevocationSet("u1", "u2"), NewRevocationSet("u2", "u3", "u4"), NewRevocationSet()
+	tests := []struct {
+		name   string
+		sets   []*RevocationSet
+		has    []string
+		hasNot []string
+		n      int
+	}{
+		{"none", nil, nil, []string{"u1", ""}, 0},
+		{"nil and empty", []*RevocationSet{nil, c}, nil, []string{"u1", ""}, 0},
+		{"one", []*RevocationSet{a, nil}, []string{"u1", "u2"}, []string{"u3"}, 2},
+		{"two overlapping", []*RevocationSet{a, b}, []string{"u1", "u2", "u3", "u4"}, []string{"u5", ""}, 4},
+		{"a union of a union", []*RevocationSet{UnionRevocations(a, c), b, NewRevocationSet("u5", "u1")}, []string{"u1", "u4", "u5"}, []string{"u6"}, 5},
+	}
+	for _, tt := range tests {
+		checkSet(t, tt.name, UnionRevocations(tt.sets...), tt.n, tt.has, tt.hasNot)
+	}
+	if a.Len() != 2 || a.Has("u3") {
+		t.Error("a union changed a set it joins")
+	}
+}
+
+// checkSet checks that rs holds n ids, has those of has and not those of
+// hasNot.
+func checkSet(t *testing.T, name string, rs *RevocationSet, n int, has, hasNot []string) {
+	t.Helper()
+	if rs.Len() != n {
+		t.Errorf("%s: %d ids, want %d", name, rs.Len(), n)
+	}
+	for _, id := range has {
+		if !rs.Has(id) {
+			t.Errorf("%s: %q not revoked", name, id)
+		}
+	}
+	for _, id := range hasNot {
+		if rs.Has(id) {
+			t.Errorf("%s: %q revoked", name, id)
+		}
+	}
+}
+
+func TestRevocationSetChange(t *testing.T) {
+	var none *RevocationSet
+	a := NewRevocationSet("u1", "u2")
+	many := make([]string, 1000)
+	for i := range many {
+		many[i] = fmt.Sprint("m", i)
+	}
+	big := NewRevocationSet(many...)
+	tests := []struct {
+		name        string
+		from        *RevocationSet
+		add, remove []string
+		want        []string
+	}{
+		{"from nil", none, []string{"u1"}, nil, []string{"u1"}},
+		{"nothing", a, nil, nil, []string{"u1", "u2"}},
+		{"add and remove", a, []string{"u3", "u1"}, []string{"u2", "u9"}, []string{"u1", "u3"}},
+		{"in both: removed", a, []string{"u3"}, []string{"u3"}, []string{"u1", "u2"}},
+		{"all removed", a, nil, []string{"u1", "u2"}, nil},
+		{"from a union", UnionRevocations(a, NewRevocationSet("u2", "u4")), []string{"u5"}, []string{"u1"}, []string{"u2", "u4", "u5"}},
+		{"a thousand, one left", big, nil, many[1:], many[:1]},
+	}
+	for _, tt := range tests {
+		checkSet(t, tt.name, tt.from.Change(tt.add, tt.remove), len(tt.want), tt.want, tt.remove)
+	}
+	if a.Len() != 2 || a.Has("u3") || !a.Has("u2") || big.Len() != 1000 || !big.Has("m999") {
+		t.Error("Change changed the set it started from")
 	}
 }
 
@@ -186,5 +260,52 @@ func TestRevocationFileRun(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run: %v", err)
+	}
+}
+
+// BenchmarkNewRevocationSet measures the set a PoP makes of the
+// directory's list at each change, of a million sessions with ids of 40
+// bytes (directory.DefaultMaxSessions), and the memory it holds
+// (MB-held), the ids aside: they are the list's.
+func BenchmarkNewRevocationSet(b *testing.B) {
+	ids := make([]string, 1_000_000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%040d", i)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	rs := NewRevocationSet(ids...)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	held := float64(after.HeapAlloc-before.HeapAlloc) / 1e6
+	b.ResetTimer()
+	b.ReportAllocs()
+	for range b.N {
+		rs = NewRevocationSet(ids...)
+	}
+	b.ReportMetric(held, "MB-held")
+	runtime.KeepAlive(rs)
+}
+
+// BenchmarkRevocationSetChange measures a change of one session in a set
+// of a million.
+func BenchmarkRevocationSetChange(b *testing.B) {
+	ids := make([]string, 1_000_000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%040d", i)
+	}
+	rs := NewRevocationSet(ids...)
+	one := []string{fmt.Sprintf("%040d", -1)}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if i%2 == 0 {
+			rs = rs.Change(one, nil)
+		} else {
+			rs = rs.Change(nil, one)
+		}
+	}
+	if rs.Len() != len(ids) && rs.Len() != len(ids)+1 {
+		b.Fatal(rs.Len())
 	}
 }

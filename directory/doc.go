@@ -10,11 +10,16 @@
 //	origins/{id}               Origin: zone, public and RTMP URLs, load, updated
 //	streams/{name}/{origin id} StreamState: epoch, role, newest segment, fingerprint, updated
 //	epochs/{name}              EpochRecord: epoch, fingerprint, created, holder
+//	revoked/{session id}       Revocation: revoked, expires, reason
 //
 // An origin (Registration) writes its origins/ key and its streams/ keys
 // under one lease of a few seconds that it keeps alive, so that when its
 // process dies its keys go with the lease. PoPs and the balancer (View)
 // watch the prefix and answer from memory: no request waits on etcd.
+//
+// Revoked sessions of playback tokens (issue #23) are written by an
+// operator (Revoke, cmd/token revoke), each under a lease as long as the
+// lifetime of the session's tokens, and followed by PoPs (Revocations).
 //
 // # Epochs
 //

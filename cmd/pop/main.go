@@ -3,7 +3,9 @@
 // key space. With -gslb, the node reports its load to the global load
 // balancer and drains gracefully on SIGTERM: the balancer stops sending it
 // viewers, it serves the ones it has until they are gone (or
-// -drain-timeout), then exits.
+// -drain-timeout), then exits. With -etcd, the node finds each stream's
+// origins in the fleet's stream directory and, with -token-keys, denies
+// the sessions revoked there (token revoke) as well as those of -revoked.
 package main
 
 import (
@@ -106,6 +108,7 @@ func run(log *slog.Logger, c config) (int, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var view *directory.View
+	var revocations *directory.Revocations
 	if c.etcd.Set() {
 		cli, err := c.etcd.Client()
 		if err != nil {
@@ -114,6 +117,15 @@ func run(log *slog.Logger, c config) (int, error) {
 		defer cli.Close()
 		if view, err = directory.NewView(directory.ViewConfig{Client: cli, Logger: log, Registerer: reg}); err != nil {
 			return 1, err
+		}
+		if acc.Tokens != nil { // the sessions revoked in the directory, with -revoked's
+			revocations, err = directory.NewRevocations(directory.RevocationsConfig{
+				Client: cli, Logger: log, Registerer: reg,
+				Apply: func(c directory.RevocationChange) { acc.ChangeDirectoryRevocations(c.Reset, c.Added, c.Removed) },
+			})
+			if err != nil {
+				return 1, err
+			}
 		}
 	}
 	handler, node, err := popnode.NewFleet(pop.Config{
@@ -191,6 +203,12 @@ func run(log *slog.Logger, c config) (int, error) {
 		go func() { revokedDone <- acc.Revocations.Run(nodeCtx) }()
 		defer func() { stopNode(); <-revokedDone }()
 	}
+	if revocations != nil {
+		revokedDone := make(chan error, 1)
+		go func() { revokedDone <- revocations.Run(nodeCtx) }()
+		defer func() { stopNode(); <-revokedDone }()
+		awaitRevocations(log, revocations, revocationsWait)
+	}
 	reportCtx, stopReports := context.WithCancel(context.Background())
 	reportDone := make(chan error, 1)
 	if reporter != nil {
@@ -224,6 +242,24 @@ func run(log *slog.Logger, c config) (int, error) {
 		<-serveDone
 	}
 	return code, failure
+}
+
+// revocationsWait is how long a starting node waits for the sessions
+// revoked in the directory before it serves.
+const revocationsWait = 5 * time.Second
+
+// awaitRevocations waits until r has applied the sessions revoked in the
+// directory, so that the node does not admit them while it starts, or
+// for at most wait: a node that cannot reach etcd serves without them,
+// and denies them once it can.
+func awaitRevocations(log *slog.Logger, r *directory.Revocations, wait time.Duration) {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-r.Ready():
+	case <-t.C:
+		log.Warn("serving before the sessions revoked in the directory could be read; they are denied once read", "waited", wait)
+	}
 }
 
 // gslbFlags are the flags about the global load balancer.

@@ -4,11 +4,17 @@
 //	token keygen -kid k1 [-out DIR]
 //	token issue -key k1.key [-kid k1] -stream demo [-prefix] [-ttl 1h] [-cidr 10.0.0.0/8] [-sid S] [-max-addrs N]
 //	token verify -keys DIR|FILE[,...] -stream demo [-addr 192.0.2.1] [-revoked FILE] TOKEN
+//	token revoke -etcd URL[,URL] -sid S [-ttl 24h] [-reason TEXT]
+//	token unrevoke -etcd URL[,URL] -sid S
 //
 // keygen writes DIR/KID.key (the private key, PEM PKCS #8, mode 0600: it
 // stays with whoever issues tokens) and DIR/KID.pub (the public key, PEM
 // PKIX: the PoPs get it). issue prints a token; verify prints what a
-// token says and whether a PoP holding the keys would admit it.
+// token says and whether a PoP holding the keys would admit it. revoke
+// lists a session as revoked in the fleet's stream directory, in etcd,
+// for ttl, which must cover the lifetime of the session's tokens: every
+// PoP given -etcd and -token-keys denies its tokens within a moment;
+// unrevoke takes it off the list.
 package main
 
 import (
@@ -35,6 +41,8 @@ const usage = `usage:
   token keygen -kid KID [-out DIR]
   token issue -key FILE [-kid KID] -stream NAME [-prefix] [-ttl 1h] [-cidr NET] [-sid ID] [-max-addrs N]
   token verify -keys PATH[,PATH] -stream NAME [-addr IP] [-revoked FILE] TOKEN
+  token revoke -etcd URL[,URL] -sid ID [-ttl 24h] [-reason TEXT]
+  token unrevoke -etcd URL[,URL] -sid ID
 `
 
 // errUsage is a mistake in the command line, already explained.
@@ -56,6 +64,10 @@ func run(args []string, stdout, stderr io.Writer, now func() time.Time) int {
 		err = issue(args[1:], stdout, stderr, now)
 	case "verify":
 		err = verify(args[1:], stdout, stderr, now)
+	case "revoke":
+		err = revoke(args[1:], stdout, stderr)
+	case "unrevoke":
+		err = unrevoke(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

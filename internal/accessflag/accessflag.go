@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 
 	"github.com/golivestream/live/access"
 )
@@ -21,7 +22,7 @@ type Flags struct {
 func Add(fs *flag.FlagSet) *Flags {
 	return &Flags{
 		keys:    fs.String("token-keys", "", "public keys of playback tokens: directories of KID.pub files or PEM files, comma-separated (empty: no token is valid, and streams that need one are denied)"),
-		revoked: fs.String("revoked", "", "file of revoked session ids, one per line, read again when it changes (empty: none)"),
+		revoked: fs.String("revoked", "", "file of revoked session ids, one per line, read again when it changes (empty: none); with -etcd, the sessions revoked in the directory (token revoke) are denied too"),
 		allow:   fs.String("allow-networks", "", "client networks served, comma-separated CIDRs (empty: every network)"),
 		deny:    fs.String("deny-networks", "", "client networks denied, comma-separated CIDRs"),
 		trusted: fs.String("trusted-proxies", "", "CIDRs of proxies whose X-Forwarded-For names the client, comma-separated (empty: none)"),
@@ -38,6 +39,50 @@ type Access struct {
 	TrustedProxies *access.Networks
 	// Revocations follows -revoked, nil without: Run it.
 	Revocations *access.RevocationFile
+
+	lists *revocationLists // nil without -token-keys
+}
+
+// revocationLists are the lists of revoked sessions a PoP follows, the
+// file of -revoked and the fleet's directory, joined into its
+// Verifier's set.
+type revocationLists struct {
+	tokens *access.Verifier
+
+	mu              sync.Mutex // protects the sets, and orders their union's updates
+	file, directory *access.RevocationSet
+}
+
+func (l *revocationLists) setFile(rs *access.RevocationSet) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.file = rs
+	l.applyLocked()
+}
+
+// applyLocked gives the Verifier the union of the lists.
+func (l *revocationLists) applyLocked() {
+	l.tokens.SetRevocations(access.UnionRevocations(l.file, l.directory))
+}
+
+// ChangeDirectoryRevocations changes the sessions revoked in the fleet's
+// directory, which Tokens denies together with those of -revoked: it is
+// the Apply of a directory.Revocations (reset: added is the whole list;
+// else added and removed are what changed). Without -token-keys it does
+// nothing: no token is admitted anyway.
+func (a Access) ChangeDirectoryRevocations(reset bool, added, removed []string) {
+	l := a.lists
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if reset {
+		l.directory = access.NewRevocationSet(added...)
+	} else {
+		l.directory = l.directory.Change(added, removed)
+	}
+	l.applyLocked()
 }
 
 // Build reads the keys and the revocation list the flags name and parses
@@ -68,8 +113,9 @@ func (f *Flags) Build(log *slog.Logger) (Access, error) {
 	if a.Tokens, err = access.New(access.Config{Keys: keys, Logger: log}); err != nil {
 		return Access{}, fmt.Errorf("-token-keys: %w", err)
 	}
+	a.lists = &revocationLists{tokens: a.Tokens}
 	if *f.revoked != "" {
-		a.Revocations, err = access.NewRevocationFile(access.RevocationFileConfig{Path: *f.revoked, Apply: a.Tokens.SetRevocations, Logger: log})
+		a.Revocations, err = access.NewRevocationFile(access.RevocationFileConfig{Path: *f.revoked, Apply: a.lists.setFile, Logger: log})
 		if err != nil {
 			return Access{}, fmt.Errorf("-revoked: %w", err)
 		}
