@@ -104,7 +104,14 @@ func (p *Proc) Wait() error {
 // test after 20 s.
 func (p *Proc) Await(t testing.TB, want string) {
 	t.Helper()
-	timeout := time.After(20 * time.Second)
+	p.AwaitWithin(t, want, 20*time.Second)
+}
+
+// AwaitWithin is Await failing the test after d, for what takes longer
+// (a process noticing that a server it talks to is gone).
+func (p *Proc) AwaitWithin(t testing.TB, want string, d time.Duration) {
+	t.Helper()
+	timeout := time.After(d)
 	for {
 		select {
 		case l := <-p.events:
