@@ -86,3 +86,26 @@ wait_listening() {
   done
   die "$what did not listen on 127.0.0.1:$port within 15 s"
 }
+
+# pinned LIST COMMAND... runs COMMAND on the CPUs of LIST (taskset), or
+# anywhere when LIST is empty, in place of the shell running it: started
+# with &, $! is COMMAND's own pid, which stop reaches.
+pinned() {
+  local cpus=$1
+  shift
+  if [[ -n $cpus ]]; then exec taskset -c "$cpus" "$@"; else exec "$@"; fi
+}
+
+# stop stops processes: TERM, up to 15 s for graceful exits, then KILL.
+stop() {
+  local p t alive
+  for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
+  for ((t = 0; t < 75; t++)); do
+    alive=0
+    for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    ((alive)) || break
+    sleep 0.2
+  done
+  for p in "$@"; do kill -KILL "$p" 2>/dev/null || true; done
+  for p in "$@"; do wait "$p" 2>/dev/null || true; done
+}

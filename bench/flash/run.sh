@@ -73,12 +73,6 @@ SYS_CPUS="" REST_CPUS=""
 if ((PIN)) && (($(nproc) >= 2)) && command -v taskset >/dev/null; then
   SYS_CPUS=0 REST_CPUS=1-$(($(nproc) - 1))
 fi
-# pinned LIST COMMAND... runs COMMAND on the CPUs of LIST (or anywhere).
-pinned() {
-  local cpus=$1
-  shift
-  if [[ -n $cpus ]]; then taskset -c "$cpus" "$@"; else "$@"; fi
-}
 [[ -z $OURS_PROCS ]] || REPRO+=" OURS_PROCS=$OURS_PROCS"
 REPRO+=" bench/flash/run.sh"
 
@@ -87,19 +81,6 @@ REPRO+=" bench/flash/run.sh"
 PIDS=() # every process this script started and may still be running
 NGINX_CACHE=""
 
-# stop stops processes: TERM, up to 15 s for graceful exits, then KILL.
-stop() {
-  local p t alive
-  for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
-  for ((t = 0; t < 75; t++)); do
-    alive=0
-    for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    ((alive)) || break
-    sleep 0.2
-  done
-  for p in "$@"; do kill -KILL "$p" 2>/dev/null || true; done
-  for p in "$@"; do wait "$p" 2>/dev/null || true; done
-}
 
 cleanup() {
   local rc=$?
@@ -292,6 +273,7 @@ row() {
       f(.first_segment.p99_ms),
       (.stalls | tostring),
       f(.stall_rate),
+      f(.before_crowd.stall_rate),
       f(.max_stall_rate_1m),
       (.error_count | tostring),
       (.peak_viewers | tostring),
@@ -343,15 +325,16 @@ for ((r = 1; r <= ROUNDS; r++)); do
   done
 done
 
-fmt='%-9s %-12s %-11s %-8s %-9s %-8s %-8s %-7s %-6s %-7s %-7s %-5s %-8s %-9s %-9s %s'
-report "$(printf "$fmt" system 'PoP->origin' 'origin req' 'seg p99' 'worst 1s' 'pl p99' '1st seg' stalls stall 'max 1m' errors peak 'PoP CPU' 'PoP CPU' 'loadtest' 'other')"
-report "$(printf "$fmt" '' '/segment' '/segment' 'ms' 'seg p99' 'ms' 'p99 ms' '' 'rate' 'rate' '' '' 's' 'us/req' 'CPU s' 'CPU s')"
+fmt='%-9s %-12s %-11s %-8s %-9s %-8s %-8s %-7s %-6s %-9s %-7s %-7s %-5s %-8s %-9s %-9s %s'
+report "$(printf "$fmt" system 'PoP->origin' 'origin req' 'seg p99' 'worst 1s' 'pl p99' '1st seg' stalls stall 'pre-crowd' 'max 1m' errors peak 'PoP CPU' 'PoP CPU' 'loadtest' 'other')"
+report "$(printf "$fmt" '' '/segment' '/segment' 'ms' 'seg p99' 'ms' 'p99 ms' '' 'rate' 'stall rt' 'rate' '' '' 's' 'us/req' 'CPU s' 'CPU s')"
 for t in "${TAGS[@]}"; do
-  report "$(row "$t" | awk -F'\t' -v fmt="$fmt" '{ printf fmt, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 }')"
+  report "$(row "$t" | awk -F'\t' -v fmt="$fmt" '{ printf fmt, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 }')"
 done
 report ""
 report "  per-segment figures count every rendition (video and audio) packaged while players ran; players start 3"
-report "  segments behind the live edge, so 1.00 is about 1.05 here. Latency is what the players measured. other"
+report "  segments behind the live edge, so 1.00 is about 1.05 here. Latency is what the players measured. pre-crowd"
+report "  stall rt: the stall rate of the players that started before the crowd (in the first STEADY seconds). other"
 report "  CPU: the machine's busy time beyond the PoP, the origin and loadtest (neighbours, loopback softirq)."
 report ""
 report "reproduce: $REPRO"
