@@ -151,7 +151,12 @@ func (s *Server) known(rt route, now time.Time) bool {
 	case layout.Segment, layout.Part:
 		w, ok := s.windows.window(o.Dir, now)
 		span := w.last - w.first + 1
-		return ok && o.Number <= w.last+aheadSlack && (w.first < 2*span || o.Number >= w.first-2*span)
+		if ok && o.Number <= w.last+aheadSlack && (w.first < 2*span || o.Number >= w.first-2*span) {
+			return true
+		}
+		// A DVR window lists far older segments than the live one.
+		d, ok := s.windows.window(o.Dir+dvrDir, now)
+		return ok && o.Number >= d.first && o.Number <= d.last+aheadSlack
 	}
 	return false
 }

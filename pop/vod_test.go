@@ -12,7 +12,8 @@ import (
 )
 
 // vodOrigin serves, for streams "pub" and "priv" (which needs a token):
-// a live rendition /live/{s}/e/v0/ listing segments 10 to 19; a clip of
+// a live rendition /live/{s}/e/v0/ listing segments 10 to 19; another,
+// /live/{s}/d/v0/, listing 90 to 99, with a DVR playlist from 0; a clip of
 // it, /vod/{s}/clips/c1/, whose playlist lists segments 2 to 5 by URIs
 // into /live/; a VOD of epoch "old" with a static MPD of 100 segments;
 // and every segment.
@@ -39,6 +40,10 @@ func vodOrigin(t *testing.T) *stubOrigin {
 		switch {
 		case strings.HasSuffix(p, "/e/v0/index.m3u8"):
 			playlist(10, 19, "", false)
+		case strings.HasSuffix(p, "/d/v0/dvr.m3u8"):
+			playlist(0, 99, "", false)
+		case strings.HasSuffix(p, "/d/v0/index.m3u8"):
+			playlist(90, 99, "", false)
 		case strings.HasSuffix(p, "/clips/c1/v0/index.m3u8"):
 			playlist(2, 5, "../../../../../live/"+s+"/e/v0/", true)
 		case strings.HasSuffix(p, "/clips/c1/index.m3u8"):
@@ -62,8 +67,9 @@ func vodOrigin(t *testing.T) *stubOrigin {
 
 // TestVODThroughPoP: the manifests of VODs and clips, under /vod/, are
 // cached like live ones, with the same access rules, and the segments
-// they list under /live/ count as known; a clip of a live rendition does
-// not make its later segments look too far ahead.
+// they list under /live/ count as known, as do those a DVR playlist
+// lists; a clip of a live rendition does not make its later segments
+// look too far ahead.
 func TestVODThroughPoP(t *testing.T) {
 	origin := vodOrigin(t)
 	kit := newTokenKit(t)
@@ -132,6 +138,27 @@ func TestVODThroughPoP(t *testing.T) {
 			if code, _, _ := getStatus(t, c, base+"/live/pub/old/v0/"+strconv.Itoa(n)+".m4s"); code != 200 {
 				t.Fatalf("VOD segment %d: %d", n, code)
 			}
+		}
+	})
+
+	t.Run("DVR window", func(t *testing.T) {
+		c := clientFrom("127.0.0.6")
+		for _, pl := range []string{"dvr.m3u8", "index.m3u8"} { // the live one last
+			if code, _, _ := getStatus(t, c, base+"/live/pub/d/v0/"+pl); code != 200 {
+				t.Fatalf("%s: %d", pl, code)
+			}
+		}
+		awaitWindow("/live/pub/d/v0/"+dvrDir, 0, 99)
+		awaitWindow("/live/pub/d/v0/", 90, 99)
+		// Far more than the miss budget (5), far older than the live
+		// window: known from the DVR playlist, fetched.
+		for n := range 30 {
+			if code, _, _ := getStatus(t, c, base+"/live/pub/d/v0/"+strconv.Itoa(n)+".m4s"); code != 200 {
+				t.Fatalf("DVR segment %d: %d", n, code)
+			}
+		}
+		if code, _, _ := getStatus(t, c, base+"/live/pub/d/v0/105.m4s"); code != 200 {
+			t.Errorf("segment 105, in reach of the live window: refused")
 		}
 	})
 

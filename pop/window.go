@@ -199,6 +199,11 @@ func streamOf(path string) string {
 	return name
 }
 
+// dvrDir is added to a rendition's directory to remember the window a
+// DVR manifest lists apart from the live one: it tells of older
+// segments that exist, and never makes a request look too far ahead.
+const dvrDir = "#dvr"
+
 // noteManifest records what a complete manifest o lists, and returns its
 // windows and whether it is live (a media playlist without ENDLIST, a
 // dynamic MPD).
@@ -215,7 +220,16 @@ func (s *Server) noteManifest(o *object) (ws []window, live bool) {
 	} else {
 		ws, live = mpdWindows(o.key, body)
 	}
-	s.windows.record(ws, strings.HasPrefix(o.key, layout.VODPrefix), now)
+	if k, ok := layout.Parse(o.key); ok && (k.Kind == layout.DVRMediaPlaylist || k.Kind == layout.DVRMPD) {
+		dvr := make([]window, len(ws))
+		for i, w := range ws {
+			w.dir += dvrDir
+			dvr[i] = w
+		}
+		s.windows.record(dvr, false, now)
+	} else {
+		s.windows.record(ws, strings.HasPrefix(o.key, layout.VODPrefix), now)
+	}
 	if name := streamOf(o.key); name != "" {
 		s.windows.seenStream(name, now)
 	}
