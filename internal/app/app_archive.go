@@ -113,13 +113,14 @@ func (a *appArchive) run(ctx context.Context, g interface{ Go(func() error) }) {
 }
 
 // OpenStore opens the archive store that where names: an S3 URL,
-// s3://bucket/prefix, through s3 (its URL is set here), or a directory.
-func OpenStore(where string, s3 s3store.Config) (store.Store, error) {
+// s3://bucket/prefix, through s3 (its URL is set here), or a directory,
+// whose writes noSync leaves unsynced (dirstore.Config.NoSync).
+func OpenStore(where string, s3 s3store.Config, noSync bool) (store.Store, error) {
 	if strings.HasPrefix(where, "s3://") {
 		s3.URL = where
 		return s3store.New(s3)
 	}
-	return dirstore.New(dirstore.Config{Dir: where})
+	return dirstore.New(dirstore.Config{Dir: where, NoSync: noSync})
 }
 
 // DefaultArchiveDir is cmd/live's archive: "golivestream/archive" in
@@ -138,6 +139,7 @@ func DefaultArchiveDir() string {
 type ArchiveFlags struct {
 	where, endpoint, region *string
 	insecure, pathStyle     *bool
+	fsync                   *bool
 	dvr, retention          *time.Duration
 }
 
@@ -151,6 +153,8 @@ func AddArchiveFlags(fs *flag.FlagSet, def string) *ArchiveFlags {
 		region:    fs.String("archive-s3-region", "", "the bucket's region (empty: asked of the service)"),
 		insecure:  fs.Bool("archive-s3-insecure", false, "plain HTTP to -archive-s3-endpoint (a local MinIO)"),
 		pathStyle: fs.Bool("archive-s3-path-style", false, "bucket in the path, not the host name (default: virtual hosts on AWS, paths elsewhere)"),
+		fsync: fs.Bool("archive-fsync", true, "fsync every file an -archive directory gets before it is indexed, so that a crash of the machine "+
+			"loses nothing indexed (false: about 40% less of the archive's CPU; a crash of the process alone loses nothing either way)"),
 		dvr:       fs.Duration("dvr", 0, "how far back players may rewind a live stream, in its DVR manifests (dvr.m3u8, dvr.mpd); needs -archive, longer than -window (0: none)"),
 		retention: fs.Duration("retention", 168*time.Hour, "how long an ended stream stays archived, unless a clip pins it (0: forever)"),
 	}
@@ -169,7 +173,7 @@ func (f *ArchiveFlags) Archive() (*Archive, error) {
 	}
 	st, err := OpenStore(*f.where, s3store.Config{
 		Endpoint: *f.endpoint, Region: *f.region, Insecure: *f.insecure, PathStyle: *f.pathStyle,
-	})
+	}, !*f.fsync)
 	if err != nil {
 		return nil, fmt.Errorf("-archive: %w", err)
 	}
