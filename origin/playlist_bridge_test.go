@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
 	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
 	"github.com/golivestream/live/packager"
 )
@@ -323,11 +325,27 @@ func TestBridgeBlockingReload(t *testing.T) {
 	}()
 	awaitHeld(t, srv, 1, held)
 
-	defer publishAudio(t, srv, "s", 44100, 3).Close() // other tracks: a new instance
+	// Other tracks: a new instance, which takes over before it has
+	// finished a segment. The held request waits on for one.
+	sess, err := srv.Publish("s", []codecs.Codec{&codecs.MPEG4Audio{Config: mpeg4audio.AudioSpecificConfig{Type: 2, SampleRate: 44100, ChannelCount: 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
 	cur := srv.stream("s")
 	if cur == old {
 		t.Fatal("other tracks resumed the old instance")
 	}
+	// A blocking reload asked for now is held too, not answered with
+	// what the later instance has not made yet.
+	heldToo := make(chan answer, 1)
+	go func() {
+		c, b := fetch(srv, oldPath+"?_HLS_msn="+itoa(next)+"&_HLS_part=0")
+		heldToo <- answer{c, b}
+	}()
+	awaitHeld(t, srv, 2, heldToo)
+	writeAudio(t, sess, 44100, 0, 3)
+	<-heldToo
 	a := <-held
 	got := parseMedia(t, a.body)
 	if a.code != http.StatusOK || got.Endlist {

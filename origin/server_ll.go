@@ -1,6 +1,7 @@
 package origin
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"time"
@@ -75,15 +76,38 @@ func (s *Server) servePlaylist(w http.ResponseWriter, r *http.Request, st *strea
 }
 
 // serveBridged answers the media playlist of rendition rid of st, an
-// instance that a later one continues (playlist_bridge.go): at once,
-// whatever its delivery directives, since it has no LL-HLS tags.
+// instance that a later one continues (playlist_bridge.go), which has no
+// LL-HLS tags: a blocking reload is held until it lists the segment
+// asked for (awaitBridged), and its other directives are ignored.
 func (s *Server) serveBridged(w http.ResponseWriter, r *http.Request, st *stream, rid string) {
+	if d, err := layout.ParseDirectives(r.URL.RawQuery); err == nil && d.HasMSN {
+		st.awaitBridged(r.Context(), rid, d.MSN)
+	}
 	obj := st.bridged(rid)
 	if obj == nil {
 		s.notFound(w, "playlist", "stream ended")
 		return
 	}
 	s.serveObject(w, r, "playlist", obj)
+}
+
+// awaitBridged holds a blocking reload of the bridged playlist of
+// rendition rid of st (RFC 8216bis 6.2.5.2) until it lists segment msn,
+// in its numbering, or the chain ends that rendition, or three segment
+// durations pass (then the playlist is answered as it is, and the
+// player asks again): the later instance that took over may not have
+// finished a segment yet. The bridged playlist has no parts: a part of
+// msn waits for the whole segment.
+func (st *stream) awaitBridged(ctx context.Context, rid string, msn uint64) {
+	newestOf(st).await(ctx, func(*snapshot) (*object, bool) {
+		chain, ended := st.bridgeChain(rid)
+		if ended || len(chain) == 0 {
+			return nil, true
+		}
+		links := bridgeLinks(chain)
+		last := links[len(links)-1]
+		return nil, int64(msn) < int64(last.limit)+last.off
+	})
 }
 
 // servePart answers part p of segment n, holding the request while the

@@ -134,7 +134,10 @@ func (st *stream) bridgeChain(rid string) ([]chainLink, bool) {
 		snap := cur.snap.Load()
 		r := snap.rendition(rid)
 		if r == nil {
-			return chain, true
+			// A later instance that has not made the rendition yet goes
+			// on while it is live; the first instance has no such
+			// rendition.
+			return chain, cur == st || snap.ended
 		}
 		succ := cur.succ.Load()
 		limit := r.next
