@@ -15,21 +15,31 @@
 //
 //	streams/{stream}/{epoch}/epoch.json              EpochMeta, rewritten whole
 //	streams/{stream}/{epoch}/index.jsonl             index, appended (stores that can append)
+//	streams/{stream}/{epoch}/segments.pack           media segments, appended (stores that can append)
 //	streams/{stream}/{epoch}/index/{chunk}.jsonl     index, in chunks (stores that cannot: S3)
+//	streams/{stream}/{epoch}/{rendition}/{n}.m4s     CMAF media segment n (stores that cannot append)
 //	streams/{stream}/{epoch}/{rendition}/init.mp4    CMAF init segment
-//	streams/{stream}/{epoch}/{rendition}/{n}.m4s     CMAF media segment n
 //	clips/{id}.json                                  Clip, pinning its epoch
 //
 // Stream, epoch and rendition names are those of the live URL layout
-// (internal/layout), so an archived object has the same name as it had
-// live. {chunk} is eight decimal digits.
+// (internal/layout), so an archived object has the name it had live
+// (Entry.Name). {chunk} is eight decimal digits.
+//
+// On a store that can append (a local disk), an epoch's media segments
+// of every rendition go one after another into its pack, each at the
+// offset its index entry gives: a segment then costs a write at the end
+// of an open file and a sync, where a file of its own cost creating an
+// inode, a rename and a sync of its directory (most of the archive's CPU
+// time on ext4). Archives written before packs, one file per segment,
+// read the same (entries without offset).
 //
 // # The index
 //
 // An index is JSON lines, one Entry per line, in the order objects were
 // written (not necessarily by number: writes run in parallel). Each line
-// is written only after the object it names, so the index never names a
-// missing object. A crash can leave a torn last line; readers skip lines
+// is written only after the object it names is durable (the pack synced
+// up to its end), so the index never names a missing object, and bytes
+// a crash left at the end of a pack are named by no entry. A crash can leave a torn last line; readers skip lines
 // that do not parse, and an index appended to again starts on a new
 // line. A retried append can repeat a line; readers keep the first.
 package archive
@@ -79,15 +89,29 @@ type Entry struct {
 	Wall time.Time
 	// Size is the object's size in bytes.
 	Size int64
+	// Packed reports a segment stored in its epoch's pack, at Offset,
+	// rather than as an object of its own.
+	Packed bool
+	Offset int64
 }
 
-// Key is the object's key relative to its epoch's prefix:
-// "{rendition}/init.mp4" or "{rendition}/{n}.m4s".
-func (e Entry) Key() string {
+// Name is the object's name relative to its epoch's prefix, as its live
+// URL ends: "{rendition}/init.mp4" or "{rendition}/{n}.m4s". It
+// identifies the entry.
+func (e Entry) Name() string {
 	if e.Kind == KindInit {
 		return e.Rendition + "/init.mp4"
 	}
 	return e.Rendition + "/" + strconv.FormatUint(e.Number, 10) + ".m4s"
+}
+
+// Key is the key, relative to its epoch's prefix, of the object holding
+// e's bytes: the pack for a packed segment, else Name.
+func (e Entry) Key() string {
+	if e.Packed {
+		return packName
+	}
+	return e.Name()
 }
 
 // entryJSON is the JSON of an Entry.
@@ -101,15 +125,20 @@ type entryJSON struct {
 	Wall      string `json:"wall"`
 	Size      int64  `json:"size"`
 	Key       string `json:"key"`
+	Offset    *int64 `json:"offset,omitempty"` // packed segments
 }
 
 // AppendLine appends e as one index line, newline included.
 func (e Entry) AppendLine(dst []byte) []byte {
-	b, err := json.Marshal(entryJSON{
+	j := entryJSON{
 		Rendition: e.Rendition, Kind: e.Kind, Number: e.Number,
 		Start: e.Start, Duration: e.Duration, Timescale: e.Timescale,
 		Wall: e.Wall.UTC().Format(WallFormat), Size: e.Size, Key: e.Key(),
-	})
+	}
+	if e.Packed {
+		j.Offset = &e.Offset
+	}
+	b, err := json.Marshal(j)
 	if err != nil {
 		panic(err) // unreachable: strings and numbers only
 	}
@@ -121,7 +150,8 @@ func (e Entry) AppendLine(dst []byte) []byte {
 // line), a rendition that is no rendition name, an unknown kind, a
 // negative size or duration, a segment without timescale, or a key
 // other than the one the entry's fields give (so an index cannot point
-// a reader outside its epoch).
+// a reader outside its epoch), or an offset that is negative or not of
+// a segment.
 func ParseEntry(line []byte) (Entry, error) {
 	var j entryJSON
 	if err := json.Unmarshal(line, &j); err != nil {
@@ -136,7 +166,12 @@ func ParseEntry(line []byte) (Entry, error) {
 		Start: j.Start, Duration: j.Duration, Timescale: j.Timescale,
 		Wall: wall.UTC(), Size: j.Size,
 	}
+	if j.Offset != nil {
+		e.Packed, e.Offset = true, *j.Offset
+	}
 	switch {
+	case e.Packed && (e.Kind != KindSegment || e.Offset < 0):
+		return Entry{}, fmt.Errorf("%w: offset %d of a %s entry", ErrInvalid, e.Offset, e.Kind)
 	case !layout.ValidRendition(e.Rendition):
 		return Entry{}, fmt.Errorf("%w: rendition %q", ErrInvalid, e.Rendition)
 	case e.Kind != KindInit && e.Kind != KindSegment:
@@ -246,6 +281,7 @@ const (
 	clipsPrefix   = "clips/"
 	metaName      = "epoch.json"
 	indexName     = "index.jsonl"
+	packName      = "segments.pack"
 	chunksDir     = "index/"
 )
 

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -127,8 +128,20 @@ func TestTornIndex(t *testing.T) {
 		}
 	}
 
-	// Torn in the middle of its last line, the epoch is taken up again.
+	// Torn in the middle of its last line, and with part of a segment
+	// at the end of the pack that no line names, the epoch is taken up
+	// again: the new segments go after that part, where their lines say.
 	if err := os.WriteFile(path, whole[:lastLine+10], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pack, err := os.OpenFile(filepath.Join(st.Dir(), filepath.FromSlash(EpochPrefix(f.stream, f.epoch)+packName)), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pack.Write(bytes.Repeat([]byte{0xEE}, 1234)); err != nil {
+		t.Fatal(err)
+	}
+	if err := pack.Close(); err != nil {
 		t.Fatal(err)
 	}
 	ep, err := w.Begin(f.stream, f.epoch, f.start)
@@ -148,5 +161,22 @@ func TestTornIndex(t *testing.T) {
 	}
 	if want := entries - 1 + len(more); len(idx.Entries) != want || idx.Skipped != 1 {
 		t.Errorf("taken up again: %d entries, %d skipped; want %d, 1", len(idx.Entries), idx.Skipped, want)
+	}
+	sent := map[string][]byte{}
+	for _, s := range append(f.segs, more...) {
+		sent[Entry{Rendition: s.Rendition, Kind: KindSegment, Number: s.Number}.Name()] = s.Data
+	}
+	for _, e := range idx.Entries {
+		if e.Kind != KindSegment {
+			continue
+		}
+		loc, err := r.Locate(t.Context(), f.stream, f.epoch, Entry{Rendition: e.Rendition, Kind: e.Kind, Number: e.Number})
+		if err != nil || loc != e {
+			t.Errorf("located %s as %+v, %v; indexed %+v", e.Name(), loc, err, e)
+		}
+		b, err := r.Object(t.Context(), f.stream, f.epoch, e, 0, -1)
+		if err != nil || !bytes.Equal(b, sent[e.Name()]) {
+			t.Errorf("%s (packed %v at %d): %d bytes, %v; differs from what was sent", e.Name(), e.Packed, e.Offset, len(b), err)
+		}
 	}
 }

@@ -9,6 +9,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 
 	"github.com/golivestream/live/archive/store"
 	"github.com/golivestream/live/internal/layout"
@@ -18,12 +21,20 @@ import (
 type ReaderConfig struct {
 	// Store holds the archive. Required.
 	Store store.Store
+	// LocateEpochs is the number of epochs whose packed segments' places
+	// Locate keeps (the least recently used go first). Zero means 64.
+	LocateEpochs int
 }
 
 // Reader reads an archive: its streams, epochs, indexes and objects. It
-// holds no state beyond its store and is safe for concurrent use.
+// keeps nothing but what Locate learnt of where segments are, and is
+// safe for concurrent use.
 type Reader struct {
 	st store.Store
+
+	locMu sync.Mutex // guards locs
+	// locs holds what Locate read of each epoch's index, by prefix.
+	locs *simplelru.LRU[string, *epochLocs]
 }
 
 // NewReader returns a Reader of cfg.Store.
@@ -31,7 +42,12 @@ func NewReader(cfg ReaderConfig) (*Reader, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("archive: ReaderConfig.Store is required")
 	}
-	return &Reader{st: cfg.Store}, nil
+	setDefault(&cfg.LocateEpochs, defaultLocateEpochs)
+	locs, err := simplelru.NewLRU[string, *epochLocs](cfg.LocateEpochs, nil)
+	if err != nil {
+		return nil, fmt.Errorf("archive: ReaderConfig.LocateEpochs: %w", err)
+	}
+	return &Reader{st: cfg.Store, locs: locs}, nil
 }
 
 // Streams returns the names of the archived streams, sorted.
@@ -158,7 +174,7 @@ func (r *Reader) Index(ctx context.Context, stream, epoch string) (Index, error)
 			return Index{}, fmt.Errorf("read index: %w", err)
 		}
 		idx.Skipped += parseLines(b, func(e Entry) {
-			if k := e.Key(); !seen[k] {
+			if k := e.Name(); !seen[k] {
 				seen[k] = true
 				idx.Entries = append(idx.Entries, e)
 			}
@@ -240,14 +256,27 @@ func parseLines(b []byte, f func(Entry)) (skipped int) {
 }
 
 // Object returns bytes [off, off+n) of the object e names in an epoch
-// (n < 0: to the end).
+// (n < 0: to the end). A packed segment's e must be its index entry (as
+// Index or Locate give it): its bytes are found at its offset.
 func (r *Reader) Object(ctx context.Context, stream, epoch string, e Entry, off, n int64) ([]byte, error) {
 	if !layout.ValidStream(stream) || !layout.ValidEpoch(epoch) || !layout.ValidRendition(e.Rendition) {
 		return nil, fmt.Errorf("%w: object of epoch %q of stream %q", ErrInvalid, epoch, stream)
 	}
+	if e.Packed {
+		if off < 0 || off > e.Size {
+			return nil, fmt.Errorf("read archived %s: offset %d of %d bytes: %w", e.Name(), off, e.Size, store.ErrRange)
+		}
+		if n < 0 || n > e.Size-off {
+			n = e.Size - off
+		}
+		off += e.Offset
+	}
 	b, err := r.st.Get(ctx, EpochPrefix(stream, epoch)+e.Key(), off, n)
 	if err != nil {
 		return nil, fmt.Errorf("read archived object: %w", err)
+	}
+	if e.Packed && int64(len(b)) != n {
+		return nil, fmt.Errorf("read archived %s: %d bytes of %d: %w", e.Name(), len(b), n, store.ErrNotFound)
 	}
 	return b, nil
 }

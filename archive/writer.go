@@ -32,9 +32,11 @@ const (
 // WriterConfig configures a Writer.
 type WriterConfig struct {
 	// Store receives the objects. Required. When it implements
-	// store.Appender (dirstore) each epoch's index is one append-only
-	// file; otherwise (s3store) it is a series of chunk objects of up to
-	// ChunkEntries lines, the last rewritten whole as it grows.
+	// store.Appender (dirstore) each epoch's media segments are appended
+	// to its pack and its index to one file, both kept open while it
+	// runs; otherwise (s3store) each segment is an object of its own and
+	// the index a series of chunk objects of up to ChunkEntries lines,
+	// the last rewritten whole as it grows.
 	Store store.Store
 	// Workers is the number of writes in flight at once. Zero means 4.
 	Workers int
@@ -104,6 +106,11 @@ type Writer struct {
 	// workers may write again.
 	failures   int
 	pauseUntil time.Time
+
+	openMu sync.Mutex // guards open
+	// open holds the epochs that hold open files (appendLog), to close
+	// when Run ends.
+	open map[*Epoch]struct{}
 }
 
 // NewWriter returns a Writer for cfg. Nothing is written until Run.
@@ -137,6 +144,7 @@ func NewWriter(cfg WriterConfig) (*Writer, error) {
 		ctls:     newRing(maxControl),
 		inflight: make(map[uint64]struct{}, cfg.Workers),
 		changed:  make(chan struct{}),
+		open:     map[*Epoch]struct{}{},
 	}
 	w.appender, _ = cfg.Store.(store.Appender)
 	m, err := newWriterMetrics(cfg.Registerer, w.depth)
@@ -171,6 +179,11 @@ func (w *Writer) Begin(stream, epoch string, start time.Time) (*Epoch, error) {
 		w:      w,
 		prefix: EpochPrefix(stream, epoch),
 		meta:   EpochMeta{Stream: stream, Epoch: epoch, Start: start.UTC().Truncate(time.Millisecond)},
+	}
+	if w.appender != nil {
+		opened := func() { w.trackOpen(ep) }
+		ep.pack = &appendLog{key: ep.prefix + packName, ap: w.appender, opened: opened}
+		ep.index = &appendLog{key: ep.prefix + indexName, ap: w.appender, opened: opened}
 	}
 	w.enqueue(item{op: opBegin, ep: ep})
 	return ep, nil
@@ -236,6 +249,9 @@ func (w *Writer) Run(ctx context.Context) error {
 	workers.Wait()
 	close(workersDone)
 	others.Wait()
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.WriteTimeout)
+	w.closeAll(cctx)
+	ccancel()
 
 	w.mu.Lock()
 	left := w.segs.n + w.ctls.n

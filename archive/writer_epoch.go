@@ -33,6 +33,10 @@ type Epoch struct {
 	// is the latest.
 	metaMu sync.Mutex
 
+	// pack and index are the epoch's appended objects on a store that can
+	// append; nil otherwise.
+	pack, index *appendLog
+
 	// pendMu guards pending, the index lines of written objects that are
 	// not yet in the index.
 	pendMu  sync.Mutex
@@ -132,7 +136,13 @@ func (w *Writer) process(ctx context.Context, it *item) {
 	kind := it.kind()
 	var first func(context.Context) error
 	switch it.op {
-	case opInit, opSegment:
+	case opSegment:
+		if e.pack != nil {
+			first = func(ctx context.Context) error { return e.appendSegment(ctx, it) }
+			break
+		}
+		fallthrough
+	case opInit:
 		key := e.prefix + it.entry().Key()
 		first = func(ctx context.Context) error { return w.cfg.Store.Put(ctx, key, it.data) }
 	case opBegin:
@@ -141,7 +151,13 @@ func (w *Writer) process(ctx context.Context, it *item) {
 		e.mu.Lock()
 		e.meta.Ended, e.meta.End = true, it.wall.UTC().Truncate(time.Millisecond)
 		e.mu.Unlock()
-		first = e.writeMeta
+		first = func(ctx context.Context) error {
+			if err := e.writeMeta(ctx); err != nil {
+				return err
+			}
+			w.closeEpoch(ctx, e)
+			return nil
+		}
 	}
 	if err := w.call(ctx, kind, len(it.data), first); err != nil {
 		w.m.retries.Inc()
@@ -174,6 +190,29 @@ func (w *Writer) process(ctx context.Context, it *item) {
 		w.log.Error("archive index lines not written: their objects are stored but not indexed",
 			"epoch", e.prefix, "error", err)
 	}
+	if e.pack != nil {
+		e.mu.Lock()
+		ended := e.meta.Ended
+		e.mu.Unlock()
+		if ended { // a late segment opened the files again
+			w.closeEpoch(ctx, e)
+		}
+	}
+}
+
+// appendSegment appends a segment to the epoch's pack and syncs the pack
+// up to its end, so that its index line, written next, names durable
+// bytes. A failure leaves bytes at the pack's end that nothing names.
+func (e *Epoch) appendSegment(ctx context.Context, it *item) error {
+	off, end, err := e.pack.append(ctx, it.data)
+	if err != nil {
+		return fmt.Errorf("append segment: %w", err)
+	}
+	if err := e.pack.sync(ctx, end); err != nil {
+		return fmt.Errorf("sync segments: %w", err)
+	}
+	it.packed, it.offset = true, off
+	return nil
 }
 
 // entry is the index entry of an init or media segment item.
@@ -185,6 +224,7 @@ func (it *item) entry() Entry {
 		Rendition: it.rendition, Kind: KindSegment, Number: it.number,
 		Start: it.start, Duration: it.duration, Timescale: it.timescale,
 		Wall: it.wall.UTC().Truncate(time.Millisecond), Size: int64(len(it.data)),
+		Packed: it.packed, Offset: it.offset,
 	}
 }
 
@@ -227,8 +267,14 @@ func (e *Epoch) flushIndex(ctx context.Context) error {
 	if len(batch) == 0 && !e.chunkDirty {
 		return nil
 	}
-	if ap := e.w.appender; ap != nil {
-		if err := ap.Append(ctx, e.prefix+indexName, batch); err != nil {
+	if e.index != nil {
+		_, end, err := e.index.append(ctx, batch)
+		if err == nil {
+			err = e.index.sync(ctx, end)
+		}
+		if err != nil {
+			// Lines appended but not synced are appended again: readers
+			// keep the first of repeated lines.
 			e.pendMu.Lock()
 			e.pending = append(batch, e.pending...)
 			e.pendMu.Unlock()

@@ -29,6 +29,10 @@ type item struct {
 	wall      time.Time
 	data      []byte
 	info      *Rendition // opInit
+	// packed and offset say where a segment went in its epoch's pack
+	// (stores that can append), once written.
+	packed bool
+	offset int64
 }
 
 // kind is the item's label in metrics.

@@ -205,7 +205,7 @@ func TestQueueOverflow(t *testing.T) {
 	}
 	var got []string
 	for _, e := range idx.Entries {
-		got = append(got, strings.TrimPrefix(e.Key(), "v0/"))
+		got = append(got, strings.TrimPrefix(e.Name(), "v0/"))
 	}
 	want := []string{"init.mp4"}
 	for _, s := range sent[6:] {

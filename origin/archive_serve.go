@@ -49,7 +49,11 @@ func (s *Server) serveArchived(w http.ResponseWriter, r *http.Request, reason st
 		class, etag = "archived_init", initETag(o.Epoch, o.Rendition)
 	}
 	began := time.Now()
-	body, err := s.vod.reader.Object(r.Context(), o.Stream, o.Epoch, e, 0, -1)
+	e, err := s.vod.reader.Locate(r.Context(), o.Stream, o.Epoch, e)
+	var body []byte
+	if err == nil {
+		body, err = s.vod.reader.Object(r.Context(), o.Stream, o.Epoch, e, 0, -1)
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		s.vod.reads.WithLabelValues("miss").Inc()

@@ -39,7 +39,7 @@ type dvrView struct {
 	// duration.
 	depth, segment time.Duration
 	renditions     []*dvrRendition
-	ended      bool
+	ended          bool
 	// multivariant and mpd are built when first asked for.
 	multivariant, mpd *lazyObject
 }

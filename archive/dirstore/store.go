@@ -4,8 +4,9 @@
 // Writes are atomic and, unless Config.NoSync, durable before they
 // return: Put writes a temporary file beside the object (".tmp-*",
 // hidden from List), fsyncs it, renames it over the object and fsyncs
-// the directory; Append writes at the end of the file and fsyncs it;
-// directories created on the way are fsynced into their parents. So an
+// the directory; an appended file (OpenAppend) is fdatasynced at each
+// Sync, and fsynced into its directory when created; directories
+// created on the way are fsynced into their parents. So an
 // object named by anything written after it (the archive's index) has
 // reached the disk first. A crash can leave temporary files behind;
 // DeletePrefix removes them with the rest.

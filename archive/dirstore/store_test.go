@@ -78,7 +78,12 @@ func TestFullDisk(t *testing.T) {
 	if err := os.Symlink("/dev/full", filepath.Join(dir, "s/index.jsonl")); err != nil {
 		t.Fatal(err)
 	}
-	err = st.Append(t.Context(), "s/index.jsonl", []byte("line\n"))
+	f, err := st.OpenAppend(t.Context(), "s/index.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	err = f.Append(t.Context(), []byte("line\n"))
 	if !errors.Is(err, store.ErrFull) || !strings.Contains(err.Error(), "no space") {
 		t.Errorf("append to a full device: %v, want ErrFull", err)
 	}

@@ -6,6 +6,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
+
+	"github.com/golivestream/live/archive/store"
 )
 
 // Put implements store.Store: temporary file, fsync, rename, fsync of
@@ -51,46 +54,76 @@ func (s *Store) Put(ctx context.Context, key string, body []byte) error {
 	return nil
 }
 
-// Append implements store.Appender: the data goes at the end of the
-// file, which is fsynced; a failed write is cut off again, so that only
-// a crash can leave part of data behind.
-func (s *Store) Append(ctx context.Context, key string, data []byte) error {
+// OpenAppend implements store.Appender: the file stays open, each
+// Append is one write at the end, each Sync one fdatasync (the file's
+// size included). A file created is fsynced into its directory first.
+func (s *Store) OpenAppend(ctx context.Context, key string) (store.AppendFile, error) {
 	p, err := s.path(key)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
-	created := false
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err = s.mkdirs(filepath.Dir(p)); err == nil {
-			f, err = os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-			created = true
+			f, err = os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+		}
+		if err == nil && s.sync {
+			if err = syncDir(filepath.Dir(p)); err != nil {
+				f.Close()
+			}
 		}
 	}
 	if err != nil {
-		return mapErr("append "+key, err)
+		return nil, mapErr("open "+key, err)
 	}
 	fi, err := f.Stat()
-	if err == nil {
-		_, err = f.Write(data)
-		if err != nil {
-			f.Truncate(fi.Size()) // best effort: keep lines whole
-		}
-	}
-	if err == nil && s.sync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil && created && s.sync {
-		err = syncDir(filepath.Dir(p))
-	}
 	if err != nil {
-		return mapErr("append "+key, err)
+		f.Close()
+		return nil, mapErr("open "+key, err)
+	}
+	return &appendFile{f: f, key: key, size: fi.Size(), sync: s.sync}, nil
+}
+
+// appendFile is a file of the store open for appending.
+type appendFile struct {
+	f    *os.File
+	key  string
+	size int64 // where the next Append writes
+	sync bool
+}
+
+func (a *appendFile) Size() int64 { return a.size }
+
+// Append writes data at a.size; a failed write is cut off again (best
+// effort: the next Append overwrites it anyway).
+func (a *appendFile) Append(_ context.Context, data []byte) error {
+	n, err := a.f.WriteAt(data, a.size)
+	if err != nil {
+		if n > 0 {
+			a.f.Truncate(a.size) // best effort: keep lines whole
+		}
+		return mapErr("append "+a.key, err)
+	}
+	a.size += int64(n)
+	return nil
+}
+
+func (a *appendFile) Sync(context.Context) error {
+	if !a.sync {
+		return nil
+	}
+	if err := syscall.Fdatasync(int(a.f.Fd())); err != nil {
+		return mapErr("sync "+a.key, err)
+	}
+	return nil
+}
+
+func (a *appendFile) Close() error {
+	if err := a.f.Close(); err != nil {
+		return mapErr("close "+a.key, err)
 	}
 	return nil
 }

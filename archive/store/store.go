@@ -1,6 +1,6 @@
 // Package store is the contract between the archive and the places it
 // writes to: a small object store interface (Put, Get with ranges, List,
-// DeletePrefix), the optional in-place Append, the errors callers branch
+// DeletePrefix), the optional in-place appends, the errors callers branch
 // on, and the spelling of keys every implementation accepts.
 //
 // Implementations live in sibling packages: dirstore (a directory on the
@@ -56,11 +56,32 @@ type Store interface {
 }
 
 // Appender is implemented by stores that can append to an object in
-// place (a local file). An Append either adds all of data or, when it
-// returns an error, nothing — except after a crash, which may leave a
-// prefix of data at the end of the object.
+// place (a local file), through a handle kept open across appends: the
+// archive packs an epoch's segments into one such object and appends
+// its index to another, so that a segment costs a write and a sync, not
+// the creation of a file.
 type Appender interface {
-	Append(ctx context.Context, key string, data []byte) error
+	// OpenAppend opens the object at key for appending, creating it
+	// empty (and durably named, on a store that syncs) when missing.
+	OpenAppend(ctx context.Context, key string) (AppendFile, error)
+}
+
+// AppendFile is an object open for appending, from Appender.OpenAppend.
+// Its methods must not be called concurrently, except Sync, which may
+// run alongside an Append (and makes durable at least what was appended
+// before it began).
+type AppendFile interface {
+	// Size returns the object's size: where the next Append begins.
+	Size() int64
+	// Append adds data at the end. It either adds all of data or, when
+	// it returns an error, nothing — except after a crash, which may
+	// leave a prefix of data at the end of the object.
+	Append(ctx context.Context, data []byte) error
+	// Sync makes everything appended so far durable (a no-op on a store
+	// that does not sync).
+	Sync(ctx context.Context) error
+	// Close releases the handle; it does not sync.
+	Close() error
 }
 
 // Entry is one result of List.

@@ -7,9 +7,9 @@ import (
 	"github.com/golivestream/live/archive/store"
 )
 
-// Faulty controls a wrapped store whose writes (Put, Append,
-// DeletePrefix) can be made to fail or to hang. Reads pass through. It
-// is safe for concurrent use.
+// Faulty controls a wrapped store whose writes (Put, OpenAppend and
+// the appends and syncs of its files, DeletePrefix) can be made to fail
+// or to hang. Reads pass through. It is safe for concurrent use.
 type Faulty struct {
 	inner store.Store
 
@@ -140,9 +140,34 @@ func (s faultyStore) DeletePrefix(ctx context.Context, prefix string) error {
 
 type faultyAppender struct{ faultyStore }
 
-func (s faultyAppender) Append(ctx context.Context, key string, data []byte) error {
+func (s faultyAppender) OpenAppend(ctx context.Context, key string) (store.AppendFile, error) {
 	if err := s.f.gate(ctx); err != nil {
+		return nil, err
+	}
+	af, err := s.f.inner.(store.Appender).OpenAppend(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return faultyFile{af, s.f}, nil
+}
+
+// faultyFile applies the faults to the appends and syncs of a file open
+// for appending.
+type faultyFile struct {
+	store.AppendFile
+	f *Faulty
+}
+
+func (ff faultyFile) Append(ctx context.Context, data []byte) error {
+	if err := ff.f.gate(ctx); err != nil {
 		return err
 	}
-	return s.f.inner.(store.Appender).Append(ctx, key, data)
+	return ff.AppendFile.Append(ctx, data)
+}
+
+func (ff faultyFile) Sync(ctx context.Context) error {
+	if err := ff.f.gate(ctx); err != nil {
+		return err
+	}
+	return ff.AppendFile.Sync(ctx)
 }

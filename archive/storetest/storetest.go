@@ -169,13 +169,35 @@ func Conformance(t *testing.T, st store.Store) {
 
 	if ap, ok := st.(store.Appender); ok {
 		t.Run("append", func(t *testing.T) {
-			for _, s := range []string{"one\n", "two\n", "three\n"} {
-				if err := ap.Append(ctx, "a/new/log", []byte(s)); err != nil {
+			// Appends through two handles in turn: the second continues
+			// where the first ended; a sync makes them durable.
+			want := ""
+			for _, lines := range [][]string{{"one\n", "two\n"}, {"three\n"}} {
+				f, err := ap.OpenAppend(ctx, "a/new/log")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if f.Size() != int64(len(want)) {
+					t.Errorf("opened at size %d, want %d", f.Size(), len(want))
+				}
+				for _, s := range lines {
+					if err := f.Append(ctx, []byte(s)); err != nil {
+						t.Fatal(err)
+					}
+					want += s
+				}
+				if err := f.Sync(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if f.Size() != int64(len(want)) {
+					t.Errorf("size %d after appends, want %d", f.Size(), len(want))
+				}
+				if err := f.Close(); err != nil {
 					t.Fatal(err)
 				}
 			}
 			got, err := st.Get(ctx, "a/new/log", 0, -1)
-			if err != nil || string(got) != "one\ntwo\nthree\n" {
+			if err != nil || string(got) != want {
 				t.Errorf("appended: %q, %v", got, err)
 			}
 		})

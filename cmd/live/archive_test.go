@@ -135,7 +135,7 @@ func checkIndex(t *testing.T, st store.Store) {
 	for _, e := range idx.Entries {
 		b, err := r.Object(t.Context(), m.Stream, m.Epoch, e, 0, -1)
 		if err != nil || int64(len(b)) != e.Size {
-			t.Errorf("%s: %d bytes, %v; the index says %d", e.Key(), len(b), err, e.Size)
+			t.Errorf("%s: %d bytes, %v; the index says %d", e.Name(), len(b), err, e.Size)
 		}
 	}
 }

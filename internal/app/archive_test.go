@@ -199,6 +199,10 @@ func TestArchiveStoreDown(t *testing.T) {
 			if o.Kind == layout.Init {
 				e = archive.Entry{Rendition: o.Rendition, Kind: archive.KindInit}
 			}
+			e, err := reader.Locate(t.Context(), o.Stream, o.Epoch, e)
+			if err != nil {
+				t.Fatal(err)
+			}
 			got, err := reader.Object(t.Context(), o.Stream, o.Epoch, e, 0, -1)
 			if err != nil {
 				t.Errorf("%s not archived: %v", f, err)
