@@ -48,19 +48,22 @@ func partTargetOf(seg *packager.Segment) time.Duration {
 // addChunk hands a chunk of the segment rendition rid is producing to the
 // requests held for that segment, and publishes a snapshot that lists it
 // as a part, waking the blocking playlist reloads and part requests that
-// wait for it.
+// wait for it. The playlist listing the part is made before the part's
+// bytes go out, and published right after: a cache that gets the bytes
+// (a PoP filling the segment) and then asks for the playlist gets one
+// that lists them, never one whose preload hint still names the part.
 func (st *stream) addChunk(rid string, c *packager.Chunk) {
 	r := st.snap.Load().rendition(rid)
 	if r == nil || r.partial == nil || r.partial.number != c.SegmentNumber {
 		return
 	}
-	r.partial.add(c.Segment)
 
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	prev := st.snap.Load()
 	i := slices.IndexFunc(prev.renditions, func(r *rendition) bool { return r.id == rid })
 	if i < 0 || prev.renditions[i].partial == nil || prev.renditions[i].partial.number != c.SegmentNumber {
+		r.partial.add(c.Segment)
 		return
 	}
 	next := *prev
@@ -75,6 +78,7 @@ func (st *stream) addChunk(rid string, c *packager.Chunk) {
 	})
 	next.renditions[i] = &cr
 	st.playlistLocked(&next, i, time.Now())
+	r.partial.add(c.Segment)
 	st.publishLocked(&next)
 }
 

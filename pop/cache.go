@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -33,6 +34,10 @@ type object struct {
 	// file, for a segment in the LRU, is its body in a memory file, sent
 	// by the fast path with sendfile(2); nil if none.
 	file *bodyFile
+	// hint, for a media playlist, holds the part its preload hint names
+	// (partOrder), set once the playlist is complete, 0 for none; shared
+	// by the copies of the object. Nil for other classes.
+	hint *atomic.Uint64
 }
 
 // sendfileMin is the smallest segment given a bodyFile: below it, the

@@ -15,7 +15,7 @@ func TestManifestWindows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws, ended := playlistWindows("/live/cam1/mf0epoch/v0/index.m3u8", pl)
+	ws, ended, _ := playlistWindows("/live/cam1/mf0epoch/v0/index.m3u8", pl)
 	if want := []window{{"/live/cam1/mf0epoch/v0/", 0, 7}}; !slices.Equal(ws, want) || ended {
 		t.Errorf("playlist: %v, ended %v; want %v, live", ws, ended, want)
 	}
@@ -23,14 +23,14 @@ func TestManifestWindows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ended := playlistWindows("/live/cam1/mf0epoch/v0/index.m3u8", endedPL); !ended {
+	if _, ended, _ := playlistWindows("/live/cam1/mf0epoch/v0/index.m3u8", endedPL); !ended {
 		t.Errorf("ended playlist: not ended")
 	}
 	bridged, err := os.ReadFile("../testdata/golden/bridged_v0.m3u8")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ws, _ := playlistWindows("/live/cam1/mf0epoch/v0/index.m3u8", bridged); len(ws) < 2 {
+	if ws, _, _ := playlistWindows("/live/cam1/mf0epoch/v0/index.m3u8", bridged); len(ws) < 2 {
 		t.Errorf("bridged playlist: windows %v, want one per epoch", ws)
 	}
 	m, err := os.ReadFile("../testdata/golden/live_manifest.mpd")
@@ -40,6 +40,17 @@ func TestManifestWindows(t *testing.T) {
 	want := []window{{"/live/cam1/mf0epoch/v0/", 0, 7}, {"/live/cam1/mf0epoch/a0/", 0, 7}}
 	if got, dynamic := mpdWindows("/live/cam1/manifest.mpd", m); !slices.Equal(got, want) || !dynamic {
 		t.Errorf("MPD: %v, %v, want %v, dynamic", got, dynamic, want)
+	}
+	// A low-latency MPD's open timeline (a last S of @r -1) announces the
+	// segment being produced: it counts as one segment, the last listed,
+	// not as a window without end.
+	producing, err := os.ReadFile("../testdata/golden/producing_manifest.mpd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []window{{"/live/cam1/mf0epoch/v0/", 0, 8}, {"/live/cam1/mf0epoch/a0/", 0, 8}}
+	if got, dynamic := mpdWindows("/live/cam1/manifest.mpd", producing); !slices.Equal(got, want) || !dynamic {
+		t.Errorf("MPD with open timelines: %v, %v, want %v, dynamic", got, dynamic, want)
 	}
 	endedMPD, err := os.ReadFile("../testdata/golden/ended_manifest.mpd")
 	if err != nil {
@@ -62,7 +73,7 @@ func TestManifestWindows(t *testing.T) {
 // FuzzNextFromManifests: manifests come from upstream; whatever they hold,
 // parsing them for prefetches never panics and names only local paths.
 func FuzzNextFromManifests(f *testing.F) {
-	for _, name := range []string{"live_v0.m3u8", "live_index.m3u8", "live_manifest.mpd", "ended_manifest.mpd"} {
+	for _, name := range []string{"live_v0.m3u8", "live_index.m3u8", "live_manifest.mpd", "producing_manifest.mpd", "ended_manifest.mpd"} {
 		b, err := os.ReadFile("../testdata/golden/" + name)
 		if err != nil {
 			f.Fatal(err)
@@ -70,7 +81,7 @@ func FuzzNextFromManifests(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		ws, _ := playlistWindows("/live/s/e/v0/index.m3u8", b)
+		ws, _, _ := playlistWindows("/live/s/e/v0/index.m3u8", b)
 		live, _ := mpdWindows("/live/s/manifest.mpd", b)
 		vod, _ := mpdWindows("/vod/s/e/manifest.mpd", b)
 		for _, w := range append(append(ws, live...), vod...) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -102,7 +103,7 @@ func (s *Server) newObject(key string, cl class, resp *http.Response, cancel con
 	if name := streamOf(key); name != "" {
 		s.policies.learn(name, h, now)
 	}
-	return &object{
+	o := &object{
 		key:       key,
 		class:     cl,
 		status:    resp.StatusCode,
@@ -113,6 +114,10 @@ func (s *Server) newObject(key string, cl class, resp *http.Response, cancel con
 		ttl:       fr.ttl,
 		cacheable: fr.cacheable,
 	}
+	if cl == classPlaylist {
+		o.hint = new(atomic.Uint64)
+	}
+	return o
 }
 
 // cancelOnClose releases a fetch's context once its body is read.

@@ -86,11 +86,18 @@ func (s *Server) servePart(w http.ResponseWriter, r *http.Request, o *object, p 
 	soFar, over, _, _ := o.body.Next(0)
 	_, _, there, _ := partSpan(soFar, p, over)
 	from, to, err := s.awaitPart(r.Context(), o, p)
-	if err == nil && !there {
-		// The part came while this request waited for it (a preload
-		// hint): the playlists this node holds of its rendition predate
-		// it, and a player reloading one now must get a newer one.
-		s.dropPlaylists(o.key[:strings.LastIndexByte(o.key, '/')+1])
+	if n, ok := segmentNumber(o.key); ok && err == nil {
+		// A playlist of the rendition that this node holds and whose
+		// preload hint names this part or an earlier one predates the
+		// part: cached before it came, or filled from an answer that
+		// did. A player reloading it now must get a newer one, or it
+		// asks for the part again (gohlslib, which reloads without
+		// blocking requests, plays it twice). Those holding later
+		// hints stay. In a PoP of several nodes this drops the copies
+		// of the node that serves the part, not those of the
+		// playlist's owner, which expire after their lifetime (half a
+		// segment).
+		s.dropPlaylistsHinting(o.key[:strings.LastIndexByte(o.key, '/')+1], partOrder(n, p))
 	}
 	if err != nil {
 		if r.Context().Err() != nil {
@@ -183,14 +190,32 @@ func partETag(etag string, p int) string {
 	return etag[:len(etag)-1] + "." + strconv.Itoa(p) + `"`
 }
 
-// dropPlaylists removes from both cache layers the media playlist of the
-// rendition in dir and its delta updates (not the blocking reloads'
-// answers: each holds what it was asked for).
-func (s *Server) dropPlaylists(dir string) {
-	for _, k := range [...]string{"index.m3u8", "index.m3u8?_HLS_skip=YES", "index.m3u8?_HLS_skip=v2"} {
-		s.local.drop(dir + k)
+// partOrder orders the parts of a rendition: part p of segment n, as a
+// number that is never 0.
+func partOrder(n uint64, p int) uint64 { return n<<16 | uint64(p+1)&0xffff }
+
+// segmentNumber is the number of the segment at key, ".../{n}.m4s".
+func segmentNumber(key string) (uint64, bool) {
+	name := key[strings.LastIndexByte(key, '/')+1:]
+	n, err := strconv.ParseUint(strings.TrimSuffix(name, ".m4s"), 10, 64)
+	return n, err == nil
+}
+
+// dropPlaylistsHinting removes from both cache layers the media
+// playlists of the rendition in dir and their delta updates (not the
+// blocking reloads' answers: each holds what it was asked for) whose preload hint
+// names part order or an earlier one.
+func (s *Server) dropPlaylistsHinting(dir string, order uint64) {
+	for _, k := range playlistKeys() {
+		s.local.dropHinting(dir+k, order)
 		if s.proxy != nil {
-			s.proxy.drop(dir + k)
+			s.proxy.dropHinting(dir+k, order)
 		}
 	}
+}
+
+// playlistKeys are the keys of a rendition's media playlist and its delta
+// updates, relative to its directory.
+func playlistKeys() [3]string {
+	return [...]string{"index.m3u8", "index.m3u8?_HLS_skip=YES", "index.m3u8?_HLS_skip=v2"}
 }

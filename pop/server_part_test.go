@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -185,5 +186,51 @@ func TestBlockingReloadsCoalesced(t *testing.T) {
 	}
 	if h := m.GetHistogram(); h.GetSampleCount() < 1 || h.GetSampleCount() > n || h.GetSampleSum() >= float64(h.GetSampleCount())*10 {
 		t.Errorf("live_pop_waiter_release_seconds{class=\"playlist\"}: %d samples summing to %v s; want 1 to %d, each well under 10 s", h.GetSampleCount(), h.GetSampleSum(), n)
+	}
+}
+
+// TestPlaylistHintingServedPartDropped: a media playlist the node holds
+// whose preload hint names a part the node has just served is stale: a
+// player that reloads it without a blocking request (gohlslib) gets a
+// newer one, not the same hint again (it would play the part twice).
+// A part before the hint leaves the playlist cached.
+func TestPlaylistHintingServedPartDropped(t *testing.T) {
+	seg, _ := chunkedSegment(4)
+	origin := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=60") // held until dropped
+		if strings.HasSuffix(r.URL.Path, ".m3u8") {
+			w.Write([]byte("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-VERSION:9\n#EXT-X-PART-INF:PART-TARGET=0.25\n" +
+				"#EXTINF:1,\n6.m4s\n#EXT-X-PART:DURATION=0.25,URI=\"7.0.m4s\"\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"7.1.m4s\"\n"))
+			return
+		}
+		w.Write(seg)
+	})
+	_, base := startPoP(t, Config{Origins: []string{origin.URL}})
+	c := newClient()
+	const dir = "/live/s/e/v0/"
+	for _, pl := range []string{"index.m3u8", "index.m3u8?_HLS_skip=YES"} {
+		t.Run(pl, func(t *testing.T) {
+			get := func(path string) {
+				t.Helper()
+				if code, _, _ := getStatus(t, c, base+dir+path); code != 200 {
+					t.Fatalf("%s: %d", path, code)
+				}
+			}
+			get(pl)
+			get(pl)
+			if n := origin.count(dir + pl); n != 1 {
+				t.Fatalf("origin fetches of the playlist: %d, want 1 (cached)", n)
+			}
+			get("7.0.m4s") // before the hint: the playlist stays
+			get(pl)
+			if n := origin.count(dir + pl); n != 1 {
+				t.Errorf("after a part before the hint: %d origin fetches of the playlist, want 1", n)
+			}
+			get("7.1.m4s") // the hinted part, there at once
+			get(pl)
+			if n := origin.count(dir + pl); n != 2 {
+				t.Errorf("after the hinted part: %d origin fetches of the playlist, want 2", n)
+			}
+		})
 	}
 }

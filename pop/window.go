@@ -24,15 +24,21 @@ type window struct {
 // playlistWindows returns the windows of the segments an HLS media
 // playlist at key lists, grouped by rendition in the order they come
 // (a playlist going on into a new epoch lists two renditions: the one its
-// last segment is in comes last), and whether the playlist has ended.
-func playlistWindows(key string, body []byte) (ws []window, ended bool) {
+// last segment is in comes last), whether the playlist has ended, and
+// the part its preload hint names (partOrder; 0 for none).
+func playlistWindows(key string, body []byte) (ws []window, ended bool, hint uint64) {
 	var pl playlist.Media
 	if err := pl.Unmarshal(body); err != nil {
-		return nil, false
+		return nil, false, 0
 	}
 	base, err := url.Parse(key)
 	if err != nil {
-		return nil, pl.Endlist
+		return nil, pl.Endlist, 0
+	}
+	if h := pl.PreloadHint; h != nil {
+		if o, ok := resolveObject(base, h.URI); ok && o.Kind == layout.Part {
+			hint = partOrder(o.Number, o.Part)
+		}
 	}
 	for _, seg := range pl.Segments {
 		o, ok := resolveSegment(base, seg.URI)
@@ -46,7 +52,7 @@ func playlistWindows(key string, body []byte) (ws []window, ended bool) {
 		}
 		ws = append(ws, window{dir: o.Dir, first: o.Number, last: o.Number})
 	}
-	return ws, pl.Endlist
+	return ws, pl.Endlist, hint
 }
 
 // mpdWindows returns, for every Representation of the last Period of an
@@ -79,6 +85,10 @@ func mpdWindows(key string, body []byte) (ws []window, dynamic bool) {
 			if tpl == nil || tpl.Timeline == nil || tpl.StartNumber == nil || !strings.Contains(tpl.Media, "$Number$") {
 				continue
 			}
+			// An S of negative @r repeats until the next MPD update
+			// (ISO/IEC 23009-1 5.3.9.6.3): at the end of a low-latency
+			// MPD's timeline it announces the segment being produced,
+			// which counts as one, the last listed.
 			count := uint64(0)
 			for _, s := range tpl.Timeline.S {
 				count += uint64(min(max(s.R, 0), 1<<20)) + 1
@@ -99,12 +109,17 @@ func mpdWindows(key string, body []byte) (ws []window, dynamic bool) {
 // resolveSegment resolves a segment's URI against its manifest's URL and
 // reports the segment of the layout it names, if any.
 func resolveSegment(base *url.URL, uri string) (layout.Object, bool) {
+	o, ok := resolveObject(base, uri)
+	return o, ok && o.Kind == layout.Segment
+}
+
+// resolveObject resolves uri, relative to base, to one of our objects.
+func resolveObject(base *url.URL, uri string) (layout.Object, bool) {
 	ref, err := url.Parse(uri)
 	if err != nil || ref.IsAbs() || ref.Host != "" {
 		return layout.Object{}, false
 	}
-	o, ok := layout.Parse(base.ResolveReference(ref).EscapedPath())
-	return o, ok && o.Kind == layout.Segment
+	return layout.Parse(base.ResolveReference(ref).EscapedPath())
 }
 
 // mpdPrefetchView is the part of an MPD (ISO/IEC 23009-1 5.3) that
@@ -215,8 +230,12 @@ func (s *Server) noteManifest(o *object) (ws []window, live bool) {
 	now := time.Now()
 	if o.class == classPlaylist {
 		var ended bool
-		ws, ended = playlistWindows(o.key, body)
+		var hint uint64
+		ws, ended, hint = playlistWindows(o.key, body)
 		live = !ended
+		if o.hint != nil {
+			o.hint.Store(hint)
+		}
 	} else {
 		ws, live = mpdWindows(o.key, body)
 	}
