@@ -62,9 +62,9 @@ type fleetAnswer struct {
 }
 
 // fetchFleet gets key from targets: the first, then the next at once on a
-// connection error or a 5xx, or beside it when it has not answered within
-// HedgeAfter. It returns the first answer that is not a 5xx (or the last
-// failure), the index of its target, and its request's cancel function;
+// connection error, a 5xx or a 404, or beside it when it has not answered
+// within HedgeAfter. It returns the first answer that is neither a 5xx
+// nor a 404, else a 404 if one came, else the last failure, the index of its target, and its request's cancel function;
 // the other requests are canceled and waited for.
 func (s *Server) fetchFleet(ctx context.Context, key string, targets []string) (*http.Response, int, context.CancelFunc, error) {
 	answers := make(chan fleetAnswer, len(targets))
@@ -91,7 +91,7 @@ func (s *Server) fetchFleet(ctx context.Context, key string, targets []string) (
 	start("")
 	hedge := time.NewTimer(s.cfg.HedgeAfter)
 	defer hedge.Stop()
-	var win, last fleetAnswer
+	var win, last, notFound fleetAnswer
 	found := false
 	for pending > 0 {
 		select {
@@ -104,7 +104,11 @@ func (s *Server) fetchFleet(ctx context.Context, key string, targets []string) (
 			switch {
 			case found: // a loser
 				discard(a)
-			case a.err == nil && a.resp.StatusCode < 500:
+			case a.err == nil && a.resp.StatusCode < 500 && a.resp.StatusCode != http.StatusNotFound:
+				// A 404 is taken only when no origin has the object: an
+				// origin restarted while the directory still names it
+				// (its lease not yet expired) has none of the stream,
+				// and the other one does.
 				win, found = a, true
 				for j, cancel := range cancels {
 					if j != a.i {
@@ -112,21 +116,33 @@ func (s *Server) fetchFleet(ctx context.Context, key string, targets []string) (
 					}
 				}
 			default:
-				discard(last)
-				last = a
+				if a.err == nil && a.resp.StatusCode == http.StatusNotFound {
+					discard(notFound)
+					notFound = a // answered if no other origin has it
+				} else {
+					discard(last)
+					last = a
+				}
 				if ctx.Err() != nil {
 					break
 				}
-				if a.err != nil {
+				switch {
+				case a.err != nil:
 					start("unreachable")
-				} else {
+				case a.resp.StatusCode == http.StatusNotFound:
+					start("not_found")
+				default:
 					start("status")
 				}
 			}
 		}
 	}
+	if !found && notFound.resp != nil {
+		win, found, notFound = notFound, true, fleetAnswer{}
+	}
 	if found {
 		discard(last)
+		discard(notFound)
 		if win.i > 0 {
 			// When the first bytes from the backup reach the waiters
 			// (bench/failover measures the gap from a kill to this).

@@ -60,8 +60,10 @@ func rangeOrigin(t *testing.T, body []byte, ranges *atomic.Int64) *stubOrigin {
 }
 
 // TestFleetFailover: a fetch whose primary origin fails goes to the
-// stream's backup at once, whatever the failure: an error status, a
-// refused connection, no answer (asked beside it after HedgeAfter).
+// stream's backup at once, whatever the failure: an error status, a 404
+// (an origin restarted while the directory still names it), a refused
+// connection, no answer (asked beside it after HedgeAfter). An object
+// that neither has is a 404.
 func TestFleetFailover(t *testing.T) {
 	body := randomBody(100 << 10)
 	var ranges atomic.Int64
@@ -70,10 +72,12 @@ func TestFleetFailover(t *testing.T) {
 	down.Close() // refuses connections
 	hung := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
 	failing := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down", http.StatusServiceUnavailable) })
+	restarted := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) }) // has none of the stream yet
 	for _, tc := range []struct {
 		name, primary, reason string
 	}{
 		{"status", failing.URL, "status"},
+		{"not found", restarted.URL, "not_found"},
 		{"unreachable", down.URL, "unreachable"},
 		{"slow", hung.URL, "slow"},
 	} {
@@ -88,6 +92,15 @@ func TestFleetFailover(t *testing.T) {
 			}
 		})
 	}
+	t.Run("nowhere", func(t *testing.T) {
+		_, base := startPoP(t, Config{Origins: []string{restarted.URL}, Directory: fleetDir{restarted.URL, restarted.URL + "/"}})
+		if code, _, _ := getStatus(t, newClient(), base+"/live/s/e/v0/2.m4s"); code != http.StatusNotFound {
+			t.Errorf("an object neither origin has: %d, want 404", code)
+		}
+		if n := restarted.count("/live/s/e/v0/2.m4s"); n != 2 {
+			t.Errorf("%d requests to the origins, want 2 (both asked)", n)
+		}
+	})
 }
 
 // TestFleetResume: the primary breaks a 250 KB segment in its middle,

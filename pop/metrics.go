@@ -146,10 +146,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}, []string{"reason"})
 	failoverVec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "live_pop_failovers_total",
-		Help: "Fetches that went to a stream's backup origin, by reason: unreachable (the primary refused or broke the connection), status (a 5xx), slow (no answer within -hedge-after: both asked, the first answer taken), resume (a body broke in the middle and was continued from the backup with a Range request).",
+		Help: "Fetches that went to a stream's backup origin, by reason: unreachable (the primary refused or broke the connection), status (a 5xx), not_found (a 404: an origin restarted while the directory still names it has none of the stream), slow (no answer within -hedge-after: both asked, the first answer taken), resume (a body broke in the middle and was continued from the backup with a Range request).",
 	}, []string{"reason"})
 	m.failovers = map[string]prometheus.Counter{}
-	for _, r := range []string{"unreachable", "status", "slow", "resume"} {
+	for _, r := range []string{"unreachable", "status", "not_found", "slow", "resume"} {
 		m.failovers[r] = failoverVec.WithLabelValues(r)
 	}
 	deniedVec := prometheus.NewCounterVec(prometheus.CounterOpts{
