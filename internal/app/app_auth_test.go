@@ -175,3 +175,38 @@ func TestReconnectWindowFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestPartFlag: -part is the origin's chunk duration (LL-HLS parts), from
+// 10 ms to a segment.
+func TestPartFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want time.Duration
+		err  bool
+	}{
+		{nil, 250 * time.Millisecond, false},
+		{[]string{"-part", "200ms"}, 200 * time.Millisecond, false},
+		{[]string{"-part", "2s", "-segment", "2s"}, 2 * time.Second, false},
+		{[]string{"-part", "1500ms"}, 0, true},
+		{[]string{"-part", "0"}, 0, true},
+	} {
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		f := AddFlags(fs, "players")
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := f.Config(io.Discard)
+		if tc.err {
+			if err == nil || !strings.Contains(err.Error(), "-part") {
+				t.Errorf("%v: error %v, want one about -part", tc.args, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if cfg.Origin.ChunkDuration != tc.want {
+			t.Errorf("%v: ChunkDuration %v, want %v", tc.args, cfg.Origin.ChunkDuration, tc.want)
+		}
+	}
+}

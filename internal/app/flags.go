@@ -21,7 +21,7 @@ import (
 type Flags struct {
 	rtmp, rtmps             *string
 	serve                   *httpserve.Flags
-	window, segment         *time.Duration
+	window, segment, part   *time.Duration
 	reconnectWindow         *time.Duration
 	publishKey, publishAuth *string
 	private                 *string
@@ -38,6 +38,8 @@ func AddFlags(fs *flag.FlagSet, httpUsage string) *Flags {
 		serve:   httpserve.AddFlags(fs, ":8080", httpUsage, "-https and -rtmps"),
 		window:  fs.Duration("window", 30*time.Second, "media described by playlists per rendition"),
 		segment: fs.Duration("segment", time.Second, "target segment duration"),
+		part: fs.Duration("part", 250*time.Millisecond,
+			"target duration of a CMAF chunk, which is an LL-HLS part and what low-latency DASH players read at a time (a chunk closes at the first frame past it; at most -segment)"),
 		reconnectWindow: fs.Duration("reconnect-window", 10*time.Second,
 			"how long a stream whose publisher's connection broke stays live for it to reconnect (0: it ends at once; a publisher that stops publishing ends its stream at once)"),
 		publishKey:  fs.String("publish-key", "", "key publishers must give, as stream key NAME?key=KEY (default: $LIVE_PUBLISH_KEY, which keeps it out of the process list; neither: anyone may publish)"),
@@ -60,6 +62,9 @@ func (f *Flags) Config(stderr io.Writer) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
+	if *f.part < 10*time.Millisecond || *f.part > *f.segment {
+		return Config{}, fmt.Errorf("-part %v: want from 10ms to -segment (%v)", *f.part, *f.segment)
+	}
 	reconnect := *f.reconnectWindow
 	if reconnect <= 0 {
 		reconnect = -1 // the origin's zero is its default
@@ -74,7 +79,7 @@ func (f *Flags) Config(stderr io.Writer) (Config, error) {
 		DebugAddr:      *f.serve.Debug,
 		PublishKey:     *f.publishKey,
 		PublishAuthURL: *f.publishAuth,
-		Origin:         origin.Config{Window: *f.window, SegmentDuration: *f.segment, ReconnectWindow: reconnect},
+		Origin:         origin.Config{Window: *f.window, SegmentDuration: *f.segment, ChunkDuration: *f.part, ReconnectWindow: reconnect},
 		Transcode:      tcfg,
 		Logger:         log,
 	}
