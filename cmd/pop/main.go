@@ -55,6 +55,8 @@ func main() {
 	flag.DurationVar(&g.drainTimeout, "drain-timeout", 60*time.Second, "after SIGTERM, the longest wait for viewers to leave")
 	accessFlags := accessflag.Add(flag.CommandLine)
 	etcd := etcdflag.Add(flag.CommandLine)
+	keyRate := flag.Float64("key-rate", 1, "key requests of encrypted streams a client address (an IPv6 /64) may make a second, in bursts of -key-burst, then 429")
+	keyBurst := flag.Int("key-burst", 10, "burst of -key-rate")
 	hedge := flag.Duration("hedge-after", 2*time.Second, "with -etcd: how long a fetch from a stream's primary origin may go unanswered before its backup is asked too")
 	logFlags := logflag.Add(flag.CommandLine)
 	flag.Parse()
@@ -67,6 +69,7 @@ func main() {
 	code, err := run(log, config{
 		serve: serve, gslb: g, origins: split(*origins), peers: split(*peers), self: *self,
 		cacheBytes: *cacheBytes, shards: *shards, overload: *overload, access: accessFlags, etcd: etcd, hedge: *hedge,
+		keyRate: *keyRate, keyBurst: *keyBurst,
 	})
 	if err != nil {
 		log.Error("pop", "error", err)
@@ -90,6 +93,8 @@ type config struct {
 	access     *accessflag.Flags
 	etcd       *etcdflag.Flag
 	hedge      time.Duration
+	keyRate    float64
+	keyBurst   int
 }
 
 // run serves the node until SIGTERM or SIGINT and returns the exit code:
@@ -97,6 +102,9 @@ type config struct {
 func run(log *slog.Logger, c config) (int, error) {
 	if len(c.origins) == 0 {
 		return 2, errors.New("-origin is required")
+	}
+	if c.keyRate <= 0 || c.keyBurst <= 0 {
+		return 2, errors.New("-key-rate and -key-burst must be positive")
 	}
 	if err := httpserve.CheckCert(*c.serve.TLSCert, *c.serve.TLSKey, *c.serve.HTTPS); err != nil {
 		return 2, err
@@ -139,6 +147,8 @@ func run(log *slog.Logger, c config) (int, error) {
 		MaxViewers:      int(c.gslb.capViewers),
 		Directory:       fleetOrigins(view),
 		HedgeAfter:      c.hedge,
+		KeyRate:         c.keyRate,
+		KeyBurst:        c.keyBurst,
 		Tokens:          acc.Tokens,
 		Rules:           acc.Rules,
 		TrustedProxies:  acc.TrustedProxies,
