@@ -24,6 +24,7 @@ const (
 	defaultRetryMax        = 10 * time.Second
 	defaultDrainTimeout    = 10 * time.Second
 	defaultDropLogInterval = 10 * time.Second
+	defaultCommitDelay     = 250 * time.Millisecond
 	// maxControl bounds the queued items other than media segments
 	// (epoch begins and ends, init segments): a few per epoch.
 	maxControl = 256
@@ -60,6 +61,13 @@ type WriterConfig struct {
 	// DrainTimeout is how long Run goes on writing what is queued once
 	// its context is done. Zero means 10 s; negative means not at all.
 	DrainTimeout time.Duration
+	// CommitDelay is how long a segment appended to its epoch's pack
+	// (stores that can append) waits for others before the pack is synced
+	// and their index lines written, together: the audio and video
+	// segments of a stream, which end tens of milliseconds apart, then
+	// cost one sync of the pack and one of the index. Flush commits at
+	// once. Zero means 250 ms; negative means no wait.
+	CommitDelay time.Duration
 	// DropLogInterval is the least time between two WARN lines about
 	// dropped items (each line counts the drops since the last one). Zero
 	// means 10 s.
@@ -107,6 +115,14 @@ type Writer struct {
 	failures   int
 	pauseUntil time.Time
 
+	// commit holds a token when an epoch has segments to commit,
+	// commitNow when a Flush waits for them.
+	commit, commitNow chan struct{}
+	commitMu          sync.Mutex // guards toCommit
+	// toCommit holds the epochs with segments appended to their pack and
+	// not yet committed (writer_pack.go).
+	toCommit map[*Epoch]struct{}
+
 	openMu sync.Mutex // guards open
 	// open holds the epochs that hold open files (appendLog), to close
 	// when Run ends.
@@ -127,6 +143,7 @@ func NewWriter(cfg WriterConfig) (*Writer, error) {
 	setDefault(&cfg.RetryMax, defaultRetryMax)
 	setDefault(&cfg.DrainTimeout, defaultDrainTimeout)
 	setDefault(&cfg.DropLogInterval, defaultDropLogInterval)
+	setDefault(&cfg.CommitDelay, defaultCommitDelay)
 	if cfg.Workers < 0 || cfg.MaxQueued < 0 || cfg.MaxQueuedBytes < 0 || cfg.ChunkEntries < 0 ||
 		cfg.WriteTimeout < 0 || cfg.RetryMin < 0 || cfg.RetryMax < cfg.RetryMin || cfg.DropLogInterval < 0 {
 		return nil, errors.New("archive: negative WriterConfig field, or RetryMax < RetryMin")
@@ -136,15 +153,18 @@ func NewWriter(cfg WriterConfig) (*Writer, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	w := &Writer{
-		cfg:      cfg,
-		log:      log,
-		wake:     make(chan struct{}, 1),
-		dropped:  make(chan struct{}, 1),
-		segs:     newRing(cfg.MaxQueued + cfg.Workers), // room for items put back
-		ctls:     newRing(maxControl),
-		inflight: make(map[uint64]struct{}, cfg.Workers),
-		changed:  make(chan struct{}),
-		open:     map[*Epoch]struct{}{},
+		cfg:       cfg,
+		log:       log,
+		wake:      make(chan struct{}, 1),
+		dropped:   make(chan struct{}, 1),
+		segs:      newRing(cfg.MaxQueued + cfg.Workers), // room for items put back
+		ctls:      newRing(maxControl),
+		inflight:  make(map[uint64]struct{}, cfg.Workers),
+		changed:   make(chan struct{}),
+		open:      map[*Epoch]struct{}{},
+		commit:    make(chan struct{}, 1),
+		commitNow: make(chan struct{}, 1),
+		toCommit:  map[*Epoch]struct{}{},
 	}
 	w.appender, _ = cfg.Store.(store.Appender)
 	m, err := newWriterMetrics(cfg.Registerer, w.depth)
@@ -201,6 +221,10 @@ func (w *Writer) Flush(ctx context.Context) error {
 		w.mu.Unlock()
 	}()
 	w.mu.Unlock()
+	select {
+	case w.commitNow <- struct{}{}:
+	default:
+	}
 	for {
 		w.mu.Lock()
 		low, ch := w.lowestLocked(), w.changed
@@ -228,6 +252,7 @@ func (w *Writer) Run(ctx context.Context) error {
 	}
 	workersDone := make(chan struct{})
 	others.Go(func() { w.logDrops(ctx) })
+	others.Go(func() { w.commitLoop(ctx, wctx, workersDone) })
 	others.Go(func() { // ends the drain
 		select {
 		case <-ctx.Done():
@@ -249,6 +274,7 @@ func (w *Writer) Run(ctx context.Context) error {
 	workers.Wait()
 	close(workersDone)
 	others.Wait()
+	w.commitAll(wctx)
 	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.WriteTimeout)
 	w.closeAll(cctx)
 	ccancel()

@@ -37,6 +37,11 @@ type Epoch struct {
 	// append; nil otherwise.
 	pack, index *appendLog
 
+	commitMu sync.Mutex // guards uncommitted
+	// uncommitted holds the segments appended to the pack and not yet
+	// synced nor indexed, in the order appended.
+	uncommitted []item
+
 	// pendMu guards pending, the index lines of written objects that are
 	// not yet in the index.
 	pendMu  sync.Mutex
@@ -138,8 +143,15 @@ func (w *Writer) process(ctx context.Context, it *item) {
 	switch it.op {
 	case opSegment:
 		if e.pack != nil {
-			first = func(ctx context.Context) error { return e.appendSegment(ctx, it) }
-			break
+			// Appended now, synced and indexed by commitEpoch.
+			err := w.callN(ctx, kind, 0, 0, func(ctx context.Context) error { return e.appendSegment(ctx, it) })
+			if err != nil {
+				w.m.retries.Inc()
+				w.requeue(*it)
+				return
+			}
+			w.awaitCommit(e, *it)
+			return
 		}
 		fallthrough
 	case opInit:
@@ -190,26 +202,14 @@ func (w *Writer) process(ctx context.Context, it *item) {
 		w.log.Error("archive index lines not written: their objects are stored but not indexed",
 			"epoch", e.prefix, "error", err)
 	}
-	if e.pack != nil {
-		e.mu.Lock()
-		ended := e.meta.Ended
-		e.mu.Unlock()
-		if ended { // a late segment opened the files again
-			w.closeEpoch(ctx, e)
-		}
-	}
 }
 
-// appendSegment appends a segment to the epoch's pack and syncs the pack
-// up to its end, so that its index line, written next, names durable
-// bytes. A failure leaves bytes at the pack's end that nothing names.
+// appendSegment appends a segment to the epoch's pack, not synced yet.
+// A failure leaves bytes at the pack's end that nothing names.
 func (e *Epoch) appendSegment(ctx context.Context, it *item) error {
-	off, end, err := e.pack.append(ctx, it.data)
+	off, _, err := e.pack.append(ctx, it.data)
 	if err != nil {
 		return fmt.Errorf("append segment: %w", err)
-	}
-	if err := e.pack.sync(ctx, end); err != nil {
-		return fmt.Errorf("sync segments: %w", err)
 	}
 	it.packed, it.offset = true, off
 	return nil

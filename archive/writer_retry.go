@@ -33,14 +33,24 @@ func (w *Writer) waitPause(ctx context.Context) bool {
 // recording its outcome: latency and bytes, or the error and the
 // backoff it starts.
 func (w *Writer) call(ctx context.Context, kind string, size int, f func(context.Context) error) error {
+	return w.callN(ctx, kind, 1, size, f)
+}
+
+// callN is call for a store call that completes the writes of items
+// items of size bytes in all: the latency and the counts are recorded
+// only for items > 0 (a step that makes nothing durable yet, such as an
+// append to a pack, records only its failures).
+func (w *Writer) callN(ctx context.Context, kind string, items, size int, f func(context.Context) error) error {
 	cctx, cancel := context.WithTimeout(ctx, w.cfg.WriteTimeout)
 	defer cancel()
 	began := time.Now()
 	err := f(cctx)
 	if err == nil {
-		w.m.latency.WithLabelValues(kind).Observe(time.Since(began).Seconds())
-		w.m.written.WithLabelValues(kind).Inc()
-		w.m.writtenBytes.WithLabelValues(kind).Add(float64(size))
+		if items > 0 {
+			w.m.latency.WithLabelValues(kind).Observe(time.Since(began).Seconds())
+			w.m.written.WithLabelValues(kind).Add(float64(items))
+			w.m.writtenBytes.WithLabelValues(kind).Add(float64(size))
+		}
 		w.succeeded()
 		return nil
 	}
