@@ -33,8 +33,14 @@ window.__players = {};
 for (const id of ['dash', 'hls']) {
   const v = document.getElementById(id);
   const p = window.__players[id] = {errors: [], stalls: [], played: false};
-  v.addEventListener('playing', () => { p.played = true; });
-  v.addEventListener('waiting', () => { if (p.played) p.stalls.push(Date.now()); });
+  p.stallEnds = [];
+  v.addEventListener('playing', () => {
+    p.played = true;
+    if (p.stallEnds.length < p.stalls.length) p.stallEnds.push(Date.now());
+  });
+  v.addEventListener('waiting', () => {
+    if (p.played && p.stallEnds.length == p.stalls.length) p.stalls.push(Date.now());
+  });
   v.addEventListener('error', () => p.errors.push('video: ' + (v.error && v.error.message)));
 }
 const dash = dashjs.MediaPlayer().create();
@@ -106,7 +112,10 @@ var mediaFile = regexp.MustCompile(`^https?://([^/]+)/live/[^/]+/([^/]+)/([^/]+)
 type playerState struct {
 	Errors []string `json:"errors"`
 	Stalls []int64  `json:"stalls"` // when, in Unix milliseconds
-	Time   float64  `json:"time"`   // the video's currentTime
+	// StallEnds are when each stall ended (playing again), as far as
+	// they did.
+	StallEnds []int64 `json:"stallEnds"`
+	Time      float64 `json:"time"` // the video's currentTime
 }
 
 // pageState is both players' states, and when they were read.
@@ -119,7 +128,7 @@ func (b *browserPlayers) state(t *testing.T) pageState {
 	t.Helper()
 	var ps map[string]playerState
 	err := chromedp.Run(b.ctx, chromedp.Evaluate(`Object.fromEntries(Object.entries(window.__players).map(([id, p]) =>
-		[id, {errors: p.errors, stalls: p.stalls, time: document.getElementById(id).currentTime}]))`, &ps))
+		[id, {errors: p.errors, stalls: p.stalls, stallEnds: p.stallEnds, time: document.getElementById(id).currentTime}]))`, &ps))
 	if err != nil {
 		t.Fatalf("read the players' state: %v", err)
 	}
@@ -151,8 +160,13 @@ func (b *browserPlayers) check(t *testing.T, before pageState, event time.Time) 
 	for id, p := range after.players {
 		advanced := p.Time - before.players[id].Time
 		var stalls, startup []string
-		for _, ms := range p.Stalls {
+		for i, ms := range p.Stalls {
 			at := fmt.Sprintf("%+.1f s", time.UnixMilli(ms).Sub(event).Seconds())
+			if i < len(p.StallEnds) {
+				at += fmt.Sprintf(" for %d ms", p.StallEnds[i]-ms)
+			} else {
+				at += " (not over)"
+			}
 			if time.UnixMilli(ms).Before(before.at) {
 				startup = append(startup, at) // while the player settled, before the period checked
 			} else {
