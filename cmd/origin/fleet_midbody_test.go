@@ -20,8 +20,10 @@ import (
 	"github.com/golivestream/live/internal/proctest"
 )
 
-// midBodyStream is the stream TestFleetKillMidBody publishes: 2-s
-// segments of about 250 KB (1 Mb/s).
+// midBodyStream is the stream TestFleetKillMidBody publishes: 4-s
+// segments of about 250 KB (500 kb/s), so that a segment is being
+// packaged long enough for 1000 requests to reach the PoP, under the race
+// detector too.
 const midBodyStream = "midbody"
 
 // TestFleetKillMidBody: 1000 requests wait at a PoP node for a segment
@@ -121,6 +123,9 @@ func TestFleetKillMidBody(t *testing.T) {
 		select {
 		case <-headers:
 		case r := <-results:
+			if r.err == nil {
+				t.Fatalf("%s was complete before 1000 requests got their headers: no mid-body kill possible", next)
+			}
 			t.Fatalf("a request failed before its headers: %v", r.err)
 		case <-time.After(30 * time.Second):
 			t.Fatal("not every request got its headers in 30 s")
@@ -161,8 +166,8 @@ func TestFleetKillMidBody(t *testing.T) {
 }
 
 // publishMidBody publishes midBodyStream to both origins of f, one
-// encoding pushed to each by ffmpeg's tee muxer, at a constant 1 Mb/s
-// with a keyframe every 2 s, until the test ends.
+// encoding pushed to each by ffmpeg's tee muxer, at a constant 500 kb/s
+// with a keyframe every 4 s, until the test ends.
 func publishMidBody(t *testing.T, f *fleet) {
 	t.Helper()
 	var outs []string
@@ -172,8 +177,8 @@ func publishMidBody(t *testing.T, f *fleet) {
 	ctx, cancel := context.WithCancel(context.Background())
 	pub := exec.CommandContext(ctx, f.ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "warning", "-re",
 		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=640x360:rate=30:duration=%d", f.seconds),
-		"-c:v", "libx264", "-preset", "ultrafast", "-b:v", "1M", "-minrate", "1M", "-maxrate", "1M", "-bufsize", "500k",
-		"-x264-params", "nal-hrd=cbr", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-bf", "0", "-pix_fmt", "yuv420p",
+		"-c:v", "libx264", "-preset", "ultrafast", "-b:v", "500k", "-minrate", "500k", "-maxrate", "500k", "-bufsize", "250k",
+		"-x264-params", "nal-hrd=cbr", "-g", "120", "-keyint_min", "120", "-sc_threshold", "0", "-bf", "0", "-pix_fmt", "yuv420p",
 		"-map", "0:v", "-flags", "+global_header", "-f", "tee", strings.Join(outs, "|"))
 	out := &proctest.SyncBuffer{}
 	pub.Stdout, pub.Stderr = out, out
