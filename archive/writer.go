@@ -39,7 +39,10 @@ type WriterConfig struct {
 	// the index a series of chunk objects of up to ChunkEntries lines,
 	// the last rewritten whole as it grows.
 	Store store.Store
-	// Workers is the number of writes in flight at once. Zero means 4.
+	// Workers is the number of writes in flight at once. Zero means 4,
+	// or 1 on a store that can append: there a worker only copies a
+	// segment to the end of an open file (the committer syncs), and more
+	// of them would only take the cores ingest needs at the same moments.
 	Workers int
 	// MaxQueued bounds the media segments queued or being written;
 	// enqueueing one more drops the oldest queued. Zero means 1024
@@ -133,6 +136,9 @@ type Writer struct {
 func NewWriter(cfg WriterConfig) (*Writer, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("archive: WriterConfig.Store is required")
+	}
+	if _, ok := cfg.Store.(store.Appender); ok {
+		setDefault(&cfg.Workers, 1)
 	}
 	setDefault(&cfg.Workers, defaultWorkers)
 	setDefault(&cfg.MaxQueued, defaultMaxQueued)
