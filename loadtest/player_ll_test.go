@@ -195,7 +195,9 @@ func TestLowLatencyOriginOutput(t *testing.T) {
 	}
 	v := me.lists[me.variants[0].id]
 	d := v.dash
-	if !d.chunked || d.availOffset != 750*time.Millisecond || d.target != 1500*time.Millisecond || !d.wallZero.Equal(d.availZero) || d.availZero.IsZero() {
+	// Latency@target: 1 s, every timeline being open (the clip's
+	// keyframes are a segment apart).
+	if !d.chunked || d.availOffset != 750*time.Millisecond || d.target != 1000*time.Millisecond || !d.wallZero.Equal(d.availZero) || d.availZero.IsZero() {
 		t.Fatalf("MPD timing %+v", d)
 	}
 	for i := 1; i < len(d.starts); i++ {

@@ -78,7 +78,8 @@ func buildMPD(cur view, prior []view, cfg Config, now time.Time) ([]byte, error)
 		if lowLatency {
 			live := periods[len(periods)-1]
 			setAvailability(live, offset)
-			m.ServiceDescription = []*mpd.ServiceDescriptionType{serviceDescription(live.AdaptationSets[0].ProducerReferenceTimes[0].Id)}
+			open := openTimelines(live, cur, cfg.SegmentDuration)
+			m.ServiceDescription = []*mpd.ServiceDescriptionType{serviceDescription(live.AdaptationSets[0].ProducerReferenceTimes[0].Id, open)}
 		}
 		m.Periods = append(m.Periods, periods...)
 		maxSeg = max(maxSeg, d)

@@ -114,8 +114,8 @@ func TestLowLatencyMPD(t *testing.T) {
 				*lat.Min != 1000 || *lat.Target != 1500 || *lat.Max != 3000 {
 				t.Errorf("Latency min %v target %v max %v, want 1000, 1500, 3000 ms", lat.Min, lat.Target, lat.Max)
 			}
-			if rate.Min != 0.96 || rate.Max != 1.04 {
-				t.Errorf("PlaybackRate %v to %v, want 0.96 to 1.04", rate.Min, rate.Max)
+			if rate.Min != 0.96 || rate.Max != 1.1 {
+				t.Errorf("PlaybackRate %v to %v, want 0.96 to 1.1", rate.Min, rate.Max)
 			}
 			live := m.Periods[len(m.Periods)-1]
 			if lat.ReferenceId != tc.reference || live.AdaptationSets[0].ProducerReferenceTimes[0].Id != tc.reference {
@@ -194,5 +194,98 @@ func checkPRTIsPDT(t *testing.T, after time.Duration) {
 				}
 			}
 		}
+	}
+}
+
+// TestOpenTimeline checks that, in a live low-latency MPD, each
+// Representation producing segments of the nominal duration announces
+// the segment being produced, and the ones after it, with a last S
+// element repeated until the next MPD update (@r -1) from the end of its
+// last segment; that the others list their finished segments only; and
+// that each MPD validates against the schema. The producing MPD is a
+// golden file.
+func TestOpenTimeline(t *testing.T) {
+	const nominalVideo, nominalAudio = 90000, 48000 // a second
+	for _, tc := range []struct {
+		name string
+		// setup changes the fixture's snapshot: a publisher feeds it
+		// unless setup says otherwise.
+		setup func(sn *snapshot)
+		ended bool
+		open  map[string]bool // by Representation
+		// target is the ServiceDescription's Latency@target, ms (0:
+		// none): the closer one only when every timeline is open.
+		target uint32
+	}{
+		{name: "producing", open: map[string]bool{"v0": true, "a0": true}, target: 1000},
+		{name: "a source of 2-s GOPs", setup: func(sn *snapshot) {
+			for _, e := range sn.rendition("v0").entries {
+				e.seg.Duration *= 2 // the timeline of v0 is made of them
+			}
+		}, open: map[string]bool{"a0": true}, target: 1500},
+		{name: "publisher gone", setup: func(sn *snapshot) {
+			sn.rendition("v0").partial, sn.rendition("a0").partial = nil, nil
+		}, open: map[string]bool{}, target: 1500},
+		{name: "ended", ended: true, open: map[string]bool{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, snap, cfg := fixture(30*time.Second, false)
+			for _, r := range snap.renditions {
+				r.partial = newPartial(r.next)
+			}
+			if tc.setup != nil {
+				tc.setup(snap)
+			}
+			snap.ended = tc.ended
+			body, err := buildMPD(view{&st.instance, snap}, nil, cfg, st.ast.Add(10*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			mpdtest.Validate(t, body)
+			if tc.name == "producing" {
+				checkGolden(t, "producing_manifest.mpd", body)
+			}
+			m, err := mpd.ReadFromString(string(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var target uint32
+			if len(m.ServiceDescription) > 0 && len(m.ServiceDescription[0].Latencies) > 0 && m.ServiceDescription[0].Latencies[0].Target != nil {
+				target = *m.ServiceDescription[0].Latencies[0].Target
+			}
+			if target != tc.target {
+				t.Errorf("Latency@target %d ms, want %d", target, tc.target)
+			}
+			for _, as := range m.Periods[0].AdaptationSets {
+				for _, rep := range as.Representations {
+					tl := rep.SegmentTemplate.SegmentTimeline
+					last := tl.S[len(tl.S)-1]
+					r := snap.rendition(rep.Id)
+					listed := r.listed()
+					end := uint64(listed[len(listed)-1].end())
+					nominal := uint64(nominalAudio)
+					if r.info.Video {
+						nominal = nominalVideo
+					}
+					open := last.R < 0
+					if open != tc.open[rep.Id] {
+						t.Errorf("%s: open timeline %v, want %v", rep.Id, open, tc.open[rep.Id])
+					}
+					if open && (last.R != -1 || last.T == nil || *last.T != end || last.D != nominal) {
+						t.Errorf("%s: last S t=%v d=%d r=%d, want t=%d d=%d r=-1", rep.Id, last.T, last.D, last.R, end, nominal)
+					}
+					// The finished segments are all listed, as before.
+					var n int
+					for _, s := range tl.S {
+						if s.R >= 0 {
+							n += s.R + 1
+						}
+					}
+					if n != len(listed) {
+						t.Errorf("%s: %d finished segments in the timeline, want %d", rep.Id, n, len(listed))
+					}
+				}
+			}
+		})
 	}
 }

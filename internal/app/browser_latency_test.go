@@ -56,8 +56,8 @@ func TestBrowserLatency(t *testing.T) {
 		// target checks the latency the player aims at, in seconds.
 		target func(float64) bool
 	}{
-		{"dash", true, func(s float64) bool { return s == 1.5 }}, // the MPD's Latency@target
-		{"dash", false, func(s float64) bool { return s == 3 }},  // suggestedPresentationDelay
+		{"dash", true, func(s float64) bool { return s == 1 }},  // the MPD's Latency@target, its timelines open
+		{"dash", false, func(s float64) bool { return s == 3 }}, // suggestedPresentationDelay
 		{"hls", true, func(s float64) bool { return s > 0 && s < 1 }},
 		{"hls", false, func(s float64) bool { return s == 3 }},
 	} {

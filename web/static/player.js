@@ -458,11 +458,10 @@
       }
 
       // Low latency: hls.js holds itself PART-HOLD-BACK behind the live
-      // edge of the playlists' parts (LL-HLS), catching up at up to 4%
-      // faster, as the MPD's ServiceDescription lets dash.js; else three
-      // segments behind.
+      // edge of the playlists' parts (LL-HLS), the page catching up
+      // (catchUpHls); else three segments behind.
       const hls = new Hls(Object.assign(lowLatency
-        ? { lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.04 }
+        ? { lowLatencyMode: true, maxLiveSyncPlaybackRate: 1 }
         : { lowLatencyMode: false, liveSyncDurationCount: 3 },
       licenseURL ? { emeEnabled: true, drmSystems: { 'org.w3.clearkey': { licenseUrl: licenseURL } } } : {}));
       window.__hls = hls; // handy in the console
@@ -504,8 +503,29 @@
         target: () => hls.targetLatency,
       };
 
+      if (lowLatency) catchUpHls(hls);
       hls.loadSource(url);
       hls.attachMedia(video);
+    }
+
+    // catchUpHls plays faster, by up to 10%, while hls.js plays more
+    // than 0.05 s behind its target (PART-HOLD-BACK behind its estimate
+    // of the live edge) with 0.3 s or more buffered ahead. hls.js starts
+    // behind it: it takes its start position when it reads the playlist
+    // and plays once the parts up to it have arrived, the live edge
+    // having moved on meanwhile (0.4 s on this machine, bench/latency);
+    // a stall puts it further behind. Its own catch-up
+    // (maxLiveSyncPlaybackRate, off here so that the two do not fight)
+    // needs more than a second buffered ahead, which a player
+    // PART-HOLD-BACK (0.84 s) behind the edge never has. Half a second
+    // behind takes about 5 s to make up; Chromium keeps the pitch.
+    function catchUpHls(hls) {
+      setInterval(() => {
+        if (state.firstFrameMs === null || video.paused || video.seeking) return;
+        const behind = hls.latency - hls.targetLatency;
+        const rate = behind > 0.05 && bufferAhead() >= 0.3 ? 1 + Math.min(0.1, behind / 2) : 1;
+        if (Math.abs(video.playbackRate - rate) > 0.001) video.playbackRate = rate;
+      }, 250);
     }
 
     function startDash() {
