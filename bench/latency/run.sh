@@ -23,7 +23,8 @@ usage: bench/latency/run.sh [-s SECONDS_PER_MODE] [-l LOADS] [-m MODES] [-p PROB
 Other environment variables: SETTLE (0: seconds of playback before the
 samples begin), TRANSCODE (1: the ladder on, as cmd/live runs by default;
 0: the source rendition only), WAIT_MAX (1200: seconds to wait for other
-benchmarks to finish), LIVE_BIN (a prebuilt cmd/live to run instead of
+benchmarks to finish), WAIT=0 (measure at once, beside whatever
+runs: the benchmarks running are named in the results), LIVE_BIN (a prebuilt cmd/live to run instead of
 building it), STRICT=1 (exit 3 when a goal is missed).
 EOF
 }
@@ -35,6 +36,7 @@ PROBE=${PROBE:-20}
 SETTLE=${SETTLE:-0}
 TRANSCODE=${TRANSCODE:-1}
 WAIT_MAX=${WAIT_MAX:-1200}
+WAIT=${WAIT:-1}
 STRICT=${STRICT:-0}
 while getopts "s:l:m:p:h" opt; do
   case $opt in
@@ -50,6 +52,7 @@ for v in SECONDS_PER_MODE LOADS PROBE SETTLE WAIT_MAX; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "run.sh: $v must be a whole number, not '${!v}'" >&2; exit 2; }
 done
 [[ $TRANSCODE == 0 || $TRANSCODE == 1 ]] || { echo "run.sh: TRANSCODE must be 0 or 1" >&2; exit 2; }
+[[ $WAIT == 0 || $WAIT == 1 ]] || { echo "run.sh: WAIT must be 0 or 1" >&2; exit 2; }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 OUT=$ROOT/bench/out
@@ -66,6 +69,7 @@ REPRO="SECONDS_PER_MODE=$SECONDS_PER_MODE LOADS=$LOADS MODES=$MODES PROBE=$PROBE
 ((SETTLE == 0)) || REPRO+=" SETTLE=$SETTLE"
 ((TRANSCODE == 1)) || REPRO+=" TRANSCODE=$TRANSCODE"
 [[ -z ${LIVE_BIN:-} ]] || REPRO+=" LIVE_BIN=$LIVE_BIN"
+((WAIT == 1)) || REPRO+=" WAIT=0"
 REPRO+=" bench/latency/run.sh"
 
 # Every process this script starts is a direct child, kept in PIDS, and
@@ -93,7 +97,12 @@ install_missing ffmpeg:ffmpeg chromium:chromium
 mkdir -p "$RUN"
 rm -f "$RUN"/*.log "$RUN"/*.jsonl
 : >"$RESULTS"
-wait_for_quiet
+others_at_start=""
+if ((WAIT == 1)); then
+  wait_for_quiet
+else
+  others_at_start=$(pgrep -af "$OTHER_BENCH|bench/[a-z]+/run\.sh" | grep -v "bench/latency/run\.sh" | awk '{ print $2, $3 }' | sort -u | tr '\n' ';' || true)
+fi
 
 # The source: 60 s of 720p30 H.264 (High, B-frames, a keyframe a
 # second, 2.5 Mb/s) and AAC, made once, relayed in a loop in real time
@@ -153,6 +162,7 @@ read -r busy1 total1 < <(busy_total)
 ours "$PUB" || die "the publisher exited during the run (see $RUN/publisher.log)"
 report ""
 report "machine: $(nproc) CPUs, load average $load0 before, $(cut -d' ' -f1-3 /proc/loadavg) after; $(calc "100 * ($busy1 - $busy0) / ($total1 - $total0)" | xargs printf '%.0f')% busy during the run (everything on it, this run included)"
+[[ -z $others_at_start ]] || report "other benchmarks running at the start (WAIT=0): $others_at_start"
 report "ladder: $(((TRANSCODE == 1)) && echo "on (cmd/live's default: 720p, 480p, 240p from the 720p source)" || echo off)"
 
 # Goals (#22): glass-to-player latency medians over the run with no
