@@ -358,10 +358,12 @@ kill_once() {
     --arg primary "o$p" --arg fb "$before_f" --arg fa "$after_f" '
     (($killed - (.start | sub("\\.[0-9]+"; "") | sub("[+-][0-9:]+$|Z$"; "Z") | fromdateiso8601)) | floor) as $tk
     | [.series[] | select(.t >= $tk and .t <= $tk + $win)] as $w
+    | [.series[] | select(.t >= 3 and .t < $tk)] as $pre
     | { system: $s, kill: ($k | tonumber), primary: $primary, kill_t: $tk,
         gap_s: (if $gap == "" then null else ($gap | tonumber) end),
         longest_segment_ms: ([$w[] | .segment.latency.max_ms] | max),
         longest_playlist_ms: ([$w[] | .playlist.latency.max_ms] | max),
+        longest_before_ms: ([$pre[] | .segment.latency.max_ms, .playlist.latency.max_ms] | max),
         segment_p99_ms: ([$w[] | .segment.latency.p99_ms] | max),
         window_errors: ([$w[] | .errors] | add), window_stalls: ([$w[] | .stalls] | add),
         stalls, rebuffers, errors: .error_count, error_kinds: .errors, never_started,
@@ -387,6 +389,7 @@ summary() {
     | [$s, ($k | length | tostring), ($gaps | length | tostring),
        f($gaps | pct(0.5)), f($gaps | pct(0.99)), f($gaps | max),
        g($delay | pct(0.5)), g($delay | pct(0.99)), g($delay | max),
+       g([$k[] | ([.longest_segment_ms, .longest_playlist_ms] | max) - (.longest_before_ms // 0)] | max),
        g([$k[] | .segment_p99_ms] | pct(0.99)),
        ([$k[] | .stalls] | add | tostring), ([$k[] | select(.stalls > 0)] | length | tostring),
        ([$k[] | .rebuffers] | add | tostring), ([$k[] | .errors] | add | tostring),
@@ -489,19 +492,20 @@ etcd_msgs >"$RUN/fleet-etcd-1.txt"
 printf '%s\n' "$e0" >"$RUN/fleet-etcd-0.txt"
 etcd_rates "$RUN/fleet-etcd-0.txt" "$RUN/fleet-etcd-1.txt" "$(calc "$f1 - $f0")" | sort >"$RUN/fleet-etcd-rates.txt"
 
-fmt='%-6s %-5s %-8s %-7s %-7s %-7s %-8s %-8s %-8s %-9s %-6s %-11s %-9s %-6s %s'
-report "$(printf "$fmt" system kills 'measured' 'gap p50' 'gap p99' 'gap max' 'delay' 'delay' 'delay' 'seg p99' stalls 'kills with' rebuffers errors 'never')"
-report "$(printf "$fmt" '' '' 'gaps' 's' 's' 's' 'p50 ms' 'p99 ms' 'max ms' 'switch ms' '' 'a stall' '' '' 'started')"
+fmt='%-6s %-5s %-8s %-7s %-7s %-7s %-8s %-8s %-8s %-9s %-9s %-6s %-11s %-9s %-6s %s'
+report "$(printf "$fmt" system kills 'measured' 'gap p50' 'gap p99' 'gap max' 'delay' 'delay' 'delay' 'excess' 'seg p99' stalls 'kills with' rebuffers errors 'never')"
+report "$(printf "$fmt" '' '' 'gaps' 's' 's' 's' 'p50 ms' 'p99 ms' 'max ms' 'max ms' 'switch ms' '' 'a stall' '' '' 'started')"
 for s in "${SYSLIST[@]}"; do
-  report "$(summary "$s" | awk -F'\t' -v fmt="$fmt" '{ printf fmt, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 }')"
+  report "$(summary "$s" | awk -F'\t' -v fmt="$fmt" '{ printf fmt, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 }')"
 done
 report ""
 report "  gap: from the SIGKILL to the first byte the PoP got from the backup origin (ours: its log line \"the backup"
 report "  origin answered\"; nginx: msec - request_time + upstream_header_time of the first response from o1 in its access"
 report "  log). delay: per kill, the longest segment or playlist request (request to last byte) any player made from the"
-report "  kill's second to ${WINDOW} s after it; seg p99 switch: the p99 over kills of the highest per-second segment p99 in that"
-report "  window. stalls: buffers empty >= 2 s; rebuffers: empty spells of any length; errors: failed requests, by kind"
-report "  in $RUN/kills.jsonl."
+report "  kill's second to ${WINDOW} s after it; excess: the most, over kills, by which that exceeded the longest request"
+report "  from the players' third second to the kill (segments are streamed as they are packaged: about 1 s is normal);"
+report "  seg p99 switch: the p99 over kills of the highest per-second segment p99 in that window. stalls: buffers empty"
+report "  >= 2 s; rebuffers: empty spells of any length; errors: failed requests, by kind in $RUN/kills.jsonl."
 if [[ " ${SYSLIST[*]} " == *" ours "* && " ${SYSLIST[*]} " == *" nginx "* ]]; then
   report ""
   report "  ours / nginx: $(jq -rs '
