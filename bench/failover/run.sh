@@ -317,10 +317,21 @@ first_backup_byte() {
   fi
 }
 
+# first_backup_ask KILLED_AT prints the time (seconds since the epoch) our
+# PoP first asked the backup after the kill because the primary failed (a
+# refused or broken connection, a 5xx or 404, a body broken), not because
+# it was slow; or nothing.
+first_backup_ask() {
+  cat "$RUN"/ours-node*.log |
+    jq -rR 'fromjson? | select(.msg == "a body broke; going on from the backup origin" or (.msg == "fetching from the backup origin" and .reason != "slow")) | .time' |
+    while read -r t; do date -d "$t" +%s.%N; done |
+    awk -v at="$1" '$1 >= at && (min == "" || $1 < min) { min = $1 } END { if (min != "") printf "%.3f", min }'
+}
+
 # kill_once SYSTEM K: a fresh stream, players through SYSTEM, a kill of
 # its primary origin, the killed origin started again.
 kill_once() {
-  local s=$1 k=$2 name targets p b killed fb gap before_f="" after_f="" rc=0 lpid
+  local s=$1 k=$2 name targets p b killed fb gap asked before_f="" after_f="" rc=0 lpid
   name=fo-$s-$k
   TAG=$s-k$k
   publish "$name"
@@ -350,17 +361,24 @@ kill_once() {
   stop "$PUB_PID"
   fb=$(first_backup_byte "$s" "$killed" "$b")
   gap=$([[ -n $fb ]] && calc "$fb - $killed" || echo "")
+  asked=""
+  if [[ $s == ours ]]; then
+    asked=$(first_backup_ask "$killed")
+    [[ -z $asked ]] || asked=$(calc "$asked - $killed")
+  fi
   after_f=""
   [[ $s == ours ]] && after_f=$(pop_failovers | tr '\n' ' ')
   # The players' view of the switch: the seconds from the kill to WINDOW
   # after it.
-  jq -c --argjson killed "$killed" --argjson win "$WINDOW" --arg gap "$gap" --arg s "$s" --arg k "$k" \
+  jq -c --argjson killed "$killed" --argjson win "$WINDOW" --arg gap "$gap" --arg asked "$asked" --arg s "$s" --arg k "$k" \
     --arg primary "o$p" --arg fb "$before_f" --arg fa "$after_f" '
     (($killed - (.start | sub("\\.[0-9]+"; "") | sub("[+-][0-9:]+$|Z$"; "Z") | fromdateiso8601)) | floor) as $tk
     | [.series[] | select(.t >= $tk and .t <= $tk + $win)] as $w
     | [.series[] | select(.t >= 3 and .t < $tk)] as $pre
     | { system: $s, kill: ($k | tonumber), primary: $primary, kill_t: $tk,
+        killed_at: $killed,
         gap_s: (if $gap == "" then null else ($gap | tonumber) end),
+        asked_s: (if $asked == "" then null else ($asked | tonumber) end),
         longest_segment_ms: ([$w[] | .segment.latency.max_ms] | max),
         longest_playlist_ms: ([$w[] | .playlist.latency.max_ms] | max),
         longest_before_ms: ([$pre[] | .segment.latency.max_ms, .playlist.latency.max_ms] | max),
@@ -388,6 +406,7 @@ summary() {
     | [$k[] | ([.longest_segment_ms, .longest_playlist_ms] | max)] as $delay
     | [$s, ($k | length | tostring), ($gaps | length | tostring),
        f($gaps | pct(0.5)), f($gaps | pct(0.99)), f($gaps | max),
+       f([$k[] | .asked_s | select(. != null)] | pct(0.99)),
        g($delay | pct(0.5)), g($delay | pct(0.99)), g($delay | max),
        g([$k[] | ([.longest_segment_ms, .longest_playlist_ms] | max) - (.longest_before_ms // 0)] | max),
        g([$k[] | .segment_p99_ms] | pct(0.99)),
@@ -492,16 +511,18 @@ etcd_msgs >"$RUN/fleet-etcd-1.txt"
 printf '%s\n' "$e0" >"$RUN/fleet-etcd-0.txt"
 etcd_rates "$RUN/fleet-etcd-0.txt" "$RUN/fleet-etcd-1.txt" "$(calc "$f1 - $f0")" | sort >"$RUN/fleet-etcd-rates.txt"
 
-fmt='%-6s %-5s %-8s %-7s %-7s %-7s %-8s %-8s %-8s %-9s %-9s %-6s %-11s %-9s %-6s %s'
-report "$(printf "$fmt" system kills 'measured' 'gap p50' 'gap p99' 'gap max' 'delay' 'delay' 'delay' 'excess' 'seg p99' stalls 'kills with' rebuffers errors 'never')"
-report "$(printf "$fmt" '' '' 'gaps' 's' 's' 's' 'p50 ms' 'p99 ms' 'max ms' 'max ms' 'switch ms' '' 'a stall' '' '' 'started')"
+fmt='%-6s %-5s %-8s %-7s %-7s %-7s %-7s %-8s %-8s %-8s %-9s %-9s %-6s %-11s %-9s %-6s %s'
+report "$(printf "$fmt" system kills 'measured' 'gap p50' 'gap p99' 'gap max' 'asked' 'delay' 'delay' 'delay' 'excess' 'seg p99' stalls 'kills with' rebuffers errors 'never')"
+report "$(printf "$fmt" '' '' 'gaps' 's' 's' 's' 'p99 s' 'p50 ms' 'p99 ms' 'max ms' 'max ms' 'switch ms' '' 'a stall' '' '' 'started')"
 for s in "${SYSLIST[@]}"; do
-  report "$(summary "$s" | awk -F'\t' -v fmt="$fmt" '{ printf fmt, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 }')"
+  report "$(summary "$s" | awk -F'\t' -v fmt="$fmt" '{ printf fmt, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 }')"
 done
 report ""
 report "  gap: from the SIGKILL to the first byte the PoP got from the backup origin (ours: its log line \"the backup"
 report "  origin answered\"; nginx: msec - request_time + upstream_header_time of the first response from o1 in its access"
-report "  log). delay: per kill, the longest segment or playlist request (request to last byte) any player made from the"
+report "  log); the backup holds a request for a segment not made yet, as the primary did, so a kill while the PoP"
+report "  waits for the next segment shows its wait. asked (ours): from the kill to the PoP's first request to the"
+report "  backup because the primary failed (its log). delay: per kill, the longest segment or playlist request (request to last byte) any player made from the"
 report "  kill's second to ${WINDOW} s after it; excess: the most, over kills, by which that exceeded the longest request"
 report "  from the players' third second to the kill (segments are streamed as they are packaged: about 1 s is normal);"
 report "  seg p99 switch: the p99 over kills of the highest per-second segment p99 in that window. stalls: buffers empty"
