@@ -116,6 +116,8 @@ func (s *Snapshot) Changed() <-chan struct{} { return s.changed }
 type streamRec struct {
 	st        StreamState
 	createRev int64
+	// lease is the lease the record was written under (0: none).
+	lease int64
 }
 
 // model is the directory as a View's Run goroutine keeps it, mutable;
@@ -126,6 +128,11 @@ type model struct {
 	log     *slog.Logger
 	seed    maphash.Seed
 	origins map[string]Origin
+	// leases are the leases of the origins' records, by ID: a stream
+	// record under another lease than its origin's was left by an
+	// earlier process of that origin (killed and started again before
+	// its lease expired), and is passed over.
+	leases map[string]int64
 	// serving and primaries count, by origin ID, the stream records
 	// with a role and those with the primary's.
 	serving, primaries map[string]int
@@ -143,7 +150,7 @@ type model struct {
 func newModel(keys schema, log *slog.Logger, seed maphash.Seed) *model {
 	return &model{
 		keys: keys, log: log, seed: seed,
-		origins: map[string]Origin{}, serving: map[string]int{}, primaries: map[string]int{},
+		origins: map[string]Origin{}, leases: map[string]int64{}, serving: map[string]int{}, primaries: map[string]int{},
 		streams: map[string]map[string]streamRec{}, dirty: map[string]struct{}{},
 		originsChanged: true, originsMoved: true, // a snapshot of it replaces everything
 	}
@@ -163,6 +170,7 @@ func (m *model) apply(kv *mvccpb.KeyValue, deleted bool) {
 		old, had := m.origins[id]
 		if deleted {
 			delete(m.origins, id)
+			delete(m.leases, id)
 			m.originsChanged, m.originsMoved = true, m.originsMoved || had
 			return
 		}
@@ -173,7 +181,9 @@ func (m *model) apply(kv *mvccpb.KeyValue, deleted bool) {
 		}
 		m.origins[id] = o
 		m.originsChanged = true
-		m.originsMoved = m.originsMoved || !had || old.Zone != o.Zone || old.PublicURL != o.PublicURL || old.RTMPURL != o.RTMPURL
+		m.originsMoved = m.originsMoved || !had || old.Zone != o.Zone || old.PublicURL != o.PublicURL || old.RTMPURL != o.RTMPURL ||
+			m.leases[id] != kv.Lease // another process of the origin: its routes change
+		m.leases[id] = kv.Lease
 	case keyStream:
 		recs := m.streams[name]
 		if old, had := recs[id]; had {
@@ -197,7 +207,7 @@ func (m *model) apply(kv *mvccpb.KeyValue, deleted bool) {
 			recs = map[string]streamRec{}
 			m.streams[name] = recs
 		}
-		recs[id] = streamRec{st: st, createRev: kv.CreateRevision}
+		recs[id] = streamRec{st: st, createRev: kv.CreateRevision, lease: kv.Lease}
 		m.count(id, st.Role, 1)
 	}
 	// Epoch records and unknown keys are not the view's.
@@ -239,7 +249,7 @@ type candidate struct {
 func (m *model) route(name string, index map[string]int32, cands []candidate) (routeRef, []candidate, bool) {
 	cands = cands[:0]
 	for id, rec := range m.streams[name] {
-		if i, ok := index[id]; ok && rec.st.Role != "" {
+		if i, ok := index[id]; ok && rec.st.Role != "" && m.current(id, rec) {
 			cands = append(cands, candidate{i, id, rec})
 		}
 	}
@@ -258,6 +268,14 @@ func (m *model) route(name string, index map[string]int32, cands []candidate) (r
 		}
 	}
 	return r, cands, true
+}
+
+// current reports whether rec, a stream record of origin id, was written
+// by the origin's present process: under the lease of its origin record.
+// Records written without a lease are.
+func (m *model) current(id string, rec streamRec) bool {
+	l := m.leases[id]
+	return rec.lease == 0 || l == 0 || rec.lease == l
 }
 
 // snapshot returns an immutable copy of m at revision rev, sharing with

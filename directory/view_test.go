@@ -125,3 +125,26 @@ func gathered(t *testing.T, reg *prometheus.Registry, name string) (float64, int
 	t.Fatalf("no metric %s", name)
 	return 0, 0
 }
+
+// An origin killed and started again before its lease expired comes
+// back with a record under a new lease while its earlier process's
+// stream records linger under the old one: those are passed over (the
+// new process has none of those streams), and the stream goes to its
+// backup at once, not when the old lease expires.
+func TestViewPassesOverAnEarlierProcess(t *testing.T) {
+	etcd := etcdtest.Start(t, etcdtest.Config{})
+	killed := etcd.Client()
+	a := runRegistration(t, RegistrationConfig{Client: killed, ID: "a", Zone: "z1", TTL: time.Minute})
+	b := runRegistration(t, RegistrationConfig{Client: etcd.Client(), ID: "b", Zone: "z2"})
+	v := runView(t, ViewConfig{Client: etcd.Client()})
+	mustSet(t, a, "s1", StreamState{Epoch: "e1", Role: RolePrimary})
+	mustSet(t, b, "s1", StreamState{Epoch: "e1", Role: RoleBackup})
+	awaitView(t, v, "s1 on a and b", routeIs("s1", "a", "b"))
+
+	killed.Close() // its lease outlives it by a minute
+	runRegistration(t, RegistrationConfig{Client: etcd.Client(), ID: "a", Zone: "z1"})
+	awaitView(t, v, "s1 on b alone", routeIs("s1", "b", ""))
+	if o := v.Snapshot().Origins(); len(o) != 2 {
+		t.Errorf("origins %+v, want a and b", o)
+	}
+}
