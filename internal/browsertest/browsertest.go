@@ -6,8 +6,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,12 +16,6 @@ import (
 // networking limited to what the page asks for, and stops it when the
 // test ends. Chromium is required when $CI is set; otherwise a test
 // without it is skipped.
-//
-// One test at a time, across the test binaries of every package that
-// go test runs at once, has a browser (lock): these tests judge
-// playback in real time (stalls, latency), and two of them with their
-// players, servers and encoders on the same two cores starve each
-// other's players.
 func Start(t testing.TB) context.Context {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
@@ -33,7 +25,6 @@ func Start(t testing.TB) context.Context {
 		}
 		t.Skipf("chromium not installed (the README's test command installs it)")
 	}
-	lock(t)
 	// Not t.TempDir: Chromium's helper processes may still write to the
 	// profile for a moment after the browser exits, failing its cleanup.
 	profile, err := os.MkdirTemp("", "browser-test-")
@@ -77,24 +68,4 @@ func Options(path, profile string) []chromedp.ExecAllocatorOption {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 	)
-}
-
-// lock waits until no other test on the machine has a browser from
-// Start, and holds that until t ends: an exclusive flock(2) on a file in
-// the temporary directory, let go by the kernel if the process dies.
-func lock(t testing.TB) {
-	t.Helper()
-	f, err := os.OpenFile(filepath.Join(os.TempDir(), "golivestream-browsertest.lock"), os.O_CREATE|os.O_RDWR, 0o666)
-	if err != nil {
-		t.Fatalf("browser lock: %v", err)
-	}
-	began := time.Now()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		t.Fatalf("browser lock: %v", err)
-	}
-	if waited := time.Since(began); waited > time.Second {
-		t.Logf("waited %.1f s for another test's browser to end", waited.Seconds())
-	}
-	t.Cleanup(func() { f.Close() }) // closing the file lets the lock go
 }
