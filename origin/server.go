@@ -156,7 +156,7 @@ func New(cfg Config) (*Server, error) {
 		streams:  make(map[string]*stream),
 		replaced: make(map[string]*stream),
 	}
-	s.env = &streamEnv{cfg: cfg, metrics: m, log: cfg.Logger, forget: s.forget, prot: prot}
+	s.env = &streamEnv{cfg: cfg, metrics: m, log: cfg.Logger, forget: s.forget, prot: prot, ladderTag: newLadderTag()}
 	if s.vod, err = newVODServer(s); err != nil {
 		return nil, fmt.Errorf("origin: %w", err)
 	}

@@ -74,9 +74,9 @@ func (s *Server) streamPartial(w http.ResponseWriter, r *http.Request, st *strea
 // length.
 func (s *Server) streamHeaders(w http.ResponseWriter, st *stream, rid string, p *partial) {
 	h := w.Header()
-	info := st.snap.Load().rendition(rid).info
-	h.Set("Content-Type", contentType(info))
-	h.Set("ETag", segmentETag(st.epoch, rid, p.number))
+	r := st.snap.Load().rendition(rid)
+	h.Set("Content-Type", contentType(r.info))
+	h.Set("ETag", st.segmentETag(r, p.number))
 	h.Set("Last-Modified", p.beganAt().UTC().Format(http.TimeFormat))
 	h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	s.metrics.requests.WithLabelValues("segment", "200").Inc()

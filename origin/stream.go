@@ -19,6 +19,11 @@ type streamEnv struct {
 	log     *slog.Logger
 	// prot encrypts the streams it chooses (protect.go); nil when none is.
 	prot *protector
+	// ladderTag names this process in the ETags of the ladder's segments
+	// (segmentETag): another origin's encoder makes other bytes under the
+	// same numbers, and a cache must not continue one's body with the
+	// other's. Random, made at New.
+	ladderTag string
 	// forget drops a stream from the registry, once it has lingered
 	// (Server.forget). It takes the registry lock, so no stream's mu may
 	// be held when it is called.

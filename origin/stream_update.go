@@ -1,6 +1,8 @@
 package origin
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"time"
@@ -41,7 +43,7 @@ func (st *stream) addSegment(rid string, seg *packager.Segment, disc bool, arriv
 			obj: &object{
 				body:        seg.Data,
 				contentType: contentType(r.info),
-				etag:        segmentETag(st.epoch, rid, seg.Number),
+				etag:        st.segmentETag(&r, seg.Number),
 				modTime:     modTime,
 				immutable:   true,
 			},
@@ -82,6 +84,25 @@ func (st *stream) addSegment(rid string, seg *packager.Segment, disc bool, arriv
 // segmentETag is the ETag of segment n of rendition rid of instance epoch.
 func segmentETag(epoch, rid string, n uint64) string {
 	return fmt.Sprintf(`"%s-%s-%d"`, epoch, rid, n)
+}
+
+// segmentETag is the ETag of segment n of st's rendition r: for a
+// rendition of the ladder, which this process's encoder made, with the
+// process's tag (streamEnv.ladderTag); the others' bytes are the same
+// on every origin of the stream's epoch.
+func (st *stream) segmentETag(r *rendition, n uint64) string {
+	if r.ladder {
+		return fmt.Sprintf(`"%s-%s-%d-%s"`, st.epoch, r.id, n, st.env.ladderTag)
+	}
+	return segmentETag(st.epoch, r.id, n)
+}
+
+// newLadderTag returns a random tag for the ETags of this process's
+// ladder segments.
+func newLadderTag() string {
+	var b [6]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
 }
 
 // initETag is the ETag of the init segment of rendition rid of instance

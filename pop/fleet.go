@@ -179,6 +179,7 @@ type resumable struct {
 	next    []string // the origins to go on from
 	read    int64    // bytes read so far
 	length  int64    // the whole body's length, -1 if unknown
+	etag    string   // the first answer's ETag; the backup's must match
 	resumed bool
 }
 
@@ -224,6 +225,14 @@ func (r *resumable) resume(cause error) error {
 	if err != nil {
 		cancel()
 		return err
+	}
+	if etag := resp.Header.Get("Etag"); etag != r.etag {
+		// Another object under the same name: a ladder rendition each
+		// origin's encoder made on its own (origin ETags name the
+		// process that made it).
+		resp.Body.Close()
+		cancel()
+		return fmt.Errorf("the backup's object is another: ETag %s, not %s", etag, r.etag)
 	}
 	switch {
 	case resp.StatusCode == http.StatusPartialContent && strings.HasPrefix(resp.Header.Get("Content-Range"), "bytes "+strconv.FormatInt(r.read, 10)+"-"):

@@ -166,38 +166,69 @@ func TestFleetResume(t *testing.T) {
 }
 
 // TestFleetResumeRefusesOtherBytes: a fill that breaks is not continued
-// from a backup whose object is another (another length: the origins'
-// files diverged): the request fails rather than get a spliced body.
+// from a backup whose object is another: another length (the origins'
+// files diverged), or another ETag (a rendition each origin's encoder
+// made on its own, of the same length or being packaged, its length
+// unknown). The request fails rather than get a spliced body.
 func TestFleetResumeRefusesOtherBytes(t *testing.T) {
 	body := randomBody(250 << 10)
-	var ranges atomic.Int64
-	backup := rangeOrigin(t, randomBody(200<<10), &ranges)
-	primary := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
-		w.Write(body[:len(body)/2])
-		w.(http.Flusher).Flush()
-		if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
-			conn.Close() // the origin dies mid-body
-		}
-	})
-	s, base := startPoP(t, Config{Origins: []string{primary.URL}, Directory: fleetDir{primary.URL, backup.URL}})
-	resp, err := newClient().Get(base + "/live/s/e/v0/7.m4s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err == nil && len(got) == len(body) {
-		t.Fatalf("a complete body of %d bytes, equal to the primary's: %v", len(got), bytes.Equal(got, body))
-	}
-	if bytes.HasPrefix(got, body[:len(body)/2]) && len(got) > len(body)/2 {
-		t.Errorf("%d bytes: the primary's half, then %d bytes of the backup's other object", len(got), len(got)-len(body)/2)
-	}
-	if ranges.Load() != 1 {
-		t.Errorf("%d range requests to the backup, want 1", ranges.Load())
-	}
-	if v := counterValue(s.metrics.failovers["resume"]); v != 1 {
-		t.Errorf("live_pop_failovers_total{reason=resume} = %v, want 1", v)
+	for _, tc := range []struct {
+		name           string
+		other          []byte // the backup's object
+		primaryETag    string
+		backupETag     string
+		streamed       bool // the primary sends no Content-Length
+		wantRangeAsked bool
+	}{
+		{name: "another length", other: randomBody(200 << 10), wantRangeAsked: true},
+		{name: "another ETag", other: randomBody(250 << 10), primaryETag: `"e-v1-7-a"`, backupETag: `"e-v1-7-b"`, wantRangeAsked: true},
+		{name: "another ETag, streamed", other: randomBody(250 << 10), primaryETag: `"e-v1-7-a"`, backupETag: `"e-v1-7-b"`, streamed: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ranges atomic.Int64
+			backup := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Range") != "" {
+					ranges.Add(1)
+				}
+				if tc.backupETag != "" {
+					w.Header().Set("ETag", tc.backupETag)
+				}
+				w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+				http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(tc.other))
+			})
+			primary := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+				if !tc.streamed {
+					w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+				}
+				if tc.primaryETag != "" {
+					w.Header().Set("ETag", tc.primaryETag)
+				}
+				w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+				w.Write(body[:len(body)/2])
+				w.(http.Flusher).Flush()
+				if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+					conn.Close() // the origin dies mid-body
+				}
+			})
+			s, base := startPoP(t, Config{Origins: []string{primary.URL}, Directory: fleetDir{primary.URL, backup.URL}})
+			resp, err := newClient().Get(base + "/live/s/e/v1/7.m4s")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil && len(got) == len(body) {
+				t.Fatalf("a complete body of %d bytes, equal to the primary's: %v", len(got), bytes.Equal(got, body))
+			}
+			if bytes.HasPrefix(got, body[:len(body)/2]) && len(got) > len(body)/2 {
+				t.Errorf("%d bytes: the primary's half, then %d bytes of the backup's other object", len(got), len(got)-len(body)/2)
+			}
+			if asked := ranges.Load() == 1; asked != tc.wantRangeAsked {
+				t.Errorf("range asked of the backup: %v, want %v", asked, tc.wantRangeAsked)
+			}
+			if v := counterValue(s.metrics.failovers["resume"]); v != 1 {
+				t.Errorf("live_pop_failovers_total{reason=resume} = %v, want 1", v)
+			}
+		})
 	}
 }

@@ -55,7 +55,7 @@ func (s *Server) fetchFromFleet(ctx context.Context, cancel context.CancelFunc, 
 	if c := s.stats.counters(key); c != nil {
 		c.originFetches.Add(1)
 	}
-	body := &resumable{s: s, ctx: ctx, key: key, body: resp.Body, cancel: reqCancel, next: targets[i+1:], length: resp.ContentLength}
+	body := &resumable{s: s, ctx: ctx, key: key, body: resp.Body, cancel: reqCancel, next: targets[i+1:], length: resp.ContentLength, etag: resp.Header.Get("Etag")}
 	if resp.StatusCode != http.StatusOK {
 		body.next = nil // only a 200's bytes are the same everywhere
 	}
