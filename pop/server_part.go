@@ -201,10 +201,10 @@ func segmentNumber(key string) (uint64, bool) {
 	return n, err == nil
 }
 
-// dropPlaylistsHinting removes from both cache layers the media
-// playlists of the rendition in dir and their delta updates (not the
-// blocking reloads' answers: each holds what it was asked for) whose preload hint
-// names part order or an earlier one.
+// dropPlaylistsHinting removes from both cache layers the media playlist
+// of the rendition in dir and its delta updates (not the blocking
+// reloads' answers: each holds what it was asked for) when their preload
+// hint names part order or an earlier one.
 func (s *Server) dropPlaylistsHinting(dir string, order uint64) {
 	for _, k := range playlistKeys() {
 		s.local.dropHinting(dir+k, order)
