@@ -7,9 +7,10 @@
 #   ./test.sh                          # everything
 #   ./test.sh ./origin -run TestRoutes # some packages, with go test flags
 #
-# The MPD schema check uses $DASH_MPD_XSD, else ../shared/schemas/dash/
-# beside this folder; without it that check is logged as not done, unless
-# DASH_MPD_XSD_REQUIRED is set (.ci/run sets it).
+# The MPD schema check uses the MPEG-DASH schema named by $DASH_MPD_XSD
+# (or CI's copy beside the clone; it is not part of this repository);
+# without it that check is logged as not done and every other check runs,
+# unless DASH_MPD_XSD_REQUIRED is set (.ci/run sets it).
 set -euo pipefail
 cd "$(dirname "$0")"
 
