@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,6 +19,7 @@ import (
 	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
 
 	"github.com/golivestream/live/internal/democlip"
+	"github.com/golivestream/live/internal/mp4test"
 	"github.com/golivestream/live/internal/mpdtest"
 	"github.com/golivestream/live/internal/streaminfo"
 	"github.com/golivestream/live/protection"
@@ -127,7 +126,7 @@ func TestEncryptedStream(t *testing.T) {
 		if code != http.StatusOK {
 			t.Fatalf("%s init: %d", r.id, code)
 		}
-		checkGoldenDump(t, "protected_init_"+r.id+".dump", boxDumpOf(t, encInit))
+		checkGolden(t, "protected_init_"+r.id+".dump", mp4test.BoxDump(t, encInit))
 		if kid := defaultKID(t, encInit); kid != k0.KID {
 			t.Errorf("%s: default KID %s, want period 0's %s", r.id, kid, k0.KID)
 		}
@@ -167,41 +166,12 @@ func TestEncryptedStream(t *testing.T) {
 	}
 }
 
-// decryptWith decrypts media (moof+mdat pairs) with mp4ff, with key, the
-// key of its key period, for the track whose encrypted init segment is
-// encInit.
+// decryptWith decrypts media (moof+mdat pairs) with key, the key of its
+// key period, for the track whose encrypted init segment is encInit.
 func decryptWith(t *testing.T, encInit, media []byte, key protection.Key, track string) []byte {
 	t.Helper()
-	f, err := mp4.DecodeFile(bytes.NewReader(encInit))
-	if err != nil {
-		t.Fatal(err)
-	}
-	di, err := mp4.DecryptInit(f.Init)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A later key period's fragments name their key in a seig group;
-	// mp4ff decrypts with the tenc's, so give it that one.
 	iv := key.TrackIV(track)
-	tenc := di.TrackInfos[0].Sinf.Schi.Tenc
-	tenc.DefaultKID = mp4.UUID(key.KID[:])
-	tenc.DefaultConstantIV = iv[:]
-	mf, err := mp4.DecodeFile(bytes.NewReader(media))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	for _, seg := range mf.Segments {
-		for _, frag := range seg.Fragments {
-			if err := mp4.DecryptFragment(frag, di, key.Value[:]); err != nil {
-				t.Fatalf("decrypt: %v", err)
-			}
-			if err := frag.Encode(&out); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	return out.Bytes()
+	return mp4test.Decrypt(t, encInit, media, key.KID, key.Value[:], iv[:])
 }
 
 // checkClearHeaders checks that in every video sample of enc, the
@@ -281,40 +251,6 @@ func defaultKID(t *testing.T, init []byte) protection.KID {
 	var kid protection.KID
 	copy(kid[:], di.TrackInfos[0].Sinf.Schi.Tenc.DefaultKID)
 	return kid
-}
-
-// boxDumpOf is mp4ff's dump of every box of data.
-func boxDumpOf(t *testing.T, data []byte) []byte {
-	t.Helper()
-	f, err := mp4.DecodeFile(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b bytes.Buffer
-	if err := f.Info(&b, "all:1", "", "  "); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
-// checkGoldenDump compares got with testdata/name, or writes it with
-// -update.
-func checkGoldenDump(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join(goldenDir, name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test -update writes it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (go test -update rewrites it):\n%s", name, got)
-	}
 }
 
 // TestEncryptedManifests: the media playlists announce each key period's

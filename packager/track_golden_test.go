@@ -8,25 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Eyevinn/mp4ff/mp4"
 	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
+	"github.com/golivestream/live/internal/mp4test"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-// boxDump returns mp4ff's detailed box dump of data.
-func boxDump(tb testing.TB, data []byte) []byte {
-	tb.Helper()
-	f, err := mp4.DecodeFile(bytes.NewReader(data))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var b bytes.Buffer
-	if err := f.Info(&b, "all:1", "", "  "); err != nil {
-		tb.Fatal(err)
-	}
-	return b.Bytes()
-}
 
 // checkGolden compares got with testdata/name, or rewrites it with -update.
 func checkGolden(tb testing.TB, name string, got []byte) {
@@ -80,8 +66,8 @@ func TestGolden(t *testing.T) {
 			if len(col.segs) == 0 {
 				t.Fatal("no segment")
 			}
-			checkGolden(t, tt.name+"_init.golden", boxDump(t, tr.Init()))
-			checkGolden(t, tt.name+"_segment.golden", boxDump(t, col.segs[0].Data))
+			checkGolden(t, tt.name+"_init.golden", mp4test.BoxDump(t, tr.Init()))
+			checkGolden(t, tt.name+"_segment.golden", mp4test.BoxDump(t, col.segs[0].Data))
 		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/Eyevinn/mp4ff/avc"
 	"github.com/Eyevinn/mp4ff/hevc"
 	"github.com/Eyevinn/mp4ff/mp4"
+	"github.com/golivestream/live/internal/mp4test"
 )
 
 // widevineKey is testKey with a Widevine pssh, as a CPIX response gives it.
@@ -48,7 +49,7 @@ func TestInitGolden(t *testing.T) {
 				k = widevineKey(t)
 			}
 			e := newEncryptor(t, p, k)
-			golden(t, p.name+"_init.dump", []byte(boxDump(t, e.Init())))
+			golden(t, p.name+"_init.dump", mp4test.BoxDump(t, e.Init()))
 			if e.DefaultKID() != testKey.KID {
 				t.Errorf("DefaultKID %s", e.DefaultKID())
 			}

@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"github.com/golivestream/live/internal/democlip"
+	"github.com/golivestream/live/internal/mp4test"
 	"github.com/golivestream/live/packager"
 	"github.com/golivestream/live/publisher"
 
 	"github.com/Eyevinn/mp4ff/avc"
-	"github.com/Eyevinn/mp4ff/mp4"
 	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
 	rtmpcodecs "github.com/bluenviron/gortmplib/pkg/codecs"
 )
@@ -203,54 +203,13 @@ func allTracks(tb testing.TB) []*packaged {
 	}
 }
 
-// decryptMedia decrypts encrypted media (moof+mdat pairs) with mp4ff, using
-// key for every fragment and the protection information of the encrypted
-// init segment, and re-encodes it. The tenc is given key's KID and track
-// IV, as the seig sample group of a later key period says.
+// decryptMedia decrypts encrypted media (moof+mdat pairs) of track with
+// key, as a later key period's seig sample group names it
+// (mp4test.Decrypt).
 func decryptMedia(tb testing.TB, encInit, media []byte, key Key, track string) []byte {
 	tb.Helper()
-	f, err := mp4.DecodeFile(bytes.NewReader(encInit))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	di, err := mp4.DecryptInit(f.Init)
-	if err != nil {
-		tb.Fatal(err)
-	}
 	iv := key.TrackIV(track)
-	tenc := di.TrackInfos[0].Sinf.Schi.Tenc
-	tenc.DefaultKID = mp4.UUID(key.KID[:])
-	tenc.DefaultConstantIV = iv[:]
-	mf, err := mp4.DecodeFile(bytes.NewReader(media))
-	if err != nil {
-		tb.Fatalf("decode encrypted media: %v", err)
-	}
-	var out bytes.Buffer
-	for _, seg := range mf.Segments {
-		for _, frag := range seg.Fragments {
-			if err := mp4.DecryptFragment(frag, di, key.Value[:]); err != nil {
-				tb.Fatalf("decrypt: %v", err)
-			}
-			if err := frag.Encode(&out); err != nil {
-				tb.Fatal(err)
-			}
-		}
-	}
-	return out.Bytes()
-}
-
-// boxDump returns mp4ff's dump of all boxes of data, with every detail.
-func boxDump(tb testing.TB, data []byte) string {
-	tb.Helper()
-	f, err := mp4.DecodeFile(bytes.NewReader(data))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var b bytes.Buffer
-	if err := f.Info(&b, "all:1", "", "  "); err != nil {
-		tb.Fatal(err)
-	}
-	return b.String()
+	return mp4test.Decrypt(tb, encInit, media, key.KID, key.Value[:], iv[:])
 }
 
 // golden compares got with testdata/name, or writes it with -update.
