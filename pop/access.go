@@ -110,6 +110,21 @@ type accessCheck struct {
 	hasToken bool
 }
 
+// withToken splits a path of the token form, /t/{token}/..., into the
+// token to check and the object's path; other paths are returned as
+// they are, with no token. ok is false for a malformed token form.
+func withToken(path string) (c accessCheck, rest string, ok bool) {
+	if !strings.HasPrefix(path, layout.TokenPrefix) {
+		return c, path, true
+	}
+	token, rest, ok := layout.SplitToken(path)
+	if !ok {
+		return c, "", false
+	}
+	c.token, c.hasToken = token, true
+	return c, rest, true
+}
+
 // errNoVerifier denies a token for a private stream at a node given no
 // keys to check it with.
 var errNoVerifier = errors.New("this node has no keys to check tokens")

@@ -53,14 +53,10 @@ func (s *Server) serveKey(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, refuseLayout)
 		return
 	}
-	var c accessCheck
-	if strings.HasPrefix(path, layout.TokenPrefix) {
-		token, rest, ok := layout.SplitToken(path)
-		if !ok {
-			s.refuse(w, refuseLayout)
-			return
-		}
-		c.token, c.hasToken, path = token, true, rest
+	c, path, ok := withToken(path)
+	if !ok {
+		s.refuse(w, refuseLayout)
+		return
 	}
 	o, ok := layout.Parse(path)
 	if !ok || !o.Kind.IsKey() || len(path)+len(r.URL.RawQuery) > layout.MaxURI {

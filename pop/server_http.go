@@ -59,14 +59,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.RawPath != "" {
 		path = r.URL.EscapedPath()
 	}
-	var c accessCheck
-	if strings.HasPrefix(path, layout.TokenPrefix) {
-		token, rest, ok := layout.SplitToken(path)
-		if !ok {
-			s.refuse(w, refuseLayout)
-			return
-		}
-		c.token, c.hasToken, path = token, true, rest
+	c, path, ok := withToken(path)
+	if !ok {
+		s.refuse(w, refuseLayout)
+		return
 	}
 	rt, ref := s.routeFor(r, path, now)
 	if ref != nil {
