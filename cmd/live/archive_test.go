@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -30,7 +31,10 @@ import (
 func TestArchiveAfterKill(t *testing.T) {
 	ffprobe, err := exec.LookPath("ffprobe")
 	if err != nil {
-		t.Skip("ffprobe not installed")
+		if os.Getenv("CI") != "" {
+			t.Fatalf("ffprobe is required in CI: %v", err)
+		}
+		t.Skip("ffprobe not installed (the README's test command installs it)")
 	}
 	bin := proctest.Build(t, t.TempDir(), ".")
 	dir := t.TempDir()
