@@ -163,7 +163,10 @@ func ingest(t *testing.T, base, stream string) (gslb.IngestRoute, int) {
 // holds of it.
 func awaitIngest(t *testing.T, base, stream string, conds ...func(gslb.IngestRoute) bool) gslb.IngestRoute {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	// After etcd comes back, the origins' registrations take their
+	// backoff and a new lease before the view lists them again: under a
+	// loaded machine that once took more than 30 s.
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		rt, code := ingest(t, base, stream)
 		ok := code == http.StatusOK && rt.Backup != ""
