@@ -21,6 +21,9 @@
 //	streams/{stream}/{epoch}/{rendition}/init.mp4    CMAF init segment
 //	clips/{id}.json                                  Clip, pinning its epoch
 //
+// An encrypted epoch's record names the ID of each key period's key
+// (Encryption), never a key.
+//
 // Stream, epoch and rendition names are those of the live URL layout
 // (internal/layout), so an archived object has the name it had live
 // (Entry.Name). {chunk} is eight decimal digits.
@@ -222,6 +225,10 @@ type EpochMeta struct {
 	// Deleting reports that the Sweeper is deleting the epoch: it is
 	// past its retention and no clip pinned it when last checked.
 	Deleting bool
+	// Encryption says how an encrypted epoch's segments are keyed
+	// (encryption.go); nil for a clear one, and in records written
+	// before encrypted epochs were recorded.
+	Encryption *Encryption
 }
 
 // metaJSON is the JSON of an EpochMeta.
@@ -233,13 +240,14 @@ type metaJSON struct {
 	Ended      bool        `json:"ended"`
 	End        string      `json:"end,omitempty"`
 	Deleting   bool        `json:"deleting,omitempty"`
+	Encryption *Encryption `json:"encryption,omitempty"`
 }
 
 // MarshalJSON implements json.Marshaler with times in WallFormat.
 func (m EpochMeta) MarshalJSON() ([]byte, error) {
 	j := metaJSON{
 		Stream: m.Stream, Epoch: m.Epoch, Start: m.Start.UTC().Format(WallFormat),
-		Renditions: m.Renditions, Ended: m.Ended, Deleting: m.Deleting,
+		Renditions: m.Renditions, Ended: m.Ended, Deleting: m.Deleting, Encryption: m.Encryption,
 	}
 	if j.Renditions == nil {
 		j.Renditions = []Rendition{}
@@ -263,7 +271,7 @@ func (m *EpochMeta) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("%w: start: %w", ErrInvalid, err)
 	}
-	out := EpochMeta{Stream: j.Stream, Epoch: j.Epoch, Start: start.UTC(), Renditions: j.Renditions, Ended: j.Ended, Deleting: j.Deleting}
+	out := EpochMeta{Stream: j.Stream, Epoch: j.Epoch, Start: start.UTC(), Renditions: j.Renditions, Ended: j.Ended, Deleting: j.Deleting, Encryption: j.Encryption}
 	if j.Ended {
 		end, err := time.Parse(time.RFC3339Nano, j.End)
 		if err != nil {

@@ -25,13 +25,19 @@ type Epoch struct {
 	w      *Writer
 	prefix string // EpochPrefix
 
-	mu sync.Mutex // guards meta
+	mu sync.Mutex // guards meta and metaQueued
 	// meta is the record as it stands; its writes always carry the latest.
 	meta EpochMeta
+	// metaQueued reports a write of meta queued by AddKey or Encrypted
+	// and not yet begun (encryption.go).
+	metaQueued bool
 
 	// metaMu serialises the writes of meta, so that the last one written
-	// is the latest.
+	// is the latest; it guards keysMerged.
 	metaMu sync.Mutex
+	// keysMerged reports that the keys of the stored record were merged
+	// into meta (encryption.go).
+	keysMerged bool
 
 	// pack and index are the epoch's appended objects on a store that can
 	// append; nil otherwise.
@@ -232,8 +238,12 @@ func (it *item) entry() Entry {
 func (e *Epoch) writeMeta(ctx context.Context) error {
 	e.metaMu.Lock()
 	defer e.metaMu.Unlock()
+	if err := e.mergeStoredKeysLocked(ctx); err != nil {
+		return err
+	}
 	e.mu.Lock()
-	m := e.meta
+	e.metaQueued = false
+	m := e.meta // m.Encryption is never modified, only replaced
 	m.Renditions = slices.Clone(m.Renditions)
 	e.mu.Unlock()
 	b, err := json.Marshal(m)
