@@ -317,16 +317,26 @@ func (sh *shard) complete(o *object) bool {
 		}
 		kept.file = file
 	}
-	size := kept.cost()
-	if size > sh.maxBytes {
+	if !sh.fileLocked(kept) {
 		file.drop()
-		return true
+	}
+	return true
+}
+
+// fileLocked puts the complete object o into the LRU under o.key, in
+// place of what it held there, and evicts the oldest objects beyond the
+// byte bound. It reports false, filing nothing, for an object over the
+// whole bound. The caller holds sh.mu.
+func (sh *shard) fileLocked(o *object) bool {
+	size := o.cost()
+	if size > sh.maxBytes {
+		return false
 	}
 	if _, ok := sh.lru.Peek(o.key); ok {
 		sh.lru.Remove(o.key)
 	}
-	sh.lru.Add(o.key, kept)
-	sh.expireLocked(kept)
+	sh.lru.Add(o.key, o)
+	sh.expireLocked(o)
 	sh.bytes += size
 	for sh.bytes > sh.maxBytes {
 		if _, _, ok := sh.lru.RemoveOldest(); !ok {

@@ -102,19 +102,3 @@ func (c *cache) drop(key string) {
 	}
 	sh.mu.Unlock()
 }
-
-// dropHinting removes key from the cache if it is a playlist whose
-// preload hint names part order (partOrder) or an earlier one: a
-// playlist that stands still while the part it hints is served.
-func (c *cache) dropHinting(key string, order uint64) {
-	sh := c.shard(key)
-	sh.mu.Lock()
-	if o, ok := sh.lru.Peek(key); ok && o.hint != nil {
-		if h := o.hint.Load(); h != 0 && h <= order {
-			sh.expired = true
-			sh.lru.Remove(key)
-			sh.expired = false
-		}
-	}
-	sh.mu.Unlock()
-}

@@ -261,7 +261,10 @@ func New(cfg Config) (*Server, error) {
 			files:     files,
 			gate:      gate,
 			// The proxy layer's manifests tell what exists too.
-			onComplete: func(o *object) { s.noteManifest(o) },
+			onComplete: func(o *object) {
+				s.noteManifest(o)
+				s.offerCurrent(o)
+			},
 		})
 	}
 	s.local = newCache(cacheConfig{
@@ -274,7 +277,10 @@ func New(cfg Config) (*Server, error) {
 		files:    files,
 		gate:     gate,
 		// Only the owner of a manifest prefetches what it lists.
-		onComplete: s.prefetcher.onComplete,
+		onComplete: func(o *object) {
+			s.prefetcher.onComplete(o)
+			s.offerCurrent(o)
+		},
 	})
 	if cfg.Registerer != nil {
 		size := prometheus.NewGaugeFunc(prometheus.GaugeOpts{

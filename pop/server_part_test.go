@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -232,5 +233,104 @@ func TestPlaylistHintingServedPartDropped(t *testing.T) {
 				t.Errorf("after the hinted part: %d origin fetches of the playlist, want 2", n)
 			}
 		})
+	}
+}
+
+// TestBlockingAnswerIsCurrent: the answer to a blocking reload is the
+// rendition's current playlist too (and a blocking delta update its
+// current delta update): a plain reload after it is answered from the
+// node, with no fetch. It never replaces a newer playlist the node
+// holds, nor one without a hint (an ended stream's).
+func TestBlockingAnswerIsCurrent(t *testing.T) {
+	const dir = "/live/s/e/v0/"
+	playlist := func(hint string, ended bool) string {
+		b := "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-VERSION:9\n#EXT-X-PART-INF:PART-TARGET=0.25\n" +
+			"#EXTINF:1,\n6.m4s\n#EXT-X-PART:DURATION=0.25,URI=\"7.0.m4s\"\n"
+		if ended {
+			return b + "#EXT-X-ENDLIST\n"
+		}
+		return b + "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"" + hint + "\"\n"
+	}
+	for _, tc := range []struct {
+		name string
+		// current is what the origin answers a plain reload, "" for
+		// none asked before the blocking one.
+		current  string
+		blocking string // the query of the blocking reload
+		plain    string // the query of the reload after it
+		offered  bool   // whether the blocking answer is filed as current
+		want     string // what the reload after it gets
+	}{
+		{"after a blocking reload", "", "_HLS_msn=7&_HLS_part=1", "", true, playlist("7.2.m4s", false)},
+		{"delta update", "", "_HLS_msn=7&_HLS_part=1&_HLS_skip=YES", "_HLS_skip=YES", true, playlist("7.2.m4s", false)},
+		{"older current replaced", playlist("7.1.m4s", false), "_HLS_msn=7&_HLS_part=1", "", true, playlist("7.2.m4s", false)},
+		{"newer current kept", playlist("7.3.m4s", false), "_HLS_msn=7&_HLS_part=1", "", false, playlist("7.3.m4s", false)},
+		{"ended kept", playlist("", true), "_HLS_msn=7&_HLS_part=1", "", false, playlist("", true)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			origin := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", "public, max-age=60")
+				if r.URL.Query().Has("_HLS_msn") {
+					w.Write([]byte(playlist("7.2.m4s", false)))
+					return
+				}
+				w.Write([]byte(tc.current))
+			})
+			s, base := startPoP(t, Config{Origins: []string{origin.URL}})
+			c := newClient()
+			plainKey := dir + "index.m3u8"
+			if tc.plain != "" {
+				plainKey += "?" + tc.plain
+			}
+			fetches := 0
+			if tc.current != "" {
+				if code, _, _ := getStatus(t, c, base+plainKey); code != 200 {
+					t.Fatalf("%s: %d", plainKey, code)
+				}
+				awaitFiled(t, s, plainKey, func(*object) bool { return true })
+				fetches = 1
+			}
+			blockingKey := dir + "index.m3u8?" + tc.blocking
+			if code, _, _ := getStatus(t, c, base+blockingKey); code != 200 {
+				t.Fatalf("blocking reload: %d", code)
+			}
+			if tc.offered {
+				// Filed by the node once the answer is complete.
+				awaitFiled(t, s, plainKey, func(o *object) bool { return o.hint.Load() == partOrder(7, 2) })
+			} else {
+				// Once the node has seen the answer whole, offered
+				// again: what the node did then, it does now.
+				b := awaitFiled(t, s, blockingKey, func(o *object) bool { return o.hint.Load() != 0 })
+				s.offerCurrent(b)
+			}
+			code, body, _ := getStatus(t, c, base+plainKey)
+			if code != 200 || body != tc.want {
+				t.Errorf("%s after the blocking reload: %d %q, want %q", plainKey, code, body, tc.want)
+			}
+			if n := origin.count(plainKey); n != fetches {
+				t.Errorf("origin fetches of %s: %d, want %d", plainKey, n, fetches)
+			}
+		})
+	}
+}
+
+// awaitFiled waits until s's local cache holds key complete and ready
+// says so of it, and returns it. It polls the cache: nothing else tells
+// of what the fill's goroutine does once the answer is out.
+func awaitFiled(t *testing.T, s *Server, key string, ready func(*object) bool) *object {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	sh := s.local.shard(key)
+	for {
+		sh.mu.Lock()
+		o, ok := sh.lru.Peek(key)
+		sh.mu.Unlock()
+		if ok && ready(o) {
+			return o
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not filed within 5 s", key)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
