@@ -22,7 +22,8 @@ usage: bench/latency/run.sh [-s SECONDS_PER_MODE] [-l LOADS] [-m MODES] [-p PROB
 
 Other environment variables: SETTLE (0: seconds of playback before the
 samples begin), TRANSCODE (1: the ladder on, as cmd/live runs by default;
-0: the source rendition only), WAIT_MAX (1200: seconds to wait for other
+0: the source rendition only), LIVE_ARGS (more flags for cmd/live, e.g.
+"-part 200ms"), WAIT_MAX (1200: seconds to wait for other
 benchmarks to finish), WAIT=0 (measure at once, beside whatever
 runs: the benchmarks running are named in the results), LIVE_BIN (a prebuilt cmd/live to run instead of
 building it), STRICT=1 (exit 3 when a goal is missed).
@@ -69,6 +70,7 @@ REPRO="SECONDS_PER_MODE=$SECONDS_PER_MODE LOADS=$LOADS MODES=$MODES PROBE=$PROBE
 ((SETTLE == 0)) || REPRO+=" SETTLE=$SETTLE"
 ((TRANSCODE == 1)) || REPRO+=" TRANSCODE=$TRANSCODE"
 [[ -z ${LIVE_BIN:-} ]] || REPRO+=" LIVE_BIN=$LIVE_BIN"
+[[ -z ${LIVE_ARGS:-} ]] || REPRO+=" LIVE_ARGS='$LIVE_ARGS'"
 ((WAIT == 1)) || REPRO+=" WAIT=0"
 REPRO+=" bench/latency/run.sh"
 
@@ -127,7 +129,8 @@ HTTP=$(free_port)
 RTMP=$(free_port)
 transcode=true
 ((TRANSCODE == 1)) || transcode=false
-"$LIVE" -demo=false -archive "" -transcode="$transcode" \
+# shellcheck disable=SC2086 # LIVE_ARGS is split into flags on purpose
+"$LIVE" -demo=false -archive "" -transcode="$transcode" ${LIVE_ARGS:-} \
   -http "127.0.0.1:$HTTP" -rtmp "127.0.0.1:$RTMP" >"$RUN/live.log" 2>&1 &
 PIDS+=($!)
 wait_listening "${PIDS[-1]}" "$HTTP" "cmd/live (http)"
