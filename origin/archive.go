@@ -5,7 +5,9 @@ package origin
 // rendition queues its init segment with its first segment, each
 // segment is queued as it is listed, and the epoch ends with the
 // stream. Queueing never blocks, under the stream's mu. The same hook
-// keeps the DVR window (dvr.go).
+// keeps the DVR window (dvr.go). The epoch of an encrypted instance
+// records the ID of each of its keys (streamKeys.archiveKeys), so that
+// its VOD, clips and DVR window say which key each segment needs.
 
 import (
 	"log/slog"
@@ -49,6 +51,9 @@ func beginArchive(env *streamEnv, in *instance) *streamArchive {
 			a.log.Error("archive: epoch not begun", "error", err)
 		}
 		a.ep = ep
+		if ep != nil && in.keys != nil {
+			in.keys.archiveKeys(ep)
+		}
 	}
 	if a.dvr > 0 {
 		a.view.Store(&dvrView{in: in, log: a.log, depth: cfg.DVR, segment: cfg.SegmentDuration})

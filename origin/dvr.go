@@ -142,7 +142,11 @@ func (v *dvrView) presentation(now time.Time) *presentation {
 			playlist: func(rid string) string { return epoch + "/" + rid + "/dvr.m3u8" },
 			files:    func(string) string { return "" },
 			mpdFiles: epoch + "/",
+			keys:     keyURIPrefix,
 		},
+	}
+	if v.in.keys != nil {
+		p.keys = v.in.keys.presKeys()
 	}
 	for _, dr := range v.renditions {
 		p.renditions = append(p.renditions, &dr.presRendition)

@@ -175,7 +175,7 @@ func TestBridgeSuccessor(t *testing.T) {
 		{"not attached yet", []*rendition{vid("v0", 240, false), aud("a0")}, nil, "v0", "?"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			to := newStream(nil, "s", time.Now(), nil, 0)
+			to := newStream(nil, "s", time.Now(), nil, 0, nil)
 			to.snap.Store(&snapshot{renditions: tc.to})
 			s := newSuccession(to, &snapshot{renditions: tc.from})
 			id, ok := s.successor(tc.rid, time.Second)

@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/golivestream/live/archive"
 	"github.com/golivestream/live/internal/mediatime"
 	"github.com/golivestream/live/protection"
 )
@@ -134,6 +135,9 @@ type streamKeys struct {
 	mu sync.Mutex
 	// keys holds the key of each period used so far; guarded by mu.
 	keys map[uint64]protection.Key
+	// onKey, when not nil, is told of each key recorded in keys, with mu
+	// held (archiveKeys); guarded by mu.
+	onKey func(n uint64, k protection.Key)
 	// encs holds each rendition's encryptor, with the clear init segment
 	// it was made from; guarded by mu.
 	encs map[string]renditionCipher
@@ -174,7 +178,38 @@ func (sk *streamKeys) key(ctx context.Context, n uint64) (protection.Key, error)
 		return old, nil
 	}
 	sk.keys[n] = k
+	if sk.onKey != nil {
+		sk.onKey(n, k)
+	}
 	return k, nil
+}
+
+// protectionScheme is the Common Encryption scheme of encrypted
+// streams (ISO/IEC 23001-7 10.4).
+const protectionScheme = "cbcs"
+
+// archiveKeys records in ep, the instance's epoch in the archive, that
+// it is encrypted, its key period rule, and the KID of each key (with
+// the DRM signalling its manifests carry), those recorded so far and
+// each one as it is recorded: before any segment of its period is
+// encrypted, and so before the archive is given one. Never a key.
+func (sk *streamKeys) archiveKeys(ep *archive.Epoch) {
+	cfg := sk.prot.cfg
+	named := func(n uint64, k protection.Key) archive.PeriodKey {
+		pk := archive.PeriodKey{Number: n, KID: k.KID}
+		if cfg.Systems {
+			pk.Systems = k.Systems
+		}
+		return pk
+	}
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	enc := archive.Encryption{Scheme: protectionScheme, KeyPeriod: cfg.KeyPeriod, SegmentDuration: sk.prot.segment}
+	for n, k := range sk.keys {
+		enc.Keys = append(enc.Keys, named(n, k))
+	}
+	ep.Encrypted(enc) // sorts the keys
+	sk.onKey = func(n uint64, k protection.Key) { ep.AddKey(named(n, k)) }
 }
 
 // known returns the key of period n if it was used.

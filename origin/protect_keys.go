@@ -15,6 +15,10 @@ import (
 // POST, a license request; GET, the raw key of an HLS "identity" key
 // URI), with Cache-Control: private, no-store.
 //
+// The keys of an archived epoch (its VOD, clips and DVR window) are
+// delivered there too, by an origin that did not issue them as well
+// (vod_protect.go: deliveryKeys).
+//
 // The origin serves PoPs, not viewers: like every object of a private
 // stream (access.go), a key is given to whoever reaches the origin, and
 // the PoPs check the viewer's token before they pass a key request on,
@@ -29,8 +33,12 @@ func (s *Server) keyRoutes(mux *http.ServeMux) {
 	if s.env.prot == nil {
 		return
 	}
+	keys := deliveryKeys{keys: s.env.prot.cfg.Keys, timeout: s.env.prot.cfg.KeyTimeout}
+	if s.vod != nil {
+		keys.archived = s.vod.kids // the keys of archived epochs: vod_protect.go
+	}
 	ks, err := protection.NewKeyServer(protection.KeyServerConfig{
-		Keys: s.env.prot.cfg.Keys,
+		Keys: keys,
 		// The PoPs checked the viewer (see above).
 		Authorize:  func(*http.Request, string) error { return nil },
 		CORSOrigin: "*",

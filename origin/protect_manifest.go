@@ -24,6 +24,7 @@ package origin
 
 import (
 	"bytes"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,47 +43,29 @@ import (
 // /live/{stream}/{epoch}/{rendition}/.
 const keyURIPrefix = "../../" + layout.KeysDir + "/"
 
-// periodOf returns the key period of a segment or part starting at start
-// ticks of timescale ts.
-func (sk *streamKeys) periodOf(start int64, ts uint32) uint64 {
-	return keyPeriodOf(start, ts, sk.prot.cfg.KeyPeriod, sk.prot.segment)
+// hlsKeys writes the EXT-X-KEY tags of the media playlists of encrypted
+// instances, live or not (presMediaPlaylist).
+type hlsKeys struct {
+	// uriPrefix is where the key URIs lead, relative to the playlist:
+	// the stream's /live/{stream}/keys/, where key delivery is.
+	uriPrefix string
+	// systems signals the DRM systems of a key server besides ClearKey.
+	systems bool
 }
 
-// hlsKey returns the EXT-X-KEY gohlslib writes before a segment starting
-// at start ticks of timescale ts: the first line of the tags of its key,
-// which expandKeys completes. Nil for a clear instance (sk nil).
-func (sk *streamKeys) hlsKey(start int64, ts uint32) *playlist.MediaKey {
-	if sk == nil {
-		return nil
-	}
-	k, ok := sk.known(sk.periodOf(start, ts))
-	if !ok {
-		return nil // cannot be: recorded before the segment was listed
-	}
-	return &playlist.MediaKey{Method: playlist.MediaKeyMethodSampleAES, URI: keyURIPrefix + k.KID.Hex()}
+// tag returns the EXT-X-KEY gohlslib writes before the first segment of
+// key kid: the first line of the key's tags, which expand completes.
+func (h hlsKeys) tag(kid protection.KID) *playlist.MediaKey {
+	return &playlist.MediaKey{Method: playlist.MediaKeyMethodSampleAES, URI: h.uriPrefix + kid.Hex()}
 }
 
-// byHex returns the key of the instance whose KID is hex.
-func (sk *streamKeys) byHex(hex string) (protection.Key, bool) {
-	sk.mu.Lock()
-	defer sk.mu.Unlock()
-	for _, k := range sk.keys {
-		if k.KID.Hex() == hex {
-			return k, true
-		}
-	}
-	return protection.Key{}, false
-}
-
-// keyLinePrefix begins the EXT-X-KEY lines hlsKey makes gohlslib write.
-const keyLinePrefix = `#EXT-X-KEY:METHOD=SAMPLE-AES,URI="` + keyURIPrefix
-
-// expandKeys replaces each EXT-X-KEY line of playlist b that hlsKey made
-// with the key's tags (protection.HLSKeyTags), finding keys with find;
-// and, when partKey is not nil, puts its tags before the parts that
-// follow the last segment: those of the segment being produced, which
-// begins a new key period.
-func expandKeys(b []byte, find func(hex string) (protection.Key, bool), systems bool, partKey *protection.Key) []byte {
+// expand replaces each EXT-X-KEY line of playlist b that tag made with
+// the key's tags (protection.HLSKeyTags), finding keys with find; and,
+// when partKey is not nil, puts its tags before the parts that follow
+// the last segment: those of the segment being produced, which begins a
+// new key period.
+func (h hlsKeys) expand(b []byte, find func(hex string) (protection.Key, bool), partKey *protection.Key) []byte {
+	linePrefix := `#EXT-X-KEY:METHOD=SAMPLE-AES,URI="` + h.uriPrefix
 	lastURI := -1 // offset of the last segment's URI line
 	for off, line := 0, []byte(nil); off < len(b); off += len(line) {
 		line = b[off:]
@@ -99,15 +82,15 @@ func expandKeys(b []byte, find func(hex string) (protection.Key, bool), systems 
 	for line := range bytes.Lines(b) {
 		s := string(bytes.TrimRight(line, "\r\n"))
 		switch {
-		case strings.HasPrefix(s, keyLinePrefix):
-			hex, _, _ := strings.Cut(s[len(keyLinePrefix):], `"`)
+		case strings.HasPrefix(s, linePrefix):
+			hex, _, _ := strings.Cut(s[len(linePrefix):], `"`)
 			if k, ok := find(hex); ok {
-				writeKeyTags(&out, k, systems)
+				h.write(&out, k)
 				off += len(line)
 				continue
 			}
 		case partKey != nil && off > lastURI && (strings.HasPrefix(s, "#EXT-X-PART:") || strings.HasPrefix(s, "#EXT-X-PRELOAD-HINT:")):
-			writeKeyTags(&out, *partKey, systems)
+			h.write(&out, *partKey)
 			partKey = nil
 		}
 		out.Write(line)
@@ -116,10 +99,10 @@ func expandKeys(b []byte, find func(hex string) (protection.Key, bool), systems 
 	return out.Bytes()
 }
 
-// writeKeyTags writes the EXT-X-KEY tags of k to out.
-func writeKeyTags(out *bytes.Buffer, k protection.Key, systems bool) {
-	uri := keyURIPrefix + k.KID.Hex()
-	tags, err := protection.HLSKeyTags(k, protection.HLSKeys{ClearKeyURI: uri, Systems: systems})
+// write writes the EXT-X-KEY tags of k to out.
+func (h hlsKeys) write(out *bytes.Buffer, k protection.Key) {
+	uri := h.uriPrefix + k.KID.Hex()
+	tags, err := protection.HLSKeyTags(k, protection.HLSKeys{ClearKeyURI: uri, Systems: h.systems})
 	if err != nil {
 		// Only a key server's URI with a quote can get here: the
 		// ClearKey tag alone.
@@ -129,6 +112,49 @@ func writeKeyTags(out *bytes.Buffer, k protection.Key, systems bool) {
 		out.WriteString(t)
 		out.WriteByte('\n')
 	}
+}
+
+// hls returns how the live media playlists of the instance write their
+// key tags.
+func (sk *streamKeys) hls() hlsKeys {
+	return hlsKeys{uriPrefix: keyURIPrefix, systems: sk.prot.cfg.Systems}
+}
+
+// periodOf returns the key period of a segment or part starting at start
+// ticks of timescale ts.
+func (sk *streamKeys) periodOf(start int64, ts uint32) uint64 {
+	return keyPeriodOf(start, ts, sk.prot.cfg.KeyPeriod, sk.prot.segment)
+}
+
+// hlsKey returns the EXT-X-KEY gohlslib writes before a segment starting
+// at start ticks of timescale ts (hlsKeys.tag). Nil for a clear instance
+// (sk nil).
+func (sk *streamKeys) hlsKey(start int64, ts uint32) *playlist.MediaKey {
+	if sk == nil {
+		return nil
+	}
+	k, ok := sk.known(sk.periodOf(start, ts))
+	if !ok {
+		return nil // cannot be: recorded before the segment was listed
+	}
+	return sk.hls().tag(k.KID)
+}
+
+// byHex returns the key of the instance whose KID is hex.
+func (sk *streamKeys) byHex(hex string) (protection.Key, bool) {
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	return keyByHex(sk.keys, hex)
+}
+
+// keyByHex returns the key of keys whose KID is hex.
+func keyByHex(keys map[uint64]protection.Key, hex string) (protection.Key, bool) {
+	for _, k := range keys {
+		if k.KID.Hex() == hex {
+			return k, true
+		}
+	}
+	return protection.Key{}, false
 }
 
 // protectHLS completes the key tags of b, the media playlist of rendition
@@ -148,16 +174,34 @@ func (sk *streamKeys) protectHLS(b []byte, r *rendition, listed []*entry) []byte
 			}
 		}
 	}
-	return expandKeys(b, sk.byHex, sk.prot.cfg.Systems, partKey)
+	return sk.hls().expand(b, sk.byHex, partKey)
 }
 
-// dashKeys are the ContentProtection elements the origin writes: the
-// cenc descriptor, ClearKey (DASH-IF's system ID, which dash.js and
-// Shaka Player both take) without a license URL, which players are given
-// under the viewer's token path, and the DRM systems of a CPIX key
-// server.
-func (sk *streamKeys) dashKeys() protection.DASHKeys {
-	return protection.DASHKeys{ClearKey: true, Systems: sk.prot.cfg.Systems}
+// presKeys returns the keys of the instance as its DVR window's
+// manifests name them (presKeys).
+func (sk *streamKeys) presKeys() *presKeys {
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	return &presKeys{
+		keyPeriod: sk.prot.cfg.KeyPeriod, segment: sk.prot.segment,
+		byPeriod: maps.Clone(sk.keys), systems: sk.prot.cfg.Systems,
+	}
+}
+
+// protectPeriod gives each AdaptationSet of period, whose segments are
+// those of one key period, the ContentProtection elements of its key k:
+// the cenc descriptor with k as cenc:default_KID, ClearKey (DASH-IF's
+// system ID, which dash.js and Shaka Player both take) without a license
+// URL, which players are given under the viewer's token path, and, with
+// systems, the DRM systems of a CPIX key server.
+func protectPeriod(period *mpd.Period, k protection.Key, systems bool) {
+	for _, as := range period.AdaptationSets {
+		cps, err := protection.DASHContentProtection(k, protection.DASHKeys{ClearKey: true, Systems: systems})
+		if err != nil {
+			continue // cannot be: no license URL to check
+		}
+		as.ContentProtections = cps
+	}
 }
 
 // periodsOf describes instance v as its Periods: one, named by its epoch,
@@ -218,12 +262,8 @@ func protectedPeriods(v view) ([]*mpd.Period, time.Duration) {
 			period.Id = v.epoch + "-" + strconv.FormatUint(n, 10)
 			period.Start = durPtr(v.start + shift)
 		}
-		cps, err := protection.DASHContentProtection(k, sk.dashKeys())
-		if err != nil {
-			continue // cannot be: no license URL to check
-		}
+		protectPeriod(period, k, sk.prot.cfg.Systems)
 		for _, as := range period.AdaptationSets {
-			as.ContentProtections = cps
 			var ts uint32
 			for _, rep := range as.Representations {
 				tpl := rep.SegmentTemplate
@@ -280,5 +320,5 @@ func bridgeKeys(b []byte, links []bridgeLink) []byte {
 		}
 		return protection.Key{}, false
 	}
-	return expandKeys(b, find, systems, nil)
+	return hlsKeys{uriPrefix: keyURIPrefix, systems: systems}.expand(b, find, nil)
 }

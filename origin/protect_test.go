@@ -19,6 +19,7 @@ import (
 	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
 
 	"github.com/golivestream/live/internal/democlip"
+	"github.com/golivestream/live/internal/layout"
 	"github.com/golivestream/live/internal/mp4test"
 	"github.com/golivestream/live/internal/mpdtest"
 	"github.com/golivestream/live/internal/streaminfo"
@@ -49,6 +50,15 @@ func (fixedEpoch) Placement(string) (streaminfo.Placement, bool) {
 // both and the encrypting one's key store.
 func protectedPair(t *testing.T, name string, loops int, keyPeriod time.Duration) (clear, enc *Server, keys *protection.Store) {
 	t.Helper()
+	clear, enc, keys, _ = protectedPairWith(t, name, loops, keyPeriod, Config{})
+	return clear, enc, keys
+}
+
+// protectedPairWith is protectedPair with the encrypting origin's
+// archive and DVR settings taken from cfg; it also returns the two
+// origins' sessions, still publishing, the clear one's first.
+func protectedPairWith(t *testing.T, name string, loops int, keyPeriod time.Duration, cfg Config) (clear, enc *Server, keys *protection.Store, sessions []*Session) {
+	t.Helper()
 	clip, err := publisher.LoadClip(democlip.Bytes())
 	if err != nil {
 		t.Fatal(err)
@@ -60,12 +70,12 @@ func protectedPair(t *testing.T, name string, loops int, keyPeriod time.Duration
 		t.Fatal(err)
 	}
 	t.Cleanup(clear.Close)
-	enc, err = New(Config{Window: time.Minute, Directory: fixedEpoch{}, Protection: &Protection{Keys: keys, KeyPeriod: keyPeriod}})
+	enc, err = New(Config{Window: time.Minute, Directory: fixedEpoch{}, Protection: &Protection{Keys: keys, KeyPeriod: keyPeriod},
+		Archive: cfg.Archive, ArchiveStore: cfg.ArchiveStore, DVR: cfg.DVR})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(enc.Close)
-	var sessions []*Session
 	for _, srv := range []*Server{clear, enc} {
 		sess, err := srv.Publish(name, clipTracks(t, clip))
 		if err != nil {
@@ -89,7 +99,7 @@ func protectedPair(t *testing.T, name string, loops int, keyPeriod time.Duration
 			}
 		}
 	}
-	return clear, enc, keys
+	return clear, enc, keys, sessions
 }
 
 // TestEncryptedStream: every file of an encrypted stream, decrypted with
@@ -270,7 +280,8 @@ func TestEncryptedManifests(t *testing.T) {
 	}
 	for _, r := range st.snap.Load().renditions {
 		for _, q := range []string{"", "?_HLS_skip=YES"} {
-			code, body := fetch(srv, "/live/enc/"+st.epoch+"/"+r.id+"/index.m3u8"+q)
+			plPath := "/live/enc/" + st.epoch + "/" + r.id + "/index.m3u8"
+			code, body := fetch(srv, plPath+q)
 			if code != http.StatusOK {
 				t.Fatalf("%s playlist%s: %d", r.id, q, code)
 			}
@@ -292,7 +303,7 @@ func TestEncryptedManifests(t *testing.T) {
 					last = kid
 				}
 			}
-			got := keyTagsOf(string(body))
+			got := keyTagsOf(t, plPath, string(body))
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("%s%s: key tags %v, want %v\n%s", r.id, q, got, want, body)
 			}
@@ -340,18 +351,33 @@ func TestEncryptedManifests(t *testing.T) {
 	}
 }
 
-// keyTagsOf returns, for each run of EXT-X-KEY tags of a media playlist,
-// its KEYID and the segment it comes before.
-func keyTagsOf(pl string) []string {
+// keyTagsOf returns, for each run of EXT-X-KEY tags of pl, the media
+// playlist at path plPath, its KEYID and the segment URI it comes
+// before. Each ClearKey tag must be SAMPLE-AES with a URI that leads
+// from plPath to the key's delivery, /live/{stream}/keys/{KEYID}, of
+// the stream the playlist is of; a tag that is not is returned as "bad
+// tag".
+func keyTagsOf(t *testing.T, plPath, pl string) []string {
+	t.Helper()
+	o, ok := layout.Parse(plPath)
+	if !ok {
+		t.Fatalf("%s is no playlist path", plPath)
+	}
 	var out []string
 	kid := ""
 	for _, line := range strings.Split(pl, "\n") {
 		switch {
 		case strings.HasPrefix(line, "#EXT-X-KEY:"):
-			if !strings.Contains(line, `METHOD=SAMPLE-AES,URI="../../keys/`) || !strings.Contains(line, `KEYFORMAT="org.w3.clearkey"`) {
-				return []string{"bad tag " + line}
+			if !strings.Contains(line, `KEYFORMAT="org.w3.clearkey"`) {
+				continue // another DRM system's
 			}
 			_, kid, _ = strings.Cut(line, "KEYID=")
+			_, uri, _ := strings.Cut(line, `URI="`)
+			uri, _, _ = strings.Cut(uri, `"`)
+			want := "/live/" + o.Stream + "/keys/" + strings.ToLower(strings.TrimPrefix(kid, "0x"))
+			if !strings.HasPrefix(line, "#EXT-X-KEY:METHOD=SAMPLE-AES,") || resolve(t, plPath, uri) != want {
+				return []string{"bad tag " + line + " (URI to " + resolve(t, plPath, uri) + ", want " + want + ")"}
+			}
 		case kid != "" && line != "" && line[0] != '#':
 			out = append(out, kid+" before "+line)
 			kid = ""

@@ -102,8 +102,7 @@ func newSession(env *streamEnv, old *stream, name string, tracks []codecs.Codec,
 		}
 		sess.log.Info("stream resumed", "epoch", old.epoch, "timeline", sess.base)
 	} else {
-		sess.st = newStream(env, name, now, old, epoch)
-		sess.st.keys = keys // part of its creation: no one else sees it yet
+		sess.st = newStream(env, name, now, old, epoch, keys)
 		if old != nil {
 			sess.st.continues(old)
 			sess.log.Info("stream restarted with new tracks", "old_epoch", old.epoch, "epoch", sess.st.epoch)

@@ -83,8 +83,9 @@ type stream struct {
 // newStream returns a new instance of the stream name, beginning now.
 // Its epoch is the millisecond it began, or, when it replaces old, one
 // after old's, so that no two instances of a name share their files' URLs
-// however fast one replaces the other.
-func newStream(env *streamEnv, name string, now time.Time, old *stream, agreed int64) *stream {
+// however fast one replaces the other. It is encrypted with keys (nil:
+// clear).
+func newStream(env *streamEnv, name string, now time.Time, old *stream, agreed int64, keys *streamKeys) *stream {
 	// The MPD gives times to the millisecond: so is timeline zero.
 	now = now.Truncate(time.Millisecond)
 	epoch := now.UnixMilli()
@@ -107,6 +108,7 @@ func newStream(env *streamEnv, name string, now time.Time, old *stream, agreed i
 			epoch:       strconv.FormatInt(epoch, 36),
 			ast:         now,
 			pres:        now,
+			keys:        keys,
 		},
 		env: env,
 	}

@@ -60,6 +60,9 @@ var errNoVOD = errors.New("no such VOD")
 type vodServer struct {
 	store  store.Store
 	reader *archive.Reader
+	// kids finds the key periods of the KIDs of archived encrypted
+	// epochs, for key delivery (vod_protect.go).
+	kids *archivedKIDs
 
 	reads        *prometheus.CounterVec
 	readSeconds  prometheus.Histogram
@@ -94,6 +97,7 @@ func newVODServer(s *Server) (*vodServer, error) {
 	v := &vodServer{
 		store:  cfg.ArchiveStore,
 		reader: reader,
+		kids:   newArchivedKIDs(reader),
 		loaded: loaded,
 		reads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "live_origin_archive_reads_total",
@@ -218,7 +222,8 @@ func (vs *vodServer) epoch(ctx context.Context, stream, epoch string) (*vod, err
 		if err != nil {
 			return nil, err
 		}
-		files := "../../../live/" + stream + "/" + epoch + "/"
+		live := "../../../live/" + stream + "/"
+		files := live + epoch + "/"
 		pres := &presentation{
 			epoch: epoch,
 			ast:   meta.Start,
@@ -226,10 +231,15 @@ func (vs *vodServer) epoch(ctx context.Context, stream, epoch string) (*vod, err
 				playlist: func(rid string) string { return rid + "/index.m3u8" },
 				files:    func(rid string) string { return "../" + files + rid + "/" },
 				mpdFiles: files,
+				keys:     "../" + live + layout.KeysDir + "/",
 			},
 			segment: time.Second,
 		}
 		pres.renditions = vodRenditions(meta, idx)
+		if meta.Encryption != nil {
+			pres.keys = archivedKeys(meta.Encryption)
+			pres.renditions = pres.keys.keyedOnly(pres.renditions)
+		}
 		if len(pres.renditions) == 0 {
 			return nil, fmt.Errorf("%w: epoch %s of %s has no segments", errNoVOD, epoch, stream)
 		}
@@ -321,13 +331,15 @@ func (vs *vodServer) clip(ctx context.Context, stream, id string) (*vod, error) 
 // segments c.From to c.To of the reference rendition (clipReference),
 // and of the others the segments whose middle falls within their time.
 func cutClip(p *presentation, c archive.Clip) *presentation {
-	files := "../../../../live/" + c.Stream + "/" + c.Epoch + "/"
+	live := "../../../../live/" + c.Stream + "/"
+	files := live + c.Epoch + "/"
 	out := *p
 	out.renditions = nil
 	out.uris = presURIs{
 		playlist: func(rid string) string { return rid + "/index.m3u8" },
 		files:    func(rid string) string { return "../" + files + rid + "/" },
 		mpdFiles: files,
+		keys:     "../" + live + layout.KeysDir + "/",
 	}
 	ref := clipReference(p.renditions)
 	if ref == nil {

@@ -63,6 +63,10 @@ type presURIs struct {
 	// mpdFiles is the epoch's directory (ending in "/"), relative to the
 	// MPD.
 	mpdFiles string
+	// keys is the stream's key directory, /live/{stream}/keys/ (ending
+	// in "/"), relative to a media playlist: where the key URIs of an
+	// encrypted presentation lead.
+	keys string
 }
 
 // presentation is what a DVR, VOD or clip manifest describes.
@@ -81,6 +85,9 @@ type presentation struct {
 	// target segment duration, now the MPD's publishTime.
 	depth, segment time.Duration
 	now            time.Time
+	// keys are the keys of an encrypted presentation (vod_protect.go);
+	// nil for a clear one.
+	keys *presKeys
 }
 
 // origin is the earliest media time of any rendition, as a duration on
@@ -201,6 +208,7 @@ func presMediaPlaylist(p *presentation, r *presRendition) []byte {
 		pl.MediaSequence = int(r.segs[0].number)
 	}
 	disc := r.discSeq > 0
+	keys := p.keys.hls(p.uris.keys)
 	for i, s := range r.segs {
 		d := mediatime.Duration(s.duration, r.timescale)
 		pl.TargetDuration = max(pl.TargetDuration, int(math.Round(d.Seconds())))
@@ -212,6 +220,7 @@ func presMediaPlaylist(p *presentation, r *presRendition) []byte {
 			URI:           files + segmentPath(s.number),
 			Discontinuity: s.disc && i > 0,
 			DateTime:      &pdt,
+			Key:           p.keys.hlsKey(keys, s.start, r.timescale), // nil: clear
 		})
 		disc = disc || s.disc && i > 0
 	}
@@ -220,17 +229,21 @@ func presMediaPlaylist(p *presentation, r *presRendition) []byte {
 		pl.DiscontinuitySequence = &ds
 	}
 	b, _ := pl.Marshal() // Marshal of a filled-in Media cannot fail
+	if p.keys != nil {
+		b = keys.expand(b, p.keys.byHex, nil)
+	}
 	return b
 }
 
 // presMPD renders the MPD of p (ISO/IEC 23009-1, DASH-IF IOP): one
-// Period, one AdaptationSet per media type, SegmentTemplate with $Number$
-// and a SegmentTimeline per Representation, addressing the files the HLS
-// playlists list. A live presentation is dynamic, its
-// timeShiftBufferDepth the DVR window, on the epoch's own timeline; an
-// on-demand one is static (ISO/IEC 23009-1 5.3.1.2, the on-demand use of
-// the live profile), its Period beginning at its first media
-// (presentationTimeOffset).
+// Period, or one per key period of an encrypted presentation
+// (presProtectedPeriods); one AdaptationSet per media type,
+// SegmentTemplate with $Number$ and a SegmentTimeline per
+// Representation, addressing the files the HLS playlists list. A live
+// presentation is dynamic, its timeShiftBufferDepth the DVR window, on
+// the epoch's own timeline; an on-demand one is static (ISO/IEC 23009-1
+// 5.3.1.2, the on-demand use of the live profile), its first Period
+// beginning at its first media (presentationTimeOffset).
 func presMPD(p *presentation) ([]byte, error) {
 	typ := "static"
 	m := &mpd.MPD{
@@ -252,17 +265,38 @@ func presMPD(p *presentation) ([]byte, error) {
 	} else {
 		m.MediaPresentationDuration = durPtr(p.end() - origin)
 	}
-	period := &mpd.Period{Id: p.epoch, Start: durPtr(0)}
+	var maxSeg time.Duration
+	if p.keys == nil {
+		var period *mpd.Period
+		period, maxSeg = presPeriod(p, p.renditions, p.epoch, 0, origin)
+		m.Periods = []*mpd.Period{period}
+	} else {
+		m.Periods, maxSeg = presProtectedPeriods(p, origin)
+	}
+	m.MaxSegmentDuration = durPtr(maxSeg)
+	var buf bytes.Buffer
+	if _, err := m.Write(&buf, "  ", true); err != nil {
+		return nil, fmt.Errorf("write MPD: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// presPeriod describes renditions rs of p (each with the segments of the
+// Period) as a Period named id, beginning at start, its media at pto on
+// the epoch's timeline (@presentationTimeOffset). It also returns the
+// longest segment.
+func presPeriod(p *presentation, rs []*presRendition, id string, start, pto time.Duration) (*mpd.Period, time.Duration) {
+	period := &mpd.Period{Id: id, Start: durPtr(start)}
 	var video, audio *mpd.AdaptationSetType
 	var maxSeg time.Duration
-	for _, r := range p.renditions {
+	for _, r := range rs {
 		if len(r.segs) == 0 {
 			continue
 		}
 		peak, _ := bandwidth(r.segs, r.timescale)
 		rep := &mpd.RepresentationType{Id: r.id, Bandwidth: uint32(min(peak, 1<<32-1))}
 		rep.Codecs = r.codec
-		rep.SegmentTemplate = presTemplate(p.uris.mpdFiles, r, mediatime.Ticks(origin, r.timescale))
+		rep.SegmentTemplate = presTemplate(p.uris.mpdFiles, r, mediatime.Ticks(pto, r.timescale))
 		for _, s := range r.segs {
 			maxSeg = max(maxSeg, mediatime.Duration(s.duration, r.timescale))
 		}
@@ -292,15 +326,9 @@ func presMPD(p *presentation) ([]byte, error) {
 	}
 	if video != nil {
 		// ISO/IEC 23009-1 5.3.3.2: claimed only when it holds, as live.
-		video.SegmentAlignment = presAligned(p.renditions)
+		video.SegmentAlignment = presAligned(rs)
 	}
-	m.Periods = []*mpd.Period{period}
-	m.MaxSegmentDuration = durPtr(maxSeg)
-	var buf bytes.Buffer
-	if _, err := m.Write(&buf, "  ", true); err != nil {
-		return nil, fmt.Errorf("write MPD: %w", err)
-	}
-	return buf.Bytes(), nil
+	return period, maxSeg
 }
 
 // presTemplate describes r's segments, the files under dir, as

@@ -59,3 +59,38 @@ func Decrypt(tb testing.TB, encInit, media []byte, kid [16]byte, key, iv []byte)
 	}
 	return out.Bytes()
 }
+
+// MediaKey returns the key ID and constant IV that the first fragment of
+// media (of the track whose encrypted init segment is encInit) is
+// encrypted with, as a player finds them: the fragment's seig sample
+// group (ISO/IEC 23001-7 6: a key period after the first), else the init
+// segment's tenc.
+func MediaKey(tb testing.TB, encInit, media []byte) (kid [16]byte, iv []byte) {
+	tb.Helper()
+	mf, err := mp4.DecodeFile(bytes.NewReader(media))
+	if err != nil {
+		tb.Fatalf("decode encrypted media: %v", err)
+	}
+	if len(mf.Segments) == 0 || len(mf.Segments[0].Fragments) == 0 {
+		tb.Fatal("no fragment in the media")
+	}
+	if sgpd := mf.Segments[0].Fragments[0].Moof.Traf.Sgpd; sgpd != nil && sgpd.GroupingType == "seig" {
+		for _, e := range sgpd.SampleGroupEntries {
+			if seig, ok := e.(*mp4.SeigSampleGroupEntry); ok {
+				copy(kid[:], seig.KID)
+				return kid, seig.ConstantIV
+			}
+		}
+	}
+	f, err := mp4.DecodeFile(bytes.NewReader(encInit))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	di, err := mp4.DecryptInit(f.Init)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tenc := di.TrackInfos[0].Sinf.Schi.Tenc
+	copy(kid[:], tenc.DefaultKID)
+	return kid, tenc.DefaultConstantIV
+}
