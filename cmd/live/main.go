@@ -33,6 +33,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "live:", err)
 		os.Exit(2)
 	}
+	flags.WarnUnkeptKeys(cfg.Archive, cfg.Logger)
 	cfg.Demo = *demo
 	cfg.PoP = &pop.Config{CacheBytes: *cacheBytes, Tokens: acc.Tokens, Rules: acc.Rules, TrustedProxies: acc.TrustedProxies}
 	cfg.Revocations = acc.Revocations

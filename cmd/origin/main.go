@@ -33,6 +33,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "origin:", err)
 		os.Exit(2)
 	}
+	flags.WarnUnkeptKeys(cfg.Archive, cfg.Logger)
 	if !etcd.Set() {
 		os.Exit(app.Main(cfg, os.Stdout))
 	}

@@ -38,7 +38,7 @@ func addProtectFlags(fs *flag.FlagSet) *ProtectFlags {
 		encrypt:        fs.Bool("encrypt", false, "encrypt every stream (CMAF cbcs, keys delivered by EME ClearKey license requests to viewers who may watch; see -encrypt-streams)"),
 		encryptStreams: fs.String("encrypt-streams", "", "regular expression of the stream names to encrypt (empty: every stream with -encrypt, none without); make them private too (-private-streams) so that keys go only to token holders"),
 		keyPeriod:      fs.Duration("key-period", time.Hour, "how long a key is used: a new key from the first segment at or after each multiple of it on a stream's timeline (0: one key per stream instance)"),
-		keySecret:      fs.String("key-secret", "", "file holding the secret (64 hex digits) the keys are derived from; origins serving a stream together (-etcd) must share it (default: $"+keySecretEnv+"; neither: a random secret, keys die with the process)"),
+		keySecret:      fs.String("key-secret", "", "file holding the secret (64 hex digits) the keys are derived from; origins serving a stream together (-etcd) must share it (default: $"+keySecretEnv+"; neither: a random secret, and the keys die with the process, so archived encrypted streams do not play after it)"),
 		keyServer:      fs.String("key-server", "", "CPIX URL of a DRM key server to take the content keys from, with Widevine/PlayReady/FairPlay signalling (Authorization header: $"+keyServerAuthEnv+"; empty: keys derived from the secret)"),
 	}
 }

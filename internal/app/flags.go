@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"regexp"
 	"time"
@@ -100,6 +101,20 @@ func (f *Flags) Config(stderr io.Writer) (Config, error) {
 		log.Warn("encrypted streams are public (no -private-streams): their keys go to anyone who asks")
 	}
 	return cfg, nil
+}
+
+// WarnUnkeptKeys logs a WARN when streams are encrypted with keys derived
+// from a random secret (no -key-secret nor $LIVE_KEY_SECRET) and
+// archived (a, nil without an archive): their VODs, clips and DVR windows
+// play only as long as this process runs, as no later origin can derive
+// their keys. The archive keeps no key (issue #25).
+func (f *Flags) WarnUnkeptKeys(a *Archive, log *slog.Logger) {
+	if a == nil {
+		return
+	}
+	if p, shared, err := f.protect.protection(); err == nil && p != nil && !shared {
+		log.Warn("encrypted streams are archived with keys of a random secret: their VODs will not play once this process ends; give -key-secret or $" + keySecretEnv)
+	}
 }
 
 // CheckFleet refuses, for an origin of a fleet, encryption with keys that
