@@ -59,10 +59,12 @@ func TestLowLatencyGohlslib(t *testing.T) {
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
+	ended := make(chan error, 1) // buffered: the goroutine ends with the client
+	go func() { ended <- c.Wait2() }()
 	defer c.Close()
 	timer := time.NewTimer(8 * time.Second) // the client plays live: its frames come in real time
 	select {
-	case err := <-c.Wait():
+	case err := <-ended:
 		t.Fatalf("client ended: %v", err)
 	case <-timer.C:
 	}
