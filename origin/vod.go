@@ -238,7 +238,7 @@ func (vs *vodServer) epoch(ctx context.Context, stream, epoch string) (*vod, err
 		pres.renditions = vodRenditions(meta, idx)
 		if meta.Encryption != nil {
 			pres.keys = archivedKeys(meta.Encryption)
-			pres.renditions = pres.keys.keyedOnly(pres.renditions)
+			pres.renditions = pres.keys.keyed(pres.renditions)
 		}
 		if len(pres.renditions) == 0 {
 			return nil, fmt.Errorf("%w: epoch %s of %s has no segments", errNoVOD, epoch, stream)
@@ -374,6 +374,9 @@ func cutClip(p *presentation, c archive.Clip) *presentation {
 			cr.segs[0].disc = false
 			out.renditions = append(out.renditions, &cr)
 		}
+	}
+	if out.keys != nil {
+		out.renditions = out.keys.keyed(out.renditions)
 	}
 	return &out
 }

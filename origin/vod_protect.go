@@ -87,34 +87,43 @@ func (pk *presKeys) hlsKey(h hlsKeys, start int64, ts uint32) *playlist.MediaKey
 	}
 	k, ok := pk.byPeriod[pk.periodOf(start, ts)]
 	if !ok {
-		return nil // cannot be: keyedOnly cut such segments
+		return nil // cannot be: keyed left such segments out
 	}
 	return h.tag(k.KID)
 }
 
-// keyedOnly returns rs, the renditions of an encrypted epoch, cut before
-// the first key period that has segments and no key in pk: a crash can
-// leave segments of a period indexed whose key was not yet recorded
-// (archive.Epoch.AddKey). Every rendition is cut at the same period;
-// renditions left without segments are dropped.
-func (pk *presKeys) keyedOnly(rs []*presRendition) []*presRendition {
+// keyed returns rs, the renditions of an encrypted on-demand
+// presentation, with the segments whose key and Period its manifests can
+// name. It cuts every rendition before the first key period that has
+// segments and no key in pk: a crash can leave segments of a period
+// indexed whose key was not yet recorded (archive.Epoch.AddKey). And it
+// leaves out the key periods in which a media type of rs has no segment,
+// such as the last audio segment of a stream, which outlasts the video
+// into a new key period: Shaka Player 5.2 cannot match the streams of
+// such a Period with the others' and drops the video of the whole
+// presentation. Renditions left without segments are dropped.
+func (pk *presKeys) keyed(rs []*presRendition) []*presRendition {
 	cut := uint64(math.MaxUint64)
+	kinds := map[uint64]map[bool]bool{} // media types (video or not) by key period
+	all := map[bool]bool{}
 	for _, r := range rs {
+		all[r.video] = true
 		for _, s := range r.segs {
-			if n := pk.periodOf(s.start, r.timescale); n < cut {
-				if _, ok := pk.byPeriod[n]; !ok {
-					cut = n
-				}
+			n := pk.periodOf(s.start, r.timescale)
+			if _, ok := pk.byPeriod[n]; !ok {
+				cut = min(cut, n)
 			}
+			if kinds[n] == nil {
+				kinds[n] = map[bool]bool{}
+			}
+			kinds[n][r.video] = true
 		}
 	}
-	if cut == math.MaxUint64 {
-		return rs
-	}
+	drop := func(n uint64) bool { return n >= cut || len(kinds[n]) != len(all) }
 	var out []*presRendition
 	for _, r := range rs {
 		c := *r
-		c.segs = slices.DeleteFunc(slices.Clone(r.segs), func(s presSegment) bool { return pk.periodOf(s.start, r.timescale) >= cut })
+		c.segs = slices.DeleteFunc(slices.Clone(r.segs), func(s presSegment) bool { return drop(pk.periodOf(s.start, r.timescale)) })
 		if len(c.segs) > 0 {
 			out = append(out, &c)
 		}
@@ -146,7 +155,7 @@ func presProtectedPeriods(p *presentation, origin time.Duration) ([]*mpd.Period,
 	for _, n := range numbers {
 		k, ok := pk.byPeriod[n]
 		if !ok {
-			continue // cannot be: keyedOnly cut such segments, and a live instance records a key first
+			continue // cannot be: keyed left such segments out, and a live instance records a key first
 		}
 		var rs []*presRendition
 		for _, r := range p.renditions {

@@ -176,26 +176,39 @@ func TestEncryptedVODManifests(t *testing.T) {
 	}
 }
 
-// TestVODCutAtUnkeyedPeriod: segments of a key period whose key the
-// archive's record does not name (a crash before the record was written)
-// end every rendition of the VOD before that period; a clear epoch's are
-// all kept.
-func TestVODCutAtUnkeyedPeriod(t *testing.T) {
-	enc := goldenEncryption()
-	enc.Keys = slices.DeleteFunc(enc.Keys, func(k archive.PeriodKey) bool { return k.Number == 4 })
-	p := goldenPresentation()
-	rs := archivedKeys(enc).keyedOnly(p.renditions)
-	for i, r := range rs {
-		last := r.segs[len(r.segs)-1]
-		if r.id != p.renditions[i].id || last.number != 3 {
-			t.Errorf("%s ends at segment %d, want 3: the last before key period 4", r.id, last.number)
+// TestVODKeyedSegments: segments of a key period whose key the archive's
+// record does not name (a crash before the record was written) end every
+// rendition before that period; a key period that only an audio segment
+// reaches (audio outlasting the video) is left out; with every key
+// recorded and every period whole, every segment is kept.
+func TestVODKeyedSegments(t *testing.T) {
+	lastOf := func(rs []*presRendition) string {
+		var out []string
+		for _, r := range rs {
+			out = append(out, fmt.Sprintf("%s:%d-%d", r.id, r.segs[0].number, r.segs[len(r.segs)-1].number))
 		}
+		return strings.Join(out, " ")
 	}
-	if len(rs) != 3 {
-		t.Errorf("%d renditions left, want 3", len(rs))
-	}
-	if got := archivedKeys(goldenEncryption()).keyedOnly(p.renditions); !slices.Equal(got, p.renditions) {
-		t.Errorf("every key recorded: renditions changed")
+	lost := goldenEncryption()
+	lost.Keys = slices.DeleteFunc(lost.Keys, func(k archive.PeriodKey) bool { return k.Number == 4 })
+	longer := goldenPresentation()
+	a0 := longer.renditions[2]
+	a0.segs = append(a0.segs, presSegment{number: 7, start: a0.segs[6].end(), duration: 48128, size: 16_000}) // 12 s: key period 6
+	withSix := goldenEncryption()
+	withSix.Keys = append(withSix.Keys, archive.PeriodKey{Number: 6, KID: goldenKID(0xa6)})
+	for _, tc := range []struct {
+		name string
+		enc  *archive.Encryption
+		p    *presentation
+		want string
+	}{
+		{"every key", goldenEncryption(), goldenPresentation(), "v0:0-6 v1:2-6 a0:0-6"},
+		{"key of period 4 lost", lost, goldenPresentation(), "v0:0-3 v1:2-3 a0:0-3"},
+		{"audio outlasting the video", withSix, longer, "v0:0-6 v1:2-6 a0:0-6"},
+	} {
+		if got := lastOf(archivedKeys(tc.enc).keyed(tc.p.renditions)); got != tc.want {
+			t.Errorf("%s: segments %s, want %s", tc.name, got, tc.want)
+		}
 	}
 }
 

@@ -71,7 +71,7 @@ if (id === 'dash' || id === 'nokey') {
   // No shaka.polyfill.installAll(): its EME polyfills are not needed in
   // Chromium.
   (async () => {
-    const p = new shaka.Player();
+    const p = window.__player = new shaka.Player();
     p.addEventListener('error', (e) => s.errors.push(String(e.detail && e.detail.code)));
     await p.attach(v);
     p.configure({drm: {servers: {'org.w3.clearkey': '%[3]s'}}});
@@ -119,41 +119,11 @@ func TestBrowserEncryptedStream(t *testing.T) {
 		Protection: &origin.Protection{Keys: store, KeyPeriod: keyPeriod,
 			Encrypt: func(name string) bool { return name == "enc" }},
 	}})
-	originURL := "http://" + a.OriginAddr().String()
-	var mu sync.Mutex
-	kids := map[string]int{} // KIDs asked for in license requests that reached the origin
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && strings.Contains(r.URL.Path, "/license") {
-			body, _ := io.ReadAll(r.Body)
-			var req struct{ Kids []string }
-			if json.Unmarshal(body, &req) == nil {
-				mu.Lock()
-				for _, k := range req.Kids {
-					kids[k]++
-				}
-				mu.Unlock()
-			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
-		}
-		httpReverse(originURL).ServeHTTP(w, r)
-	}))
-	defer upstream.Close()
-
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	verifier, err := access.New(access.Config{Keys: access.KeySet{"k1": pub}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	lc := newLicenseCounter(t, "http://"+a.OriginAddr().String())
+	verifier, token := viewerToken(t, "enc")
 	// Four players, and the retries of the one without a key, share one
 	// client address here: a key budget for them all, not one viewer's.
-	bases := startPoPNodes(t, upstream.URL, 3, pop.Config{Tokens: verifier, KeyRate: 50, KeyBurst: 100})
-	token, err := access.Issue(priv, "k1", access.Claims{Stream: "enc", Expires: time.Now().Add(time.Hour), MaxAddrs: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bases := startPoPNodes(t, lc.URL, 3, pop.Config{Tokens: verifier, KeyRate: 50, KeyBurst: 100})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -169,32 +139,17 @@ func TestBrowserEncryptedStream(t *testing.T) {
 		t.Fatalf("/api/streams: enc not encrypted: %+v", st)
 	}
 
-	shakaJS, err := os.ReadFile(filepath.Join("testdata", "shaka", "shaka-player.dash.js"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	path := "/t/" + token + "/live/enc/"
-	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/shaka.js" {
-			w.Header().Set("Content-Type", "text/javascript")
-			w.Write(shakaJS)
-			return
-		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprintf(w, protectedPlayerPage, bases[1]+path+"manifest.mpd", bases[2]+path+"index.m3u8",
-			bases[0]+path+"license", bases[0], "/shaka.js", bases[0]+"/live/enc/license", r.URL.Query().Get("p"))
-	}))
-	defer site.Close()
+	site := protectedPlayers(t, bases[1]+path+"manifest.mpd", bases[2]+path+"index.m3u8",
+		bases[0]+path+"license", bases[0], bases[0]+"/live/enc/license")
 
 	bctx := newBrowser(t)
 	// play opens the page of player id and returns what it says once it
 	// played span from where it began, or within; and the KIDs license
 	// requests asked for meanwhile.
 	play := func(id string, span, within time.Duration) (played, int, error) {
-		mu.Lock()
-		clear(kids)
-		mu.Unlock()
-		if err := chromedp.Run(bctx, chromedp.Navigate(site.URL+"/?p="+id)); err != nil {
+		lc.reset()
+		if err := chromedp.Run(bctx, chromedp.Navigate(site+"/?p="+id)); err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(bctx, within)
@@ -205,10 +160,7 @@ func TestBrowserEncryptedStream(t *testing.T) {
 		if err := chromedp.Run(bctx, chromedp.Evaluate(`window.__p`, &p)); err != nil {
 			t.Fatal(err)
 		}
-		mu.Lock()
-		n := len(kids)
-		mu.Unlock()
-		return p, n, err
+		return p, lc.asked(), err
 	}
 	// Three key changes: 12 s of playback and more, from where each
 	// player began.
@@ -266,6 +218,95 @@ func TestBrowserEncryptedStream(t *testing.T) {
 	} else {
 		t.Logf("nokey: no frame decoded, %d errors, the first %s", len(p.Errors), p.Errors[0])
 	}
+}
+
+// licenseCounter is a reverse proxy to an origin that counts the KIDs
+// of the license requests passing through it: the keys that players
+// asked for.
+type licenseCounter struct {
+	*httptest.Server
+	mu   sync.Mutex
+	kids map[string]int // guarded by mu
+}
+
+// newLicenseCounter starts a licenseCounter in front of origin until
+// the test ends.
+func newLicenseCounter(t *testing.T, origin string) *licenseCounter {
+	t.Helper()
+	lc := &licenseCounter{kids: map[string]int{}}
+	lc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.Contains(r.URL.Path, "/license") {
+			body, _ := io.ReadAll(r.Body)
+			var req struct{ Kids []string }
+			if json.Unmarshal(body, &req) == nil {
+				lc.mu.Lock()
+				for _, k := range req.Kids {
+					lc.kids[k]++
+				}
+				lc.mu.Unlock()
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		httpReverse(origin).ServeHTTP(w, r)
+	}))
+	t.Cleanup(lc.Close)
+	return lc
+}
+
+// reset forgets the KIDs counted.
+func (lc *licenseCounter) reset() {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	clear(lc.kids)
+}
+
+// asked returns the number of KIDs asked for since the last reset.
+func (lc *licenseCounter) asked() int {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	return len(lc.kids)
+}
+
+// viewerToken returns a verifier of viewers' tokens, for the PoP, and a
+// token that it accepts for stream, valid for an hour.
+func viewerToken(t *testing.T, stream string) (*access.Verifier, string) {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := access.New(access.Config{Keys: access.KeySet{"k1": pub}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := access.Issue(priv, "k1", access.Claims{Stream: stream, Expires: time.Now().Add(time.Hour), MaxAddrs: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return verifier, token
+}
+
+// protectedPlayers serves protectedPlayerPage until the test ends, and
+// returns its URL: ?p=ID plays with player ID the MPD mpd or the
+// playlist m3u8, with the license URL license ("nokey": noKeyLicense),
+// the scripts from base.
+func protectedPlayers(t *testing.T, mpd, m3u8, license, base, noKeyLicense string) string {
+	t.Helper()
+	shakaJS, err := os.ReadFile(filepath.Join("testdata", "shaka", "shaka-player.dash.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/shaka.js" {
+			w.Header().Set("Content-Type", "text/javascript")
+			w.Write(shakaJS)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, protectedPlayerPage, mpd, m3u8, license, base, "/shaka.js", noKeyLicense, r.URL.Query().Get("p"))
+	}))
+	t.Cleanup(site.Close)
+	return site.URL
 }
 
 // TestBrowserEncryptedWatchPage: the watch page plays an encrypted stream

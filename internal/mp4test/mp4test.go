@@ -94,3 +94,22 @@ func MediaKey(tb testing.TB, encInit, media []byte) (kid [16]byte, iv []byte) {
 	copy(kid[:], tenc.DefaultKID)
 	return kid, tenc.DefaultConstantIV
 }
+
+// ClearInit returns the clear init segment of the encrypted one encInit,
+// as a player that decrypts makes it: the protection boxes removed, the
+// sample entries given their original format back.
+func ClearInit(tb testing.TB, encInit []byte) []byte {
+	tb.Helper()
+	f, err := mp4.DecodeFile(bytes.NewReader(encInit))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := mp4.DecryptInit(f.Init); err != nil {
+		tb.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := f.Init.Encode(&out); err != nil {
+		tb.Fatal(err)
+	}
+	return out.Bytes()
+}
