@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -439,4 +440,78 @@ func firstOfPeriod(t *testing.T, segs map[string]*packager.Segment, keyPeriod ti
 	}
 	t.Fatalf("no segment of key period %d", n)
 	return ""
+}
+
+// TestArchivedKeyFetchedAgain: with keys from a key server, an origin
+// that did not issue the keys of an archived epoch asks the key server
+// again for the key of the period the epoch's record names a KID for,
+// and delivers it; a KID that no archived epoch of the stream names is
+// not asked for, and neither is one of another stream.
+func TestArchivedKeyFetchedAgain(t *testing.T) {
+	var mu sync.Mutex
+	var asked []protection.Period
+	keyServer := func(_ context.Context, p protection.Period, kid protection.KID) (protection.Key, error) {
+		mu.Lock()
+		asked = append(asked, p)
+		mu.Unlock()
+		k := protection.Key{KID: kid}
+		copy(k.Value[:], kid[8:])
+		copy(k.Value[8:], kid[:8]) // the key server's own key for kid
+		return k, nil
+	}
+	newKeys := func() *protection.Store {
+		ks, err := protection.NewStore(protection.StoreConfig{Secret: testSecret, Fetch: keyServer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ks
+	}
+	// The keys a first origin issued for three key periods, recorded in
+	// the archive as it does.
+	k := newArchiveKit(t)
+	first := newKeys()
+	ep, err := k.w.Begin("cam", "mx5p2ya4", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var issued []protection.Key
+	enc := archive.Encryption{Scheme: "cbcs", KeyPeriod: 2 * time.Second, SegmentDuration: time.Second}
+	for n := range uint64(3) {
+		key, err := first.Key(t.Context(), protection.Period{Stream: "cam", Epoch: "mx5p2ya4", Number: n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		issued = append(issued, key)
+		enc.Keys = append(enc.Keys, archive.PeriodKey{Number: n, KID: key.KID})
+	}
+	ep.Encrypted(enc)
+	ep.End(time.Time{})
+	k.flush(t)
+	mu.Lock()
+	asked = nil
+	mu.Unlock()
+
+	srv, err := New(Config{ArchiveStore: k.store, Protection: &Protection{Keys: newKeys(), KeyPeriod: 2 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	code, body := fetch(srv, "/live/cam/keys/"+issued[2].KID.Hex())
+	if code != http.StatusOK || !bytes.Equal(body, issued[2].Value[:]) {
+		t.Errorf("archived key of period 2: %d %x, want %x", code, body, issued[2].Value)
+	}
+	if code, _ := fetch(srv, "/live/cam/keys/"+issued[2].KID.Hex()); code != http.StatusOK {
+		t.Errorf("archived key of period 2, again: %d", code)
+	}
+	if code, _ := fetch(srv, "/live/other/keys/"+issued[1].KID.Hex()); code != http.StatusNotFound {
+		t.Errorf("an archived key of cam asked for under another stream: %d", code)
+	}
+	if code, _ := fetch(srv, "/live/cam/keys/"+goldenKID(0x77).Hex()); code != http.StatusNotFound {
+		t.Errorf("a KID no record names: %d", code)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []protection.Period{{Stream: "cam", Epoch: "mx5p2ya4", Number: 2}}; !slices.Equal(asked, want) {
+		t.Errorf("the key server was asked for %v, want %v (once)", asked, want)
+	}
 }
