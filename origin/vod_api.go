@@ -42,6 +42,11 @@ type VODInfo struct {
 	// HLS and DASH are the VOD's entry manifests.
 	HLS  string `json:"hls"`
 	DASH string `json:"dash"`
+	// Encrypted reports a VOD of an encrypted stream (issue #25); License
+	// is then the ClearKey license URL to give its players: the stream's
+	// key delivery, which answers only viewers who may watch it.
+	Encrypted bool   `json:"encrypted,omitempty"`
+	License   string `json:"license,omitempty"`
 }
 
 // VODRendition is one rendition of a VOD.
@@ -151,6 +156,9 @@ func (v *vod) info() VODInfo {
 	}
 	if m.Ended {
 		vi.End = m.End.UTC().Format(archive.WallFormat)
+	}
+	if p.keys != nil {
+		vi.Encrypted, vi.License = true, layout.Prefix+m.Stream+"/"+layout.LicenseFile
 	}
 	for _, r := range p.renditions {
 		_, avg := bandwidth(r.segs, r.timescale)

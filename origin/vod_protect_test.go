@@ -297,7 +297,8 @@ func keyedFiles(t *testing.T, srv, keySrv, clearSrv *Server, mv, mpdPath, clearD
 
 // TestEncryptedVOD: an encrypted stream with a key change every 2 s is
 // archived as it runs. Its DVR window, while it runs, and, once it
-// ended, its VOD and a clip of it, served by an origin that never saw
+// ended, its VOD (listed as encrypted, with its license URL) and a clip
+// of it, served by an origin that never saw
 // it (a restart: a new key store from the same secret), say which key
 // each segment needs; that origin's key delivery gives those keys, which
 // decrypt every archived segment to the clear stream's. The archive
@@ -373,6 +374,11 @@ func TestEncryptedVOD(t *testing.T) {
 	}
 	later := restarted(testSecret)
 	vod := "/vod/enc/" + st.epoch + "/"
+	var list struct{ VODs []VODInfo }
+	if err := json.Unmarshal(mustFetch(t, later, "/api/vods"), &list); err != nil || len(list.VODs) != 1 ||
+		!list.VODs[0].Encrypted || list.VODs[0].License != "/live/enc/license" {
+		t.Errorf("/api/vods: %+v (%v), want the VOD encrypted, its license URL /live/enc/license", list.VODs, err)
+	}
 	if n := keyedFiles(t, later, later, clearSrv, vod+"index.m3u8", vod+"manifest.mpd", clearDir, keyOf); n < 3*len(segs)/4 {
 		t.Errorf("VOD: %d segments checked of %d", n, len(segs))
 	}

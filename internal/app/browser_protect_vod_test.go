@@ -29,8 +29,9 @@ import (
 // origin that never saw the stream (a key store of its own, from the
 // same secret: a restarted origin, or another one of the fleet), plays
 // to its end in Chromium with EME ClearKey and the viewer's token, in
-// Shaka Player, asking for every key of the VOD. dash.js and hls.js play
-// it in their own pages; how far is logged, and asking for a key with
+// Shaka Player, asking for every key of the VOD, and in dash.js from the
+// watch page given the token (/api/vods names the license URL). hls.js
+// plays it in its own page; how far is logged, and asking for a key with
 // the token is required. Every segment of the VOD's video playlist,
 // decrypted with the key its key URI gives (through the PoP, with the
 // token), decodes with ffmpeg without an error. Without the token the
@@ -134,7 +135,7 @@ func TestBrowserEncryptedVOD(t *testing.T) {
 	// Played to the end, or failed.
 	const ended = `(() => { const v = document.getElementById('v');
 		return v.ended || v.duration > 0 && v.currentTime >= v.duration - 0.5 || window.__p.errors.length > 0; })()`
-	for _, id := range []string{"shaka", "dash", "hls"} {
+	for _, id := range []string{"shaka", "hls"} {
 		lc.reset()
 		if err := chromedp.Run(bctx, chromedp.Navigate(site+"/?p="+id)); err != nil {
 			t.Fatal(err)
@@ -167,6 +168,29 @@ func TestBrowserEncryptedVOD(t *testing.T) {
 		case p.Frames < (seconds-1)*25:
 			t.Errorf("%s decoded %d frames of %d s", id, p.Frames, seconds)
 		}
+	}
+
+	// The watch page, given the token, plays the VOD with dash.js, given
+	// the license URL /api/vods names because the VOD is encrypted.
+	lc.reset()
+	if err := chromedp.Run(bctx, chromedp.Navigate(edge+"/?vod=enc/"+epoch+"&format=dash&token="+url.QueryEscape(token))); err != nil {
+		t.Fatal(err)
+	}
+	pollWithin(t, bctx, `window.__vod && (window.__vod.error || window.__vod.ended)`, (seconds+20)*time.Second)
+	var w struct {
+		Error  *string
+		Stalls int
+		Time   float64
+		Frames int
+	}
+	if err := chromedp.Run(bctx, chromedp.Evaluate(`({Error: window.__vod.error, Stalls: window.__vod.stalls,
+		Time: document.getElementById('video').currentTime,
+		Frames: document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames})`, &w)); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("watch page, dash.js: played to %.1f s, %d frames, %d stalls, licenses for %d KIDs, error %v", w.Time, w.Frames, w.Stalls, lc.asked(), w.Error)
+	if w.Error != nil || w.Time < seconds-1 || w.Frames < (seconds-1)*25 || lc.asked() < len(keyURIs) {
+		t.Errorf("the watch page did not play the encrypted VOD to its end with dash.js, asking for its %d keys", len(keyURIs))
 	}
 }
 

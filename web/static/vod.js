@@ -2,13 +2,17 @@
 // list page gets a "Recorded" section of the archived streams (GET
 // /api/vods), and ?vod=STREAM/EPOCH[&format=hls|dash] plays one on
 // demand from its VOD manifests (/vod/STREAM/EPOCH/index.m3u8 or
-// manifest.mpd) with the vendored hls.js or dash.js.
+// manifest.mpd) with the vendored hls.js or dash.js; &token= (a private
+// stream's playback token) goes in their path, /t/{token}/vod/..., as
+// player.js does for live streams.
 // Plain ES2018, no build step; it only adds to the page.
 'use strict';
 
 (function () {
   const params = new URLSearchParams(location.search);
   const vod = params.get('vod');
+  const token = params.get('token');
+  const tokenPath = token ? '/t/' + encodeURIComponent(token) : '';
   if (vod) {
     play(vod, params.get('format') === 'dash' ? 'dash' : 'hls');
   } else if (!params.get('stream')) {
@@ -26,7 +30,8 @@
   }
 
   function vodURL(v, format) {
-    return '?vod=' + encodeURIComponent(v.stream) + '/' + encodeURIComponent(v.epoch) + '&format=' + format;
+    return '?vod=' + encodeURIComponent(v.stream) + '/' + encodeURIComponent(v.epoch) + '&format=' + format +
+      (token ? '&token=' + encodeURIComponent(token) : '');
   }
 
   function fmtDuration(s) {
@@ -109,7 +114,7 @@
     $('fmt-' + format).className = 'on';
 
     const video = $('video');
-    const base = '/vod/' + encodeURIComponent(stream) + '/' + encodeURIComponent(epoch) + '/';
+    const base = tokenPath + '/vod/' + encodeURIComponent(stream) + '/' + encodeURIComponent(epoch) + '/';
     // State for automated browser tests, updated in place.
     const state = window.__vod = { format, error: null, playing: false, ended: false, stalls: 0 };
     function fail(msg) { state.error = String(msg); $('overlay').textContent = 'error: ' + msg; }
@@ -123,21 +128,38 @@
         document.head.append(s);
       });
     }
+    // A VOD of an encrypted stream (issue #25) plays with EME ClearKey,
+    // its keys from the license URL /api/vods gives. Null for a clear one.
+    let licenseURL = null;
+    const encrypted = fetch('/api/vods?stream=' + encodeURIComponent(stream), { cache: 'no-store' })
+      .then((res) => (res.ok ? res.json() : {}), () => ({}))
+      .then((l) => {
+        const v = (l.vods || []).find((v) => v.epoch === epoch);
+        if (v && v.encrypted) licenseURL = tokenPath + v.license;
+      });
     if (format === 'dash') {
-      loadScript('/static/vendor/dash.mediaplayer.min.js').then(() => {
-        const player = dashjs.MediaPlayer().create();
-        player.on(dashjs.MediaPlayer.events.ERROR, (e) => fail('dash.js: ' + JSON.stringify(e.error || e)));
-        player.initialize(video, base + 'manifest.mpd', true);
-        window.__vodPlayer = player;
-      }, fail);
+      // dash.js's EME module is a script of its own, loaded first (see
+      // player.js).
+      let protection = null;
+      encrypted
+        .then(() => licenseURL && loadScript('/static/vendor/dash.protection.min.js').then(() => { protection = window.dashjs; }))
+        .then(() => loadScript('/static/vendor/dash.mediaplayer.min.js'))
+        .then(() => {
+          if (protection) dashjs.Protection = protection;
+          const player = dashjs.MediaPlayer().create();
+          player.on(dashjs.MediaPlayer.events.ERROR, (e) => fail('dash.js: ' + JSON.stringify(e.error || e)));
+          if (licenseURL) player.setProtectionData({ 'org.w3.clearkey': { serverURL: licenseURL } });
+          player.initialize(video, base + 'manifest.mpd', true);
+          window.__vodPlayer = player;
+        }, fail);
       return;
     }
-    loadScript('/static/vendor/hls.min.js').then(() => {
+    Promise.all([encrypted, loadScript('/static/vendor/hls.min.js')]).then(() => {
       if (!window.Hls || !Hls.isSupported()) {
         video.src = base + 'index.m3u8'; // native HLS (Safari)
         return;
       }
-      const hls = new Hls();
+      const hls = new Hls(licenseURL ? { emeEnabled: true, drmSystems: { 'org.w3.clearkey': { licenseUrl: licenseURL } } } : {});
       hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) fail('hls.js: ' + d.type + ' ' + d.details); });
       hls.loadSource(base + 'index.m3u8');
       hls.attachMedia(video);
