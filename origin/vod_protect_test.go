@@ -111,7 +111,9 @@ func TestEncryptedVODManifests(t *testing.T) {
 	}
 	k := func(n byte) string { return "0x" + strings.ToUpper(goldenKID(0xa0+n).Hex()) }
 	// A Period's id, start and KID.
-	p := func(id string, start string, n byte) string { return id + "@" + start + ":" + goldenKID(0xa0+n).String() }
+	p := func(id string, start string, n byte) string {
+		return id + "@" + start + ":" + goldenKID(0xa0+n).String()
+	}
 	for _, tc := range []struct {
 		name   string
 		p      *presentation
