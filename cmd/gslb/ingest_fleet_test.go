@@ -52,7 +52,7 @@ func TestIngestPlacement(t *testing.T) {
 					Load: func() directory.Load { return load },
 				})
 			}
-			lb := proctest.Start(t, bin, 1, "-http", "127.0.0.1:0", "-etcd", strings.Join(etcd.Endpoints(), ","))
+			lb := proctest.Start(t, bin, 1, "-log-level", "debug", "-http", "127.0.0.1:0", "-etcd", strings.Join(etcd.Endpoints(), ","))
 			m := servingLine.FindStringSubmatch(lb.Stdout[0])
 			if m == nil {
 				t.Fatalf("gslb printed %q", lb.Stdout[0])
