@@ -162,15 +162,13 @@ func (e *Epoch) queueMetaLocked() {
 	e.w.enqueue(item{op: opBegin, ep: e})
 }
 
-// mergeStoredKeysLocked adds to the record the keys that the stored
-// record of the epoch holds (an epoch begun again: its earlier process
-// issued them), once, before the first write of an encrypted record.
-// e.metaMu must be held.
+// mergeStoredKeysLocked takes into the record the encryption that the
+// stored record of the epoch holds (an epoch begun again: its earlier
+// process issued those keys), once, before the record's first write:
+// the first write (Begin's) may come before this process calls
+// Encrypted, and must not wipe them. e.metaMu must be held.
 func (e *Epoch) mergeStoredKeysLocked(ctx context.Context) error {
-	e.mu.Lock()
-	enc := e.meta.Encryption
-	e.mu.Unlock()
-	if enc == nil || e.keysMerged {
+	if e.keysMerged {
 		return nil
 	}
 	b, err := e.w.cfg.Store.Get(ctx, e.prefix+metaName, 0, -1)
@@ -182,7 +180,11 @@ func (e *Epoch) mergeStoredKeysLocked(ctx context.Context) error {
 		var old EpochMeta
 		if json.Unmarshal(b, &old) == nil && old.Encryption != nil {
 			e.mu.Lock()
-			e.meta.Encryption = e.meta.Encryption.withKeys(old.Encryption.Keys...)
+			if e.meta.Encryption == nil {
+				e.meta.Encryption = old.Encryption
+			} else {
+				e.meta.Encryption = e.meta.Encryption.withKeys(old.Encryption.Keys...)
+			}
 			e.mu.Unlock()
 		}
 	}

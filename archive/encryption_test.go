@@ -65,7 +65,9 @@ func TestEncryptionRecord(t *testing.T) {
 			}
 
 			// Another process takes the epoch up again: its first key is
-			// period 0's, then the period it is in.
+			// period 0's, then the period it is in. Its Begin writes the
+			// record before it says the epoch is encrypted (flushed
+			// here, as a fast writer does): that write keeps the keys.
 			w2, err := NewWriter(WriterConfig{Store: st, Logger: discard})
 			if err != nil {
 				t.Fatal(err)
@@ -74,6 +76,10 @@ func TestEncryptionRecord(t *testing.T) {
 			ep2, err := w2.Begin(f.stream, f.epoch, f.start)
 			if err != nil {
 				t.Fatal(err)
+			}
+			flush(t, w2)
+			if m, err := r.Meta(t.Context(), f.stream, f.epoch); err != nil || keysOf(m.Encryption) != "cbcs 2s/1s 0:a0:0,1:a1:1,2:a2:0" {
+				t.Errorf("record after Begin again: %+v, %v; want the keys kept", m.Encryption, err)
 			}
 			ep2.Encrypted(Encryption{Scheme: "cbcs", KeyPeriod: 2 * time.Second, SegmentDuration: time.Second,
 				Keys: []PeriodKey{{Number: 0, KID: kidOf(0xa0)}}})
