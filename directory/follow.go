@@ -221,9 +221,20 @@ func (f *follower) follow(ctx context.Context, sink followSink) error {
 			f.setCurrent(time.Now())
 			stale.Reset(f.cfg.staleAfter)
 		case <-progress.C:
+			// While etcd is unreachable each request below takes its
+			// whole timeout, so a tick is always waiting when the loop
+			// selects again, and select picks among ready cases at
+			// random: the stale timer, once fired, comes first, or the
+			// follower could go on without noticing (seen: 30 s).
+			select {
+			case <-stale.C:
+				return errUnconfirmed
+			default:
+			}
 			// The request waits for the watch's stream, which waits for
-			// a connection: bound it. (wctx's metadata picks the stream.)
-			pctx, cancel := context.WithTimeout(wctx, f.cfg.progressInterval)
+			// a connection: bound it, within the interval. (wctx's
+			// metadata picks the stream.)
+			pctx, cancel := context.WithTimeout(wctx, min(f.cfg.requestTimeout, f.cfg.progressInterval))
 			if err := f.cfg.client.RequestProgress(pctx); err != nil {
 				f.cfg.log.Debug(f.cfg.what+": progress request failed", "error", err)
 			}
