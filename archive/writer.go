@@ -24,7 +24,7 @@ const (
 	defaultRetryMax        = 10 * time.Second
 	defaultDrainTimeout    = 10 * time.Second
 	defaultDropLogInterval = 10 * time.Second
-	defaultCommitDelay     = 250 * time.Millisecond
+	defaultCommitDelay     = time.Second
 	// maxControl bounds the queued items other than media segments
 	// (epoch begins and ends, init segments): a few per epoch.
 	maxControl = 256
@@ -40,9 +40,9 @@ type WriterConfig struct {
 	// the last rewritten whole as it grows.
 	Store store.Store
 	// Workers is the number of writes in flight at once. Zero means 4,
-	// or 1 on a store that can append: there a worker only copies a
-	// segment to the end of an open file (the committer syncs), and more
-	// of them would only take the cores ingest needs at the same moments.
+	// or 1 on a store that can append: there the media segments are
+	// written by the committer alone (writer_commit.go), and workers
+	// only write epoch records and init segments.
 	Workers int
 	// MaxQueued bounds the media segments queued or being written;
 	// enqueueing one more drops the oldest queued. Zero means 1024
@@ -64,12 +64,15 @@ type WriterConfig struct {
 	// DrainTimeout is how long Run goes on writing what is queued once
 	// its context is done. Zero means 10 s; negative means not at all.
 	DrainTimeout time.Duration
-	// CommitDelay is how long a segment appended to its epoch's pack
-	// (stores that can append) waits for others before the pack is synced
-	// and their index lines written, together: the audio and video
-	// segments of a stream, which end tens of milliseconds apart, then
-	// cost one sync of the pack and one of the index. Flush commits at
-	// once. Zero means 250 ms; negative means no wait.
+	// CommitDelay is how long a media segment queued for a store that
+	// can append waits for others before the committer appends them all
+	// to their packs, makes them durable, and indexes them, together:
+	// the segments of every stream that end within it cost one sync of
+	// the store (store.SyncAller; else one of each pack and each index).
+	// It is about what a crash may lose of what was queued. Flush commits
+	// at once. Zero means 1 s (bench/archive: with 250 ms, the commits'
+	// syncs and wake-ups cost the origin's CPU measurably more); negative
+	// means no wait.
 	CommitDelay time.Duration
 	// DropLogInterval is the least time between two WARN lines about
 	// dropped items (each line counts the drops since the last one). Zero
@@ -88,8 +91,10 @@ type WriterConfig struct {
 type Writer struct {
 	cfg      WriterConfig
 	appender store.Appender // cfg.Store when it can append, else nil
-	log      *slog.Logger
-	m        *writerMetrics
+	// syncAll is cfg.Store when it can append and sync all at once, else nil.
+	syncAll store.SyncAller
+	log     *slog.Logger
+	m       *writerMetrics
 
 	// wake holds a token when a worker may find an item to write.
 	wake chan struct{}
@@ -118,13 +123,20 @@ type Writer struct {
 	failures   int
 	pauseUntil time.Time
 
-	// commit holds a token when an epoch has segments to commit,
-	// commitNow when a Flush waits for them.
+	// commitTimer fires CommitDelay after the first media segment of a
+	// batch is queued (stores that can append), for the committer;
+	// commitArmed, guarded by mu, reports that it is set. Queueing a
+	// segment thus wakes no goroutine: the runtime's timer does, once a
+	// batch. commit holds a token when the committer is to commit at once
+	// (segments put back after a failure, no CommitDelay), commitNow when
+	// a Flush waits.
+	// gather is the committer's buffer of segments to append together
+	// (writer_commit.go); only the committer uses it.
+	gather []byte
+
+	commitTimer       *time.Timer
+	commitArmed       bool
 	commit, commitNow chan struct{}
-	commitMu          sync.Mutex // guards toCommit
-	// toCommit holds the epochs with segments appended to their pack and
-	// not yet committed (writer_pack.go).
-	toCommit map[*Epoch]struct{}
 
 	openMu sync.Mutex // guards open
 	// open holds the epochs that hold open files (appendLog), to close
@@ -170,9 +182,13 @@ func NewWriter(cfg WriterConfig) (*Writer, error) {
 		open:      map[*Epoch]struct{}{},
 		commit:    make(chan struct{}, 1),
 		commitNow: make(chan struct{}, 1),
-		toCommit:  map[*Epoch]struct{}{},
 	}
+	w.commitTimer = time.NewTimer(time.Hour)
+	w.commitTimer.Stop()
 	w.appender, _ = cfg.Store.(store.Appender)
+	if w.appender != nil {
+		w.syncAll, _ = cfg.Store.(store.SyncAller)
+	}
 	m, err := newWriterMetrics(cfg.Registerer, w.depth)
 	if err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
@@ -256,9 +272,11 @@ func (w *Writer) Run(ctx context.Context) error {
 	for range w.cfg.Workers {
 		workers.Go(func() { w.work(ctx, wctx) })
 	}
+	if w.appender != nil {
+		workers.Go(func() { w.commitLoop(ctx, wctx) })
+	}
 	workersDone := make(chan struct{})
 	others.Go(func() { w.logDrops(ctx) })
-	others.Go(func() { w.commitLoop(ctx, wctx, workersDone) })
 	others.Go(func() { // ends the drain
 		select {
 		case <-ctx.Done():
@@ -280,7 +298,6 @@ func (w *Writer) Run(ctx context.Context) error {
 	workers.Wait()
 	close(workersDone)
 	others.Wait()
-	w.commitAll(wctx)
 	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.WriteTimeout)
 	w.closeAll(cctx)
 	ccancel()

@@ -60,27 +60,16 @@ var ladder = []struct {
 
 // BenchmarkDirThroughput archives 20 streams of 1-second segments (the
 // ladder above: 4.5 Mb/s a stream, 80 segments and 11.3 MB a second in
-// all) to a directory store. One op is one second of all 20 streams,
-// enqueued and flushed; x-realtime is the seconds of streams archived
-// per second (it must stay above 1), MB/s the bytes written per second.
+// all) to a directory store, with the writer's defaults. One op is one
+// second of all 20 streams, enqueued and flushed; x-realtime is the
+// seconds of streams archived per second (it must stay above 1), MB/s
+// the bytes written per second.
 func BenchmarkDirThroughput(b *testing.B) {
 	const streams = 20
-	tests := []struct {
-		workers int
-		noSync  bool
-	}{{4, false}, {8, false}, {16, false}, {4, true}}
-	for _, tc := range tests {
-		b.Run(fmt.Sprintf("workers=%d/nosync=%v", tc.workers, tc.noSync), func(b *testing.B) {
-			st, err := dirstore.New(dirstore.Config{Dir: b.TempDir(), NoSync: tc.noSync})
-			if err != nil {
-				b.Fatal(err)
-			}
+	for _, noSync := range []bool{false, true} {
+		b.Run(fmt.Sprintf("nosync=%v", noSync), func(b *testing.B) {
 			reg := prometheus.NewRegistry()
-			w, err := NewWriter(WriterConfig{Store: st, Workers: tc.workers, Logger: discard, Registerer: reg})
-			if err != nil {
-				b.Fatal(err)
-			}
-			runWriter(b, w)
+			w := newBenchWriter(b, noSync, reg)
 			var perSecond int64
 			data := map[string][]byte{}
 			for _, r := range ladder {
@@ -89,6 +78,7 @@ func BenchmarkDirThroughput(b *testing.B) {
 			}
 			eps := make([]*Epoch, streams)
 			for i := range eps {
+				var err error
 				if eps[i], err = w.Begin(fmt.Sprintf("s%d", i), "m1", time.Time{}); err != nil {
 					b.Fatal(err)
 				}
@@ -136,15 +126,7 @@ func BenchmarkSegmentCPU(b *testing.B) {
 	for _, batch := range []int{1, 20} {
 		for _, noSync := range []bool{false, true} {
 			b.Run(fmt.Sprintf("batch=%d/nosync=%v", batch, noSync), func(b *testing.B) {
-				st, err := dirstore.New(dirstore.Config{Dir: b.TempDir(), NoSync: noSync})
-				if err != nil {
-					b.Fatal(err)
-				}
-				w, err := NewWriter(WriterConfig{Store: st, Logger: discard, Registerer: prometheus.NewRegistry()})
-				if err != nil {
-					b.Fatal(err)
-				}
-				runWriter(b, w)
+				w := newBenchWriter(b, noSync, prometheus.NewRegistry())
 				ep, err := w.Begin("bench", "m1", time.Time{})
 				if err != nil {
 					b.Fatal(err)
@@ -176,11 +158,35 @@ func BenchmarkSegmentCPU(b *testing.B) {
 	}
 }
 
+// newBenchWriter returns a Writer with the default configuration on a
+// directory store in a temporary directory, running until b ends.
+func newBenchWriter(b *testing.B, noSync bool, reg prometheus.Registerer) *Writer {
+	st, err := dirstore.New(dirstore.Config{Dir: b.TempDir(), NoSync: noSync})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	w, err := NewWriter(WriterConfig{Store: st, Logger: discard, Registerer: reg})
+	if err != nil {
+		b.Fatal(err)
+	}
+	runWriter(b, w)
+	return w
+}
+
 // cpuTime returns the CPU time (user and system) the process used so far.
 func cpuTime(b *testing.B) time.Duration {
+	cpu, _ := usage(b)
+	return cpu
+}
+
+// usage returns the CPU time (user and system) the process used so far
+// and the context switches its threads made waiting (voluntary ones:
+// for a device, a lock, a wake-up).
+func usage(b *testing.B) (cpu time.Duration, waits int64) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		b.Fatal(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ru.Nvcsw
 }

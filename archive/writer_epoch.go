@@ -43,11 +43,6 @@ type Epoch struct {
 	// append; nil otherwise.
 	pack, index *appendLog
 
-	commitMu sync.Mutex // guards uncommitted
-	// uncommitted holds the segments appended to the pack and not yet
-	// synced nor indexed, in the order appended.
-	uncommitted []item
-
 	// pendMu guards pending, the index lines of written objects that are
 	// not yet in the index.
 	pendMu  sync.Mutex
@@ -147,20 +142,7 @@ func (w *Writer) process(ctx context.Context, it *item) {
 	kind := it.kind()
 	var first func(context.Context) error
 	switch it.op {
-	case opSegment:
-		if e.pack != nil {
-			// Appended now, synced and indexed by commitEpoch.
-			err := w.callN(ctx, kind, 0, 0, func(ctx context.Context) error { return e.appendSegment(ctx, it) })
-			if err != nil {
-				w.m.retries.Inc()
-				w.requeue(*it)
-				return
-			}
-			w.awaitCommit(e, *it)
-			return
-		}
-		fallthrough
-	case opInit:
+	case opSegment, opInit: // segments only on a store that cannot append (else writer_commit.go)
 		key := e.prefix + it.entry().Key()
 		first = func(ctx context.Context) error { return w.cfg.Store.Put(ctx, key, it.data) }
 	case opBegin:
@@ -210,17 +192,6 @@ func (w *Writer) process(ctx context.Context, it *item) {
 	}
 }
 
-// appendSegment appends a segment to the epoch's pack, not synced yet.
-// A failure leaves bytes at the pack's end that nothing names.
-func (e *Epoch) appendSegment(ctx context.Context, it *item) error {
-	off, _, err := e.pack.append(ctx, it.data)
-	if err != nil {
-		return fmt.Errorf("append segment: %w", err)
-	}
-	it.packed, it.offset = true, off
-	return nil
-}
-
 // entry is the index entry of an init or media segment item.
 func (it *item) entry() Entry {
 	if it.op == opInit {
@@ -258,9 +229,17 @@ func (e *Epoch) writeMeta(ctx context.Context) error {
 
 // flushIndex writes the pending index lines, with those of any other
 // worker waiting (group commit). When it returns nil, every line that was
-// pending when it was called is in the index: whoever took a line before
-// either wrote it or put it back before letting go of idxMu.
-func (e *Epoch) flushIndex(ctx context.Context) error {
+// pending when it was called is in the index, durable: whoever took a
+// line before either wrote it or put it back before letting go of
+// idxMu, and an appended index is synced up to its end.
+func (e *Epoch) flushIndex(ctx context.Context) error { return e.writeIndex(ctx, true) }
+
+// appendIndex is flushIndex without the sync of an appended index: the
+// committer syncs the whole store after (store.SyncAller).
+func (e *Epoch) appendIndex(ctx context.Context) error { return e.writeIndex(ctx, false) }
+
+// writeIndex is flushIndex, syncing an appended index when sync is set.
+func (e *Epoch) writeIndex(ctx context.Context, sync bool) error {
 	e.idxMu.Lock()
 	defer e.idxMu.Unlock()
 	st := e.w.cfg.Store
@@ -274,13 +253,13 @@ func (e *Epoch) flushIndex(ctx context.Context) error {
 	batch := e.pending
 	e.pending = nil
 	e.pendMu.Unlock()
-	if len(batch) == 0 && !e.chunkDirty {
-		return nil
-	}
 	if e.index != nil {
-		_, end, err := e.index.append(ctx, batch)
-		if err == nil {
-			err = e.index.sync(ctx, end)
+		var err error
+		if len(batch) > 0 {
+			_, _, err = e.index.append(ctx, batch)
+		}
+		if end, open := e.index.size(); err == nil && sync && open {
+			err = e.index.sync(ctx, end) // with lines appended unsynced by others
 		}
 		if err != nil {
 			// Lines appended but not synced are appended again: readers
@@ -290,6 +269,9 @@ func (e *Epoch) flushIndex(ctx context.Context) error {
 			e.pendMu.Unlock()
 			return fmt.Errorf("append index: %w", err)
 		}
+		return nil
+	}
+	if len(batch) == 0 && !e.chunkDirty {
 		return nil
 	}
 	// A chunk object, rewritten whole with the lines added. Lines beyond

@@ -2,14 +2,13 @@ package archive
 
 // The files an epoch appends to on a store that can append (store.Appender):
 // its pack of media segments and its index, kept open while the epoch
-// runs, with group commit of their syncs.
+// runs, appended to and synced by the committer (writer_commit.go).
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/golivestream/live/archive/store"
 )
@@ -90,6 +89,24 @@ func (l *appendLog) sync(ctx context.Context, end int64) error {
 	return nil
 }
 
+// size returns the object's size, and false when it is not open.
+func (l *appendLog) size() (int64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return 0, false
+	}
+	return l.f.Size(), true
+}
+
+// syncedTo records that the object is durable up to end, synced with
+// the whole store (store.SyncAller).
+func (l *appendLog) syncedTo(end int64) {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.synced = max(l.synced, end)
+}
+
 // close syncs and closes the object if it is open. An append after it
 // opens the object again.
 func (l *appendLog) close(ctx context.Context) error {
@@ -144,123 +161,6 @@ func (w *Writer) closeAll(ctx context.Context) {
 	}
 	w.openMu.Unlock()
 	for _, e := range eps {
-		w.closeEpoch(ctx, e)
-	}
-}
-
-// awaitCommit records segment it, appended to e's pack, for the next
-// commit, and wakes the committer.
-func (w *Writer) awaitCommit(e *Epoch, it item) {
-	e.commitMu.Lock()
-	e.uncommitted = append(e.uncommitted, it)
-	e.commitMu.Unlock()
-	w.commitMu.Lock()
-	w.toCommit[e] = struct{}{}
-	w.commitMu.Unlock()
-	w.mu.Lock()
-	ch := w.commit
-	if w.waiters > 0 { // a Flush waits
-		ch = w.commitNow
-	}
-	w.mu.Unlock()
-	select {
-	case ch <- struct{}{}:
-	default:
-	}
-}
-
-// commitLoop commits the segments appended to packs, CommitDelay after
-// the first of a batch was (at once when a Flush waits or ctx is done),
-// until the workers are done; Run commits what they left.
-func (w *Writer) commitLoop(ctx, wctx context.Context, workersDone <-chan struct{}) {
-	for {
-		linger := true
-		select {
-		case <-w.commit:
-		case <-w.commitNow:
-			linger = false
-		case <-workersDone:
-			return
-		}
-		if d := w.cfg.CommitDelay; linger && d > 0 && ctx.Err() == nil {
-			t := time.NewTimer(d)
-			select {
-			case <-t.C:
-			case <-w.commitNow:
-			case <-ctx.Done():
-			case <-workersDone:
-			}
-			t.Stop()
-		}
-		w.commitAll(wctx)
-	}
-}
-
-// commitAll commits every epoch's appended segments.
-func (w *Writer) commitAll(ctx context.Context) {
-	w.commitMu.Lock()
-	eps := make([]*Epoch, 0, len(w.toCommit))
-	for e := range w.toCommit {
-		eps = append(eps, e)
-	}
-	clear(w.toCommit)
-	w.commitMu.Unlock()
-	for _, e := range eps {
-		w.commitEpoch(ctx, e)
-	}
-}
-
-// commitEpoch makes e's appended segments durable and indexed: one sync
-// of the pack up to the last one's end, then their index lines, appended
-// and synced together (flushIndex), so that the index never names bytes
-// that are not on disk. When the sync fails the segments go back to the
-// queue, to be appended again.
-func (w *Writer) commitEpoch(ctx context.Context, e *Epoch) {
-	e.commitMu.Lock()
-	items := e.uncommitted
-	e.uncommitted = nil
-	e.commitMu.Unlock()
-	if len(items) == 0 {
-		return
-	}
-	var end int64
-	size := 0
-	for i := range items {
-		end = max(end, items[i].offset+int64(len(items[i].data)))
-		size += len(items[i].data)
-	}
-	err := w.callN(ctx, "segment", len(items), size, func(ctx context.Context) error {
-		if err := e.pack.sync(ctx, end); err != nil {
-			return fmt.Errorf("sync segments: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		w.m.retries.Add(float64(len(items)))
-		for i := len(items) - 1; i >= 0; i-- { // back in their order
-			items[i].packed, items[i].offset = false, 0
-			w.requeue(items[i])
-		}
-		return
-	}
-	var lines []byte
-	for i := range items {
-		lines = items[i].entry().AppendLine(lines)
-	}
-	e.pendMu.Lock()
-	e.pending = append(e.pending, lines...)
-	e.pendMu.Unlock()
-	if err := w.retry(ctx, "index", len(lines), e.flushIndex); err != nil {
-		w.log.Error("archive index lines not written: their objects are stored but not indexed",
-			"epoch", e.prefix, "error", err)
-	}
-	for i := range items {
-		w.done(&items[i])
-	}
-	e.mu.Lock()
-	ended := e.meta.Ended
-	e.mu.Unlock()
-	if ended { // a late segment opened the files again
 		w.closeEpoch(ctx, e)
 	}
 }

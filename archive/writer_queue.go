@@ -104,6 +104,10 @@ func (w *Writer) enqueue(it item) {
 		}
 		w.segBytes += size
 		w.segs.push(it)
+		if w.appender != nil && !w.commitArmed && w.cfg.CommitDelay > 0 {
+			w.commitArmed = true
+			w.commitTimer.Reset(w.cfg.CommitDelay)
+		}
 	} else {
 		if w.ctls.full() {
 			w.dropLocked(&w.ctls)
@@ -114,8 +118,15 @@ func (w *Writer) enqueue(it item) {
 	w.mu.Unlock()
 
 	w.m.queued[it.op].Inc()
+	var wake chan struct{}
+	switch {
+	case it.op != opSegment || w.appender == nil:
+		wake = w.wake
+	case w.cfg.CommitDelay <= 0:
+		wake = w.commit // else commitTimer wakes the committer
+	}
 	select {
-	case w.wake <- struct{}{}:
+	case wake <- struct{}{}: // a nil wake never is ready
 	default:
 	}
 	if dropped > 0 {
@@ -138,14 +149,20 @@ func (w *Writer) dropLocked(r *ring) {
 }
 
 // pop takes the oldest queued item for a worker, marking it in flight.
+// On a store that can append, workers take no media segments: the
+// committer does (popSegments).
 func (w *Writer) pop() (item, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	segs := w.segs.n
+	if w.appender != nil {
+		segs = 0
+	}
 	var r *ring
 	switch {
-	case w.segs.n == 0 && w.ctls.n == 0:
+	case segs == 0 && w.ctls.n == 0:
 		return item{}, false
-	case w.segs.headSeq() < w.ctls.headSeq():
+	case segs > 0 && w.segs.headSeq() < w.ctls.headSeq():
 		r = &w.segs
 	default:
 		r = &w.ctls
@@ -155,13 +172,32 @@ func (w *Writer) pop() (item, bool) {
 		w.inflightSegs++
 	}
 	w.inflight[it.seq] = struct{}{}
-	if w.segs.n > 0 || w.ctls.n > 0 {
+	if w.ctls.n > 0 || w.appender == nil && w.segs.n > 0 {
 		select { // another worker may take the next one
 		case w.wake <- struct{}{}:
 		default:
 		}
 	}
 	return it, true
+}
+
+// popSegments takes every queued media segment, oldest first, marking
+// them in flight: the committer's batch (stores that can append).
+func (w *Writer) popSegments() []item {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.commitArmed = false // the next segment starts a batch
+	if w.segs.n == 0 {
+		return nil
+	}
+	its := make([]item, 0, w.segs.n)
+	for w.segs.n > 0 {
+		it := w.segs.pop()
+		w.inflightSegs++
+		w.inflight[it.seq] = struct{}{}
+		its = append(its, it)
+	}
+	return its
 }
 
 // requeue puts back an item whose first write failed, as the oldest, to
@@ -173,6 +209,12 @@ func (w *Writer) requeue(it item) {
 	if it.op == opSegment {
 		w.inflightSegs--
 		w.segs.pushFront(it) // room: it was counted while in flight
+		if w.appender != nil {
+			select { // the committer tries again
+			case w.commit <- struct{}{}:
+			default:
+			}
+		}
 		return
 	}
 	if w.ctls.full() {

@@ -10,6 +10,17 @@
 // object named by anything written after it (the archive's index) has
 // reached the disk first. A crash can leave temporary files behind;
 // DeletePrefix removes them with the rest.
+//
+// SyncAll makes every appended file durable at once with syncfs(2),
+// which syncs the whole filesystem holding the directory. An fdatasync
+// costs about the same whatever a file's size (waits for the device,
+// each a costly wake-up on a virtual machine), so the archive syncs the
+// store once or twice per commit rather than each epoch's pack and
+// index: BenchmarkSync, 10 files of a 325 kB segment and an index line
+// each, took 1.4 ms of CPU made durable with two SyncAll, 3.7 to 4.3 ms
+// with an fdatasync of each (0.6 ms for the writes alone). syncfs also
+// writes back what other programs left dirty on that filesystem, sooner
+// than the kernel would have (in the kernel's flusher threads).
 package dirstore
 
 import (
@@ -43,6 +54,11 @@ type Config struct {
 type Store struct {
 	root string
 	sync bool
+	// dir is the directory, open since New (nil with NoSync): SyncAll's
+	// syncfs reports the writeback errors of the filesystem since the
+	// descriptor it is given was opened, so it is opened before any
+	// write of the store.
+	dir *os.File
 }
 
 // New opens the directory store at cfg.Dir, creating the directory.
@@ -57,7 +73,22 @@ func New(cfg Config) (*Store, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("dirstore: create %s: %w", root, err)
 	}
-	return &Store{root: root, sync: !cfg.NoSync}, nil
+	s := &Store{root: root, sync: !cfg.NoSync}
+	if s.sync {
+		if s.dir, err = os.Open(root); err != nil {
+			return nil, fmt.Errorf("dirstore: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Close releases the directory descriptor SyncAll uses. The store is
+// not to be used after.
+func (s *Store) Close() error {
+	if s.dir == nil {
+		return nil
+	}
+	return s.dir.Close()
 }
 
 // Dir returns the absolute path of the store's directory.

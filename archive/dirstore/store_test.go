@@ -19,6 +19,9 @@ func TestConformance(t *testing.T) {
 				t.Fatal(err)
 			}
 			storetest.Conformance(t, st)
+			if err := st.Close(); err != nil {
+				t.Error(err)
+			}
 		})
 	}
 }

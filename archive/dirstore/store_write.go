@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/golivestream/live/archive/store"
 )
 
@@ -117,6 +119,23 @@ func (a *appendFile) Sync(context.Context) error {
 	}
 	if err := syscall.Fdatasync(int(a.f.Fd())); err != nil {
 		return mapErr("sync "+a.key, err)
+	}
+	return nil
+}
+
+// SyncAll implements store.SyncAller with one syncfs(2) of the
+// directory's filesystem: what every appended file (and every other
+// file there) holds is durable when it returns, and an error of any
+// writeback on that filesystem since the last SyncAll fails it.
+func (s *Store) SyncAll(ctx context.Context) error {
+	if !s.sync {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := unix.Syncfs(int(s.dir.Fd())); err != nil {
+		return mapErr("sync "+s.root, err)
 	}
 	return nil
 }

@@ -66,6 +66,16 @@ type Appender interface {
 	OpenAppend(ctx context.Context, key string) (AppendFile, error)
 }
 
+// SyncAller is implemented by stores that can append (Appender) and can
+// make everything appended to all their open objects durable with one
+// call, for much less than a Sync of each: the archive then syncs once
+// per commit however many epochs it appended to.
+type SyncAller interface {
+	// SyncAll makes durable everything appended to any of the store's
+	// objects before it began (a no-op on a store that does not sync).
+	SyncAll(ctx context.Context) error
+}
+
 // AppendFile is an object open for appending, from Appender.OpenAppend.
 // Its methods must not be called concurrently, except Sync, which may
 // run alongside an Append (and makes durable at least what was appended
