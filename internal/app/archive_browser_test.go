@@ -51,6 +51,7 @@ func publishFor(t *testing.T, ctx context.Context, a *testApp, name string, seco
 // live one; and the watch page lists the VOD and plays it to its end in
 // hls.js and in dash.js, through a PoP node in front of that origin.
 func TestBrowserVOD(t *testing.T) {
+	t.Parallel() // beside TestBrowserDVR's wait: see there
 	ffprobe := requireTool(t, "ffprobe")
 	st := newDirStore(t)
 	a := startApp(t, Config{Archive: &Archive{Store: st}, PoP: &pop.Config{}, Transcode: &transcode.Config{}})
@@ -218,7 +219,14 @@ hls.attachMedia(document.getElementById('hls'));
 // plus a segment: 61 s), and play on from there without a stall for
 // 25 s as the stream goes on live, the same distance behind its edge,
 // on segments the archive serves.
+//
+// It is run in parallel with TestBrowserVOD, the package's only other
+// parallel test (so they run together, after all the others): the 100 s
+// this test waits for its DVR window to fill, with one ffmpeg publishing
+// in real time, leave the cores to TestBrowserVOD, which is over before
+// the players here are judged. That saves the suite about a minute.
 func TestBrowserDVR(t *testing.T) {
+	t.Parallel()
 	st := newDirStore(t)
 	a := startApp(t, Config{
 		Origin:  origin.Config{Window: 30 * time.Second},
