@@ -7,6 +7,7 @@ package origin
 
 import (
 	"bytes"
+	"crypto/subtle"
 	"errors"
 	"net/http"
 	"time"
@@ -25,8 +26,26 @@ func (s *Server) archiveRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+layout.VODPrefix, s.serveVOD)
 	mux.HandleFunc("GET /api/vods", s.serveVODList)
 	mux.HandleFunc("GET /api/clips", s.serveClipList)
-	mux.HandleFunc("POST /api/clips", s.serveClipCreate)
-	mux.HandleFunc("DELETE /api/clips/{id}", s.serveClipDelete)
+	mux.HandleFunc("POST /api/clips", s.authorized(s.serveClipCreate))
+	mux.HandleFunc("DELETE /api/clips/{id}", s.authorized(s.serveClipDelete))
+}
+
+// authorized lets a request through to h only with Config.APIToken as
+// its bearer token, when one is set; else it answers 401.
+func (s *Server) authorized(h http.HandlerFunc) http.HandlerFunc {
+	if s.cfg.APIToken == "" {
+		return h
+	}
+	want := []byte("Bearer " + s.cfg.APIToken)
+	return func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			s.log.Warn("api request refused: missing or wrong bearer token", "method", r.Method, "path", r.URL.Path, "client", r.RemoteAddr)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="api"`)
+			apiError(w, http.StatusUnauthorized, "missing or wrong bearer token (the origin's $LIVE_API_TOKEN)")
+			return
+		}
+		h(w, r)
+	}
 }
 
 // serveArchived answers a request for a file of an epoch (its path

@@ -79,6 +79,12 @@ type Config struct {
 	// Archive and ArchiveStore, and must be longer than Window. Zero means
 	// no DVR window.
 	DVR time.Duration
+	// APIToken, when set, must come as "Authorization: Bearer APIToken"
+	// with every request that changes the archive: POST /api/clips and
+	// DELETE /api/clips/{id}. One without it gets a 401 and a WARN line.
+	// Empty means anyone who reaches the origin may make and delete
+	// clips (and a clip keeps its epoch past the retention).
+	APIToken string
 }
 
 // Server is the origin: it implements the ingest side (Publish) and serves

@@ -154,6 +154,9 @@ func New(cfg Config) (*App, error) {
 		return nil, err
 	}
 	arch.configure(&ocfg)
+	if arch != nil && ocfg.APIToken == "" {
+		cfg.Logger.Warn("anyone who reaches the origin may make and delete clips: set $" + APITokenEnv + " to ask for a bearer token")
+	}
 	// The directory needs the listeners' addresses, known once they are
 	// open: its adapter is filled in below.
 	var fleetDir *originDirectory

@@ -224,13 +224,44 @@ func TestArchiveStoreDown(t *testing.T) {
 
 // TestArchiveRetention: past the retention, an ended epoch is deleted,
 // unless a clip pins it: the clip plays on; once the clip is deleted,
-// its epoch goes too.
+// its epoch goes too. The clip API asks for the origin's bearer token
+// (Config.APIToken): a request without it, or with another, makes or
+// deletes nothing (401).
 func TestArchiveRetention(t *testing.T) {
 	st := newDirStore(t)
 	a := startApp(t, Config{
-		Origin:  origin.Config{ReconnectWindow: -1},
+		Origin:  origin.Config{ReconnectWindow: -1, APIToken: "clip-maker"},
 		Archive: &Archive{Store: st, Retention: 4 * time.Second, SweepInterval: 200 * time.Millisecond},
 	})
+	// api sends a request of the clip API, with the bearer token auth
+	// ("" for none), and returns its answer.
+	api := func(method, path, body, auth string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(method, a.base+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	// refused checks that a request without the token, or with another,
+	// is answered 401.
+	refused := func(method, path, body string) {
+		t.Helper()
+		for _, auth := range []string{"", "clip-make", "clip-makerr"} {
+			resp := api(method, path, body, auth)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("%s %s with token %q: %d, want 401", method, path, auth, resp.StatusCode)
+			}
+		}
+	}
 	clip, err := publisher.LoadClip(democlip.Bytes())
 	if err != nil {
 		t.Fatal(err)
@@ -244,10 +275,9 @@ func TestArchiveRetention(t *testing.T) {
 		a.flushArchive(t)
 	}
 	publishOnce("kept")
-	resp, err := http.Post(a.base+"/api/clips", "application/json", strings.NewReader(`{"stream":"kept","from":0,"to":2}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	const clipReq = `{"stream":"kept","from":0,"to":2}`
+	refused(http.MethodPost, "/api/clips", clipReq)
+	resp := api(http.MethodPost, "/api/clips", clipReq, "clip-maker")
 	var c origin.ClipInfo
 	err = json.NewDecoder(resp.Body).Decode(&c)
 	resp.Body.Close()
@@ -274,11 +304,12 @@ func TestArchiveRetention(t *testing.T) {
 			mustGet(t, f)
 		}
 	}
-	req, _ := http.NewRequest(http.MethodDelete, a.base+"/api/clips/"+c.ID, nil)
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	refused(http.MethodDelete, "/api/clips/"+c.ID, "")
+	var list struct{ Clips []origin.ClipInfo }
+	if err := json.Unmarshal(mustGet(t, a.base+"/api/clips"), &list); err != nil || len(list.Clips) != 1 || list.Clips[0].ID != c.ID {
+		t.Fatalf("after DELETEs without the token, /api/clips lists %+v (%v), want the clip", list.Clips, err)
 	}
+	resp = api(http.MethodDelete, "/api/clips/"+c.ID, "", "clip-maker")
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("DELETE the clip: %d", resp.StatusCode)

@@ -94,6 +94,7 @@ func (f *Flags) Config(stderr io.Writer) (Config, error) {
 	if cfg.PublishKey == "" {
 		cfg.PublishKey = os.Getenv("LIVE_PUBLISH_KEY")
 	}
+	cfg.Origin.APIToken = os.Getenv(APITokenEnv)
 	if cfg.Origin.Protection, _, err = f.protect.protection(); err != nil {
 		return Config{}, err
 	}
@@ -102,6 +103,11 @@ func (f *Flags) Config(stderr io.Writer) (Config, error) {
 	}
 	return cfg, nil
 }
+
+// APITokenEnv holds the bearer token the origin's API asks for before it
+// changes the archive (origin.Config.APIToken): an environment variable,
+// not a flag, so that it is not in the process list.
+const APITokenEnv = "LIVE_API_TOKEN"
 
 // WarnUnkeptKeys logs a WARN when streams are encrypted with keys derived
 // from a random secret (no -key-secret nor $LIVE_KEY_SECRET) and
