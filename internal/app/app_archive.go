@@ -154,7 +154,7 @@ func AddArchiveFlags(fs *flag.FlagSet, def string) *ArchiveFlags {
 		insecure:  fs.Bool("archive-s3-insecure", false, "plain HTTP to -archive-s3-endpoint (a local MinIO)"),
 		pathStyle: fs.Bool("archive-s3-path-style", false, "bucket in the path, not the host name (default: virtual hosts on AWS, paths elsewhere)"),
 		fsync: fs.Bool("archive-fsync", true, "sync what an -archive directory gets before it is indexed, so that a crash of the machine "+
-			"loses nothing indexed (false: half the archive's CPU or less, bench/archive; a crash of the process alone loses nothing either way)"),
+			"loses nothing indexed (false: the kernel writes it back when it will, outside the process; a crash of the process alone loses nothing either way)"),
 		dvr:       fs.Duration("dvr", 0, "how far back players may rewind a live stream, in its DVR manifests (dvr.m3u8, dvr.mpd); needs -archive, longer than -window (0: none)"),
 		retention: fs.Duration("retention", 168*time.Hour, "how long an ended stream stays archived, unless a clip pins it (0: forever)"),
 	}
