@@ -46,7 +46,11 @@ func (s *Server) streamPartial(w http.ResponseWriter, r *http.Request, st *strea
 			if err != nil {
 				return // the client left
 			}
-			if flusher != nil {
+			// The last bytes are not flushed: they leave with the end of
+			// the chunked body when the handler returns, in one write, so
+			// that a PoP reading the segment sees its end together with
+			// them and sends both to its waiters in one write too.
+			if flusher != nil && more != nil {
 				flusher.Flush()
 			}
 			timer.Reset(patience)

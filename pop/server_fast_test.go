@@ -2,12 +2,14 @@ package pop
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -146,5 +148,97 @@ func TestFastPathClientLeavesMidBody(t *testing.T) {
 	gone.Close()
 	if p := await(t, canceled, "canceled origin request"); p != "/live/s/e/v0/1.m4s" {
 		t.Fatalf("origin request for %s canceled", p)
+	}
+}
+
+// TestFastPathStreamsArrivingBody: clients held for a body that arrives
+// in pieces get each piece as it comes and, through the fast path, the
+// last piece together with the body's end (fastpath.LastWriter), which
+// must leave the connection ready for its next request; a body that fails
+// after its last bytes arrived is cut off, never ended cleanly.
+func TestFastPathStreamsArrivingBody(t *testing.T) {
+	body := randomBody(48 << 10)
+	cuts := []int{0, 16 << 10, 32 << 10, len(body)}
+	gates := make([]chan struct{}, len(cuts)-1)
+	for i := range gates {
+		gates[i] = make(chan struct{})
+	}
+	origin := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		if strings.HasSuffix(r.URL.Path, "/2.m4s") { // fails after all its bytes
+			w.Write(body)
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler)
+		}
+		for i, g := range gates { // chunked: no Content-Length
+			<-g
+			w.Write(body[cuts[i]:cuts[i+1]])
+			if i < len(gates)-1 { // the last piece leaves with the end, as from our origin
+				w.(http.Flusher).Flush()
+			}
+		}
+	})
+	s, ln := newNode(t, origin.URL)
+	serveNode(t, s, ln)
+
+	const clients = 4
+	type client struct {
+		c  net.Conn
+		br *bufio.Reader
+	}
+	cs := make([]client, clients)
+	for i := range cs {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		cs[i] = client{c, bufio.NewReader(c)}
+		io.WriteString(c, "GET /live/s/e/v0/1.m4s HTTP/1.1\r\nHost: pop\r\n\r\n")
+	}
+	close(gates[0])
+	resps := make([]*http.Response, clients)
+	for i, c := range cs {
+		resp, err := http.ReadResponse(c.br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.TransferEncoding) == 0 {
+			t.Fatalf("client %d: not chunked (%v): the test needs a body of unknown length", i, resp.Header)
+		}
+		first := make([]byte, cuts[1])
+		if _, err := io.ReadFull(resp.Body, first); err != nil || !bytes.Equal(first, body[:cuts[1]]) {
+			t.Fatalf("client %d: first piece: %v", i, err)
+		}
+		resps[i] = resp
+	}
+	for _, g := range gates[1:] {
+		close(g)
+	}
+	for i, resp := range resps {
+		rest, err := io.ReadAll(resp.Body)
+		if err != nil || !bytes.Equal(rest, body[cuts[1]:]) {
+			t.Fatalf("client %d: rest of the body: %d bytes, %v", i, len(rest), err)
+		}
+		// The connection goes on: its next answer is a hit.
+		io.WriteString(cs[i].c, "GET /live/s/e/v0/1.m4s HTTP/1.1\r\nHost: pop\r\n\r\n")
+		again, err := http.ReadResponse(cs[i].br, nil)
+		if err != nil {
+			t.Fatalf("client %d, next request: %v", i, err)
+		}
+		if b, err := io.ReadAll(again.Body); err != nil || !bytes.Equal(b, body) || again.Header.Get("X-Cache") != "hit" {
+			t.Fatalf("client %d, next request: %d bytes, X-Cache %q, %v", i, len(b), again.Header.Get("X-Cache"), err)
+		}
+	}
+
+	// A body whose fetch fails once all its bytes are in.
+	io.WriteString(cs[0].c, "GET /live/s/e/v0/2.m4s HTTP/1.1\r\nHost: pop\r\n\r\n")
+	resp, err := http.ReadResponse(cs[0].br, nil)
+	if err != nil {
+		return // cut off before its head: fine
+	}
+	if b, err := io.ReadAll(resp.Body); err == nil {
+		t.Fatalf("a failed body ended cleanly: %d bytes, status %d", len(b), resp.StatusCode)
 	}
 }

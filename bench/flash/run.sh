@@ -29,6 +29,8 @@ usage: [VAR=value ...] bench/flash/run.sh
   ROUNDS=2         rounds; each runs every system once, in rotated order
   OURS_PROCS=n     GOMAXPROCS of each of our 3 PoP nodes (default: Go's,
                    the number of cores)
+  OURS_ARGS=...    more flags for every cmd/pop node (e.g. -debug-addr to
+                   profile one node; word-split)
   WAIT_MAX=1200    seconds to wait for other benchmarks to end
 EOF2
 }
@@ -45,6 +47,7 @@ SYSTEMS=${SYSTEMS:-ours1,ours3,nginx}
 PIN=${PIN:-1}
 ROUNDS=${ROUNDS:-2}
 OURS_PROCS=${OURS_PROCS:-}
+OURS_ARGS=${OURS_ARGS:-}
 WAIT_MAX=${WAIT_MAX:-1200}
 for v in PLAYERS FACTOR STEADY RISE HOLD ROUNDS WAIT_MAX; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "run.sh: $v must be a whole number, not '${!v}'" >&2; exit 2; }
@@ -74,6 +77,7 @@ if ((PIN)) && (($(nproc) >= 2)) && command -v taskset >/dev/null; then
   SYS_CPUS=0 REST_CPUS=1-$(($(nproc) - 1))
 fi
 [[ -z $OURS_PROCS ]] || REPRO+=" OURS_PROCS=$OURS_PROCS"
+[[ -z $OURS_ARGS ]] || REPRO+=" OURS_ARGS='$OURS_ARGS'"
 REPRO+=" bench/flash/run.sh"
 
 
@@ -148,7 +152,7 @@ start_ours() {
   for ((i = 0; i < n; i++)); do
     local share=()
     ((n == 1)) || share=(-peers "$peers" -self "http://127.0.0.1:${ports[$i]}")
-    pinned "$SYS_CPUS" "${env[@]}" "$BINDIR/pop" -http "127.0.0.1:${ports[$i]}" -origin "$ORIGIN" "${share[@]}" \
+    pinned "$SYS_CPUS" "${env[@]}" "$BINDIR/pop" -http "127.0.0.1:${ports[$i]}" -origin "$ORIGIN" "${share[@]}" $OURS_ARGS \
       >"$RUN/$TAG-node$i.log" 2>&1 &
     PIDS+=("$!")
     SYS_PIDS+=("$!")
@@ -308,7 +312,7 @@ report "Flash-crowd benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $
 report "  tree:     $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$( ((dirty > 0)) && echo " + $dirty uncommitted file(s)"), $(go version | awk '{ print $3 }')"
 report "  scenario: 1 broadcaster (the demo clip, real time) -> cmd/origin -transcode=false; $PLAYERS players for ${STEADY}s, x$FACTOR within ${RISE}s, held ${HOLD}s; DASH share $DASH; video + audio"
 report "  ours1:    one cmd/pop node; ours3: 3 nodes sharing one key space (-peers/-self); 1 GiB cache each"
-report "  pinning:  ${SYS_CPUS:+PoP on CPU $SYS_CPUS, origin and load generator on CPUs $REST_CPUS}${SYS_CPUS:-none}"
+report "  pinning:  $([[ -n $SYS_CPUS ]] && echo "PoP on CPU $SYS_CPUS, origin and load generator on CPUs $REST_CPUS" || echo none)"
 report "  nginx:    $(nginx -v 2>&1 | sed 's/.*version: //'), one process on 3 ports, one proxy_cache in tmpfs, proxy_cache_lock on, use_stale updating"
 report "  machine before the start: load $(cut -d' ' -f1-3 /proc/loadavg)"
 report ""

@@ -31,6 +31,11 @@ type conn struct {
 	vals  [][1]string // by index of the parser's names
 	w     writer
 	watch *departureWatch
+
+	// readBy and writeBy are the deadlines last set (zero: none), which
+	// move only when they would move by a sixteenth of their timeout
+	// (moved). Owned by serve's goroutine.
+	readBy, writeBy time.Time
 }
 
 // serve answers fast requests until the connection ends or a request
@@ -54,7 +59,7 @@ func (c *conn) serve() {
 		Header: make(http.Header, len(s.parser.names)), Body: http.NoBody, RemoteAddr: c.nc.RemoteAddr().String(),
 	}).WithContext(ctx)
 	c.vals = make([][1]string, len(s.parser.names))
-	c.w = writer{nc: c.nc, closing: &c.l.closing, header: make(http.Header, 8)}
+	c.w = writer{nc: c.nc, closing: &c.l.closing, date: &s.date, header: make(http.Header, 8)}
 	h := s.parser.newHead()
 	for {
 		n, err := c.readHead()
@@ -70,7 +75,10 @@ func (c *conn) serve() {
 		c.setRequest(&h)
 		c.br.Discard(n)
 		if t := s.cfg.HTTP.WriteTimeout; t > 0 {
-			c.nc.SetWriteDeadline(time.Now().Add(t))
+			if d := time.Now().Add(t); moved(c.writeBy, d, t) {
+				c.nc.SetWriteDeadline(d)
+				c.writeBy = d
+			}
 		}
 		c.w.reset(h.isHead, h.close)
 		if !c.handle(s.cfg.Handler) || c.w.close || !c.setIdle(false) {
@@ -87,7 +95,8 @@ func (c *conn) buffered(n int) []byte {
 
 // readHead waits for a complete request head and returns its length, or
 // -1 if it does not fit the buffer. The connection is idle until its
-// first byte, then busy.
+// first byte, then busy. A head that came whole with its first bytes, as
+// nearly all do, is not given a deadline of its own.
 func (c *conn) readHead() (int, error) {
 	if c.br.Buffered() == 0 {
 		if _, err := c.br.Peek(1); err != nil { // under the deadline set by setIdle
@@ -95,8 +104,11 @@ func (c *conn) readHead() (int, error) {
 		}
 	}
 	c.setBusy()
+	if b, _ := c.br.Peek(c.br.Buffered()); headEnd(b) >= 0 {
+		return headEnd(b), nil
+	}
 	hs := c.l.s.cfg.HTTP
-	c.nc.SetReadDeadline(deadline(hs.ReadHeaderTimeout, hs.ReadTimeout))
+	c.setReadDeadline(deadline(hs.ReadHeaderTimeout, hs.ReadTimeout))
 	for {
 		b, _ := c.br.Peek(c.br.Buffered())
 		if n := headEnd(b); n >= 0 {
@@ -192,11 +204,38 @@ func (c *conn) setIdle(first bool) bool {
 	c.idle = true
 	hs := c.l.s.cfg.HTTP
 	if first {
-		c.nc.SetReadDeadline(deadline(hs.ReadHeaderTimeout, hs.ReadTimeout))
-	} else {
-		c.nc.SetReadDeadline(deadline(hs.IdleTimeout, hs.ReadTimeout))
+		c.setReadDeadline(deadline(hs.ReadHeaderTimeout, hs.ReadTimeout))
+		return true
+	}
+	// The idle deadline follows each response, and only needs to be
+	// about right: it is not moved for less than a sixteenth of it.
+	timeout := hs.IdleTimeout
+	if timeout <= 0 {
+		timeout = hs.ReadTimeout
+	}
+	if d := deadline(hs.IdleTimeout, hs.ReadTimeout); moved(c.readBy, d, timeout) {
+		c.setReadDeadline(d)
 	}
 	return true
+}
+
+// setReadDeadline sets the read deadline to t and remembers it.
+func (c *conn) setReadDeadline(t time.Time) {
+	c.nc.SetReadDeadline(t)
+	c.readBy = t
+}
+
+// moved reports whether a deadline at cur must be set to next, for a
+// timeout: always to tighten it or to lift or set one, and to push it
+// back only by a sixteenth of the timeout or more, so that most requests
+// of a busy connection update no runtime timer, and a timeout still ends
+// 15/16 of its length after the request at the least.
+func moved(cur, next time.Time, timeout time.Duration) bool {
+	if cur.IsZero() || next.IsZero() {
+		return !cur.Equal(next)
+	}
+	d := next.Sub(cur)
+	return d < 0 || d >= timeout/16
 }
 
 // setBusy marks c as reading or answering a request: Close lets it finish.

@@ -29,7 +29,8 @@ const (
 // the handler's work for nobody (an upstream fetch) stops. It peeks at the socket and never consumes:
 // a pipelined request that arrives meanwhile stays there for the next
 // read, and the watch just ends. It waits under the read deadline in
-// effect, the request head's, and stops watching when that passes.
+// effect (the request head's, or the idle one when the head came whole)
+// and stops watching when that passes.
 type departureWatch struct {
 	c      *conn
 	raw    syscall.RawConn    // nil: the connection is not a socket; no watch
@@ -74,7 +75,7 @@ func (w *departureWatch) disarm() {
 	if w.timer.Stop() {
 		return // never ran
 	}
-	w.c.nc.SetReadDeadline(time.Unix(1, 0)) // wakes a waiting run
+	w.c.setReadDeadline(time.Unix(1, 0)) // wakes a waiting run
 	<-w.exited
 }
 

@@ -67,6 +67,7 @@ type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	parser parser
+	date   dateCache // every response's Date
 }
 
 // New validates cfg and returns a Server.

@@ -34,6 +34,21 @@ func diffHandler(file *os.File, fileBody string) http.Handler {
 			io.WriteString(w, "first")
 			w.(http.Flusher).Flush()
 			io.WriteString(w, "second")
+		case "last-flushed": // the last chunk goes with the body's end
+			io.WriteString(w, "first")
+			w.(http.Flusher).Flush()
+			writeLast(w, "second")
+		case "last-big": // the head, the only chunk and the end at once
+			writeLast(w, big)
+		case "last-small": // held: a Content-Length, no chunks
+			writeLast(w, "small body")
+		case "last-fixed":
+			h.Set("Content-Length", strconv.Itoa(len(big)))
+			io.WriteString(w, big[:10])
+			writeLast(w, big[10:])
+		case "last-empty":
+			io.WriteString(w, big)
+			writeLast(w, "")
 		case "small": // all held: a Content-Length is added
 			io.WriteString(w, "small body")
 		case "empty":
@@ -71,6 +86,16 @@ func diffHandler(file *os.File, fileBody string) http.Handler {
 	})
 }
 
+// writeLast writes s as the last bytes of w's body, with WriteLast where
+// w has it (the fast path), else Write (net/http).
+func writeLast(w http.ResponseWriter, s string) {
+	if lw, ok := w.(LastWriter); ok {
+		lw.WriteLast([]byte(s))
+		return
+	}
+	io.WriteString(w, s)
+}
+
 // TestFastPathMatchesNetHTTP sends the same requests to a handler served
 // with the fast path and to the same handler served by net/http alone,
 // and compares what comes back (fastpathtest.Compare).
@@ -106,6 +131,8 @@ func TestFastPathMatchesNetHTTP(t *testing.T) {
 		{"unknown length", []string{get("/live/unknown-length")}, 1},
 		{"flushed", []string{get("/live/flushed")}, 1},
 		{"small", []string{get("/live/small")}, 1},
+		{"last bytes with the end", []string{get("/live/last-flushed"), get("/live/last-big"), get("/live/last-small"), get("/live/last-fixed"), get("/live/last-empty"), get("/live/small")}, 6},
+		{"HEAD, last bytes", []string{"HEAD /live/last-big HTTP/1.1\r\nHost: pop\r\n\r\n", get("/live/last-flushed")}, 2},
 		{"empty", []string{get("/live/empty")}, 1},
 		{"no content", []string{get("/live/no-content")}, 1},
 		{"not modified", []string{get("/live/not-modified")}, 1},
