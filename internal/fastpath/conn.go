@@ -3,6 +3,7 @@ package fastpath
 import (
 	"bufio"
 	"context"
+	"math/bits"
 	"net"
 	"net/http"
 	"net/url"
@@ -36,6 +37,9 @@ type conn struct {
 	// move only when they would move by a sixteenth of their timeout
 	// (moved). Owned by serve's goroutine.
 	readBy, writeBy time.Time
+	// present has bit i set when the request in req.Header has the
+	// parser's header i.
+	present uint64
 }
 
 // serve answers fast requests until the connection ends or a request
@@ -153,16 +157,28 @@ func (c *conn) setRequest(h *head) {
 		r.Host = string(h.host)
 	}
 	r.Close = h.close
-	clear(r.Header)
-	names := c.l.s.parser.names
+	// The Header's values are c.vals's arrays: a request with the same
+	// headers as the last (as a player's or an edge's next one) changes
+	// none of its entries, only the values that changed. Handlers do not
+	// modify the request (http.Handler).
+	var present uint64
 	for i, v := range h.header {
 		if v == nil {
 			continue
 		}
+		present |= 1 << i
 		if string(v) != c.vals[i][0] {
 			c.vals[i][0] = string(v)
 		}
-		r.Header[names[i]] = c.vals[i][:]
+	}
+	if present != c.present || len(r.Header) != bits.OnesCount64(present) {
+		clear(r.Header)
+		for i, name := range c.l.s.parser.names {
+			if present&(1<<i) != 0 {
+				r.Header[name] = c.vals[i][:]
+			}
+		}
+		c.present = present
 	}
 }
 

@@ -43,7 +43,7 @@ type Config struct {
 	// from a request it gets on the fast path. A request with one of
 	// them twice goes to net/http. Host, Connection and the headers of a
 	// request body or protocol change are the fast path's own and may
-	// not be listed. Empty means none.
+	// not be listed. At most 64; empty means none.
 	Headers []string
 	// Prefixes are the beginnings of the paths the fast path takes;
 	// Handler must answer a GET or HEAD of any path under one of them
@@ -70,6 +70,10 @@ type Server struct {
 	date   dateCache // every response's Date
 }
 
+// maxHeaders is the most Config.Headers: a connection keeps which of
+// them its last request had in a uint64 (conn.present).
+const maxHeaders = 64
+
 // New validates cfg and returns a Server.
 func New(cfg Config) (*Server, error) {
 	if cfg.HTTP == nil {
@@ -85,6 +89,9 @@ func New(cfg Config) (*Server, error) {
 		if !strings.HasPrefix(p, "/") {
 			return nil, fmt.Errorf("fastpath: prefix %q does not start with /", p)
 		}
+	}
+	if len(cfg.Headers) > maxHeaders {
+		return nil, fmt.Errorf("fastpath: %d Headers, more than %d", len(cfg.Headers), maxHeaders)
 	}
 	names := make([]string, 0, len(cfg.Headers))
 	for _, n := range cfg.Headers {

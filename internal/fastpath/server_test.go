@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -64,6 +65,15 @@ func await[T any](t *testing.T, ch <-chan T, what string) T {
 	}
 }
 
+// manyHeaders returns n header names, the first Range.
+func manyHeaders(n int) []string {
+	names := []string{"Range"}
+	for i := 1; i < n; i++ {
+		names = append(names, fmt.Sprintf("X-H%d", i))
+	}
+	return names
+}
+
 func TestNew(t *testing.T) {
 	h := http.NotFoundHandler()
 	for _, c := range []struct {
@@ -80,6 +90,8 @@ func TestNew(t *testing.T) {
 		{"Content-Length", Config{HTTP: &http.Server{Handler: h}, Headers: []string{"Content-Length"}}, false},
 		{"not a name", Config{HTTP: &http.Server{Handler: h}, Headers: []string{"a b"}}, false},
 		{"empty name", Config{HTTP: &http.Server{Handler: h}, Headers: []string{""}}, false},
+		{"64 headers", Config{HTTP: &http.Server{Handler: h}, Headers: manyHeaders(64)}, true},
+		{"65 headers", Config{HTTP: &http.Server{Handler: h}, Headers: manyHeaders(65)}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s, err := New(c.cfg)
@@ -124,7 +136,7 @@ func TestFastPathTimeouts(t *testing.T) {
 // said it reads.
 func TestFastPathRequestFields(t *testing.T) {
 	type fields struct{ method, host, uri, path, query, agent, accept string }
-	seen := make(chan fields, 3)
+	seen := make(chan fields, 4)
 	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen <- fields{r.Method, r.Host, r.RequestURI, r.URL.Path, r.URL.RawQuery, r.UserAgent(), r.Header.Get("Accept")}
 		w.WriteHeader(http.StatusNoContent)
@@ -133,19 +145,21 @@ func TestFastPathRequestFields(t *testing.T) {
 	fastpathtest.Send(t, sv.addr,
 		"GET /live/s/e/v0/1.m4s?t=1 HTTP/1.1\r\nHost: pop-a:8080\r\nUser-Agent: a\r\nAccept: */*\r\n\r\n",
 		"HEAD /live/s/index.m3u8 HTTP/1.1\r\nHost: [::1]\r\n\r\n",
-		"GET /live/s/e/v0/1.m4s?t=1 HTTP/1.1\r\nHost: pop-a:8080\r\nUser-Agent: a\r\n\r\n")
+		"GET /live/s/e/v0/1.m4s?t=1 HTTP/1.1\r\nHost: pop-a:8080\r\nUser-Agent: a\r\n\r\n",
+		"GET /live/s/e/v0/2.m4s HTTP/1.1\r\nHost: pop-a:8080\r\nUser-Agent: b\r\n\r\n") // the same headers, another value
 	want := []fields{
 		{"GET", "pop-a:8080", "/live/s/e/v0/1.m4s?t=1", "/live/s/e/v0/1.m4s", "t=1", "a", ""},
 		{"HEAD", "[::1]", "/live/s/index.m3u8", "/live/s/index.m3u8", "", "", ""},
 		{"GET", "pop-a:8080", "/live/s/e/v0/1.m4s?t=1", "/live/s/e/v0/1.m4s", "t=1", "a", ""},
+		{"GET", "pop-a:8080", "/live/s/e/v0/2.m4s", "/live/s/e/v0/2.m4s", "", "b", ""},
 	}
 	for i, w := range want {
 		if got := <-seen; got != w {
 			t.Errorf("request %d: handler saw %+v, want %+v", i, got, w)
 		}
 	}
-	if n := sv.answered.Load(); n != 3 {
-		t.Errorf("fast path answered %v requests, want 3", n)
+	if n := sv.answered.Load(); n != 4 {
+		t.Errorf("fast path answered %v requests, want 4", n)
 	}
 }
 
