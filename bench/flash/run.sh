@@ -284,6 +284,7 @@ row() {
       $cpu,
       f(($cpu | tonumber) * 1e6 / ([.classes[] | .requests] | add)),
       f(.generator_cpu_s),
+      f(($cpu | tonumber) / .generator_cpu_s),
       $other ] | @tsv' "$f"
 }
 
@@ -329,17 +330,19 @@ for ((r = 1; r <= ROUNDS; r++)); do
   done
 done
 
-fmt='%-9s %-12s %-11s %-8s %-9s %-8s %-8s %-7s %-6s %-9s %-7s %-7s %-5s %-8s %-9s %-9s %s'
-report "$(printf "$fmt" system 'PoP->origin' 'origin req' 'seg p99' 'worst 1s' 'pl p99' '1st seg' stalls stall 'pre-crowd' 'max 1m' errors peak 'PoP CPU' 'PoP CPU' 'loadtest' 'other')"
-report "$(printf "$fmt" '' '/segment' '/segment' 'ms' 'seg p99' 'ms' 'p99 ms' '' 'rate' 'stall rt' 'rate' '' '' 's' 'us/req' 'CPU s' 'CPU s')"
+fmt='%-9s %-12s %-11s %-8s %-9s %-8s %-8s %-7s %-6s %-9s %-7s %-7s %-5s %-8s %-9s %-9s %-9s %s'
+report "$(printf "$fmt" system 'PoP->origin' 'origin req' 'seg p99' 'worst 1s' 'pl p99' '1st seg' stalls stall 'pre-crowd' 'max 1m' errors peak 'PoP CPU' 'PoP CPU' 'loadtest' 'PoP CPU /' 'other')"
+report "$(printf "$fmt" '' '/segment' '/segment' 'ms' 'seg p99' 'ms' 'p99 ms' '' 'rate' 'stall rt' 'rate' '' '' 's' 'us/req' 'CPU s' 'loadtest' 'CPU s')"
 for t in "${TAGS[@]}"; do
-  report "$(row "$t" | awk -F'\t' -v fmt="$fmt" '{ printf fmt, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 }')"
+  report "$(row "$t" | awk -F'\t' -v fmt="$fmt" '{ printf fmt, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18 }')"
 done
 report ""
 report "  per-segment figures count every rendition (video and audio) packaged while players ran; players start 3"
 report "  segments behind the live edge, so 1.00 is about 1.05 here. Latency is what the players measured. pre-crowd"
 report "  stall rt: the stall rate of the players that started before the crowd (in the first STEADY seconds). other"
 report "  CPU: the machine's busy time beyond the PoP, the origin and loadtest (neighbours, loopback softirq)."
+report "  PoP CPU / loadtest: the PoP's CPU over the load generator's, which does the same work in every run: a"
+report "  figure that a machine slower in one run than in another (a busy neighbour) changes less than CPU seconds."
 report ""
 report "reproduce: $REPRO"
 report "results: $RESULTS; reports, JSON and plots: $RUN"
