@@ -108,8 +108,8 @@ func (c *conn) readHead() (int, error) {
 		}
 	}
 	c.setBusy()
-	if b, _ := c.br.Peek(c.br.Buffered()); headEnd(b) >= 0 {
-		return headEnd(b), nil
+	if n := headEnd(c.buffered(c.br.Buffered())); n >= 0 {
+		return n, nil
 	}
 	hs := c.l.s.cfg.HTTP
 	c.setReadDeadline(deadline(hs.ReadHeaderTimeout, hs.ReadTimeout))
