@@ -304,7 +304,7 @@ func (sh *shard) complete(o *object) bool {
 		}
 		return false
 	}
-	if !sh.admitsLocked(o) {
+	if !sh.admitsLocked(o) || o.hint != nil && o.hint.Load() == hintDropped {
 		file.drop()
 		return true
 	}

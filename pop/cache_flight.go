@@ -152,7 +152,7 @@ func (sh *shard) startFill(fl *flight, o *object, body io.ReadCloser) error {
 	sh.mu.Unlock()
 	started := sh.c.cfg.crew.Go(func() {
 		defer fl.cancel()
-		o.body.readFrom(body)
+		o.body.readFrom(body, o.noteHint)
 		body.Close()
 		if sh.complete(o) && sh.c.cfg.onComplete != nil {
 			sh.c.cfg.onComplete(o)

@@ -9,12 +9,35 @@ import (
 // What the caches do with the preload hints of LL-HLS media playlists
 // (object.hint): a playlist is as new as the part it hints.
 
+// hintDropped is an object's hint once dropHinting took it while it was
+// being filed: complete does not file it.
+const hintDropped = ^uint64(0)
+
+// noteHint records the part the preload hint of o, a media playlist,
+// names, from its complete body, before its readers see it end: a part
+// served right after must find it (dropHinting), even before o is filed.
+func (o *object) noteHint(body []byte) {
+	if o.hint != nil && o.status == 200 {
+		_, _, hint := playlistWindows(o.key, body)
+		o.hint.Store(hint)
+	}
+}
+
 // dropHinting removes key from the cache if it is a playlist whose
 // preload hint names part order (partOrder) or an earlier one: a
-// playlist that stands still while the part it hints is served.
+// playlist that stands still while the part it hints is served. A
+// playlist complete but not filed yet (its hint is known: noteHint) is
+// taken from the fills, and complete leaves it out.
 func (c *cache) dropHinting(key string, order uint64) {
 	sh := c.shard(key)
 	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if o, ok := sh.filling[key]; ok && o.hint != nil {
+		if h := o.hint.Load(); h != 0 && h <= order {
+			delete(sh.filling, key)
+			o.hint.Store(hintDropped)
+		}
+	}
 	if o, ok := sh.lru.Peek(key); ok && o.hint != nil {
 		if h := o.hint.Load(); h != 0 && h <= order {
 			sh.expired = true
@@ -22,7 +45,6 @@ func (c *cache) dropHinting(key string, order uint64) {
 			sh.expired = false
 		}
 	}
-	sh.mu.Unlock()
 }
 
 // offer files the complete playlist o under key as well, when the cache

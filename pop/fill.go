@@ -41,8 +41,10 @@ func newFill(size int64, cancel context.CancelFunc) *fill {
 	return &fill{Buffer: growbuf.New(int(min(max(size, 0), maxPrealloc))), cancel: cancel}
 }
 
-// readFrom copies r into f until EOF or an error, then finishes f.
-func (f *fill) readFrom(r io.Reader) {
+// readFrom copies r into f until EOF or an error, then finishes f. A
+// complete body is given to ready (if not nil) before f ends, so that
+// what ready records of it is there before any reader sees its end.
+func (f *fill) readFrom(r io.Reader, ready func(body []byte)) {
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := r.Read(buf)
@@ -51,6 +53,10 @@ func (f *fill) readFrom(r io.Reader) {
 			f.Append(buf[:n])
 		}
 		if errors.Is(err, io.EOF) {
+			if ready != nil {
+				body, _, _, _ := f.Next(0)
+				ready(body)
+			}
 			f.Finish(nil)
 			return
 		}
