@@ -18,9 +18,10 @@ const readBuffer = 4 << 10
 
 // conn is one connection on the fast path.
 type conn struct {
-	l  *listener
-	nc net.Conn
-	br *bufio.Reader
+	l    *listener
+	nc   net.Conn
+	sock *sock         // nc's, which the fast path reads and writes
+	br   *bufio.Reader // over sock
 
 	mu   sync.Mutex
 	idle bool // waiting for a request: Close ends it; guarded by mu
@@ -63,7 +64,7 @@ func (c *conn) serve() {
 		Header: make(http.Header, len(s.parser.names)), Body: http.NoBody, RemoteAddr: c.nc.RemoteAddr().String(),
 	}).WithContext(ctx)
 	c.vals = make([][1]string, len(s.parser.names))
-	c.w = writer{nc: c.nc, closing: &c.l.closing, date: &s.date, header: make(http.Header, 8)}
+	c.w = writer{sock: c.sock, closing: &c.l.closing, date: &s.date, header: make(http.Header, 8)}
 	h := s.parser.newHead()
 	for {
 		n, err := c.readHead()

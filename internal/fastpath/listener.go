@@ -89,7 +89,8 @@ func (l *listener) accept(wg *sync.WaitGroup) {
 			return
 		}
 		backoff = 0
-		c := &conn{l: l, nc: nc, br: bufio.NewReaderSize(nc, readBuffer)}
+		c := &conn{l: l, nc: nc, sock: newSock(nc)}
+		c.br = bufio.NewReaderSize(c.sock, readBuffer)
 		l.mu.Lock()
 		l.conns[c] = struct{}{}
 		l.mu.Unlock()
@@ -131,7 +132,13 @@ type bufferedConn struct {
 	r *bufio.Reader
 }
 
-func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+// Read reads what r holds, then the connection itself (r reads a sock).
+func (c *bufferedConn) Read(p []byte) (int, error) {
+	if c.r.Buffered() > 0 {
+		return c.r.Read(p)
+	}
+	return c.Conn.Read(p)
+}
 
 // CloseWrite lets net/http half-close the connection as it does a
 // *net.TCPConn's.

@@ -15,7 +15,7 @@ import (
 // connection; a body of unknown length is chunked. It is reused from one
 // request to the next.
 type writer struct {
-	nc          net.Conn
+	sock        *sock
 	closing     *atomic.Bool // the server's: once set, responses end their connection
 	date        *dateCache   // the server's
 	header      http.Header
@@ -144,7 +144,7 @@ func (w *writer) send(p []byte) error {
 		w.out = append(w.out, lastChunk)
 	}
 	w.sent = true
-	_, err := w.out.WriteTo(w.nc)
+	_, err := w.sock.writeBuffers(w.out)
 	w.pending = w.pending[:0]
 	if err != nil {
 		w.err, w.close = err, true
@@ -204,7 +204,8 @@ func (w *writer) finish() error {
 		}
 	}
 	if w.chunked && !w.ended {
-		if _, err := w.nc.Write(lastChunk); err != nil {
+		w.out = append(w.bufs[:0], lastChunk)
+		if _, err := w.sock.writeBuffers(w.out); err != nil {
 			w.err, w.close = err, true
 			return err
 		}

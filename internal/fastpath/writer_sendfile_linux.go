@@ -37,15 +37,10 @@ func (w *writer) SendFile(fd int, size int64) (int64, bool) {
 	}
 	fs := &w.fs
 	if fs.rc == nil {
-		sc, ok := w.nc.(syscall.Conn)
-		if !ok {
+		if w.sock.rc == nil {
 			return 0, false
 		}
-		rc, err := sc.SyscallConn()
-		if err != nil {
-			return 0, false
-		}
-		fs.rc, fs.step = rc, fs.send
+		fs.rc, fs.step = w.sock.rc, fs.send
 	}
 	w.buildHead()
 	fs.head, fs.fd, fs.size, fs.off, fs.err = w.head, fd, size, 0, nil
@@ -63,30 +58,32 @@ func (w *writer) SendFile(fd int, size int64) (int64, bool) {
 
 var errShortWrite = errors.New("short write")
 
-// send sends what it can on fd, the connection's socket; false means fd
-// must become writable first.
+// send sends what it can on fd, the connection's socket, with the system
+// calls of a sock; false means fd must become writable first.
 func (s *fileSend) send(fd uintptr) bool {
 	for len(s.head) > 0 {
-		n, err := unix.SendmsgN(int(fd), s.head, nil, nil, unix.MSG_MORE|unix.MSG_NOSIGNAL)
-		if err == unix.EAGAIN {
+		n, errno := sysSendMore(int(fd), s.head)
+		switch errno {
+		case 0:
+			s.head = s.head[n:]
+		case unix.EINTR:
+		case unix.EAGAIN:
 			return false
-		}
-		if err != nil {
-			s.err = err
+		default:
+			s.err = errno
 			return true
 		}
-		s.head = s.head[n:]
 	}
 	for s.off < s.size {
-		n, err := unix.Sendfile(int(fd), s.fd, &s.off, int(s.size-s.off))
-		if err == unix.EAGAIN {
+		n, errno := sysSendfile(int(fd), s.fd, &s.off, int(s.size-s.off))
+		switch {
+		case errno == unix.EINTR:
+		case errno == unix.EAGAIN:
 			return false
-		}
-		if err != nil {
-			s.err = err
+		case errno != 0:
+			s.err = errno
 			return true
-		}
-		if n == 0 {
+		case n == 0:
 			s.err = errShortWrite
 			return true
 		}

@@ -1,0 +1,137 @@
+//go:build linux
+
+package fastpath
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+// tcpPair returns the two ends of a TCP connection on loopback.
+func tcpPair(t *testing.T) (a, b net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	a, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = <-accepted
+	if b == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+// TestSockWriteBuffers: buffers far larger than the socket's buffers
+// arrive whole and in order, a write that finds the socket full waiting
+// for the reader and going on from inside a buffer.
+func TestSockWriteBuffers(t *testing.T) {
+	a, b := tcpPair(t)
+	a.(*net.TCPConn).SetWriteBuffer(16 << 10)
+	rng := rand.New(rand.NewPCG(3, 4))
+	var bufs [][]byte
+	var want []byte
+	for _, n := range []int{0, 1, 100, 3 << 20, 0, 7, 1 << 20, 12345} {
+		p := make([]byte, n)
+		for i := range p {
+			p[i] = byte(rng.Uint32())
+		}
+		bufs = append(bufs, p)
+		want = append(want, p...)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(b)
+		got <- b
+	}()
+	s := newSock(a)
+	n, err := s.writeBuffers(bufs)
+	if err != nil || n != int64(len(want)) {
+		t.Fatalf("writeBuffers = %d, %v; want %d, nil", n, err, len(want))
+	}
+	if n, err := s.writeBuffers([][]byte{nil, {}}); n != 0 || err != nil {
+		t.Fatalf("writeBuffers of nothing = %d, %v", n, err)
+	}
+	a.Close()
+	if b := <-got; !bytes.Equal(b, want) {
+		t.Fatalf("read %d bytes, not the %d written", len(b), len(want))
+	}
+}
+
+// TestSockRead: a read waits for bytes, reads what came, ends with
+// io.EOF when the peer closes, and returns a timeout at its deadline.
+func TestSockRead(t *testing.T) {
+	a, b := tcpPair(t)
+	s := newSock(a)
+	go func() {
+		b.Write([]byte("hello"))
+		b.Write([]byte(", world"))
+		b.Close()
+	}()
+	got, err := io.ReadAll(s)
+	if err != nil || string(got) != "hello, world" {
+		t.Fatalf("ReadAll = %q, %v", got, err)
+	}
+	if n, err := s.Read(make([]byte, 8)); n != 0 || err != io.EOF {
+		t.Fatalf("Read after the end = %d, %v; want 0, EOF", n, err)
+	}
+
+	a, _ = tcpPair(t)
+	s = newSock(a)
+	a.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := s.Read(make([]byte, 8)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read past its deadline: %v; want a timeout", err)
+	}
+}
+
+// TestSockWriteDeadline: a write to a peer that reads nothing ends at
+// the write deadline, with what it wrote counted.
+func TestSockWriteDeadline(t *testing.T) {
+	a, _ := tcpPair(t)
+	s := newSock(a)
+	a.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	n, err := s.writeBuffers([][]byte{make([]byte, 64<<20)})
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("writeBuffers to a peer not reading: %v; want a timeout", err)
+	}
+	if n <= 0 || n >= 64<<20 {
+		t.Fatalf("wrote %d bytes; want some, not all", n)
+	}
+}
+
+// TestSockNotASocket: a connection that is no socket is read and written
+// as it is.
+func TestSockNotASocket(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	s := newSock(a)
+	go func() { // echoes the 3 bytes written
+		p := make([]byte, 3)
+		io.ReadFull(b, p)
+		b.Write(p)
+	}()
+	if _, err := s.writeBuffers([][]byte{[]byte("ab"), []byte("c")}); err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, 3)
+	if _, err := io.ReadFull(s, p); err != nil || string(p) != "abc" {
+		t.Fatalf("read back %q, %v", p, err)
+	}
+}
