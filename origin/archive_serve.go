@@ -36,9 +36,8 @@ func (s *Server) authorized(h http.HandlerFunc) http.HandlerFunc {
 	if s.cfg.APIToken == "" {
 		return h
 	}
-	want := []byte("Bearer " + s.cfg.APIToken)
 	return func(w http.ResponseWriter, r *http.Request) {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+		if !s.hasAPIToken(r) {
 			s.log.Warn("api request refused: missing or wrong bearer token", "method", r.Method, "path", r.URL.Path, "client", r.RemoteAddr)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="api"`)
 			apiError(w, http.StatusUnauthorized, "missing or wrong bearer token (the origin's $LIVE_API_TOKEN)")
@@ -46,6 +45,25 @@ func (s *Server) authorized(h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	}
+}
+
+// hasAPIToken reports whether r carries Config.APIToken as its bearer
+// token; false when none is set.
+func (s *Server) hasAPIToken(r *http.Request) bool {
+	if s.cfg.APIToken == "" {
+		return false
+	}
+	want := "Bearer " + s.cfg.APIToken
+	return subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(want)) == 1
+}
+
+// listable reports whether the lists of VODs and clips that r asked for
+// may name stream: a private stream's name is no viewer's business, so
+// only a request with the API token sees it there. A viewer who names
+// it (?stream=) is told about it, and still needs a playback token to
+// watch.
+func (s *Server) listable(r *http.Request, stream string) bool {
+	return s.cfg.Access == nil || !s.cfg.Access(stream).Private || s.hasAPIToken(r)
 }
 
 // serveArchived answers a request for a file of an epoch (its path

@@ -85,7 +85,8 @@ type ClipInfo struct {
 const maxVODs = 100
 
 // serveVODList answers GET /api/vods[?stream=NAME][&limit=N]: the
-// archived epochs not live here, newest first.
+// archived epochs not live here, newest first; without a stream named,
+// those of private streams only with the API token (listable).
 func (s *Server) serveVODList(w http.ResponseWriter, r *http.Request) {
 	if s.vod == nil {
 		s.notFound(w, "api", "no archive")
@@ -104,12 +105,13 @@ func (s *Server) serveVODList(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	var epochs []archive.EpochInfo
 	var err error
-	if name := q.Get("stream"); name != "" {
-		if !layout.ValidStream(name) {
+	named := q.Get("stream")
+	if named != "" {
+		if !layout.ValidStream(named) {
 			apiError(w, http.StatusBadRequest, "stream: not a stream name")
 			return
 		}
-		epochs, err = s.vod.reader.Epochs(ctx, name)
+		epochs, err = s.vod.reader.Epochs(ctx, named)
 	} else {
 		epochs, err = s.vod.reader.AllEpochs(ctx)
 	}
@@ -119,7 +121,8 @@ func (s *Server) serveVODList(w http.ResponseWriter, r *http.Request) {
 	}
 	epochs = slices.DeleteFunc(epochs, func(e archive.EpochInfo) bool {
 		st := s.instance(e.Meta.Stream, e.Meta.Epoch)
-		return !e.HasMeta || e.Meta.Deleting || st != nil && !st.snap.Load().ended
+		return !e.HasMeta || e.Meta.Deleting || st != nil && !st.snap.Load().ended ||
+			named == "" && !s.listable(r, e.Meta.Stream)
 	})
 	// Newest first: epochs are base-36 milliseconds.
 	slices.SortFunc(epochs, func(a, b archive.EpochInfo) int {
@@ -364,7 +367,8 @@ func (s *Server) clipFailed(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-// serveClipList answers GET /api/clips: every clip, by id.
+// serveClipList answers GET /api/clips: every clip, by id; those of
+// private streams only with the API token (listable).
 func (s *Server) serveClipList(w http.ResponseWriter, r *http.Request) {
 	if s.vod == nil {
 		s.notFound(w, "api", "no archive")
@@ -377,7 +381,9 @@ func (s *Server) serveClipList(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]ClipInfo, 0, len(clips))
 	for _, c := range clips {
-		out = append(out, clipInfo(c))
+		if s.listable(r, c.Stream) {
+			out = append(out, clipInfo(c))
+		}
 	}
 	writeJSON(w, http.StatusOK, struct {
 		Clips []ClipInfo `json:"clips"`

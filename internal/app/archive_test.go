@@ -115,11 +115,16 @@ func pathOf(t *testing.T, u string) string {
 	return p.Path
 }
 
-// vodList returns what GET /api/vods at base says.
-func vodList(t *testing.T, base string) []origin.VODInfo {
+// vodList returns what GET /api/vods at base says; query, when not
+// empty, is its query ("stream=NAME").
+func vodList(t *testing.T, base string, query ...string) []origin.VODInfo {
 	t.Helper()
+	u := base + "/api/vods"
+	if len(query) > 0 {
+		u += "?" + strings.Join(query, "&")
+	}
 	var body struct{ VODs []origin.VODInfo }
-	if err := json.Unmarshal(mustGet(t, base+"/api/vods"), &body); err != nil {
+	if err := json.Unmarshal(mustGet(t, u), &body); err != nil {
 		t.Fatal(err)
 	}
 	return body.VODs

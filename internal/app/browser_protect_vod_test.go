@@ -58,9 +58,12 @@ func TestBrowserEncryptedVOD(t *testing.T) {
 	}
 	a.waitEnded(t, "enc", 20*time.Second)
 	a.flushArchive(t)
-	vods := vodList(t, a.origin)
+	if vods := vodList(t, a.origin); len(vods) != 0 {
+		t.Errorf("/api/vods names a private stream's VOD to a viewer: %+v", vods)
+	}
+	vods := vodList(t, a.origin, "stream=enc") // as the watch page asks
 	if len(vods) != 1 || vods[0].Stream != "enc" {
-		t.Fatalf("/api/vods: %+v", vods)
+		t.Fatalf("/api/vods?stream=enc: %+v", vods)
 	}
 	epoch := vods[0].Epoch
 
