@@ -81,6 +81,13 @@ func (s *sock) read(fd uintptr) bool {
 	}
 }
 
+// Write writes every byte of p, as writeBuffers.
+func (s *sock) Write(p []byte) (int, error) {
+	bufs := [1][]byte{p}
+	n, err := s.writeBuffers(bufs[:])
+	return int(n), err
+}
+
 // writeBuffers writes every byte of bufs in order, waiting for the
 // socket under its write deadline when it is full, and returns how many
 // it wrote.

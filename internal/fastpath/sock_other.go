@@ -17,3 +17,5 @@ func (s *sock) writeBuffers(bufs [][]byte) (int64, error) {
 	nb := net.Buffers(bufs)
 	return nb.WriteTo(s.nc)
 }
+
+func (s *sock) Write(p []byte) (int, error) { return s.nc.Write(p) }
