@@ -51,26 +51,8 @@ func TestDialContext(t *testing.T) {
 		t.Errorf("%d connections dialed for 3 requests, want 1", dials)
 	}
 
-	// Deadlines: nothing comes from a listener that never writes.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			accepted <- c
-		}
-	}()
-	c, err := dial(t.Context(), "tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	peer := <-accepted
-	defer peer.Close()
+	// Deadlines: nothing comes from a peer that never writes.
+	c, peer := tcpPair(t, dial)
 	c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	if _, err := c.Read(make([]byte, 10)); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("read past its deadline: %v, want a deadline error", err)
@@ -80,4 +62,33 @@ func TestDialContext(t *testing.T) {
 	if _, err := c.Read(make([]byte, 10)); err != io.EOF {
 		t.Errorf("read after the peer closed: %v, want EOF", err)
 	}
+}
+
+// tcpPair returns the two ends of a TCP connection on loopback, a dialed
+// with dial (nil: net.Dialer's).
+func tcpPair(t *testing.T, dial func(ctx context.Context, network, addr string) (net.Conn, error)) (a, b net.Conn) {
+	t.Helper()
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	a, err = dial(t.Context(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = <-accepted
+	if b == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
 }

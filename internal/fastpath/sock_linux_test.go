@@ -13,36 +13,11 @@ import (
 	"time"
 )
 
-// tcpPair returns the two ends of a TCP connection on loopback.
-func tcpPair(t *testing.T) (a, b net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	a, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = <-accepted
-	if b == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { a.Close(); b.Close() })
-	return a, b
-}
-
 // TestSockWriteBuffers: buffers far larger than the socket's buffers
 // arrive whole and in order, a write that finds the socket full waiting
 // for the reader and going on from inside a buffer.
 func TestSockWriteBuffers(t *testing.T) {
-	a, b := tcpPair(t)
+	a, b := tcpPair(t, nil)
 	a.(*net.TCPConn).SetWriteBuffer(16 << 10)
 	rng := rand.New(rand.NewPCG(3, 4))
 	var bufs [][]byte
@@ -77,7 +52,7 @@ func TestSockWriteBuffers(t *testing.T) {
 // TestSockRead: a read waits for bytes, reads what came, ends with
 // io.EOF when the peer closes, and returns a timeout at its deadline.
 func TestSockRead(t *testing.T) {
-	a, b := tcpPair(t)
+	a, b := tcpPair(t, nil)
 	s := newSock(a)
 	go func() {
 		b.Write([]byte("hello"))
@@ -92,7 +67,7 @@ func TestSockRead(t *testing.T) {
 		t.Fatalf("Read after the end = %d, %v; want 0, EOF", n, err)
 	}
 
-	a, _ = tcpPair(t)
+	a, _ = tcpPair(t, nil)
 	s = newSock(a)
 	a.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	if _, err := s.Read(make([]byte, 8)); !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -103,7 +78,7 @@ func TestSockRead(t *testing.T) {
 // TestSockWriteDeadline: a write to a peer that reads nothing ends at
 // the write deadline, with what it wrote counted.
 func TestSockWriteDeadline(t *testing.T) {
-	a, _ := tcpPair(t)
+	a, _ := tcpPair(t, nil)
 	s := newSock(a)
 	a.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 	n, err := s.writeBuffers([][]byte{make([]byte, 64<<20)})
