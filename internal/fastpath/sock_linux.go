@@ -28,7 +28,8 @@ type sock struct {
 	readStep  func(fd uintptr) bool // bound once: a call allocates nothing
 	writeStep func(fd uintptr) bool
 	p         []byte       // being read into
-	iov       []unix.Iovec // being written
+	iovs      []unix.Iovec // of the buffers being written, reused
+	iov       []unix.Iovec // the part of iovs not yet written
 	n         int
 	written   int64
 	err       error
@@ -83,6 +84,9 @@ func (s *sock) read(fd uintptr) bool {
 
 // Write writes every byte of p, as writeBuffers.
 func (s *sock) Write(p []byte) (int, error) {
+	if s.rc == nil {
+		return s.nc.Write(p)
+	}
 	bufs := [1][]byte{p}
 	n, err := s.writeBuffers(bufs[:])
 	return int(n), err
@@ -93,23 +97,24 @@ func (s *sock) Write(p []byte) (int, error) {
 // it wrote.
 func (s *sock) writeBuffers(bufs [][]byte) (int64, error) {
 	if s.rc == nil {
-		nb := net.Buffers(bufs)
+		nb := append(net.Buffers(nil), bufs...) // WriteTo consumes it
 		return nb.WriteTo(s.nc)
 	}
-	s.iov = s.iov[:0]
+	s.iovs = s.iovs[:0]
 	for _, b := range bufs {
 		if len(b) > 0 {
 			v := unix.Iovec{Base: &b[0]}
 			v.SetLen(len(b))
-			s.iov = append(s.iov, v)
+			s.iovs = append(s.iovs, v)
 		}
 	}
-	if len(s.iov) == 0 {
+	if len(s.iovs) == 0 {
 		return 0, nil
 	}
-	s.written, s.err = 0, nil
+	s.iov, s.written, s.err = s.iovs, 0, nil
 	err := s.rc.Write(s.writeStep)
-	clear(s.iov) // no pointers into the buffers kept
+	clear(s.iovs) // no pointers into the buffers kept
+	s.iov = nil
 	if err == nil {
 		err = s.err
 	}

@@ -110,3 +110,26 @@ func TestSockNotASocket(t *testing.T) {
 		t.Fatalf("read back %q, %v", p, err)
 	}
 }
+
+// TestSockWriteAllocs: a write that the socket takes whole allocates
+// nothing once the sock has written as many buffers before (a write
+// used to leave its iovec array behind, consumed from the front).
+func TestSockWriteAllocs(t *testing.T) {
+	if raceDetector {
+		t.Skip("the race detector's system calls allocate; test.sh runs this package without it too")
+	}
+	a, b := tcpPair(t, nil)
+	go io.Copy(io.Discard, b)
+	s := newSock(a)
+	bufs := [][]byte{[]byte("HTTP/1.1 200 OK\r\n\r\n"), []byte("body")}
+	if _, err := s.writeBuffers(bufs); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if n := testing.AllocsPerRun(100, func() { _, err = s.writeBuffers(bufs) }); n != 0 || err != nil {
+		t.Errorf("%v allocations per write (%v), want none", n, err)
+	}
+	if n := testing.AllocsPerRun(100, func() { _, err = s.Write(bufs[1]) }); n != 0 || err != nil {
+		t.Errorf("%v allocations per Write (%v), want none", n, err)
+	}
+}

@@ -8,6 +8,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// raceDetector tells whether this build has the race detector, whose
+// system calls allocate: tests of allocations run without it (test.sh).
+const raceDetector = false
+
 // sysRead is read(2) on a non-blocking socket, as a system call that
 // does not tell the scheduler it may block (sock).
 func sysRead(fd int, p []byte) (int, unix.Errno) {

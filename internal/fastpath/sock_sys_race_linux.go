@@ -10,6 +10,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// raceDetector tells whether this build has the race detector, whose
+// system calls allocate: tests of allocations run without it (test.sh).
+const raceDetector = true
+
 // sysRead is read(2) through package syscall, whose calls tell the race
 // detector what they read and what happened before (its writes in other
 // goroutines, as a test's client's): the raw calls of the build without
