@@ -16,6 +16,15 @@ die() {
 # calc evaluates an arithmetic expression with awk.
 calc() { awk "BEGIN { printf \"%.10g\", ($1) }"; }
 
+# proc_secs prints the CPU seconds used so far by pid, user and system
+# (0 once it is gone).
+proc_secs() {
+  local line f
+  line=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+  read -r -a f <<<"${line##*) }"
+  awk -v t="$((f[11] + f[12]))" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
+}
+
 # install_missing WHAT:PACKAGE ...: installs, with apt-get, the Debian
 # package of every WHAT missing: a command, or a file when WHAT is a path.
 install_missing() {

@@ -95,14 +95,6 @@ trap 'log "terminated; stopping everything this script started"; exit 143' TERM
 # now prints the time as seconds since the epoch, with nanoseconds.
 now() { date +%s.%N; }
 
-# proc_secs prints the CPU seconds used so far by pid (0 once it is gone).
-proc_secs() {
-  local line f
-  line=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
-  read -r -a f <<<"${line##*) }"
-  awk -v t="$((f[11] + f[12]))" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
-}
-
 # metric_sum URL REGEX sums the samples of /metrics lines matching REGEX.
 metric_sum() {
   curl -sf --max-time 5 "$1/metrics" | awk -v re="$2" '$0 !~ /^#/ && $0 ~ re { s += $NF } END { printf "%.0f", s }'

@@ -62,12 +62,6 @@ for b in pop origin loadtest; do
 done
 dirty=$(cd "$ROOT" && git status --porcelain -uall 2>/dev/null | wc -l)
 
-cpu_secs() { # of a pid, user and system
-  local f
-  read -r -a f <<<"$(sed 's/^.*) //' "/proc/$1/stat")"
-  awk -v t="$((f[11] + f[12]))" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
-}
-
 report "flash A/B of cmd/pop, $(date -u +%Y-%m-%dT%H:%M:%SZ): tree ($(cd "$ROOT" && git rev-parse --short HEAD), $dirty files changed) against $base"
 report "  $PLAYERS -> $((PLAYERS * FACTOR)) players over 60 s, half on each PoP; both PoPs on CPU 0, origin and load generator on CPU 1"
 report "$(printf '%-6s %-10s %10s %10s %8s' round 'first port' 'base CPU-s' 'tree CPU-s' 'tree/base')"
@@ -93,7 +87,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     -rtmp "rtmp://127.0.0.1:$rtmp/live/" -stream-prefix "ab-r$r-" -scenario flash -players "$PLAYERS" \
     -flash-after 20s -flash-within 10s -flash-factor "$FACTOR" -duration 60s -dash 0.5 -step 5 \
     -json "$RUN/loadtest-r$r.json" >"$RUN/loadtest-r$r.log" 2>&1) || die "loadtest failed in round $r (see $RUN)"
-  ca=$(cpu_secs "$popa") cb=$(cpu_secs "$popb")
+  ca=$(proc_secs "$popa") cb=$(proc_secs "$popb")
   stop "${PIDS[@]}"
   PIDS=()
   if [[ $first == base ]]; then cbase=$ca ctree=$cb; else cbase=$cb ctree=$ca; fi

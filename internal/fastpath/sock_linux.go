@@ -97,7 +97,9 @@ func (s *sock) Write(p []byte) (int, error) {
 // it wrote.
 func (s *sock) writeBuffers(bufs [][]byte) (int64, error) {
 	if s.rc == nil {
-		nb := append(net.Buffers(nil), bufs...) // WriteTo consumes it
+		// A copy, which WriteTo consumes: bufs stays the caller's, and
+		// may stay on its stack (Write).
+		nb := append(net.Buffers(nil), bufs...)
 		return nb.WriteTo(s.nc)
 	}
 	s.iovs = s.iovs[:0]

@@ -204,8 +204,7 @@ func (w *writer) finish() error {
 		}
 	}
 	if w.chunked && !w.ended {
-		w.out = append(w.bufs[:0], lastChunk)
-		if _, err := w.sock.writeBuffers(w.out); err != nil {
+		if _, err := w.sock.Write(lastChunk); err != nil {
 			w.err, w.close = err, true
 			return err
 		}
