@@ -80,8 +80,9 @@ func TestSockRead(t *testing.T) {
 func TestSockWriteDeadline(t *testing.T) {
 	a, _ := tcpPair(t, nil)
 	s := newSock(a)
+	big := make([]byte, 64<<20) // before the deadline: zeroing it takes time
 	a.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-	n, err := s.writeBuffers([][]byte{make([]byte, 64<<20)})
+	n, err := s.writeBuffers([][]byte{big})
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("writeBuffers to a peer not reading: %v; want a timeout", err)
 	}
