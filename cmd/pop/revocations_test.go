@@ -100,6 +100,9 @@ func TestRevocationsThroughEtcd(t *testing.T) {
 
 	revoke("early") // before the PoP starts
 	p, addr := startPoP()
+	// The whole list, applied before the PoP serves: logged already, and
+	// not to be taken below for the change that follows a revoke.
+	p.Await(t, "revocations applied")
 	check("started", addr, map[string]bool{"a": false, "b": false, "early": true, "filed": true})
 
 	revoke("a")
