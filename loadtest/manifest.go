@@ -60,6 +60,27 @@ func (l *segmentList) listed(n uint64) bool {
 	return n >= l.first && n-l.first < uint64(len(l.durations))
 }
 
+// whole returns when listed segment n is complete and may be asked for
+// by a player that is not in low-latency mode: for DASH, its
+// availability start on the MPD's timeline (ISO/IEC 23009-1 5.3.9.5.3),
+// at its end, less availabilityTimeOffset unless
+// @availabilityTimeComplete is false (then the offset says when its
+// first chunk is, not when it is complete). The zero time for HLS,
+// whose playlists list complete segments alone, and for an MPD without
+// availabilityStartTime.
+func (l *segmentList) whole(n uint64) time.Time {
+	d := l.dash
+	if d == nil || d.availZero.IsZero() {
+		return time.Time{}
+	}
+	i := n - l.first
+	at := d.avail(d.starts[i] + l.durations[i])
+	if !d.chunked {
+		at = at.Add(-d.availOffset)
+	}
+	return at
+}
+
 // duration returns the duration of listed segment n.
 func (l *segmentList) duration(n uint64) time.Duration { return l.durations[n-l.first] }
 

@@ -189,7 +189,7 @@ func (p *player) session(ctx context.Context, entry *url.URL) error {
 // play fetches the tracks' segments in order, the one least ahead first
 // and, as players do, at the same time the next segment of every other
 // track not ahead of it; it refreshes a list when its next segment is not
-// listed yet.
+// listed yet, and waits for a listed one that is not whole yet.
 func (p *player) play(ctx context.Context, tracks []*track) error {
 	batch := make([]*track, 0, len(tracks))
 	for ctx.Err() == nil {
@@ -199,11 +199,13 @@ func (p *player) play(ctx context.Context, tracks []*track) error {
 				t = o
 			}
 		}
+		now := time.Now()
 		switch l := t.list; {
-		case l.listed(t.next):
+		case l.listed(t.next) && !now.Before(l.whole(t.next)):
 			batch = append(batch[:0], t)
 			for _, o := range tracks {
-				if o != t && o.list.listed(o.next) && o.fetched <= t.fetched+l.duration(t.next) {
+				if o != t && o.list.listed(o.next) && !now.Before(o.list.whole(o.next)) &&
+					o.fetched <= t.fetched+l.duration(t.next) {
 					batch = append(batch, o)
 				}
 			}
@@ -235,6 +237,15 @@ func (p *player) play(ctx context.Context, tracks []*track) error {
 			// Fallen out of the window: back to the live edge, as players
 			// resynchronise.
 			t.next = l.liveStart()
+		case l.listed(t.next) && l.whole(t.next).Before(t.loaded.Add(l.refresh)):
+			// Listed before it is whole: the segment an open DASH timeline
+			// announces as it begins (origin/manifest_dash_ll.go). A
+			// player not in low-latency mode asks for it once complete.
+			// One whose end is further off than the next reload (a
+			// clock far from the MPD's) waits for the reload instead.
+			if !p.sleep(ctx, l.whole(t.next).Sub(now)) {
+				return ctx.Err()
+			}
 		default:
 			// RFC 8216bis 6.3.4: reload after the target duration, or half
 			// of it when the last reload brought nothing new.

@@ -225,3 +225,78 @@ func TestPlayerFetchesTracksTogether(t *testing.T) {
 		t.Errorf("%d segment requests; want at least two of each track", got)
 	}
 }
+
+// TestDASHPlayerWaitsForWholeSegments: a DASH player not in low-latency
+// mode asks for a segment once it is complete (ISO/IEC 23009-1
+// 5.3.9.5.3, @availabilityTimeComplete false), not as soon as an open
+// timeline (S@r -1, as our origin writes it) announces it. This origin
+// lists every segment begun and notes each one asked for before its end.
+func TestDASHPlayerWaitsForWholeSegments(t *testing.T) {
+	const seg = 200 * time.Millisecond
+	ast := time.Now().Add(-10 * seg).Truncate(time.Millisecond)
+	var mu sync.Mutex
+	var early []string // segments asked for before their end
+	whole := 0          // and after it
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /live/s/manifest.mpd", func(w http.ResponseWriter, _ *http.Request) {
+		n := int(time.Since(ast) / seg) // the segment being produced
+		fmt.Fprintf(w, `<?xml version="1.0"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="dynamic" minimumUpdatePeriod="PT0.2S" availabilityStartTime="%s">
+  <Period id="0" start="PT0S">
+    <AdaptationSet contentType="video" mimeType="video/mp4">
+      <Representation id="v" bandwidth="1000">
+        <SegmentTemplate media="$Number$.m4s" initialization="init.mp4" startNumber="0" timescale="1000" availabilityTimeOffset="0.15" availabilityTimeComplete="false">
+          <SegmentTimeline><S t="0" d="200" r="%d"/><S t="%d" d="200" r="-1"/></SegmentTimeline>
+        </SegmentTemplate>
+      </Representation>
+    </AdaptationSet>
+  </Period>
+</MPD>`, ast.UTC().Format(time.RFC3339Nano), n-1, n*200)
+	})
+	// What the generator's readiness probe reads.
+	mux.HandleFunc("GET /live/s/index.m3u8", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1000\nv.m3u8\n"))
+	})
+	mux.HandleFunc("GET /live/s/v.m3u8", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:0.2,\n0.m4s\n#EXTINF:0.2,\n1.m4s\n#EXTINF:0.2,\n2.m4s\n"))
+	})
+	mux.HandleFunc("GET /live/s/init.mp4", func(w http.ResponseWriter, _ *http.Request) { w.Write(make([]byte, 100)) })
+	mux.HandleFunc("GET /live/s/{n}", func(w http.ResponseWriter, r *http.Request) {
+		var n int
+		if _, err := fmt.Sscanf(r.PathValue("n"), "%d.m4s", &n); err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		// 5 ms for the two clocks' rounding.
+		if ahead := ast.Add(time.Duration(n+1) * seg).Sub(time.Now()); ahead > 5*time.Millisecond {
+			mu.Lock()
+			early = append(early, fmt.Sprintf("%d.m4s %v early", n, ahead.Round(time.Millisecond)))
+			mu.Unlock()
+		} else {
+			mu.Lock()
+			whole++
+			mu.Unlock()
+		}
+		w.Write(make([]byte, 1000))
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	rep := runReport(t, Config{
+		Targets:        []string{srv.URL},
+		Streams:        []string{"s"},
+		Schedule:       Steady(1),
+		Duration:       2 * time.Second,
+		DASHShare:      1,
+		RequestTimeout: time.Second,
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(early) > 0 {
+		t.Errorf("segments asked for before they were complete: %v", early)
+	}
+	// 2 s of 200-ms segments, from 3 behind the live edge.
+	if whole < 8 || rep.ErrorCount != 0 || rep.Stalls != 0 {
+		t.Errorf("%d whole segments, %d errors %v, %d stalls; want 8 or more, no errors or stalls", whole, rep.ErrorCount, rep.Errors, rep.Stalls)
+	}
+}
