@@ -21,6 +21,8 @@ usage: [VAR=value ...] bench/flash/run.sh
   RISE=10          seconds the crowd takes to arrive
   HOLD=30          seconds at PLAYERS×FACTOR
   DASH=0.5         share of players on DASH (the others on HLS)
+  LL=0             share of players, HLS and DASH alike, in low-latency
+                   mode (LL-HLS parts; DASH chunks read as produced)
   SYSTEMS=ours1,ours3,nginx
                    ours1: one cmd/pop node; ours3: 3 nodes sharing one key space
   PIN=1            pin the PoP (ours or nginx) to CPU 0, and the origin and
@@ -43,6 +45,7 @@ STEADY=${STEADY:-20}
 RISE=${RISE:-10}
 HOLD=${HOLD:-30}
 DASH=${DASH:-0.5}
+LL=${LL:-0}
 SYSTEMS=${SYSTEMS:-ours1,ours3,nginx}
 PIN=${PIN:-1}
 ROUNDS=${ROUNDS:-2}
@@ -54,7 +57,9 @@ for v in PLAYERS FACTOR STEADY RISE HOLD ROUNDS WAIT_MAX; do
 done
 [[ -z $OURS_PROCS || $OURS_PROCS =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: OURS_PROCS must be a positive number" >&2; exit 2; }
 ((ROUNDS >= 1 && PLAYERS >= 1 && FACTOR >= 1)) || { echo "run.sh: ROUNDS, PLAYERS and FACTOR must be at least 1" >&2; exit 2; }
-[[ $DASH =~ ^(0(\.[0-9]+)?|1(\.0+)?)$ ]] || { echo "run.sh: DASH must be in [0, 1]" >&2; exit 2; }
+for v in DASH LL; do
+  [[ ${!v} =~ ^(0(\.[0-9]+)?|1(\.0+)?)$ ]] || { echo "run.sh: $v must be in [0, 1]" >&2; exit 2; }
+done
 IFS=, read -r -a SYSLIST <<<"$SYSTEMS"
 for s in "${SYSLIST[@]}"; do
   [[ $s =~ ^(ours1|ours3|nginx)$ ]] || { echo "run.sh: unknown system '$s' in SYSTEMS (ours1, ours3, nginx)" >&2; exit 2; }
@@ -69,7 +74,7 @@ RESULTS=$OUT/flash-results.txt
 # shellcheck source=../lib.sh
 source "$ROOT/bench/lib.sh"
 BINDIR=$OUT/flash-bin
-REPRO="PLAYERS=$PLAYERS FACTOR=$FACTOR STEADY=$STEADY RISE=$RISE HOLD=$HOLD DASH=$DASH SYSTEMS=$SYSTEMS ROUNDS=$ROUNDS PIN=$PIN"
+REPRO="PLAYERS=$PLAYERS FACTOR=$FACTOR STEADY=$STEADY RISE=$RISE HOLD=$HOLD DASH=$DASH LL=$LL SYSTEMS=$SYSTEMS ROUNDS=$ROUNDS PIN=$PIN"
 # SYS_CPUS and REST_CPUS are taskset's CPU lists for the PoP and for the
 # origin and load generator; empty: no pinning.
 SYS_CPUS="" REST_CPUS=""
@@ -241,7 +246,7 @@ run_system() {
   m0=$(sys_secs)
   pinned "$REST_CPUS" "$BINDIR/loadtest" -targets "$TARGETS" -broadcasters 1 -rtmp "rtmp://127.0.0.1:$RTMP_PORT/live/" -stream-prefix "flash-$TAG-" \
     -scenario flash -players "$PLAYERS" -flash-after "${STEADY}s" -flash-within "${RISE}s" -flash-factor "$FACTOR" \
-    -duration "${DURATION}s" -dash "$DASH" -metrics "$METRICS" -step 5 \
+    -duration "${DURATION}s" -dash "$DASH" -ll "$LL" -metrics "$METRICS" -step 5 \
     -json "$RUN/$TAG.json" -plot "$RUN/$TAG.png" >"$RUN/$TAG-report.txt" 2>"$RUN/$TAG-progress.log" &
   lpid=$!
   PIDS+=("$lpid")
@@ -311,7 +316,7 @@ mkdir -p "$RUN"
 dirty=$(cd "$ROOT" && git status --porcelain -uall -- pop origin loadtest cmd 2>/dev/null | wc -l)
 report "Flash-crowd benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), ulimit -n $(ulimit -n)"
 report "  tree:     $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$( ((dirty > 0)) && echo " + $dirty uncommitted file(s)"), $(go version | awk '{ print $3 }')"
-report "  scenario: 1 broadcaster (the demo clip, real time) -> cmd/origin -transcode=false; $PLAYERS players for ${STEADY}s, x$FACTOR within ${RISE}s, held ${HOLD}s; DASH share $DASH; video + audio"
+report "  scenario: 1 broadcaster (the demo clip, real time) -> cmd/origin -transcode=false; $PLAYERS players for ${STEADY}s, x$FACTOR within ${RISE}s, held ${HOLD}s; DASH share $DASH; low-latency share $LL; video + audio"
 report "  ours1:    one cmd/pop node; ours3: 3 nodes sharing one key space (-peers/-self); 1 GiB cache each"
 report "  pinning:  $([[ -n $SYS_CPUS ]] && echo "PoP on CPU $SYS_CPUS, origin and load generator on CPUs $REST_CPUS" || echo none)"
 report "  nginx:    $(nginx -v 2>&1 | sed 's/.*version: //'), one process on 3 ports, one proxy_cache in tmpfs, proxy_cache_lock on, use_stale updating"
