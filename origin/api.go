@@ -21,6 +21,7 @@ func (s *Server) Streams() []StreamInfo {
 	var out []StreamInfo
 	for _, st := range s.list() {
 		si := st.info(now)
+		si.Private = s.cfg.Access != nil && s.cfg.Access(st.name).Private
 		if s.cfg.Directory != nil {
 			if p, ok := s.cfg.Directory.Placement(st.name); ok {
 				p.Epoch = st.epoch

@@ -36,6 +36,15 @@ func TestVODListPrivate(t *testing.T) {
 		f.sess.Close()
 	}
 	k.flush(t)
+	// Its own /api/streams (which PoPs read) marks the private stream,
+	// for the watch page's list to leave out.
+	private := map[string]bool{}
+	for _, si := range srv.Streams() {
+		private[si.Name] = si.Private
+	}
+	if len(private) != 2 || !private["secret"] || private["cam"] {
+		t.Errorf("/api/streams: private %v, want secret alone", private)
+	}
 
 	// An origin that did not see them live: every VOD from the store.
 	later, err := New(Config{ArchiveStore: k.store, Access: access, APIToken: token})

@@ -299,7 +299,11 @@ func (s *Server) serveStreams(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	views := make([]StreamView, 0, len(list))
 	for _, st := range list {
-		views = append(views, s.view(st, now))
+		// A private stream's name is no viewer's business: its viewers
+		// come with a token and the name (serveStream).
+		if !st.Private {
+			views = append(views, s.view(st, now))
+		}
 	}
 	json.NewEncoder(w).Encode(struct {
 		FPSFloor float64      `json:"fps_floor"`

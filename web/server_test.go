@@ -14,10 +14,12 @@ import (
 )
 
 // TestStreamsAPI: the list, and one stream by name as a waiting watch
-// page asks for it, both with the PoP's figures; 404 for a stream the
-// origin does not have, 502 when the origin's list cannot be had.
+// page asks for it, both with the PoP's figures; a private stream only
+// by name; 404 for a stream the origin does not have, 502 when the
+// origin's list cannot be had.
 func TestStreamsAPI(t *testing.T) {
-	streams := []streaminfo.Stream{{Name: "demo", Live: true, Started: "2026-11-21T12:00:00Z"}, {Name: "a b", Live: false}}
+	streams := []streaminfo.Stream{{Name: "demo", Live: true, Started: "2026-11-21T12:00:00Z"}, {Name: "a b", Live: false},
+		{Name: "priv", Live: true, Private: true}}
 	var fail error
 	s, err := New(Config{
 		Streams: func(context.Context) ([]streaminfo.Stream, error) { return streams, fail },
@@ -38,8 +40,9 @@ func TestStreamsAPI(t *testing.T) {
 
 	code, body := get("/api/streams")
 	var list struct{ Streams []StreamView }
-	if err := json.Unmarshal(body, &list); code != http.StatusOK || err != nil || len(list.Streams) != 2 {
-		t.Fatalf("list: %d %v %s", code, err, body)
+	if err := json.Unmarshal(body, &list); code != http.StatusOK || err != nil || len(list.Streams) != 2 ||
+		list.Streams[0].Name != "demo" || list.Streams[1].Name != "a b" {
+		t.Fatalf("list: %d %v %s; want demo and a b, not the private stream", code, err, body)
 	}
 	for _, tc := range []struct {
 		path string
@@ -47,13 +50,15 @@ func TestStreamsAPI(t *testing.T) {
 	}{
 		{"/api/streams/demo", streams[0]},
 		{"/api/streams/a%20b", streams[1]},
+		{"/api/streams/priv", streams[2]},
 	} {
 		code, body := get(tc.path)
 		var v StreamView
 		if err := json.Unmarshal(body, &v); code != http.StatusOK || err != nil {
 			t.Fatalf("%s: %d %v %s", tc.path, code, err, body)
 		}
-		if v.Name != tc.want.Name || v.Live != tc.want.Live || v.Started != tc.want.Started || v.PoP == nil || v.PoP.OriginFetches != 2 {
+		if v.Name != tc.want.Name || v.Live != tc.want.Live || v.Started != tc.want.Started || v.Private != tc.want.Private ||
+			v.PoP == nil || v.PoP.OriginFetches != 2 {
 			t.Errorf("%s: %+v, want %+v with the PoP's figures", tc.path, v, tc.want)
 		}
 	}

@@ -135,8 +135,11 @@ func TestBrowserEncryptedStream(t *testing.T) {
 	}()
 	defer func() { cancel(); <-published }()
 	a.waitLive(t, "enc", 20*time.Second)
-	if st := a.streams(t)["enc"]; !st.Encrypted {
-		t.Fatalf("/api/streams: enc not encrypted: %+v", st)
+	if st, _ := a.stream(t, "enc"); !st.Encrypted || !st.Private {
+		t.Fatalf("/api/streams/enc: not encrypted and private: %+v", st)
+	}
+	if _, listed := a.streams(t)["enc"]; listed {
+		t.Error("/api/streams lists the private stream enc")
 	}
 
 	path := "/t/" + token + "/live/enc/"

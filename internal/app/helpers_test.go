@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"testing"
@@ -108,11 +109,30 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
+// stream returns what /api/streams/{name} says, as a watch page waiting
+// for stream name asks (the list leaves private streams out), and
+// whether the stream is there.
+func (a *testApp) stream(t *testing.T, name string) (streaminfo.Stream, bool) {
+	t.Helper()
+	var s streaminfo.Stream
+	code, body := get(t, a.base+"/api/streams/"+url.PathEscape(name))
+	switch {
+	case code == http.StatusNotFound:
+		return s, false
+	case code != http.StatusOK:
+		t.Fatalf("/api/streams/%s: status %d: %s", name, code, body)
+	}
+	if err := json.Unmarshal(body, &s); err != nil {
+		t.Fatal(err)
+	}
+	return s, true
+}
+
 // waitLive waits until stream name is live with a segment in every rendition.
 func (a *testApp) waitLive(t *testing.T, name string, timeout time.Duration) {
 	t.Helper()
 	waitFor(t, timeout, "stream "+name+" to go live", func() bool {
-		s, ok := a.streams(t)[name]
+		s, ok := a.stream(t, name)
 		if !ok || !s.Live || len(s.Renditions) == 0 {
 			return false
 		}
@@ -129,7 +149,7 @@ func (a *testApp) waitLive(t *testing.T, name string, timeout time.Duration) {
 func (a *testApp) waitEnded(t *testing.T, name string, timeout time.Duration) {
 	t.Helper()
 	waitFor(t, timeout, "stream "+name+" to end", func() bool {
-		s, ok := a.streams(t)[name]
+		s, ok := a.stream(t, name)
 		return ok && !s.Live
 	})
 }

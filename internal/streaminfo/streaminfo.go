@@ -18,7 +18,11 @@ type Stream struct {
 	// Encrypted is set for a stream encrypted with cbcs (issue #25): its
 	// players need EME ClearKey, with the license URL "license" beside
 	// the manifests.
-	Encrypted  bool        `json:"encrypted,omitempty"`
+	Encrypted bool `json:"encrypted,omitempty"`
+	// Private is set for a stream whose players need a signed playback
+	// token (origin.Access): the watch page's and dashboard's list leave
+	// it out; a viewer who names it is still told about it.
+	Private    bool        `json:"private,omitempty"`
 	Renditions []Rendition `json:"renditions"`
 	// Fleet says where the stream lives in a fleet of origins (issue
 	// #21): the origins serving it, the one PoPs fetch from first. An

@@ -1,4 +1,5 @@
-// Dashboard: every stream from /api/streams, and on a PoP node of a fleet
+// Dashboard: every public stream from /api/streams (private ones are left
+// out: a viewer of one comes with its name and a token), and on a PoP node of a fleet
 // the origins from /api/origins, refreshed every 2 s.
 // Plain ES2018, no build step.
 'use strict';
