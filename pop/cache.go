@@ -23,6 +23,10 @@ type object struct {
 	class  class
 	status int
 	header http.Header
+	// block is header, but Content-Length, with the CORS pair, as head
+	// lines for the fast path (objectBlock); shared by the copies of the
+	// object; nil when there is none.
+	block  []byte
 	body   *fill
 	stored time.Time
 	// expires is when the object stops being fresh; ttl is its lifetime.
@@ -50,7 +54,7 @@ const sendfileMin = 32 << 10
 // bounded as tightly as a few large ones.
 func (o *object) cost() int64 {
 	body, _ := o.body.Bytes()
-	n := int64(len(body)) + int64(len(o.key)) + headerCost(o.header) + objectOverhead
+	n := int64(len(body)) + int64(len(o.key)) + headerCost(o.header) + int64(len(o.block)) + objectOverhead
 	if o.file != nil {
 		n += o.file.size
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -240,5 +241,88 @@ func TestFastPathStreamsArrivingBody(t *testing.T) {
 	}
 	if b, err := io.ReadAll(resp.Body); err == nil {
 		t.Fatalf("a failed body ended cleanly: %d bytes, status %d", len(b), resp.StatusCode)
+	}
+}
+
+// blockWriter is a ResponseWriter that takes a header block, as the fast
+// path's does, and records it.
+type blockWriter struct {
+	*httptest.ResponseRecorder
+	block []byte
+}
+
+func (w *blockWriter) SetHeaderBlock(b []byte) { w.block = b }
+
+// TestHeaderBlock: a whole answer to a writer that takes a header block
+// (the fast path's) gives it the object's lines and the CORS pair, and
+// keeps only what changes per response in the map; a range request,
+// which has its own header, and a conditional one use the map alone.
+// TestFastPathMatchesNetHTTP checks that the two ways answer the same.
+func TestHeaderBlock(t *testing.T) {
+	seg := randomBody(1000)
+	origin := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "video/mp4")
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		w.Header().Set("ETag", `"seg"`)
+		w.Write(seg)
+	})
+	s, err := New(Config{Origins: []string{origin.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve := func(header ...string) *blockWriter {
+		r := httptest.NewRequest(http.MethodGet, "/live/s/e/v0/1.m4s", nil)
+		for i := 0; i+1 < len(header); i += 2 {
+			r.Header.Set(header[i], header[i+1])
+		}
+		w := &blockWriter{ResponseRecorder: httptest.NewRecorder()}
+		s.ServeHTTP(w, r)
+		return w
+	}
+	for _, tc := range []struct {
+		name      string
+		header    []string
+		code      int
+		block     bool
+		mapHolds  []string // names the map must hold
+		mapLacks  []string // and must not
+		blockHold []string // lines the block must hold
+	}{
+		{name: "miss", code: 200, block: true,
+			mapHolds:  []string{"Content-Length", "Age", "X-Cache"},
+			mapLacks:  []string{"Content-Type", "Etag", "Cache-Control", "Access-Control-Allow-Origin", "Access-Control-Expose-Headers"},
+			blockHold: []string{"Content-Type: video/mp4\r\n", "Etag: \"seg\"\r\n", "Access-Control-Allow-Origin: *\r\n", "Access-Control-Expose-Headers: Date, ETag"}},
+		{name: "hit", code: 200, block: true,
+			mapHolds: []string{"Content-Length", "Age", "X-Cache"}, mapLacks: []string{"Content-Type", "Access-Control-Allow-Origin"}},
+		{name: "range", header: []string{"Range", "bytes=0-9"}, code: 206,
+			mapHolds: []string{"Content-Type", "Etag", "Access-Control-Allow-Origin", "Content-Range"}},
+		{name: "not modified", header: []string{"If-None-Match", `"seg"`}, code: 304,
+			mapHolds: []string{"Etag", "Access-Control-Allow-Origin"}},
+	} {
+		w := serve(tc.header...)
+		if w.Code != tc.code {
+			t.Fatalf("%s: status %d, want %d", tc.name, w.Code, tc.code)
+		}
+		if got := w.block != nil; got != tc.block {
+			t.Errorf("%s: block given %v, want %v (%q)", tc.name, got, tc.block, w.block)
+		}
+		for _, k := range tc.mapHolds {
+			if _, ok := w.Header()[k]; !ok {
+				t.Errorf("%s: the map lacks %s: %v", tc.name, k, w.Header())
+			}
+		}
+		for _, k := range tc.mapLacks {
+			if _, ok := w.Header()[k]; ok {
+				t.Errorf("%s: the map holds %s, which the block has: %v", tc.name, k, w.Header())
+			}
+		}
+		for _, line := range tc.blockHold {
+			if !bytes.Contains(w.block, []byte(line)) {
+				t.Errorf("%s: the block lacks %q:\n%s", tc.name, line, w.block)
+			}
+		}
+		if bytes.Contains(append([]byte("\r\n"), w.block...), []byte("\r\nContent-Length:")) {
+			t.Errorf("%s: the block has Content-Length, which the writer reads from the map", tc.name)
+		}
 	}
 }

@@ -108,6 +108,7 @@ func (s *Server) newObject(key string, cl class, resp *http.Response, cancel con
 		class:     cl,
 		status:    resp.StatusCode,
 		header:    h,
+		block:     objectBlock(h),
 		body:      newFill(resp.ContentLength, cancel),
 		stored:    now,
 		expires:   now.Add(fr.ttl),

@@ -12,6 +12,7 @@ import (
 
 	"github.com/golivestream/live/access"
 
+	"github.com/golivestream/live/internal/fastpath"
 	"github.com/golivestream/live/internal/httpserve"
 	"github.com/golivestream/live/internal/layout"
 )
@@ -120,6 +121,26 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.serve(w, r, o, how, forwarded)
 }
 
+// objectBlock returns the head lines of an object's responses from the
+// fast path (fastpath.HeaderBlockWriter): the CORS pair every response
+// has, and header's entries but Content-Length; nil when header holds a
+// name the fast path's writer keeps for itself.
+func objectBlock(header http.Header) []byte {
+	b := make([]byte, 0, len(corsBlock)+64*len(header))
+	b = append(b, corsBlock...)
+	b, ok := fastpath.AppendHeaderLines(b, header)
+	if !ok {
+		return nil
+	}
+	return b
+}
+
+// corsBlock is the CORS pair as head lines.
+var corsBlock, _ = fastpath.AppendHeaderLines(nil, http.Header{
+	"Access-Control-Allow-Origin":   corsOrigin,
+	"Access-Control-Expose-Headers": corsExpose,
+})
+
 // Header values shared by every response: net/http only reads them, and
 // sharing them keeps the cache-hit path free of allocations.
 var (
@@ -162,8 +183,24 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *object, how lo
 		}
 	}
 	h := w.Header()
-	for k, v := range o.header {
-		h[k] = v
+	code := precondition(r.Header, o)
+	_, ranged := r.Header["Range"]
+	if bw, ok := w.(fastpath.HeaderBlockWriter); ok && o.block != nil && code == 0 && !ranged && len(h) == 2 {
+		// The fast path's whole answer, h holding only the CORS pair
+		// set above: those and the object's header leave as the lines
+		// formatted when it was stored (objectBlock), not through the
+		// map. A sixth of a hit's user-space time went to copying,
+		// iterating and clearing the map.
+		delete(h, "Access-Control-Allow-Origin")
+		delete(h, "Access-Control-Expose-Headers")
+		bw.SetHeaderBlock(o.block)
+		if cl, ok := o.header["Content-Length"]; ok {
+			h["Content-Length"] = cl
+		}
+	} else {
+		for k, v := range o.header {
+			h[k] = v
+		}
 	}
 	if age := int(now.Sub(o.stored) / time.Second); age < len(ageValues) {
 		h["Age"] = ageValues[age]
@@ -172,7 +209,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *object, how lo
 	}
 	h["X-Cache"] = xCacheValue[how]
 
-	if code := precondition(r.Header, o); code != 0 {
+	if code != 0 {
 		// No body, and as http.ServeContent: a 304 carries no
 		// representation metadata, nor Last-Modified beside an ETag.
 		delete(h, "Content-Length")
@@ -186,7 +223,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *object, how lo
 		w.WriteHeader(code)
 		return
 	}
-	if _, ranged := r.Header["Range"]; ranged && o.status == http.StatusOK && !httpserve.LimitRanges(r.Header) {
+	if ranged && o.status == http.StatusOK && !httpserve.LimitRanges(r.Header) {
 		if body, complete := o.body.Bytes(); complete {
 			s.serveRange(w, r, o, body)
 			return

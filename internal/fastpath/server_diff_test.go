@@ -1,7 +1,9 @@
 package fastpath
 
 import (
+	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -62,6 +64,19 @@ func diffHandler(file *os.File, fileBody string) http.Handler {
 		case "close":
 			h.Set("Connection", "close")
 			io.WriteString(w, "bye")
+		case "block": // lines formatted beforehand where the writer takes them
+			extra := http.Header{"X-Block": {"one", "two"}, "Etag": {`"b"`}, "X-Value": {"a\r\nX-Injected: b"}, "Content-Length": {"7"}}
+			if bw, ok := w.(HeaderBlockWriter); ok {
+				block, ok := AppendHeaderLines(nil, extra)
+				if !ok {
+					panic("AppendHeaderLines refused " + fmt.Sprint(extra))
+				}
+				bw.SetHeaderBlock(block)
+				h["Content-Length"] = extra["Content-Length"]
+			} else {
+				maps.Copy(h, extra)
+			}
+			io.WriteString(w, "x block")
 		case "header-injection":
 			h.Set("X-Value", "a\r\nX-Injected: b")
 			io.WriteString(w, "x")
@@ -139,6 +154,7 @@ func TestFastPathMatchesNetHTTP(t *testing.T) {
 		{"not found", []string{get("/live/not-found")}, 1},
 		{"handler closes", []string{get("/live/close")}, 1},
 		{"header injection", []string{get("/live/header-injection")}, 1},
+		{"header block, then none", []string{get("/live/block"), get("/live/small"), "HEAD /live/block HTTP/1.1\r\nHost: pop\r\n\r\n"}, 3},
 		{"file", []string{get("/live/file"), get("/live/file")}, 2},
 		{"HEAD of a file", []string{"HEAD /live/file HTTP/1.1\r\nHost: pop\r\n\r\n"}, 1},
 		{"HEAD", []string{"HEAD /live/fixed HTTP/1.1\r\nHost: pop\r\n\r\n", "HEAD /live/unknown-length HTTP/1.1\r\nHost: pop\r\n\r\n"}, 2},

@@ -19,6 +19,7 @@ type writer struct {
 	closing     *atomic.Bool // the server's: once set, responses end their connection
 	date        *dateCache   // the server's
 	header      http.Header
+	block       []byte      // head lines given by SetHeaderBlock; nil if none
 	head        []byte      // the response head, built once per response
 	bufs        [6][]byte   // what one write sends
 	pending     []byte      // body bytes held back (Write)
@@ -41,10 +42,53 @@ type writer struct {
 }
 
 var (
-	_ http.Flusher = (*writer)(nil)
-	_ FileSender   = (*writer)(nil)
-	_ LastWriter   = (*writer)(nil)
+	_ http.Flusher      = (*writer)(nil)
+	_ FileSender        = (*writer)(nil)
+	_ LastWriter        = (*writer)(nil)
+	_ HeaderBlockWriter = (*writer)(nil)
 )
+
+// HeaderBlockWriter is a ResponseWriter that takes part of the response
+// header as head lines formatted beforehand (AppendHeaderLines), as a
+// cache formats those of an object once for all its hits, instead of
+// having them copied into the header map, iterated over and cleared
+// for each response. The head is the status line, the block, then the
+// map's entries. The map must not hold a name the block does.
+type HeaderBlockWriter interface {
+	// SetHeaderBlock makes block part of the head; before WriteHeader.
+	// The writer keeps block, which must not change, until the response
+	// ends.
+	SetHeaderBlock(block []byte)
+}
+
+// AppendHeaderLines appends h's entries to b as head lines ("Name:
+// value\r\n", a value's CR and LF made spaces, as the writer does) for
+// SetHeaderBlock, but for Content-Length, which the writer reads from
+// the map. It reports false, b unchanged, when h holds a name the writer
+// reads or writes itself (Transfer-Encoding, Connection, Date).
+func AppendHeaderLines(b []byte, h http.Header) ([]byte, bool) {
+	for _, k := range [...]string{"Transfer-Encoding", "Connection", "Date"} {
+		if _, ok := h[k]; ok {
+			return b, false
+		}
+	}
+	for k, vv := range h {
+		if k == "Content-Length" {
+			continue
+		}
+		for _, v := range vv {
+			b = appendHeaderLine(b, k, v)
+		}
+	}
+	return b, true
+}
+
+// SetHeaderBlock implements HeaderBlockWriter.
+func (w *writer) SetHeaderBlock(block []byte) {
+	if !w.sent {
+		w.block = block
+	}
+}
 
 // LastWriter is a ResponseWriter that can send the last bytes of a body
 // together with its end: a chunked body's last chunk and the chunk that
@@ -59,6 +103,7 @@ type LastWriter interface {
 // reset prepares w for the next response.
 func (w *writer) reset(isHead, close bool) {
 	clear(w.header)
+	w.block = nil
 	w.isHead, w.close = isHead, close
 	w.status, w.length, w.written = 0, -1, 0
 	w.chunked, w.ended, w.sent, w.err = false, false, false, nil
@@ -234,6 +279,7 @@ func (w *writer) buildHead() {
 	b = append(b, ' ')
 	b = append(b, http.StatusText(w.status)...)
 	b = append(b, crlf...)
+	b = append(b, w.block...)
 	for k, vv := range w.header {
 		if k == "Transfer-Encoding" || k == "Connection" {
 			continue // the framing and the connection are ours to say
@@ -242,10 +288,7 @@ func (w *writer) buildHead() {
 			continue // as net/http: no representation metadata on a 304
 		}
 		for _, v := range vv {
-			b = append(b, k...)
-			b = append(b, ": "...)
-			b = appendHeaderValue(b, v)
-			b = append(b, crlf...)
+			b = appendHeaderLine(b, k, v)
 		}
 	}
 	if _, ok := w.header["Date"]; !ok {
@@ -272,6 +315,14 @@ func hasClose(values []string) bool {
 		}
 	}
 	return false
+}
+
+// appendHeaderLine appends the head line of header k's value v.
+func appendHeaderLine(b []byte, k, v string) []byte {
+	b = append(b, k...)
+	b = append(b, ": "...)
+	b = appendHeaderValue(b, v)
+	return append(b, crlf...)
 }
 
 // appendHeaderValue appends v with any CR or LF made a space, as net/http
