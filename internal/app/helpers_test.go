@@ -110,15 +110,17 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 }
 
 // stream returns what /api/streams/{name} says, as a watch page waiting
-// for stream name asks (the list leaves private streams out), and
-// whether the stream is there.
+// for stream name asks (the PoP's list leaves private streams out), and
+// whether the stream is there. On a 404 it looks in the list too: the
+// origin's own port has the list (with every stream) and not the route.
 func (a *testApp) stream(t *testing.T, name string) (streaminfo.Stream, bool) {
 	t.Helper()
 	var s streaminfo.Stream
 	code, body := get(t, a.base+"/api/streams/"+url.PathEscape(name))
 	switch {
 	case code == http.StatusNotFound:
-		return s, false
+		s, ok := a.streams(t)[name]
+		return s, ok
 	case code != http.StatusOK:
 		t.Fatalf("/api/streams/%s: status %d: %s", name, code, body)
 	}
