@@ -25,6 +25,17 @@ proc_secs() {
   awk -v t="$((f[11] + f[12]))" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
 }
 
+# tree_secs prints the CPU seconds used so far by pids and their children.
+tree_secs() {
+  local total=0 p line f
+  for p in "$@" $(for q in "$@"; do pgrep -P "$q" || true; done); do
+    line=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+    read -r -a f <<<"${line##*) }"
+    total=$((total + f[11] + f[12] + f[13] + f[14]))
+  done
+  awk -v t="$total" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
+}
+
 # install_missing WHAT:PACKAGE ...: installs, with apt-get, the Debian
 # package of every WHAT missing: a command, or a file when WHAT is a path.
 install_missing() {
@@ -117,4 +128,72 @@ stop() {
   done
   for p in "$@"; do kill -KILL "$p" 2>/dev/null || true; done
   for p in "$@"; do wait "$p" 2>/dev/null || true; done
+}
+
+# start_nginx_pop DIR ORIGIN_PORT CPUS PORT... runs nginx as a reference
+# PoP in front of the origin on 127.0.0.1:ORIGIN_PORT, listening on each
+# PORT, pinned to CPUS (taskset; empty: anywhere), its config and logs in
+# DIR: proxy_cache in tmpfs, proxy_cache_lock, use_stale updating,
+# sendfile; one worker when pinned, as Go sizes its own by affinity. It
+# adds nginx's pid to PIDS and sets NGINX_PID and NGINX_CACHE (the cache
+# directory, for the caller to remove).
+start_nginx_pop() {
+  local dir=$1 origin_port=$2 cpus=$3 i listen="" workers=auto
+  shift 3
+  local ports=("$@")
+  for i in "${ports[@]}"; do
+    listen+="        listen 127.0.0.1:$i backlog=4096;"$'\n'
+  done
+  [[ -z $cpus ]] || workers=1
+  NGINX_CACHE=$(mktemp -d /dev/shm/flash-nginx-cache.XXXXXX 2>/dev/null || mktemp -d "$dir-cache.XXXXXX")
+  mkdir -p "$dir/logs" "$dir/tmp"
+  chmod 0777 "$NGINX_CACHE" "$dir/tmp" # workers run unprivileged when started by root
+  cat >"$dir/nginx.conf" <<EOF2
+# Written by bench/lib.sh (start_nginx_pop): nginx proxy_cache as a reference PoP.
+daemon off;
+master_process on;
+worker_processes $workers;
+worker_rlimit_nofile $(ulimit -n);
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections $(($(ulimit -n) - 100)); }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_timeout 600s;
+    keepalive_requests 1000000;
+    client_body_temp_path $dir/tmp/client;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    proxy_cache_path $NGINX_CACHE levels=1:2 keys_zone=pop:64m max_size=4g inactive=10m use_temp_path=off;
+    upstream origin {
+        server 127.0.0.1:$origin_port;
+        keepalive 64;
+    }
+    server {
+$listen
+        location / {
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            # The origin's Cache-Control decides lifetimes: 1 s for
+            # playlists and MPDs, a year for segments, no-store for 404s.
+            proxy_cache pop;
+            proxy_cache_lock on;
+            proxy_cache_lock_timeout 5s;
+            proxy_cache_use_stale updating;
+            add_header X-Cache \$upstream_cache_status always;
+        }
+    }
+}
+EOF2
+  nginx -t -q -p "$dir/" -e "$dir/logs/error.log" -c "$dir/nginx.conf" 2>"$dir/logs/configtest.log" ||
+    die "nginx rejected its config: $(cat "$dir/logs/configtest.log")"
+  pinned "$cpus" nginx -p "$dir/" -e "$dir/logs/error.log" -c "$dir/nginx.conf" >"$dir/logs/stdout.log" 2>&1 &
+  NGINX_PID=$!
+  PIDS+=("$NGINX_PID")
+  for i in "${ports[@]}"; do wait_listening "$NGINX_PID" "$i" "nginx"; done
 }

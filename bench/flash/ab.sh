@@ -5,10 +5,13 @@
 # see the same machine at the same moment. A change of a few percent of
 # the PoP's CPU shows here where it drowns in the round-to-round noise of
 # run.sh (±6% here). Rounds alternate the sides; BASE=HEAD against a
-# clean tree is the control (expect 1.00).
+# clean tree is the control (expect 1.00). BASE=nginx puts run.sh's
+# nginx (one worker, start_nginx_pop) on the base side instead: the
+# PoP's CPU against nginx's under the same crowd at the same moment.
 #
 #   bench/flash/ab.sh                      # the tree against HEAD, 3 rounds
 #   BASE=1e27c22 ROUNDS=4 bench/flash/ab.sh
+#   BASE=nginx PLAYERS=600 ROUNDS=4 bench/flash/ab.sh   # 3000 on each side
 set -euo pipefail
 
 BASE=${BASE:-HEAD}
@@ -30,11 +33,13 @@ OTHER_BENCH='bench/ingest/run\.sh|bench/pop/run\.sh|bench/flash/run\.sh|bench/ou
 
 PIDS=()
 SRC=""
+NGINX_CACHE=""
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   ((${#PIDS[@]} == 0)) || stop "${PIDS[@]}"
   [[ -z $SRC ]] || rm -rf "$SRC"
+  [[ -z $NGINX_CACHE ]] || rm -rf "$NGINX_CACHE"
   exit "$rc"
 }
 trap cleanup EXIT
@@ -52,11 +57,17 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 rm -rf "$RUN"
 mkdir -p "$RUN/base" "$RUN/tree"
-base=$(cd "$ROOT" && git rev-parse --short "$BASE") || die "no such revision: $BASE"
-log "building cmd/pop at $base and in the working tree, cmd/origin and cmd/loadtest in the tree"
-SRC=$(mktemp -d)
-(cd "$ROOT" && git archive "$base" | tar -x -C "$SRC") || die "git archive $base failed"
-(cd "$SRC" && go build -o "$RUN/base/pop" ./cmd/pop) || die "build of cmd/pop at $base failed"
+if [[ $BASE == nginx ]]; then
+  install_missing nginx:nginx
+  base=nginx
+  log "building cmd/pop, cmd/origin and cmd/loadtest in the working tree"
+else
+  base=$(cd "$ROOT" && git rev-parse --short "$BASE") || die "no such revision: $BASE"
+  log "building cmd/pop at $base and in the working tree, cmd/origin and cmd/loadtest in the tree"
+  SRC=$(mktemp -d)
+  (cd "$ROOT" && git archive "$base" | tar -x -C "$SRC") || die "git archive $base failed"
+  (cd "$SRC" && go build -o "$RUN/base/pop" ./cmd/pop) || die "build of cmd/pop at $base failed"
+fi
 for b in pop origin loadtest; do
   (cd "$ROOT" && go build -o "$RUN/tree/$b" "./cmd/$b") || die "build of cmd/$b failed"
 done
@@ -75,21 +86,32 @@ for ((r = 1; r <= ROUNDS; r++)); do
   wait_listening "$origin" "$rtmp" "origin (RTMP)"
   first=base second=tree
   ((r % 2)) || { first=tree second=base; }
-  pinned 0 "$RUN/$first/pop" -http "127.0.0.1:$pa" -origin "http://127.0.0.1:$http" >"$RUN/$first-r$r.log" 2>&1 &
-  popa=$!
-  pinned 0 "$RUN/$second/pop" -http "127.0.0.1:$pb" -origin "http://127.0.0.1:$http" >"$RUN/$second-r$r.log" 2>&1 &
-  popb=$!
-  PIDS+=("$popa" "$popb")
-  wait_listening "$popa" "$pa" "PoP ($first)"
-  wait_listening "$popb" "$pb" "PoP ($second)"
+  # start_side SIDE PORT starts one side's PoP on CPU 0 and sets SIDE_PID.
+  start_side() {
+    if [[ $1 == base && $base == nginx ]]; then
+      start_nginx_pop "$RUN/nginx-r$r" "$http" 0 "$2"
+      SIDE_PID=$NGINX_PID
+      return
+    fi
+    pinned 0 "$RUN/$1/pop" -http "127.0.0.1:$2" -origin "http://127.0.0.1:$http" >"$RUN/$1-r$r.log" 2>&1 &
+    SIDE_PID=$!
+    PIDS+=("$SIDE_PID")
+    wait_listening "$SIDE_PID" "$2" "PoP ($1)"
+  }
+  start_side "$first" "$pa"
+  popa=$SIDE_PID
+  start_side "$second" "$pb"
+  popb=$SIDE_PID
   log "round $r: $first on :$pa, $second on :$pb"
   (pinned 1 "$RUN/tree/loadtest" -targets "http://127.0.0.1:$pa,http://127.0.0.1:$pb" -broadcasters 1 \
     -rtmp "rtmp://127.0.0.1:$rtmp/live/" -stream-prefix "ab-r$r-" -scenario flash -players "$PLAYERS" \
     -flash-after 20s -flash-within 10s -flash-factor "$FACTOR" -duration 60s -dash 0.5 -step 5 \
     -json "$RUN/loadtest-r$r.json" >"$RUN/loadtest-r$r.log" 2>&1) || die "loadtest failed in round $r (see $RUN)"
-  ca=$(proc_secs "$popa") cb=$(proc_secs "$popb")
+  ca=$(tree_secs "$popa") cb=$(tree_secs "$popb") # nginx: master and worker
   stop "${PIDS[@]}"
   PIDS=()
+  [[ -z $NGINX_CACHE ]] || rm -rf "$NGINX_CACHE"
+  NGINX_CACHE=""
   if [[ $first == base ]]; then cbase=$ca ctree=$cb; else cbase=$cb ctree=$ca; fi
   ratio=$(calc "$ctree / $cbase")
   ratios+=("$ratio")

@@ -109,17 +109,6 @@ OTHER_BENCH='bench/ingest/run\.sh|bench/pop/run\.sh|bench/out/origin-bench|inges
 
 
 
-# tree_secs prints the CPU seconds used so far by pids and their children.
-tree_secs() {
-  local total=0 p line f
-  for p in "$@" $(for q in "$@"; do pgrep -P "$q" || true; done); do
-    line=$(cat "/proc/$p/stat" 2>/dev/null) || continue
-    read -r -a f <<<"${line##*) }"
-    total=$((total + f[11] + f[12] + f[13] + f[14]))
-  done
-  awk -v t="$total" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", t / hz }'
-}
-
 # sys_secs prints the busy CPU seconds of the whole machine so far.
 sys_secs() {
   local user nice system irq softirq steal
@@ -172,65 +161,10 @@ start_ours3() { start_ours 3; }
 # three entry points, as ours shares one key space over its 3 nodes), in
 # tmpfs as ours is in memory.
 start_nginx() {
-  local dir=$RUN/nginx ports=() i listen=""
-  for i in 0 1 2; do
-    ports+=("$(free_port)")
-    listen+="        listen 127.0.0.1:${ports[$i]} backlog=4096;"$'\n'
-  done
-  # One worker per CPU the PoP may use, as Go sizes its own by affinity.
-  NGINX_WORKERS=auto
-  [[ -z $SYS_CPUS ]] || NGINX_WORKERS=1
-  NGINX_CACHE=$(mktemp -d /dev/shm/flash-nginx-cache.XXXXXX 2>/dev/null || mktemp -d "$RUN/nginx-cache.XXXXXX")
-  mkdir -p "$dir/logs" "$dir/tmp"
-  chmod 0777 "$NGINX_CACHE" "$dir/tmp" # workers run unprivileged when started by root
-  cat >"$dir/nginx.conf" <<EOF2
-# Written by bench/flash/run.sh: nginx proxy_cache as a reference PoP.
-daemon off;
-master_process on;
-worker_processes $NGINX_WORKERS;
-worker_rlimit_nofile $(ulimit -n);
-pid $dir/nginx.pid;
-error_log $dir/logs/error.log warn;
-events { worker_connections $(($(ulimit -n) - 100)); }
-http {
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_timeout 600s;
-    keepalive_requests 1000000;
-    client_body_temp_path $dir/tmp/client;
-    proxy_temp_path $dir/tmp/proxy;
-    fastcgi_temp_path $dir/tmp/fastcgi;
-    uwsgi_temp_path $dir/tmp/uwsgi;
-    scgi_temp_path $dir/tmp/scgi;
-    proxy_cache_path $NGINX_CACHE levels=1:2 keys_zone=pop:64m max_size=4g inactive=10m use_temp_path=off;
-    upstream origin {
-        server 127.0.0.1:$ORIGIN_PORT;
-        keepalive 64;
-    }
-    server {
-$listen
-        location / {
-            proxy_pass http://origin;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            # The origin's Cache-Control decides lifetimes: 1 s for
-            # playlists and MPDs, a year for segments, no-store for 404s.
-            proxy_cache pop;
-            proxy_cache_lock on;
-            proxy_cache_lock_timeout 5s;
-            proxy_cache_use_stale updating;
-            add_header X-Cache \$upstream_cache_status always;
-        }
-    }
-}
-EOF2
-  nginx -t -q -p "$dir/" -e "$dir/logs/error.log" -c "$dir/nginx.conf" 2>"$dir/logs/configtest.log" ||
-    die "nginx rejected its config: $(cat "$dir/logs/configtest.log")"
-  pinned "$SYS_CPUS" nginx -p "$dir/" -e "$dir/logs/error.log" -c "$dir/nginx.conf" >"$dir/logs/stdout.log" 2>&1 &
-  PIDS+=("$!")
-  SYS_PIDS=("$!")
-  for i in 0 1 2; do wait_listening "$!" "${ports[$i]}" "nginx"; done
+  local ports=() i
+  for i in 0 1 2; do ports+=("$(free_port)"); done
+  start_nginx_pop "$RUN/nginx" "$ORIGIN_PORT" "$SYS_CPUS" "${ports[@]}"
+  SYS_PIDS=("$NGINX_PID")
   TARGETS="http://127.0.0.1:${ports[0]},http://127.0.0.1:${ports[1]},http://127.0.0.1:${ports[2]}"
   METRICS=$ORIGIN # nginx has no /metrics: the origin counts its requests
 }
