@@ -121,6 +121,15 @@
     video.addEventListener('playing', () => { state.playing = true; });
     video.addEventListener('waiting', () => { if (state.playing && !video.seeking) state.stalls++; });
     video.addEventListener('ended', () => { state.ended = true; });
+    // Now and then dash.js lets the element reach the end of a VOD before
+    // it ends the MediaSource (endOfStream): the element then sits paused
+    // on the last frame, everything buffered, and no 'ended' comes (seen
+    // in Chromium under load: TestBrowserVOD). Paused at the end is ended.
+    const pausedAtEnd = () => {
+      if (video.paused && Number.isFinite(video.duration) && video.duration > 0 &&
+          video.currentTime >= video.duration - 0.1) state.ended = true;
+    };
+    for (const ev of ['pause', 'durationchange', 'timeupdate']) video.addEventListener(ev, pausedAtEnd);
 
     function loadScript(src) {
       return new Promise((resolve, reject) => {
