@@ -6,6 +6,7 @@ package etcdtest
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"strings"
@@ -71,15 +72,24 @@ func Start(t testing.TB, cfg Config) *Cluster {
 	return c
 }
 
-// freeAddr returns a 127.0.0.1 address with a port free now.
+// freeAddr returns a 127.0.0.1 address with a port free now, below
+// Linux's ephemeral range (32768-60999 by default): the port is closed
+// again until etcd listens on it, and a port from that range (":0") may
+// meanwhile become the local port of any outgoing connection of the
+// tests running beside (TestIngestPlacement failed so: "bind: address
+// already in use").
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("etcdtest: %v", err)
+	for range 100 {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000)))
+		if err != nil {
+			continue // taken
+		}
+		defer l.Close()
+		return l.Addr().String()
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("etcdtest: no free port in 20000-31999 after 100 tries")
+	return ""
 }
 
 // start starts member m and waits until it is ready (a cluster's first
