@@ -236,7 +236,7 @@ func TestDASHPlayerWaitsForWholeSegments(t *testing.T) {
 	ast := time.Now().Add(-10 * seg).Truncate(time.Millisecond)
 	var mu sync.Mutex
 	var early []string // segments asked for before their end
-	whole := 0          // and after it
+	whole := 0         // and after it
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /live/s/manifest.mpd", func(w http.ResponseWriter, _ *http.Request) {
 		n := int(time.Since(ast) / seg) // the segment being produced
