@@ -73,6 +73,22 @@ for b in pop origin loadtest; do
 done
 dirty=$(cd "$ROOT" && git status --porcelain -uall 2>/dev/null | wc -l)
 
+# start_side SIDE PORT ROUND ORIGIN_PORT starts one side's PoP (base or
+# tree; nginx for base=nginx) on CPU 0, in front of the origin, and sets
+# SIDE_PID.
+start_side() {
+  local side=$1 port=$2 round=$3 origin_port=$4
+  if [[ $side == base && $base == nginx ]]; then
+    start_nginx_pop "$RUN/nginx-r$round" "$origin_port" 0 "$port"
+    SIDE_PID=$NGINX_PID
+    return
+  fi
+  pinned 0 "$RUN/$side/pop" -http "127.0.0.1:$port" -origin "http://127.0.0.1:$origin_port" >"$RUN/$side-r$round.log" 2>&1 &
+  SIDE_PID=$!
+  PIDS+=("$SIDE_PID")
+  wait_listening "$SIDE_PID" "$port" "PoP ($side)"
+}
+
 report "flash A/B of cmd/pop, $(date -u +%Y-%m-%dT%H:%M:%SZ): tree ($(cd "$ROOT" && git rev-parse --short HEAD), $dirty files changed) against $base"
 report "  $PLAYERS -> $((PLAYERS * FACTOR)) players over 60 s, half on each PoP; both PoPs on CPU 0, origin and load generator on CPU 1"
 report "$(printf '%-6s %-10s %10s %10s %8s' round 'first port' 'base CPU-s' 'tree CPU-s' 'tree/base')"
@@ -86,21 +102,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
   wait_listening "$origin" "$rtmp" "origin (RTMP)"
   first=base second=tree
   ((r % 2)) || { first=tree second=base; }
-  # start_side SIDE PORT starts one side's PoP on CPU 0 and sets SIDE_PID.
-  start_side() {
-    if [[ $1 == base && $base == nginx ]]; then
-      start_nginx_pop "$RUN/nginx-r$r" "$http" 0 "$2"
-      SIDE_PID=$NGINX_PID
-      return
-    fi
-    pinned 0 "$RUN/$1/pop" -http "127.0.0.1:$2" -origin "http://127.0.0.1:$http" >"$RUN/$1-r$r.log" 2>&1 &
-    SIDE_PID=$!
-    PIDS+=("$SIDE_PID")
-    wait_listening "$SIDE_PID" "$2" "PoP ($1)"
-  }
-  start_side "$first" "$pa"
+  start_side "$first" "$pa" "$r" "$http"
   popa=$SIDE_PID
-  start_side "$second" "$pb"
+  start_side "$second" "$pb" "$r" "$http"
   popb=$SIDE_PID
   log "round $r: $first on :$pa, $second on :$pb"
   (pinned 1 "$RUN/tree/loadtest" -targets "http://127.0.0.1:$pa,http://127.0.0.1:$pb" -broadcasters 1 \

@@ -55,9 +55,10 @@ var (
 // for each response. The head is the status line, the block, then the
 // map's entries. The map must not hold a name the block does.
 type HeaderBlockWriter interface {
-	// SetHeaderBlock makes block part of the head; before WriteHeader.
-	// The writer keeps block, which must not change, until the response
-	// ends.
+	// SetHeaderBlock makes block part of the head, as it is whatever
+	// the status (a 304's Content-Type is not left out); before
+	// WriteHeader. The writer keeps block, which must not change, until
+	// the response ends.
 	SetHeaderBlock(block []byte)
 }
 
