@@ -3,6 +3,7 @@ package fastpath
 import (
 	"bufio"
 	"context"
+	"errors"
 	"math/bits"
 	"net"
 	"net/http"
@@ -41,6 +42,9 @@ type conn struct {
 	// present has bit i set when the request in req.Header has the
 	// parser's header i.
 	present uint64
+	// partial is set while a request head came in part: it has its
+	// deadline (readHead).
+	partial bool
 }
 
 // serve answers fast requests until the connection ends or a request
@@ -66,31 +70,46 @@ func (c *conn) serve() {
 	c.vals = make([][1]string, len(s.parser.names))
 	c.w = writer{sock: c.sock, closing: &c.l.closing, date: &s.date, header: make(http.Header, 8)}
 	h := s.parser.newHead()
-	for {
-		n, err := c.readHead()
-		if err != nil {
-			return // closed, timed out or shut down: as net/http, nothing to say
-		}
-		if n < 0 || !s.parser.parse(c.buffered(n), &h) {
-			handed = true
-			c.l.handOver(c)
-			return
-		}
-		s.cfg.Answered()
-		c.setRequest(&h)
-		c.br.Discard(n)
-		if t := s.cfg.HTTP.WriteTimeout; t > 0 {
-			if d := time.Now().Add(t); moved(c.writeBy, d, t) {
-				c.nc.SetWriteDeadline(d)
-				c.writeBy = d
+	// step answers requests until it must wait for bytes (false) or the
+	// connection is done with the fast path (true); the sock calls it
+	// again when bytes come. An error of the wait (closed, timed out or
+	// shut down) ends the connection: as net/http, with nothing to say.
+	c.sock.serve(func() bool {
+		for {
+			n, err := c.readHead()
+			if err == errWouldBlock {
+				return false
+			}
+			if err != nil {
+				return true
+			}
+			if n < 0 || !s.parser.parse(c.buffered(n), &h) {
+				handed = true
+				return true
+			}
+			s.cfg.Answered()
+			c.setRequest(&h)
+			c.br.Discard(n)
+			if t := s.cfg.HTTP.WriteTimeout; t > 0 {
+				if d := time.Now().Add(t); moved(c.writeBy, d, t) {
+					c.nc.SetWriteDeadline(d)
+					c.writeBy = d
+				}
+			}
+			c.w.reset(h.isHead, h.close)
+			if !c.handle(s.cfg.Handler) || c.w.close || !c.setIdle(false) {
+				return true
 			}
 		}
-		c.w.reset(h.isHead, h.close)
-		if !c.handle(s.cfg.Handler) || c.w.close || !c.setIdle(false) {
-			return
-		}
+	})
+	if handed {
+		c.l.handOver(c) // outside serve: net/http reads the connection
 	}
 }
+
+// errWouldBlock is a sock's Read's error when the socket has nothing to
+// read yet: the request loop waits for it (sock.serve).
+var errWouldBlock = errors.New("fastpath: nothing to read yet")
 
 // buffered returns the first n bytes buffered, which are there.
 func (c *conn) buffered(n int) []byte {
@@ -98,28 +117,37 @@ func (c *conn) buffered(n int) []byte {
 	return b
 }
 
-// readHead waits for a complete request head and returns its length, or
-// -1 if it does not fit the buffer. The connection is idle until its
-// first byte, then busy. A head that came whole with its first bytes, as
-// nearly all do, is not given a deadline of its own.
+// readHead reads a complete request head and returns its length, or -1
+// if it does not fit the buffer; errWouldBlock when it must wait for more
+// bytes, and is called again. The connection is idle until its first
+// byte, then busy. A head that came whole with its first bytes, as nearly
+// all do, is not given a deadline of its own; one that did not has one
+// from its first bytes, which later bytes do not push back.
 func (c *conn) readHead() (int, error) {
 	if c.br.Buffered() == 0 {
 		if _, err := c.br.Peek(1); err != nil { // under the deadline set by setIdle
 			return 0, err
 		}
 	}
-	c.setBusy()
+	if !c.partial {
+		c.setBusy()
+	}
 	if n := headEnd(c.buffered(c.br.Buffered())); n >= 0 {
+		c.partial = false
 		return n, nil
 	}
-	hs := c.l.s.cfg.HTTP
-	c.setReadDeadline(deadline(hs.ReadHeaderTimeout, hs.ReadTimeout))
+	if !c.partial {
+		c.partial = true
+		hs := c.l.s.cfg.HTTP
+		c.setReadDeadline(deadline(hs.ReadHeaderTimeout, hs.ReadTimeout))
+	}
 	for {
 		b, _ := c.br.Peek(c.br.Buffered())
 		if n := headEnd(b); n >= 0 {
 			return n, nil
 		}
 		if len(b) == c.br.Size() {
+			c.partial = false
 			return -1, nil
 		}
 		if _, err := c.br.Peek(len(b) + 1); err != nil {

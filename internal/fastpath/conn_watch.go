@@ -3,9 +3,14 @@ package fastpath
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // watchAfter is how long the handler may hold a fast request before the
@@ -26,11 +31,16 @@ const (
 
 // departureWatch ends a fast connection's context when its client leaves
 // while a request is held, as net/http's background read does, so that
-// the handler's work for nobody (an upstream fetch) stops. It peeks at the socket and never consumes:
-// a pipelined request that arrives meanwhile stays there for the next
-// read, and the watch just ends. It waits under the read deadline in
-// effect (the request head's, or the idle one when the head came whole)
-// and stops watching when that passes.
+// the handler's work for nobody (an upstream fetch) stops. It peeks at
+// the socket and never consumes: a pipelined request that arrives
+// meanwhile stays there for the next read, and the watch just ends. It
+// waits under the read deadline in effect (the request head's, or the
+// idle one when the head came whole) and stops watching when that passes.
+//
+// The connection's own descriptor is being read by the request loop,
+// which holds its read lock while the handler runs (sock.serve): the
+// watch waits on a copy of the descriptor (dup(2)) in the poller, made
+// when it starts, so only for requests held watchAfter.
 type departureWatch struct {
 	c      *conn
 	raw    syscall.RawConn    // nil: the connection is not a socket; no watch
@@ -41,6 +51,9 @@ type departureWatch struct {
 	// exited receives once from every run, so that disarm knows the
 	// watcher is gone before the connection reads again.
 	exited chan struct{}
+
+	mu   sync.Mutex
+	copy *os.File // the descriptor run waits on, while it does; guarded by mu
 }
 
 func newDepartureWatch(c *conn, cancel context.CancelFunc) *departureWatch {
@@ -68,14 +81,17 @@ func (w *departureWatch) arm() bool {
 }
 
 // disarm ends the watch of the request handled, and returns once the
-// watcher, if it started, is gone. The connection's read deadline is then
-// in the past: the caller sets the next one.
+// watcher, if it started, is gone.
 func (w *departureWatch) disarm() {
 	w.armed.Store(false)
 	if w.timer.Stop() {
 		return // never ran
 	}
-	w.c.setReadDeadline(time.Unix(1, 0)) // wakes a waiting run
+	w.mu.Lock()
+	if w.copy != nil {
+		w.copy.SetReadDeadline(time.Unix(1, 0)) // wakes a waiting run
+	}
+	w.mu.Unlock()
 	<-w.exited
 }
 
@@ -86,14 +102,40 @@ func (w *departureWatch) run() {
 	if !w.armed.Load() {
 		return
 	}
+	f, err := w.dup()
+	if err != nil {
+		w.c.l.s.log.Debug("request held: cannot watch for its client leaving", "remote", w.c.req.RemoteAddr, "error", err)
+		return
+	}
+	defer f.Close()
+	w.mu.Lock()
+	if !w.armed.Load() { // disarm came first, and did not see the copy
+		w.mu.Unlock()
+		return
+	}
+	w.copy = f
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		w.copy = nil
+		w.mu.Unlock()
+	}()
+	if err := f.SetReadDeadline(w.c.readBy); err != nil { // not in the poller: it would block a thread
+		w.c.l.s.log.Debug("request held: cannot watch for its client leaving", "remote", w.c.req.RemoteAddr, "error", err)
+		return
+	}
+	raw, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
 	var b [1]byte
 	left, waiting := false, false
-	err := w.raw.Read(func(fd uintptr) bool {
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		for errors.Is(err, syscall.EINTR) {
-			n, _, err = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	err = raw.Read(func(fd uintptr) bool {
+		n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		for errors.Is(err, unix.EINTR) {
+			n, _, err = unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
 		}
-		if errors.Is(err, syscall.EAGAIN) {
+		if errors.Is(err, unix.EAGAIN) {
 			if !waiting {
 				w.c.l.s.log.Debug(msgWatching, "remote", w.c.req.RemoteAddr, "path", w.c.req.URL.Path)
 			}
@@ -107,4 +149,20 @@ func (w *departureWatch) run() {
 		w.c.l.s.log.Debug(msgLeft, "remote", w.c.req.RemoteAddr, "path", w.c.req.URL.Path)
 		w.cancel()
 	}
+}
+
+// dup returns a copy of the connection's descriptor, in the poller.
+func (w *departureWatch) dup() (*os.File, error) {
+	nfd, derr := -1, error(nil)
+	if err := w.raw.Control(func(fd uintptr) {
+		nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return nil, err
+	}
+	if derr != nil {
+		return nil, fmt.Errorf("dup: %w", derr)
+	}
+	// The copy shares the socket's non-blocking mode, so os.NewFile puts
+	// it in the poller.
+	return os.NewFile(uintptr(nfd), "departure watch"), nil
 }

@@ -3,12 +3,14 @@
 package fastpath
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -132,5 +134,87 @@ func TestSockWriteAllocs(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { _, err = s.Write(bufs[1]) }); n != 0 || err != nil {
 		t.Errorf("%v allocations per Write (%v), want none", n, err)
+	}
+}
+
+// TestSockServe: inside serve, a request that came whole costs one read:
+// the short read that emptied the socket is followed by a wait, not by a
+// read that finds nothing. Bytes that come while step works (after that
+// read, before the wait) are not missed, the peer's close ends step, and
+// the wait ends at the read deadline.
+func TestSockServe(t *testing.T) {
+	a, b := tcpPair(t, nil)
+	s := newSock(a)
+	br := bufio.NewReaderSize(s, 4<<10)
+	const pings = 50
+	working := make(chan struct{})
+	sent := make(chan struct{})
+	var ended error
+	served := make(chan error, 1)
+	go func() {
+		served <- s.serve(func() bool {
+			for {
+				buf, _ := br.Peek(br.Buffered())
+				i := bytes.IndexByte(buf, '\n')
+				if i < 0 {
+					if _, err := br.Peek(len(buf) + 1); err == errWouldBlock {
+						return false
+					} else if err != nil {
+						ended = err
+						return true
+					}
+					continue
+				}
+				line := string(buf[:i])
+				br.Discard(i + 1)
+				if line == "hold" { // the next line is sent meanwhile
+					working <- struct{}{}
+					<-sent
+				}
+				if _, err := s.Write([]byte(line + " ok\n")); err != nil {
+					ended = err
+					return true
+				}
+			}
+		})
+	}()
+	r := bufio.NewReader(b)
+	ask := func(line string) {
+		t.Helper()
+		if _, err := io.WriteString(b, line+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := r.ReadString('\n'); err != nil || got != line+" ok\n" {
+			t.Fatalf("answer to %q: %q, %v", line, got, err)
+		}
+	}
+	for i := range pings {
+		ask(strconv.Itoa(i))
+	}
+	if reads := s.reads; reads != pings {
+		t.Errorf("%d reads for %d requests, one at a time: want %d", reads, pings, pings)
+	}
+	io.WriteString(b, "hold\n")
+	<-working
+	io.WriteString(b, "after\n")
+	close(sent)
+	for _, want := range []string{"hold ok\n", "after ok\n"} {
+		if got, err := r.ReadString('\n'); err != nil || got != want {
+			t.Fatalf("got %q, %v; want %q", got, err, want)
+		}
+	}
+	b.Close()
+	if err := <-served; err != nil || ended != io.EOF {
+		t.Fatalf("serve = %v, step ended by %v; want nil, EOF", err, ended)
+	}
+
+	a, _ = tcpPair(t, nil)
+	s = newSock(a)
+	a.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if err := s.serve(func() bool {
+		_, err := s.Read(make([]byte, 8))
+		return err != errWouldBlock
+	}); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("serve past its deadline: %v; want a timeout", err)
 	}
 }
