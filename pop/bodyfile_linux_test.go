@@ -217,10 +217,10 @@ func TestBodyFileOnlyWhenKept(t *testing.T) {
 		admit bool
 		want  bool
 	}{
-		{"kept segment", "/live/s/e/v0/1.m4s", 64 << 10, true, true},
-		{"segment not kept", "/live/s/e/v0/1.m4s", 64 << 10, false, false},
-		{"small segment", "/live/s/e/v0/1.m4s", 8 << 10, true, false},
-		{"playlist", "/live/s/e/v0/index.m3u8", 64 << 10, true, false},
+		{"kept segment", "/live/s/e/v0/1.m4s", sendfileMin, true, true},
+		{"segment not kept", "/live/s/e/v0/1.m4s", sendfileMin, false, false},
+		{"small segment", "/live/s/e/v0/1.m4s", sendfileMin - 1, true, false},
+		{"playlist", "/live/s/e/v0/index.m3u8", sendfileMin, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			filed := make(chan struct{}, 1)

@@ -38,7 +38,7 @@ func newNode(t *testing.T, origin string) (*Server, net.Listener) {
 // the fast path and to one served by net/http alone, and compares what
 // comes back (fastpathtest.Compare).
 func TestFastPathMatchesNetHTTP(t *testing.T) {
-	seg := randomBody(100 << 10)
+	seg := randomBody(sendfileMin + 1000) // sent from its body file on the fast path
 	origin := newStubOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		switch {

@@ -27,7 +27,7 @@ type stubOrigin struct {
 	seen chan string
 }
 
-func newStubOrigin(t *testing.T, handle func(w http.ResponseWriter, r *http.Request)) *stubOrigin {
+func newStubOrigin(t testing.TB, handle func(w http.ResponseWriter, r *http.Request)) *stubOrigin {
 	t.Helper()
 	o := &stubOrigin{counts: map[string]int{}, handle: handle}
 	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
