@@ -88,3 +88,45 @@ func TestDateCache(t *testing.T) {
 		}
 	}
 }
+
+// TestFastPathTrickledHead: a head sent a byte at a time is ended
+// ReadHeaderTimeout after its first byte, as on net/http: the bytes that
+// keep coming do not push the deadline back, though the request loop
+// waits for each (sock.serve).
+func TestFastPathTrickledHead(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	sv := serve(t, &http.Server{Handler: ok, ReadHeaderTimeout: timeout, IdleTimeout: time.Hour}, Config{})
+	conn, err := net.Dial("tcp", sv.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	closed := make(chan time.Time, 1)
+	go func() {
+		io.Copy(io.Discard, conn)
+		closed <- time.Now()
+	}()
+	head := "GET /live/s/e/v0/1.m4s HTTP/1.1\r\nHost: pop\r\nUser-Agent: a-slow-client-sending-one-byte-at-a-time\r\n\r\n"
+	first := time.Now()
+	tick := time.NewTicker(timeout / 6)
+	defer tick.Stop()
+	for i := 0; i < len(head); i++ { // about 5 s in all, were it let through
+		select {
+		case at := <-closed:
+			if d := at.Sub(first); d < timeout || d > 3*timeout {
+				t.Fatalf("closed %v after the head's first byte, want about %v", d, timeout)
+			}
+			return
+		case <-tick.C:
+		}
+		if _, err := conn.Write([]byte{head[i]}); err != nil {
+			at := <-closed
+			if d := at.Sub(first); d < timeout || d > 3*timeout {
+				t.Fatalf("closed %v after the head's first byte, want about %v", d, timeout)
+			}
+			return
+		}
+	}
+	t.Fatal("the whole head went through, a byte at a time")
+}
