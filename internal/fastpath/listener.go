@@ -31,6 +31,23 @@ type listener struct {
 	closing atomic.Bool
 	mu      sync.Mutex
 	conns   map[*conn]struct{} // guarded by mu
+
+	readers sync.Pool // of *bufio.Reader: the connections' read buffers
+}
+
+// reader returns a read buffer over s, from the pool.
+func (l *listener) reader(s *sock) *bufio.Reader {
+	if br, ok := l.readers.Get().(*bufio.Reader); ok {
+		br.Reset(s)
+		return br
+	}
+	return bufio.NewReaderSize(s, readBuffer)
+}
+
+// putReader gives br, which holds nothing, back to the pool.
+func (l *listener) putReader(br *bufio.Reader) {
+	br.Reset(nil) // not keeping its connection
+	l.readers.Put(br)
 }
 
 // Accept returns the next connection handed over to net/http.
@@ -90,7 +107,6 @@ func (l *listener) accept(wg *sync.WaitGroup) {
 		}
 		backoff = 0
 		c := &conn{l: l, nc: nc, sock: newSock(nc)}
-		c.br = bufio.NewReaderSize(c.sock, readBuffer)
 		l.mu.Lock()
 		l.conns[c] = struct{}{}
 		l.mu.Unlock()
