@@ -87,10 +87,14 @@ func benchSegmentHit(b *testing.B, size int, sendfile bool) {
 	}
 	// A miss, then hits until the object is complete in the cache (with
 	// its file, when it gets one).
-	for filed := counterValue(s.metrics.sendfile); ; {
+	filed := counterValue(s.metrics.sendfile)
+	for tries := 0; ; tries++ {
 		get()
-		if n := counterValue(s.metrics.sendfile); !sendfile || n > filed {
+		if !sendfile || counterValue(s.metrics.sendfile) > filed {
 			break
+		}
+		if tries == 1000 {
+			b.Fatal("no response sent from a body file after 1000 hits")
 		}
 	}
 	before := counterValue(s.metrics.sendfile)

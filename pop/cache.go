@@ -48,10 +48,10 @@ type object struct {
 // copy sendfile saves costs less than its second system call (the head
 // goes first, with MSG_MORE). Over loopback on this project's 2-core VM,
 // one connection's full GETs cost less written than sent with sendfile
-// up to 192 KiB and 256 KiB alike (BenchmarkSegmentHit), and writing the
-// flash crowd's segments (bench/flash, ~70 KB of video) saved 2% of the
-// PoP's CPU; with wrk's many connections on a 250 KB segment sendfile
-// was the cheaper (bench/pop).
+// up to 192 KiB, the same at 256 KiB (BenchmarkSegmentHit), and writing
+// the flash crowd's segments (bench/flash, ~70 KB of video) saved 2% of
+// the PoP's CPU; with wrk's many connections on a 250 KB segment
+// sendfile was the cheaper (bench/pop).
 const sendfileMin = 192 << 10
 
 // cost is what o counts against its shard's byte bound: its body, twice

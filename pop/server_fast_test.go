@@ -111,6 +111,9 @@ func TestFastPathMatchesNetHTTP(t *testing.T) {
 			}
 		})
 	}
+	if counterValue(fastNode.metrics.sendfile) == 0 {
+		t.Error("no segment was sent from its body file: the comparison did not cover sendfile")
+	}
 }
 
 // counterValue reads c.

@@ -23,10 +23,11 @@ import (
 const watchAfter = time.Second
 
 // The debug messages of a departure watch: it waits for the client's
-// socket, and the client left.
+// socket, the client left, and it cannot watch (no copy of the socket).
 const (
 	msgWatching = "request held: watching for its client leaving"
 	msgLeft     = "client left while its request was held"
+	msgNoWatch  = "request held: cannot watch for its client leaving"
 )
 
 // departureWatch ends a fast connection's context when its client leaves
@@ -104,7 +105,7 @@ func (w *departureWatch) run() {
 	}
 	f, err := w.dup()
 	if err != nil {
-		w.c.l.s.log.Debug("request held: cannot watch for its client leaving", "remote", w.c.req.RemoteAddr, "error", err)
+		w.c.l.s.log.Debug(msgNoWatch, "remote", w.c.req.RemoteAddr, "error", err)
 		return
 	}
 	defer f.Close()
@@ -121,7 +122,7 @@ func (w *departureWatch) run() {
 		w.mu.Unlock()
 	}()
 	if err := f.SetReadDeadline(w.c.readBy); err != nil { // not in the poller: it would block a thread
-		w.c.l.s.log.Debug("request held: cannot watch for its client leaving", "remote", w.c.req.RemoteAddr, "error", err)
+		w.c.l.s.log.Debug(msgNoWatch, "remote", w.c.req.RemoteAddr, "error", err)
 		return
 	}
 	raw, err := f.SyscallConn()

@@ -178,6 +178,7 @@ func TestSockServe(t *testing.T) {
 			}
 		})
 	}()
+	b.SetDeadline(time.Now().Add(10 * time.Second)) // a lost wakeup fails, not hangs
 	r := bufio.NewReader(b)
 	ask := func(line string) {
 		t.Helper()
