@@ -21,8 +21,11 @@ import (
 // (access.Verifier). A token travels in the path, /t/{token}/live/...,
 // so that the relative URIs of playlists and MPDs carry it; it is
 // stripped before the cache key, so that every viewer shares one cached
-// copy. A denied request is answered 401 or 403 and never fetched nor
-// counted as a viewer.
+// copy. A denied request is answered 401 or 403 and never counted as a
+// viewer; once the node knows the stream's rules it is not fetched
+// either. The first request for a stream the node has not seen is
+// fetched (within the client's miss budget, like any object not known
+// to exist) to learn them, then denied.
 
 // The headers of a stream's rules (internal/layout), and of a denial.
 const (
