@@ -37,7 +37,7 @@ type sock struct {
 	serving   bool // inside serve, which has the socket as fd
 	fd        int
 	drained   bool         // the last read inside serve emptied the socket
-	reads     int          // system calls of the reads inside serve
+	reads     int          // reads inside serve, each one system call but for EINTR
 	iovs      []unix.Iovec // of the buffers being written, reused
 	iov       []unix.Iovec // the part of iovs not yet written
 	written   int64
@@ -99,25 +99,15 @@ func (s *sock) Read(p []byte) (int, error) {
 	if s.drained {
 		return 0, errWouldBlock
 	}
-	for {
-		n, errno := sysRead(s.fd, p)
-		s.reads++
-		switch errno {
-		case 0:
-			if n == 0 {
-				return 0, io.EOF
-			}
-			s.drained = n < len(p)
-			return n, nil
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			s.drained = true
-			return 0, errWouldBlock
-		default:
-			return 0, &net.OpError{Op: "read", Net: "tcp", Err: errno}
-		}
+	n, err := readFD(s.fd, p)
+	s.reads++
+	switch err {
+	case nil:
+		s.drained = n < len(p)
+	case errWouldBlock:
+		s.drained = true
 	}
+	return n, err
 }
 
 // readWaiting is Read outside serve: one RawConn.Read of its own.
@@ -128,26 +118,32 @@ func (s *sock) readWaiting(p []byte) (int, error) {
 	if err == nil {
 		err = s.err
 	}
-	if err == nil && s.n == 0 {
-		err = io.EOF
-	}
 	return s.n, err
 }
 
 func (s *sock) read(fd uintptr) bool {
+	s.n, s.err = readFD(int(fd), s.p)
+	return s.err != errWouldBlock
+}
+
+// readFD reads once from fd into p, again when interrupted: n > 0 bytes,
+// errWouldBlock when the socket has none yet, io.EOF, or the error.
+func readFD(fd int, p []byte) (int, error) {
 	for {
-		n, errno := sysRead(int(fd), s.p)
+		n, errno := sysRead(fd, p)
 		switch errno {
 		case 0:
-			s.n = n
+			if n == 0 {
+				return 0, io.EOF
+			}
+			return n, nil
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			return false
+			return 0, errWouldBlock
 		default:
-			s.err = &net.OpError{Op: "read", Net: "tcp", Err: errno}
+			return 0, &net.OpError{Op: "read", Net: "tcp", Err: errno}
 		}
-		return true
 	}
 }
 
